@@ -1,0 +1,110 @@
+"""Reading manifests from disk: discovery, limits, decoding, then parsing and checking.
+
+``load(paths)`` finds every ``*.yaml``/``*.yml`` under the given folders (or the given files) in a
+deterministic order, refuses what must not be read (oversized files, non-UTF-8, symlinks leaving
+the manifests root), parses each file (``yamlparse``) and hands the documents to the pure core
+(``core.validate``, ``core.rules``). The result carries every diagnostic of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from reconciler.core.rules import check
+from reconciler.core.source import RawDocument
+from reconciler.core.validate import ManifestSet, build
+from reconciler.diagnostics import Diagnostics, SourceLocation
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+SUFFIXES = (".yaml", ".yml")
+
+
+def discover(paths: Sequence[str | Path], diags: Diagnostics) -> list[Path]:
+    """Files to read, in order: folders walked (sorted, hidden entries skipped), files as given."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(_walk(path, path.resolve(), diags))
+        elif path.is_file():
+            found.append(path)
+        else:
+            diags.error("E001", "no such file or folder", SourceLocation(str(path)))
+    return found
+
+
+def _walk(folder: Path, root: Path, diags: Diagnostics) -> Iterable[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        diags.error("E001", f"cannot read folder: {exc.strerror}", SourceLocation(str(folder)))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        if entry.is_symlink() and not _inside(path, root):
+            if entry.name.endswith(SUFFIXES) or path.is_dir():
+                diags.error("E007", "symlink points outside the manifests root; refused",
+                            SourceLocation(str(path)))
+            continue
+        if entry.is_dir():
+            yield from _walk(path, root, diags)
+        elif entry.name.endswith(SUFFIXES):
+            yield path
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # symlink loops
+        return False
+
+
+def read_text(path: Path, diags: Diagnostics) -> str | None:
+    """The file's text, or ``None`` with a diagnostic (too big, unreadable, not UTF-8)."""
+    where = SourceLocation(str(path))
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            diags.error("E006", f"file is {size} bytes; the limit is {MAX_FILE_BYTES} (5 MiB)",
+                        where)
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        diags.error("E001", f"cannot read file: {exc.strerror}", where)
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        diags.error("E001", f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                    SourceLocation(str(path), line, col))
+        return None
+    if "\x00" in text:
+        diags.error("E001", "file contains NUL bytes; not a text file", where)
+        return None
+    return text.removeprefix("\ufeff")
+
+
+def parse_files(paths: Sequence[str | Path], diags: Diagnostics) -> list[RawDocument]:
+    from reconciler.adapters.yamlparse import parse_documents
+
+    docs: list[RawDocument] = []
+    for path in discover(paths, diags):
+        text = read_text(path, diags)
+        if text is not None:
+            docs.extend(parse_documents(text, str(path), diags))
+    return docs
+
+
+def load(paths: Sequence[str | Path]) -> tuple[ManifestSet, Diagnostics]:
+    """Load, validate and check every manifest under ``paths``."""
+    diags = Diagnostics()
+    docs = parse_files(paths, diags)
+    manifests = build(docs, diags)
+    check(manifests, diags)
+    return manifests, diags

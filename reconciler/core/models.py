@@ -1,0 +1,246 @@
+"""Manifest models (product.md §1): ``Account`` and ``ConversionEvent``, ``apiVersion: convctl/v1``.
+
+The models fix the *shape* of a manifest: field names, types, defaults, unknown fields refused.
+Formats and business rules that need a precise position or an R-rule (ids, stages, quota,
+references) are checked in ``rules.py`` so every finding gets its own code and node.
+Patterns are still published in the JSON Schema (``json_schema_extra``) for editors.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+API_VERSION = "convctl/v1"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class ResourceKey(NamedTuple):
+    """Identity of a conversion event: (account name, event name) (architecture rule 3)."""
+
+    account: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.account}/{self.name}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _pattern(regex: str) -> dict[str, Any]:
+    return {"pattern": regex}
+
+
+class Metadata(_Model):
+    name: str = Field(
+        description="Unique name: lowercase letters, digits and '-', at most 63 characters.",
+        json_schema_extra=_pattern(NAME_PATTERN),
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels (e.g. team: growth)."
+    )
+    renamed_from: str | None = Field(
+        default=None,
+        alias="renamedFrom",
+        description="Previous name: the plan renames the live event in place instead of "
+        "deleting and re-creating it.",
+    )
+
+
+class CustomStage(_Model):
+    id: str = Field(description="Numeric id of the custom lifecycle stage (R6).",
+                    json_schema_extra=_pattern(r"^\d+$"))
+    label: str = Field(description="Display name of the stage, sent to Meta as event_name.")
+
+
+class Form(_Model):
+    id: str = Field(description="The form's id (GUID) in the CRM account (R12).")
+    name: str = Field(description="The form's display name.")
+
+
+class SecretRef(_Model):
+    """A reference to a secret; the secret itself never appears in a manifest."""
+
+    env: str | None = Field(default=None, description="Name of an environment variable.",
+                            json_schema_extra=_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))
+    file: str | None = Field(default=None, description="Path of a file holding the token.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_literal(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float):
+            raise PydanticCustomError(
+                "E104",
+                "a literal access token is refused (value not shown); use {env: NAME} or "
+                "{file: PATH}",
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise PydanticCustomError("E105", "give exactly one of 'env' or 'file'")
+        return self
+
+
+class Facebook(_Model):
+    business_id: str = Field(alias="businessId",
+                             description="Meta Business Manager id owning the ad accounts (R2).",
+                             json_schema_extra=_pattern(r"^\d{5,20}$"))
+    pixel_id: str = Field(alias="pixelId",
+                          description="Meta pixel (dataset) id server events are sent to (R3).",
+                          json_schema_extra=_pattern(r"^\d{15,16}$"))
+    ad_accounts: list[str] = Field(alias="adAccounts",
+                                   description="Meta ad accounts of the business: act_<digits>.")
+    access_token: SecretRef = Field(alias="accessToken",
+                                    description="Conversions API token: {env: NAME} or "
+                                    "{file: PATH}, never the token itself.")
+    lead_id_property: str = Field(default="meta_lead_id", alias="leadIdProperty",
+                                  description="Contact property holding the Meta lead id (R5).")
+    ad_interaction_property: str = Field(
+        default="meta_ad_interaction", alias="adInteractionProperty",
+        description="Contact property telling the contact interacted with tracked ads (R8).")
+
+
+class AccountSpec(_Model):
+    portal_id: int = Field(alias="portalId", description="CRM account (portal) id.", gt=0)
+    tier: Literal["professional", "enterprise"] = Field(
+        description="Subscription tier: professional allows 50 lifecycle-stage events, "
+        "enterprise 100 (R9).")
+    lead_sync: bool = Field(default=False, alias="leadSync",
+                            description="Meta lead sync is on; required for lifecycle events (R5).")
+    sync_web_conversions: bool = Field(
+        default=True, alias="syncWebConversions",
+        description="Account setting 'sync web conversions to ads'; false is a warning (R17).")
+    default_country_code: str | None = Field(
+        default=None, alias="defaultCountryCode",
+        description="Calling code used to complete phone numbers without one, e.g. \"1\".",
+        json_schema_extra=_pattern(r"^\d{1,3}$"))
+    custom_lifecycle_stages: list[CustomStage] = Field(
+        default_factory=list, alias="customLifecycleStages",
+        description="The account's custom lifecycle stages (R6).")
+    forms: list[Form] = Field(default_factory=list,
+                              description="Forms that exist in the CRM account (R12).")
+    facebook: Facebook = Field(description="Meta setup of the account.")
+
+
+class Account(_Model):
+    api_version: Literal["convctl/v1"] = Field(alias="apiVersion", description="Always convctl/v1.")
+    kind: Literal["Account"] = Field(description="Account: one CRM account and its Meta setup.")
+    metadata: Metadata = Field(description="Name and labels.")
+    spec: AccountSpec = Field(description="The account's settings.")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def stage_ids(self) -> set[str]:
+        from reconciler.core.vocabulary import STANDARD_STAGES
+
+        return set(STANDARD_STAGES) | {s.id for s in self.spec.custom_lifecycle_stages}
+
+
+class Money(_Model):
+    amount: float = Field(description="Positive amount (R13).")
+    currency: str = Field(description="ISO 4217 currency code, e.g. EUR (R13).",
+                          json_schema_extra=_pattern(r"^[A-Z]{3}$"))
+
+
+class Consent(_Model):
+    property: str = Field(description="Contact property recording consent (R14).")
+    value: str = Field(description="The value of that property that means 'consented' (R14).")
+
+
+class FormSubmission(_Model):
+    form_id: str = Field(alias="formId", description="Id of one of the account's forms (R12).")
+    facebook_event: str = Field(
+        alias="facebookEvent",
+        description="A standard Meta event (Lead, CompleteRegistration, ...) or "
+        "custom:<EventName> (R13).")
+    value: Money | None = Field(default=None, description="Optional conversion value (R13).")
+    predictive_lead_score: bool = Field(
+        default=False, alias="predictiveLeadScore",
+        description="Send the CRM's predictive lead score (R13).")
+    consent: Consent | None = Field(default=None,
+                                    description="Consent property and value; required (R14).")
+
+
+class LifecycleStageChange(_Model):
+    stages: list[str] = Field(description="Lifecycle stages that fire the event; each counts "
+                              "one toward the tier limit (R6, R7).")
+    contacts: Literal["all", "adInteractions"] = Field(
+        default="all",
+        description="all contacts with a lead id, or only those that interacted with ads (R8).")
+
+
+class Trigger(_Model):
+    form_submission: FormSubmission | None = Field(
+        default=None, alias="formSubmission", description="Fire on a form submission.")
+    lifecycle_stage_change: LifecycleStageChange | None = Field(
+        default=None, alias="lifecycleStageChange",
+        description="Fire when a contact moves into a lifecycle stage.")
+
+    @property
+    def kind(self) -> str:
+        return "formSubmission" if self.form_submission is not None else "lifecycleStageChange"
+
+
+class PropertyMapping(_Model):
+    property: str = Field(description="CRM contact property name.")
+    as_: str = Field(alias="as", description="Meta user_data key it is sent as.")
+
+
+class DataSharing(_Model):
+    properties: list[Annotated[str | PropertyMapping, Field(union_mode="left_to_right")]] = Field(
+        default_factory=list,
+        description="Contact properties sent to Meta (R15); email is strongly recommended.")
+    ip_address: bool = Field(default=True, alias="ipAddress",
+                             description="Send the visitor's IP address; may be removed (R15).")
+    user_agent: bool = Field(default=True, alias="userAgent",
+                             description="Always sent; cannot be switched off (R15).")
+    action_source: bool = Field(default=True, alias="actionSource",
+                                description="Always sent; cannot be switched off (R15).")
+    event_source_url: bool = Field(default=True, alias="eventSourceUrl",
+                                   description="Always sent; cannot be switched off (R15).")
+
+    def property_names(self) -> list[str]:
+        return [p if isinstance(p, str) else p.property for p in self.properties]
+
+
+class EventSpec(_Model):
+    account: str = Field(description="Name of the Account this event belongs to.")
+    ad_account: str = Field(alias="adAccount", description="One of the account's ad accounts.")
+    enabled: bool = Field(default=True, description="The sync toggle (R19).")
+    protect: bool = Field(default=False,
+                          description="true: plan refuses to delete or replace this event.")
+    trigger: Trigger = Field(description="Exactly one trigger (R1).")
+    data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
+                                      description="What is sent to Meta (R15).")
+
+
+class ConversionEvent(_Model):
+    api_version: Literal["convctl/v1"] = Field(alias="apiVersion", description="Always convctl/v1.")
+    kind: Literal["ConversionEvent"] = Field(description="ConversionEvent: one conversion event.")
+    metadata: Metadata = Field(description="Name, labels, renamedFrom.")
+    spec: EventSpec = Field(description="The event's settings.")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.spec.account, self.metadata.name)
+
+    @property
+    def stage_count(self) -> int:
+        """Quota use (R7): one per selected stage of a lifecycle event, 0 for forms."""
+        lc = self.spec.trigger.lifecycle_stage_change
+        return len(set(lc.stages)) if lc is not None else 0
+
+
+KINDS: dict[str, type[_Model]] = {"Account": Account, "ConversionEvent": ConversionEvent}

@@ -1,0 +1,91 @@
+"""The seam between planning/applying and a live-state backend (product.md §2).
+
+Backends: ``adapters.state.sqlite`` (embedded, default), ``adapters.state.memory`` (a real fake
+for tests), later HTTP. Every backend enforces the tier limit (R9) itself, atomically with the
+write, and raises only errors from ``reconciler.errors``:
+
+- ``ConflictError``: quota overflow (message names account, limit and count), stale
+  ``expected_version``, an (account, name) clash;
+- ``NotFoundError``: unknown account, event or lock;
+- ``LockedError``: the lock is held (message names holder, pid, host, expiry);
+- ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
+
+One contract test suite (``tests/contract``) runs against every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
+from reconciler.core.models import AccountSpec
+
+
+class LockInfo(BaseModel):
+    """Who holds (or asks for) the state lock."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    holder: str
+    pid: int
+    host: str
+    operation: str
+    created_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        return (f"lock {self.id} held by {self.holder} (pid {self.pid} on {self.host}, "
+                f"{self.operation}) since {self.created_at:%Y-%m-%d %H:%M:%S} UTC, expires "
+                f"{self.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+class StateReader(Protocol):
+    def list_accounts(self) -> list[LiveAccount]: ...
+
+    def list_events(self, account: str | None = None) -> list[LiveEvent]: ...
+
+    def get_event(self, event_id: str) -> LiveEvent: ...
+
+
+class StateWriter(Protocol):
+    def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
+                    expected_version: int | None) -> LiveAccount:
+        """Create (``expected_version=None``) or update an account; refuses a tier change that
+        leaves more lifecycle-stage slots in use than the new limit (R9)."""
+        ...
+
+    def create_event(self, event: EventWrite) -> LiveEvent: ...
+
+    def update_event(self, event_id: str, event: EventWrite, expected_version: int) -> LiveEvent:
+        """Replace the event's name, spec, labels and marker; ``account`` cannot change."""
+        ...
+
+    def delete_event(self, event_id: str, expected_version: int | None = None) -> None: ...
+
+
+class Locker(Protocol):
+    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float) -> LockInfo:
+        """Take the state lock or raise ``LockedError`` naming the current holder. An expired
+        lock is taken over."""
+        ...
+
+    def release_lock(self, lock_id: str) -> None: ...
+
+    def current_lock(self) -> LockInfo | None: ...
+
+
+class Journal(Protocol):
+    def record_step(self, run_id: str, index: int, description: str, status: str,
+                    detail: str = "") -> None:
+        """Append one apply step's outcome (``done`` / ``failed`` / ``pending``)."""
+        ...
+
+
+class Provider(StateReader, StateWriter, Locker, Journal, Protocol):
+    """Everything plan and apply need from a live-state backend."""
+
+    def close(self) -> None: ...

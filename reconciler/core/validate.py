@@ -1,0 +1,156 @@
+"""Raw documents -> validated models, with pydantic errors turned into positioned diagnostics."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.core.models import API_VERSION, KINDS, Account, ConversionEvent
+from reconciler.core.source import Located, Path, RawDocument
+from reconciler.diagnostics import Diagnostics
+
+# Rules our custom pydantic error types stand for.
+CODE_RULES = {"E104": None, "E105": None}
+
+
+@dataclass
+class ManifestSet:
+    """The desired state: every valid account and event, in load order."""
+
+    accounts: list[Located[Account]] = field(default_factory=list)
+    events: list[Located[ConversionEvent]] = field(default_factory=list)
+
+    def account(self, name: str) -> Located[Account] | None:
+        for acc in self.accounts:
+            if acc.model.name == name:
+                return acc
+        return None
+
+
+def build(docs: list[RawDocument], diags: Diagnostics) -> ManifestSet:
+    result = ManifestSet()
+    for doc in docs:
+        model = _validate(doc, diags)
+        if isinstance(model, Account):
+            result.accounts.append(Located(model, doc.source))
+        elif isinstance(model, ConversionEvent):
+            result.events.append(Located(model, doc.source))
+    return result
+
+
+def _validate(doc: RawDocument, diags: Diagnostics) -> BaseModel | None:
+    data, src = doc.data, doc.source
+    if not isinstance(data, dict):
+        diags.error("E008", "a manifest document must be a mapping with apiVersion, kind, "
+                    "metadata and spec", src.at(()))
+        return None
+    if data.get("apiVersion") != API_VERSION:
+        where = src.at(("apiVersion",)) if "apiVersion" in data else src.at(())
+        got = data.get("apiVersion")
+        what = f"unsupported apiVersion {got!r}" if got is not None else "missing apiVersion"
+        diags.error("E009", f"{what}; expected '{API_VERSION}'", where)
+        return None
+    kind = data.get("kind")
+    model_cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if model_cls is None:
+        where = src.at(("kind",)) if "kind" in data else src.at(())
+        diags.error("E009", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", where)
+        return None
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+    for err in errors:
+        _report(err, data, doc, diags)
+    # Unknown fields alone (typos, mostly) must not hide the rule checks of the rest.
+    if all(err["type"] == "extra_forbidden" for err in errors):
+        pruned = copy.deepcopy(data)
+        for err in errors:
+            _drop(pruned, _data_path(data, tuple(err["loc"])))
+        try:
+            return model_cls.model_validate(pruned)
+        except ValidationError:
+            return None
+    return None
+
+
+def _drop(data: Any, path: Path) -> None:
+    node = data
+    for step in path[:-1]:
+        node = node[step]
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
+    """Map a pydantic ``loc`` to the deepest existing path in the raw data."""
+    path: list[str | int] = []
+    node = data
+    for step in loc:
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        else:
+            continue  # a union member tag or a missing key
+        path.append(step)
+    return tuple(path)
+
+
+def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics) -> None:
+    path = _data_path(data, tuple(err["loc"]))
+    kind, src = err["type"], doc.source
+    dotted = ".".join(str(p) for p in err["loc"] if not _is_tag(p))
+    if kind == "extra_forbidden":
+        name = str(err["loc"][-1])
+        hint = _suggest(name)
+        diags.error("E101", f"unknown field '{name}' at {dotted}{hint}", src.at(path, key=True))
+    elif kind == "missing":
+        diags.error("E102", f"missing required field '{dotted}'", src.at(path))
+    elif kind in CODE_RULES:
+        diags.error(kind, err["msg"], src.at(path), CODE_RULES[kind])
+    else:
+        diags.error("E103", f"{dotted}: {err['msg']}", src.at(path))
+
+
+def _is_tag(step: Any) -> bool:
+    return isinstance(step, str) and (step[:1].isupper() or step in ("str",))
+
+
+def _known_fields() -> Iterator[str]:
+    seen: set[type[BaseModel]] = set()
+    stack: list[type[BaseModel]] = list(KINDS.values())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for name, info in cls.model_fields.items():
+            yield info.alias or name
+            for arg in _model_args(info.annotation):
+                stack.append(arg)
+
+
+def _model_args(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _model_args(arg)
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        yield from _model_args(getattr(meta, "annotation", None))
+
+
+@functools.cache
+def _field_names() -> tuple[str, ...]:
+    return tuple(sorted(set(_known_fields())))
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, _field_names(), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,58 @@
+"""One exception tree for faults (user mistakes are diagnostics, see ``diagnostics.py``).
+
+    ConvctlError                 base; ``str(exc)`` is one line fit for the user
+    ├── UsageError               bad command-line input (exit 1, no traceback)
+    ├── StateError               the live state cannot be read or written as asked
+    │   ├── ConflictError        optimistic-concurrency or quota refusal (HTTP 409/412)
+    │   ├── NotFoundError        an account, event or lock does not exist
+    │   ├── LockedError          another apply holds the lock
+    │   └── StalePlanError       a saved plan no longer matches the live state or the manifests
+    ├── TransientError           worth retrying, optionally after ``retry_after`` seconds
+    └── PermanentError           retrying will not help
+
+Adapters translate foreign errors (sqlite3, httpx, OS) into these with ``raise X from exc``.
+"""
+
+from __future__ import annotations
+
+
+class ConvctlError(Exception):
+    """Base of every error convctl raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(ConvctlError):
+    """The command line asks for something that cannot be done."""
+
+
+class StateError(ConvctlError):
+    """The live state store failed or refused an operation."""
+
+
+class ConflictError(StateError):
+    """A write was refused: stale version, quota overflow (R9) or a name clash."""
+
+
+class NotFoundError(StateError):
+    """The addressed object does not exist."""
+
+
+class LockedError(StateError):
+    """The state is locked by another holder."""
+
+
+class StalePlanError(StateError):
+    """A saved plan was made against a live state or manifests that have since changed."""
+
+
+class TransientError(ConvctlError):
+    """A failure that may succeed when retried (after ``retry_after`` seconds if given)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConvctlError):
+    """A failure that retrying cannot fix."""
