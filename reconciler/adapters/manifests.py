@@ -8,8 +8,10 @@ the manifests root), parses each file (``yamlparse``) and hands the documents to
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from reconciler.core.rules import check
@@ -19,6 +21,7 @@ from reconciler.diagnostics import Diagnostics, SourceLocation
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 SUFFIXES = (".yaml", ".yml")
+_FREEZE_ABOVE = 200_000  # tracked objects, about 2,000 documents
 
 
 def discover(paths: Sequence[str | Path], diags: Diagnostics) -> list[Path]:
@@ -30,6 +33,8 @@ def discover(paths: Sequence[str | Path], diags: Diagnostics) -> list[Path]:
             found.extend(_walk(path, path.resolve(), diags))
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            diags.error("E001", "not a regular file; refused", SourceLocation(str(path)))
         else:
             diags.error("E001", "no such file or folder", SourceLocation(str(path)))
     return found
@@ -50,10 +55,15 @@ def _walk(folder: Path, root: Path, diags: Diagnostics) -> Iterable[Path]:
                 diags.error("E007", "symlink points outside the manifests root; refused",
                             SourceLocation(str(path)))
             continue
-        if entry.is_dir():
+        if entry.is_symlink() and path.is_dir():
+            continue  # inside the root: walked already (and a loop would never end)
+        if entry.is_dir(follow_symlinks=False):
             yield from _walk(path, root, diags)
-        elif entry.name.endswith(SUFFIXES):
+        elif entry.name.endswith(SUFFIXES) and entry.is_file():
             yield path
+        elif entry.name.endswith(SUFFIXES):  # a FIFO or device would block or never end
+            diags.error("E001", "not a regular file (or a dangling symlink); refused",
+                        SourceLocation(str(path)))
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -84,8 +94,12 @@ def read_text(path: Path, diags: Diagnostics) -> str | None:
         diags.error("E001", f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
                     SourceLocation(str(path), line, col))
         return None
-    if "\x00" in text:
-        diags.error("E001", "file contains NUL bytes; not a text file", where)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        diags.error("E001", "file contains NUL bytes; not a text file",
+                    SourceLocation(str(path), line, col))
         return None
     return text.removeprefix("\ufeff")
 
@@ -103,8 +117,32 @@ def parse_files(paths: Sequence[str | Path], diags: Diagnostics) -> list[RawDocu
 
 def load(paths: Sequence[str | Path]) -> tuple[ManifestSet, Diagnostics]:
     """Load, validate and check every manifest under ``paths``."""
-    diags = Diagnostics()
-    docs = parse_files(paths, diags)
-    manifests = build(docs, diags)
-    check(manifests, diags)
+    with _bulk_gc():
+        diags = Diagnostics()
+        docs = parse_files(paths, diags)
+        manifests = build(docs, diags)
+        check(manifests, diags)
     return manifests, diags
+
+
+@contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the bulk allocation of a load.
+
+    A load allocates tens of long-lived objects per node (data, positions, models), none of them
+    in a reference cycle. Left on, the collector rescans the growing heap again and again (a
+    10,000-event load spent most of its time there, and it grew superlinearly), then once more
+    after the load and at exit. So collection is paused during the load, and what a large load
+    allocated is frozen afterwards (``gc.freeze``): reference counting still frees all of it when
+    dropped; the collector just never scans it. Small loads (tests, a typical repo) are left to
+    the collector as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_count()[0] > _FREEZE_ABOVE:  # objects allocated (net) while paused
+            gc.freeze()
+        if was_enabled:
+            gc.enable()

@@ -8,6 +8,8 @@ W3xx warnings. The table in README "Diagnostic codes" lists them all.
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import re
 from collections import defaultdict
 
@@ -27,6 +29,7 @@ from reconciler.diagnostics import Diagnostics
 _NAME = re.compile(NAME_PATTERN)
 _DIGITS = re.compile(r"^\d+$")
 _AD_ACCOUNT = re.compile(r"^act_\d+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CUSTOM_EVENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}$")
 
 AccountDoc = Located[Account]
@@ -46,7 +49,10 @@ def check(ms: ManifestSet, diags: Diagnostics) -> None:
                         f"'{key[0]}' (first at {first})", ev.at("metadata", "name"))
             continue
         seen[key] = ev
-        _check_event(ev, accounts.get(ev.model.spec.account), diags)
+        if ev.model.spec.account in accounts or ev.model.spec.account not in ms.invalid_accounts:
+            _check_event(ev, accounts.get(ev.model.spec.account), diags)
+        else:  # the account document itself is broken and already reported: no E201 noise
+            _check_trigger(ev, None, diags)
     _check_quota(list(seen.values()), accounts, diags)
 
 
@@ -94,6 +100,12 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         if not _AD_ACCOUNT.match(ad):
             diags.error("E112", f"ad account '{ad}' must look like act_<digits>",
                         doc.at("spec", "facebook", "adAccounts", i), "R2")
+    env = fb.access_token.env
+    if env is not None and not _ENV_NAME.match(env):
+        # May be a pasted token: never echo it (product.md §1, literal secrets are refused).
+        diags.error("E104", "accessToken.env must be an environment variable name "
+                    "(letters, digits, '_'; value not shown)",
+                    doc.at("spec", "facebook", "accessToken", "env"))
     code = spec.default_country_code
     if code is not None and not re.fullmatch(r"[1-9]\d{0,2}", code):
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
@@ -132,10 +144,14 @@ def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -
         known = ", ".join(account.model.spec.facebook.ad_accounts) or "none"
         diags.error("E202", f"ad account '{spec.ad_account}' is not one of account "
                     f"'{spec.account}' ad accounts ({known})", ev.at("spec", "adAccount"), "R1")
-    trig = spec.trigger
+    _check_trigger(ev, account, diags)
+
+
+def _check_trigger(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
+    trig = ev.model.spec.trigger
     if (trig.form_submission is None) == (trig.lifecycle_stage_change is None):
         diags.error("E301", "the trigger must have exactly one of formSubmission or "
-                    "lifecycleStageChange", ev.at("spec", "trigger"), "R1")
+                    "lifecycleStageChange", ev.at("spec", "trigger", key=True), "R1")
         return
     if trig.lifecycle_stage_change is not None:
         _check_lifecycle(ev, account, diags)
@@ -149,7 +165,7 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
     base = ("spec", "trigger", "lifecycleStageChange")
     if account is not None and not account.model.spec.lead_sync:
         diags.error("E302", f"lifecycle-stage events need leadSync: true on account "
-                    f"'{account.model.name}'", ev.at(*base), "R5")
+                    f"'{account.model.name}'", ev.at(*base, key=True), "R5")
     if not lc.stages:
         diags.error("E303", "select at least one lifecycle stage", ev.at(*base, "stages"), "R6")
     known = account.model.stage_ids() if account is not None else None
@@ -177,7 +193,7 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
                     ev.at(*base, "formId"), "R12")
     if fs.consent is None:
         diags.error("E307", "form events need consent: {property: NAME, value: VALUE}",
-                    ev.at(*base), "R14")
+                    ev.at(*base, key=True), "R14")
     else:
         for field in ("property", "value"):
             if not getattr(fs.consent, field).strip():
@@ -185,8 +201,8 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
                             ev.at(*base, "consent", field), "R14")
     _check_facebook_event(fs.facebook_event, ev, diags)
     if fs.value is not None:
-        if not fs.value.amount > 0:
-            diags.error("E309", "value amount must be greater than 0",
+        if not (math.isfinite(fs.value.amount) and fs.value.amount > 0):
+            diags.error("E309", "value amount must be a finite number greater than 0",
                         ev.at(*base, "value", "amount"), "R13")
         _check_currency(fs.value.currency, ev, diags)
     _check_data_sharing(ev, diags)
@@ -208,13 +224,19 @@ def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
                 "for a custom conversion)", where, "R13")
 
 
-def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
+@functools.lru_cache(maxsize=512)
+def _is_currency(code: str) -> bool:
+    """ISO 4217 lookup, cached: a large set repeats a handful of codes thousands of times."""
     import pycountry
 
-    if pycountry.currencies.get(alpha_3=code) is not None and code.isupper():
+    return pycountry.currencies.get(alpha_3=code) is not None
+
+
+def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
+    if _is_currency(code) and code.isupper():
         return
     hint = ""
-    if pycountry.currencies.get(alpha_3=code.upper()) is not None:
+    if _is_currency(code.upper()):
         hint = f"; did you mean '{code.upper()}'?"
     diags.error("E310", f"'{code}' is not an ISO 4217 currency code{hint}",
                 ev.at("spec", "trigger", "formSubmission", "value", "currency"), "R13")

@@ -41,10 +41,15 @@ class SourceMap:
 
 @dataclass(frozen=True)
 class RawDocument:
-    """One parsed YAML document: plain data plus its source map."""
+    """One parsed YAML document: plain data plus its source map.
+
+    ``refused`` documents were already reported by the parser; ``data`` then holds only their
+    identity (``kind``, ``metadata.name``) so references to them are not reported again.
+    """
 
     data: Any
     source: SourceMap
+    refused: bool = False
 
 
 T = TypeVar("T")

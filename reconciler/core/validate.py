@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,9 @@ class ManifestSet:
 
     accounts: list[Located[Account]] = field(default_factory=list)
     events: list[Located[ConversionEvent]] = field(default_factory=list)
+    invalid_accounts: set[str] = field(default_factory=set)
+    """Names of Account documents that failed validation (already reported): references to
+    them are not reported again as undeclared."""
 
     def account(self, name: str) -> Located[Account] | None:
         for acc in self.accounts:
@@ -36,12 +38,21 @@ class ManifestSet:
 def build(docs: list[RawDocument], diags: Diagnostics) -> ManifestSet:
     result = ManifestSet()
     for doc in docs:
-        model = _validate(doc, diags)
+        model = None if doc.refused else _validate(doc, diags)
+        if model is None and _is_account(doc.data):
+            result.invalid_accounts.add(doc.data["metadata"]["name"])
         if isinstance(model, Account):
             result.accounts.append(Located(model, doc.source))
         elif isinstance(model, ConversionEvent):
             result.events.append(Located(model, doc.source))
     return result
+
+
+def _is_account(data: Any) -> bool:
+    if not isinstance(data, dict) or data.get("kind") != "Account":
+        return False
+    meta = data.get("metadata")
+    return isinstance(meta, dict) and isinstance(meta.get("name"), str)
 
 
 def _validate(doc: RawDocument, diags: Diagnostics) -> BaseModel | None:
@@ -63,18 +74,18 @@ def _validate(doc: RawDocument, diags: Diagnostics) -> BaseModel | None:
         diags.error("E009", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", where)
         return None
     try:
-        return model_cls.model_validate(data)
+        return model_cls.model_validate(data, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
     for err in errors:
-        _report(err, data, doc, diags)
+        _report(err, data, doc, diags, model_cls)
     # Unknown fields alone (typos, mostly) must not hide the rule checks of the rest.
     if all(err["type"] == "extra_forbidden" for err in errors):
         pruned = copy.deepcopy(data)
         for err in errors:
             _drop(pruned, _data_path(data, tuple(err["loc"])))
         try:
-            return model_cls.model_validate(pruned)
+            return model_cls.model_validate(pruned, strict=True)
         except ValidationError:
             return None
     return None
@@ -93,48 +104,60 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
     path: list[str | int] = []
     node = data
     for step in loc:
-        if isinstance(node, dict) and step in node:
-            node = node[step]
-        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
-            node = node[step]
-        else:
+        in_dict = isinstance(node, dict) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if not (in_dict or in_list):
             continue  # a union member tag or a missing key
+        node = node[step]
         path.append(step)
     return tuple(path)
 
 
-def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics) -> None:
-    path = _data_path(data, tuple(err["loc"]))
+def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics,
+            model_cls: type[BaseModel]) -> None:
+    loc = tuple(err["loc"])
+    path = _data_path(data, loc)
     kind, src = err["type"], doc.source
-    dotted = ".".join(str(p) for p in err["loc"] if not _is_tag(p))
+    dotted = ".".join(str(p) for p in loc if not _is_tag(p))
     if kind == "extra_forbidden":
-        name = str(err["loc"][-1])
-        hint = _suggest(name)
+        name = str(loc[-1])
+        hint = _suggest(name, _fields_at(model_cls, loc[:-1]))
         diags.error("E101", f"unknown field '{name}' at {dotted}{hint}", src.at(path, key=True))
     elif kind == "missing":
-        diags.error("E102", f"missing required field '{dotted}'", src.at(path))
+        diags.error("E102", f"missing required field '{dotted}'", src.at(path, key=True))
     elif kind in CODE_RULES:
         diags.error(kind, err["msg"], src.at(path), CODE_RULES[kind])
     else:
-        diags.error("E103", f"{dotted}: {err['msg']}", src.at(path))
+        hint = ""
+        if kind == "string_type" and isinstance(_get(data, path), bool | int | float):
+            hint = " (YAML read an unquoted number or yes/no/true/false: quote the value)"
+        diags.error("E103", f"{dotted}: {err['msg']}{hint}", src.at(path))
+
+
+def _get(data: Any, path: Path) -> Any:
+    for step in path:
+        data = data[step]
+    return data
 
 
 def _is_tag(step: Any) -> bool:
     return isinstance(step, str) and (step[:1].isupper() or step in ("str",))
 
 
-def _known_fields() -> Iterator[str]:
-    seen: set[type[BaseModel]] = set()
-    stack: list[type[BaseModel]] = list(KINDS.values())
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
+def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, ...]:
+    """Field names (aliases) of the model(s) found at ``loc`` below ``root``."""
+    models = [root]
+    for step in loc:
+        if isinstance(step, int):
             continue
-        seen.add(cls)
-        for name, info in cls.model_fields.items():
-            yield info.alias or name
-            for arg in _model_args(info.annotation):
-                stack.append(arg)
+        named = [m for m in models if m.__name__ == step]  # a union member tag
+        if named:
+            models = named
+            continue
+        models = [arg for m in models for name, info in m.model_fields.items()
+                  if step in (name, info.alias) for arg in _model_args(info.annotation)]
+    return tuple(sorted({info.alias or name for m in models
+                         for name, info in m.model_fields.items()}))
 
 
 def _model_args(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -146,11 +169,6 @@ def _model_args(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _model_args(getattr(meta, "annotation", None))
 
 
-@functools.cache
-def _field_names() -> tuple[str, ...]:
-    return tuple(sorted(set(_known_fields())))
-
-
-def _suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, _field_names(), n=1, cutoff=0.75)
+def _suggest(name: str, options: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.75)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -67,4 +67,6 @@ PROPERTY_KEYS: Final = {
     "gender": "ge",
 }
 # Keys an explicit `{property: X, as: KEY}` mapping may target.
-META_USER_KEYS: Final = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge", "external_id")
+META_USER_KEYS: Final = (
+    "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge", "external_id",
+)
