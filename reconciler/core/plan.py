@@ -9,13 +9,13 @@ The JSON form (``to_json``/``from_json``) is what ``plan --format json`` and ``-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 FORMAT_VERSION = "1.0"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What happens to one object. Values are Terraform's ``actions`` arrays joined by ','."""
 
     CREATE = "create"

@@ -1,0 +1,101 @@
+"""Quota-safe ordering of one account's changes (product.md §3, R7, R9).
+
+Phases, in apply order: account changes that keep or raise the limit; deletes and updates that
+free slots (or use the same number); replaces; updates that take slots and creates; account
+changes that lower the limit. Within a phase, by event name. Walking that order decides each
+replace: create-before-delete when there is headroom at that point, else delete-before-create.
+The walk also records every step's slot use (``quota.simulate`` gives before/after/peak).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.core.plan import Action, Change
+from reconciler.core.quota import QuotaTrace, limit_for, simulate
+
+RAISE, FREE, REPLACE, GROW, LOWER = range(5)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A change before ordering, with what it does to its account's slots and limit."""
+
+    change: Change
+    adds: int = 0  # slots the new/updated object takes
+    frees: int = 0  # slots the old object gives back
+    limit_after: int | None = None  # account changes: the limit once applied
+
+    @property
+    def phase(self) -> int:
+        c = self.change
+        if c.kind == "account":
+            return LOWER if self.lowers else RAISE
+        if c.action.is_replace:
+            return REPLACE
+        if c.action is Action.CREATE or c.quota_delta > 0:
+            return GROW
+        return FREE
+
+    @property
+    def lowers(self) -> bool:
+        return self.change.action is Action.UPDATE and self.limit_after is not None and (
+            self.limit_after < _tier_limit(self.change))
+
+
+def _tier_limit(change: Change) -> int:
+    before = change.before
+    return limit_for(before["spec"]["tier"]) if before else 0
+
+
+@dataclass(frozen=True)
+class AccountWalk:
+    """One account's changes in apply order and what they do to its slots."""
+
+    changes: tuple[Change, ...]
+    trace: QuotaTrace
+    overflow: bool  # a step adding slots, or lowering the limit, ends above the limit then
+
+
+def sort_key(step: Step) -> tuple[int, str, str]:
+    return (step.phase, step.change.name, step.change.renamed_from or "")
+
+
+def walk_account(steps: Sequence[Step], used: int, limit: int, final_limit: int) -> AccountWalk:
+    """Order ``steps`` (one account), choose each replace's direction and trace the slots.
+
+    ``used`` and ``limit`` are the live slot count and limit; ``final_limit`` the desired one.
+    """
+    start, ordered, deltas, overflow = used, list[Change](), list[int](), False
+    for step in sorted(steps, key=sort_key):
+        change, sub = _resolve(step, used, limit)
+        if step.limit_after is not None:
+            limit = step.limit_after
+        for delta in sub:
+            used += delta
+            overflow = overflow or (delta > 0 and used > limit)
+        overflow = overflow or (step.lowers and used > limit)
+        ordered.append(change)
+        deltas.extend(sub)
+    trace = simulate(start, deltas, final_limit)
+    return AccountWalk(tuple(ordered), trace, overflow)
+
+
+def _resolve(step: Step, used: int, limit: int) -> tuple[Change, tuple[int, ...]]:
+    """The change with its final action and reason, and its slot deltas in execution order."""
+    change = step.change
+    if not change.action.is_replace:
+        return change, (change.quota_delta,) if change.quota_delta else ()
+    if used + step.adds <= limit:
+        room = (f"quota headroom: {used} + {step.adds} <= {limit}" if step.adds
+                else "it uses no lifecycle-stage slots")
+        note = f"created before the old one is deleted ({room})"
+        action, sub = Action.CREATE_DELETE, (step.adds, -step.frees)
+    else:
+        note = (f"the old one is deleted first: no quota headroom to create before deleting "
+                f"({used} + {step.adds} > {limit})")
+        action, sub = Action.DELETE_CREATE, (-step.frees, step.adds)
+    reason = f"{change.reason}; {note}" if change.reason else note
+    return dataclasses.replace(change, action=action, reason=reason), tuple(d for d in sub if d)
