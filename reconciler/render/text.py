@@ -1,0 +1,92 @@
+"""The terminal form of a plan, drawn the way Terraform users read one.
+
+Per account a header with its quota; per change a ``# ADDRESS PHRASE`` comment, notes (reason,
+R4 warning on replace, quota delta, drift), the symbol line and its attributes; then the
+unmanaged live events, warnings, errors and the summary line (``common.summary_line``).
+Colour is plain ANSI escapes, only with ``color=True``: green ``+``, yellow ``~``, red ``-``,
+magenta ``-/+`` and ``+/-``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from reconciler.core.plan import Plan
+from reconciler.render.common import (
+    Line,
+    accounts,
+    change_lines,
+    pruned_keys,
+    summary_line,
+    unmanaged_text,
+)
+from reconciler.render.redact import mask_tokens, redact_plan
+
+RESET = "\x1b[0m"
+BOLD = "\x1b[1m"
+COLORS = {"+": "\x1b[32m", "~": "\x1b[33m", "-": "\x1b[31m", "-/+": "\x1b[35m",
+          "+/-": "\x1b[35m", "error": "\x1b[1;31m", "warning": "\x1b[1;33m", "bold": BOLD}
+
+Paint = Callable[[str, str], str]
+
+
+def _painter(color: bool) -> Paint:
+    def paint(key: str, text: str) -> str:
+        code = COLORS.get(key)
+        return f"{code}{text}{RESET}" if color and code else text
+
+    return paint
+
+
+def _line(line: Line, paint: Paint) -> str:
+    indent = "  " + "    " * line.depth
+    return f"{indent}{paint(line.sym, line.sym)} {line.text}"
+
+
+def _account_header(plan: Plan, account: str, paint: Paint) -> str:
+    quota = next((q for q in plan.quotas if q.account == account), None)
+    head = f"Account {account}"
+    if quota is not None:
+        head += (f" ({quota.tier}): quota {quota.before} -> {quota.after} of {quota.limit}"
+                 f" (peak {quota.peak})")
+        if quota.exceeded:
+            head += " -- over the limit"
+    return paint("bold", head)
+
+
+def _account_section(plan: Plan, account: str, paint: Paint) -> list[str]:
+    changes = [c for c in plan.changes if c.account == account]
+    unmanaged = [u for u in plan.unmanaged if u.account == account]
+    if not changes and not unmanaged:
+        return []
+    out = [_account_header(plan, account, paint), ""]
+    for change in changes:
+        out.extend(_line(line, paint) for line in change_lines(change))
+        out.append("")
+    pruned = pruned_keys(plan)
+    for u in unmanaged:
+        text = unmanaged_text(u.stage_count, (u.account, u.name) in pruned)
+        out.append(f"  ? event.{u.account}/{u.name} (live id {u.live_id}): {text}")
+    if unmanaged:
+        out.append("")
+    return out
+
+
+def _messages(plan: Plan, paint: Paint) -> list[str]:
+    out = [f"{paint('warning', 'Warning:')} {w.render()}" for w in plan.warnings]
+    out += [f"{paint('error', 'Error:')} {e.render()}" for e in plan.errors]
+    return [*out, ""] if out else []
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """The plan for a terminal; its last line is the summary line (no trailing newline)."""
+    plan = redact_plan(plan)
+    paint = _painter(color)
+    out: list[str] = []
+    if not plan.is_empty:
+        out += ["convctl will perform the following actions:", ""]
+    for account in accounts(plan):
+        out += _account_section(plan, account, paint)
+    out += _messages(plan, paint)
+    out.append(paint("bold", summary_line(plan)))
+    return mask_tokens("\n".join(out))
