@@ -16,7 +16,7 @@ One contract test suite (``tests/contract``) runs against every backend.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -82,6 +82,11 @@ class Journal(Protocol):
     def record_step(self, run_id: str, index: int, description: str, status: str,
                     detail: str = "") -> None:
         """Append one apply step's outcome (``done`` / ``failed`` / ``pending``)."""
+        ...
+
+    def journal(self, run_id: str) -> list[dict[str, Any]]:
+        """The steps recorded for ``run_id`` in the order they were recorded: dicts with
+        ``run_id``, ``index``, ``description``, ``status``, ``detail`` and ``at`` (datetime)."""
         ...
 
 

@@ -1,0 +1,86 @@
+"""Live-state backends behind the ``Provider`` protocol (``reconciler.core.provider``).
+
+``open_provider(url)`` picks one from ``--state URL`` / ``CONVCTL_STATE`` (product.md §2):
+
+- ``sqlite:///PATH`` (default ``sqlite:///.convctl/state.db``): relative PATH after three
+  slashes, absolute after four (``sqlite:////var/lib/convctl/state.db``);
+- ``memory://`` a fresh in-memory state; ``memory://NAME`` the in-memory state of that name,
+  shared by every ``open_provider`` call of this process (tests driving several commands);
+- ``http(s)://`` the ``convctl serve`` control plane (not yet available).
+
+Backend modules are imported on demand, so ``sqlite3`` is only loaded when it is used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    from reconciler.adapters.state._rules import Clock
+    from reconciler.adapters.state.memory import MemoryProvider
+    from reconciler.core.provider import Provider
+
+ENV_VAR: Final = "CONVCTL_STATE"
+DEFAULT_URL: Final = "sqlite:///.convctl/state.db"
+SCHEMES: Final = "sqlite:///PATH, memory://[NAME], http(s)://HOST:PORT"
+
+
+class _NamedMemoryStores:
+    """The process-local ``memory://NAME`` stores (one registry, created on first use)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._stores: dict[str, MemoryProvider] = {}
+
+    def get(self, name: str, clock: Clock | None) -> MemoryProvider:
+        from reconciler.adapters.state.memory import MemoryProvider
+
+        with self._mutex:
+            if name not in self._stores:
+                self._stores[name] = MemoryProvider(clock=clock)
+            return self._stores[name]
+
+
+_MEMORY = _NamedMemoryStores()
+
+
+def resolve_url(url: str | None) -> str:
+    """The state URL to use: the given one, else ``$CONVCTL_STATE``, else the default."""
+    return url or os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def open_provider(url: str | None = None, *, clock: Clock | None = None) -> Provider:
+    """Open the live-state backend named by ``url`` (see the module docstring)."""
+    url = resolve_url(url)
+    if url.startswith("sqlite:"):
+        from reconciler.adapters.state.sqlite import SqliteProvider
+
+        return SqliteProvider(_sqlite_path(url), clock=clock)
+    if url.startswith("memory://"):
+        return _memory(url.removeprefix("memory://"), clock)
+    if url.startswith(("http://", "https://")):
+        raise UsageError("the HTTP state backend arrives with `convctl serve`; "
+                         "use sqlite:///PATH")
+    raise UsageError(f"unsupported state URL {url!r}; use one of {SCHEMES}")
+
+
+def _sqlite_path(url: str) -> Path:
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+    if not path:
+        raise UsageError(f"state URL {url!r} has no file path; use sqlite:///relative/path or "
+                         "sqlite:////absolute/path")
+    return Path(path).expanduser()
+
+
+def _memory(name: str, clock: Clock | None) -> Provider:
+    from reconciler.adapters.state.memory import MemoryProvider
+
+    return _MEMORY.get(name, clock) if name else MemoryProvider(clock=clock)
+
+
+__all__ = ["DEFAULT_URL", "ENV_VAR", "open_provider", "resolve_url"]

@@ -1,0 +1,144 @@
+"""Rules every state backend applies the same way, so their refusals read the same.
+
+Pure decisions over values a backend has read inside its write transaction: quota (R7, R9),
+optimistic-concurrency versions, name clashes, lock ownership. Also the id/time helpers and the
+``Clock`` type the backends take.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
+from reconciler.core.models import AccountSpec
+from reconciler.core.provider import LockInfo
+from reconciler.core.quota import limit_for
+from reconciler.errors import ConflictError, LockedError, NotFoundError, UsageError
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware (UTC)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    """Server-assigned event id: ``ev_`` + 16 hex digits."""
+    return "ev_" + secrets.token_hex(8)
+
+
+def new_lock_id() -> str:
+    return secrets.token_hex(6)
+
+
+def unknown_account(name: str) -> NotFoundError:
+    return NotFoundError(f"account '{name}' does not exist in the live state")
+
+
+def unknown_event(event_id: str) -> NotFoundError:
+    return NotFoundError(f"event {event_id} does not exist in the live state")
+
+
+def check_quota(account: LiveAccount, used_before: int, used_after: int) -> None:
+    """Refuse a write that raises the account's slot use above its tier limit (R7, R9).
+
+    A write that does not raise the use (a shrink, a form event) always passes, so an account
+    already above its limit can still be brought back under it.
+    """
+    limit = limit_for(account.spec.tier)
+    if used_after > limit and used_after > used_before:
+        raise ConflictError(
+            f"quota exceeded for account '{account.name}': {account.spec.tier} allows {limit} "
+            f"lifecycle-stage events, this write would make {used_after} (R9)")
+
+
+def check_tier_change(name: str, old: AccountSpec, new: AccountSpec, used: int) -> None:
+    """Refuse lowering an account's tier below the slots its events already use (R9)."""
+    new_limit = limit_for(new.tier)
+    if used > new_limit and new_limit < limit_for(old.tier):
+        raise ConflictError(
+            f"cannot change account '{name}' to tier {new.tier}: its events use {used} "
+            f"lifecycle-stage slots and {new.tier} allows {new_limit} (R9)")
+
+
+def check_account_version(name: str, expected: int | None, actual: int | None) -> None:
+    """``expected=None`` creates (the account must not exist); an int updates that version."""
+    if expected is None and actual is not None:
+        raise ConflictError(f"account '{name}' already exists (version {actual}); "
+                            "give its version to update it")
+    if expected is not None and actual is None:
+        raise unknown_account(name)
+    if expected is not None and expected != actual:
+        raise ConflictError(f"account '{name}' was changed by someone else: expected version "
+                            f"{expected}, live version is {actual}")
+
+
+def check_event_version(event: LiveEvent, expected: int | None) -> None:
+    if expected is not None and expected != event.version:
+        raise ConflictError(
+            f"event {event.account}/{event.name} ({event.id}) was changed by someone else: "
+            f"expected version {expected}, live version is {event.version}")
+
+
+def check_write(event: EventWrite) -> None:
+    if event.spec.account != event.account:
+        raise ConflictError(f"event {event.account}/{event.name}: spec.account is "
+                            f"'{event.spec.account}', not '{event.account}'")
+
+
+def check_same_account(old: LiveEvent, new: EventWrite) -> None:
+    if new.account != old.account:
+        raise ConflictError(
+            f"event {old.account}/{old.name} ({old.id}) cannot move to account "
+            f"'{new.account}': the account is immutable (replace the event instead)")
+
+
+def name_clash(account: str, name: str, other_id: str) -> ConflictError:
+    return ConflictError(f"event {account}/{name} already exists (id {other_id})")
+
+
+def new_event(event_id: str, write: EventWrite, now: datetime) -> LiveEvent:
+    return LiveEvent(id=event_id, account=write.account, name=write.name, spec=write.spec,
+                     labels=dict(write.labels), api=write.api, created_at=now, updated_at=now,
+                     version=1, managed_by=write.managed_by,
+                     last_applied_hash=write.last_applied_hash)
+
+
+def updated_event(old: LiveEvent, write: EventWrite, now: datetime) -> LiveEvent:
+    return old.model_copy(update={
+        "name": write.name, "spec": write.spec, "labels": dict(write.labels), "api": write.api,
+        "managed_by": write.managed_by, "last_applied_hash": write.last_applied_hash,
+        "updated_at": now, "version": old.version + 1})
+
+
+def new_lock(holder: str, operation: str, ttl_seconds: float, now: datetime,
+             pid: int, host: str) -> LockInfo:
+    if ttl_seconds <= 0:
+        raise UsageError(f"a lock needs a positive time to live, not {ttl_seconds}s")
+    return LockInfo(id=new_lock_id(), holder=holder, pid=pid, host=host, operation=operation,
+                    created_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+
+
+def check_lock_free(current: LockInfo | None, now: datetime) -> None:
+    if current is not None and current.expires_at > now:
+        raise LockedError(current.describe())
+
+
+def live_lock(current: LockInfo | None, now: datetime) -> LockInfo | None:
+    """The lock if it still holds at ``now``; an expired lock counts as no lock."""
+    return current if current is not None and current.expires_at > now else None
+
+
+def no_such_lock(lock_id: str, current: LockInfo | None) -> NotFoundError:
+    held = f"; the state is held by {current.describe()}" if current else "; the state is unlocked"
+    return NotFoundError(f"no lock with id {lock_id}{held}")
+
+
+def journal_entry(run_id: str, index: int, description: str, status: str, detail: str,
+                  at: datetime) -> dict[str, Any]:
+    return {"run_id": run_id, "index": index, "description": description, "status": status,
+            "detail": detail, "at": at}

@@ -1,0 +1,268 @@
+"""The embedded live state: one SQLite file (default ``.convctl/state.db``), zero setup.
+
+Every write runs in a ``BEGIN IMMEDIATE`` transaction that also reads what the write depends on
+(versions, names, the account's slot use), so the tier limit (R9) holds even when several
+processes apply at once: the second writer waits (``busy_timeout``), then sees the first one's
+events and is refused with a ``ConflictError``. WAL mode lets readers run while a write is open.
+Specs are stored as JSON in their manifest form (aliases) and rebuilt with ``model_validate``.
+Every ``sqlite3`` error leaves this module as a ``reconciler.errors`` type.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from reconciler.adapters.state import _rules as rules
+from reconciler.adapters.state import sqlite_schema
+from reconciler.adapters.state.sqlite_schema import connect, rollback
+from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
+from reconciler.core.models import AccountSpec
+from reconciler.core.provider import LockInfo
+from reconciler.errors import ConflictError, StateError
+
+_EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
+                  "version", "managed_by", "last_applied_hash", "stage_count")
+_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+                 f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})")
+_UPDATE_EVENT = ("UPDATE events SET "
+                 + ", ".join(f"{c} = :{c}" for c in _EVENT_COLUMNS
+                             if c not in ("id", "account", "created_at"))
+                 + " WHERE id = :id")
+_SELECT_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
+_LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
+
+
+def _json(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def _event_from_row(row: sqlite3.Row) -> LiveEvent:
+    data = {key: row[key] for key in _EVENT_COLUMNS if key != "stage_count"}
+    data["spec"] = orjson.loads(row["spec"])
+    data["labels"] = orjson.loads(row["labels"])
+    return LiveEvent.model_validate(data)
+
+
+def _account_from_row(row: sqlite3.Row) -> LiveAccount:
+    return LiveAccount.model_validate({
+        "name": row["name"], "spec": orjson.loads(row["spec"]),
+        "labels": orjson.loads(row["labels"]), "version": row["version"],
+        "updated_at": row["updated_at"]})
+
+
+class SqliteProvider:
+    """A ``Provider`` over one SQLite file; ``clock`` returns the current (UTC) time.
+
+    One connection per provider, guarded by a mutex, so an instance may be shared by threads;
+    separate instances (or processes) on the same file are serialized by SQLite itself.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], clock: rules.Clock | None = None) -> None:
+        self.path = Path(path)
+        self._clock = clock or rules.utc_now
+        self._mutex = threading.RLock()
+        self._conn = connect(self.path)
+        self._conn.row_factory = sqlite3.Row
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def list_accounts(self) -> list[LiveAccount]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM accounts ORDER BY name").fetchall()
+            return [_account_from_row(row) for row in rows]
+
+    def list_events(self, account: str | None = None) -> list[LiveEvent]:
+        with self._read() as conn:
+            if account is None:
+                rows = conn.execute(f"{_SELECT_EVENTS} ORDER BY account, name").fetchall()
+            else:
+                rows = conn.execute(f"{_SELECT_EVENTS} WHERE account = ? ORDER BY name",
+                                    (account,)).fetchall()
+            return [_event_from_row(row) for row in rows]
+
+    def get_event(self, event_id: str) -> LiveEvent:
+        with self._read() as conn:
+            return self._event(conn, event_id)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
+                    expected_version: int | None) -> LiveAccount:
+        with self._write() as conn:
+            old = self._find_account(conn, name)
+            rules.check_account_version(name, expected_version, old.version if old else None)
+            if old is not None:
+                rules.check_tier_change(name, old.spec, spec, self._used(conn, name))
+            account = LiveAccount(name=name, spec=spec, labels=dict(labels),
+                                  version=old.version + 1 if old else 1, updated_at=self._clock())
+            conn.execute(
+                "INSERT OR REPLACE INTO accounts (name, spec, labels, version, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, _json(spec.model_dump(mode="json", by_alias=True)), _json(account.labels),
+                 account.version, account.updated_at.isoformat()))
+            return account
+
+    def create_event(self, event: EventWrite) -> LiveEvent:
+        with self._write() as conn:
+            rules.check_write(event)
+            account = self._account(conn, event.account)
+            self._check_name_free(conn, event.account, event.name, None)
+            used = self._used(conn, event.account)
+            rules.check_quota(account, used, used + event.stage_count)
+            created = rules.new_event(rules.new_event_id(), event, self._clock())
+            conn.execute(_INSERT_EVENT, self._event_params(created))
+            return created
+
+    def update_event(self, event_id: str, event: EventWrite, expected_version: int) -> LiveEvent:
+        with self._write() as conn:
+            old = self._event(conn, event_id)
+            rules.check_event_version(old, expected_version)
+            rules.check_same_account(old, event)
+            rules.check_write(event)
+            self._check_name_free(conn, event.account, event.name, event_id)
+            used = self._used(conn, event.account)
+            after = used - old.stage_count + event.stage_count
+            rules.check_quota(self._account(conn, event.account), used, after)
+            new = rules.updated_event(old, event, self._clock())
+            conn.execute(_UPDATE_EVENT, self._event_params(new))
+            return new
+
+    def delete_event(self, event_id: str, expected_version: int | None = None) -> None:
+        with self._write() as conn:
+            rules.check_event_version(self._event(conn, event_id), expected_version)
+            conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+
+    # -- lock -------------------------------------------------------------------------------
+
+    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float) -> LockInfo:
+        with self._write() as conn:
+            now = self._clock()
+            rules.check_lock_free(self._stored_lock(conn), now)
+            lock = rules.new_lock(holder, operation, ttl_seconds, now, os.getpid(),
+                                  socket.gethostname())
+            conn.execute(
+                f"INSERT OR REPLACE INTO locks (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, "
+                "?, ?)", (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
+                          lock.created_at.isoformat(), lock.expires_at.isoformat()))
+            return lock
+
+    def release_lock(self, lock_id: str) -> None:
+        with self._write() as conn:
+            stored = self._stored_lock(conn)
+            if stored is None or stored.id != lock_id:
+                raise rules.no_such_lock(lock_id, rules.live_lock(stored, self._clock()))
+            conn.execute("DELETE FROM locks WHERE slot = 1")
+
+    def current_lock(self) -> LockInfo | None:
+        with self._read() as conn:
+            return rules.live_lock(self._stored_lock(conn), self._clock())
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def record_step(self, run_id: str, index: int, description: str, status: str,
+                    detail: str = "") -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO journal (run_id, idx, description, status, detail, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, index, description, status, detail, self._clock().isoformat()))
+
+    def journal(self, run_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT run_id, idx, description, status, detail, at FROM "
+                                "journal WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+            return [rules.journal_entry(r["run_id"], r["idx"], r["description"], r["status"],
+                                        r["detail"], datetime.fromisoformat(r["at"]))
+                    for r in rows]
+
+    def close(self) -> None:
+        with self._mutex, self._translate():
+            self._conn.close()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"state file {self.path} refused the write: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            if sqlite_schema.is_busy(exc):
+                waited = sqlite_schema.BUSY_TIMEOUT_SECONDS
+                raise StateError(f"state file {self.path} is busy: another writer held it for "
+                                 f"more than {waited:g}s ({exc})") from exc
+            raise StateError(f"state file {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StateError(f"state file {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex, self._translate():
+            yield self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+        with self._mutex, self._translate():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                rollback(self._conn)
+                raise
+
+    # -- helpers (run inside a transaction) -------------------------------------------------
+
+    def _find_account(self, conn: sqlite3.Connection, name: str) -> LiveAccount | None:
+        row = conn.execute("SELECT * FROM accounts WHERE name = ?", (name,)).fetchone()
+        return _account_from_row(row) if row is not None else None
+
+    def _account(self, conn: sqlite3.Connection, name: str) -> LiveAccount:
+        account = self._find_account(conn, name)
+        if account is None:
+            raise rules.unknown_account(name)
+        return account
+
+    def _event(self, conn: sqlite3.Connection, event_id: str) -> LiveEvent:
+        row = conn.execute(f"{_SELECT_EVENTS} WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            raise rules.unknown_event(event_id)
+        return _event_from_row(row)
+
+    def _used(self, conn: sqlite3.Connection, account: str) -> int:
+        row = conn.execute("SELECT COALESCE(SUM(stage_count), 0) FROM events WHERE account = ?",
+                           (account,)).fetchone()
+        return int(row[0])
+
+    def _check_name_free(self, conn: sqlite3.Connection, account: str, name: str,
+                         own_id: str | None) -> None:
+        row = conn.execute("SELECT id FROM events WHERE account = ? AND name = ? AND id IS NOT ?",
+                           (account, name, own_id)).fetchone()
+        if row is not None:
+            raise rules.name_clash(account, name, row["id"])
+
+    def _stored_lock(self, conn: sqlite3.Connection) -> LockInfo | None:
+        row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE slot = 1").fetchone()
+        return LockInfo.model_validate(dict(row)) if row is not None else None
+
+    @staticmethod
+    def _event_params(event: LiveEvent) -> dict[str, Any]:
+        return {"id": event.id, "account": event.account, "name": event.name,
+                "spec": _json(event.spec.model_dump(mode="json", by_alias=True)),
+                "labels": _json(event.labels), "api": event.api,
+                "created_at": event.created_at.isoformat(),
+                "updated_at": event.updated_at.isoformat(), "version": event.version,
+                "managed_by": event.managed_by, "last_applied_hash": event.last_applied_hash,
+                "stage_count": event.stage_count}

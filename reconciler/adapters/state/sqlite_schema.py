@@ -1,0 +1,171 @@
+"""Opening the SQLite state file: connection settings and versioned schema migrations.
+
+The schema version lives in ``PRAGMA user_version``. ``MIGRATIONS[i]`` takes a file from version
+``i`` to ``i + 1``; each step runs in its own ``BEGIN IMMEDIATE`` transaction together with the
+version bump, so a crash or a racing process never leaves a half-migrated file. A file newer
+than this code, a corrupt file, or a SQLite file that is not a convctl state is refused with a
+one-line ``StateError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sqlite3
+import time
+from pathlib import Path
+from typing import Final
+
+from reconciler.errors import StateError
+
+BUSY_TIMEOUT_SECONDS: Final = 30.0
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (  # 0 -> 1: accounts, events, the lock row, the apply journal
+        """CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        """CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(name),
+            name TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            api TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            managed_by TEXT,
+            last_applied_hash TEXT,
+            stage_count INTEGER NOT NULL,
+            UNIQUE (account, name))""",
+        """CREATE TABLE locks (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1),
+            id TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)""",
+        """CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at TEXT NOT NULL)""",
+        "CREATE INDEX journal_run ON journal (run_id, seq)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+_OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "sqlite_sequence"}
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating file and parent directory if needed) and migrate the state file."""
+    _make_parent(path)
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                               check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state file {path}: {exc}") from exc
+    try:
+        _configure(conn)
+        migrate(conn, path)
+    except sqlite3.OperationalError as exc:  # busy, unreadable, disk full: not corruption
+        conn.close()
+        raise StateError(f"cannot open state file {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StateError(f"state file {path} is corrupt or not a SQLite database ({exc}); "
+                         "restore it from a backup or point --state elsewhere") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create the directory of state file {path}: "
+                         f"{exc.strerror or exc}") from exc
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    _switch_to_wal(conn)
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Set WAL mode (persistent in the file). Switching does not always wait on the busy
+    handler when several processes create the file at once, so retry until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the file up to ``SCHEMA_VERSION``, one transaction per step."""
+    version = check_version(conn, path)
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = check_version(conn, path)  # another process may have migrated meanwhile
+            if version < SCHEMA_VERSION:
+                if version == 0:
+                    _check_foreign_tables(conn, path)
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; the original error is the one worth reporting."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> int:
+    version = user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StateError(f"state file {path} has schema version {version}, this convctl knows "
+                         f"up to {SCHEMA_VERSION}; upgrade convctl")
+    return version
+
+
+def _check_foreign_tables(conn: sqlite3.Connection, path: Path) -> None:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    foreign = sorted({str(r[0]) for r in rows} - _OWN_TABLES)
+    if foreign:
+        raise StateError(f"state file {path} is a SQLite database but not a convctl state "
+                         f"(it has tables {', '.join(foreign)}); point --state elsewhere")

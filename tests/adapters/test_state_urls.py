@@ -1,0 +1,79 @@
+"""``open_provider``: choosing a live-state backend from ``--state`` / ``CONVCTL_STATE``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.adapters.state import DEFAULT_URL, open_provider
+from reconciler.adapters.state.memory import MemoryProvider
+from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.errors import UsageError
+
+
+@pytest.fixture(autouse=True)
+def _no_state_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONVCTL_STATE", raising=False)
+
+
+def test_default_is_the_sqlite_file_under_dot_convctl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    provider = open_provider(None)
+    assert isinstance(provider, SqliteProvider)
+    assert provider.path == Path(".convctl/state.db")
+    provider.close()
+    assert (tmp_path / ".convctl" / "state.db").is_file()
+    assert DEFAULT_URL == "sqlite:///.convctl/state.db"
+
+
+def test_environment_variable_is_used_when_no_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVCTL_STATE", f"sqlite:///{tmp_path}/env.db")
+    provider = open_provider(None)
+    provider.close()
+    assert (tmp_path / "env.db").is_file()
+
+
+def test_explicit_url_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVCTL_STATE", "bogus://x")
+    assert isinstance(open_provider("memory://"), MemoryProvider)
+
+
+def test_relative_and_absolute_sqlite_paths(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_provider("sqlite:///sub/rel.db")
+    absolute = open_provider(f"sqlite:///{tmp_path}/abs.db")  # four slashes in total
+    assert isinstance(relative, SqliteProvider) and isinstance(absolute, SqliteProvider)
+    assert relative.path == Path("sub/rel.db") and absolute.path == tmp_path / "abs.db"
+    for provider in (relative, absolute):
+        provider.close()
+    assert (tmp_path / "sub" / "rel.db").is_file() and (tmp_path / "abs.db").is_file()
+
+
+def test_memory_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert open_provider("memory://") is not open_provider("memory://")
+    assert open_provider("memory://t-urls") is open_provider("memory://t-urls")
+
+
+@pytest.mark.parametrize("url", ["http://localhost:8080", "https://convctl.example.com"])
+def test_http_is_not_there_yet(url: str) -> None:
+    with pytest.raises(UsageError, match="arrives with `convctl serve`; use sqlite:///PATH"):
+        open_provider(url)
+
+
+@pytest.mark.parametrize("url", ["postgres://db/state", "state.db", "sqlite://", "sqlite:///"])
+def test_unknown_or_incomplete_urls(url: str) -> None:
+    with pytest.raises(UsageError, match="sqlite:///"):
+        open_provider(url)
+
+
+def test_sqlite3_is_imported_only_when_used() -> None:
+    code = ("import sys; from reconciler.adapters.state import open_provider; "
+            "open_provider('memory://'); print('sqlite3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
