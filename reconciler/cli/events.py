@@ -1,0 +1,138 @@
+"""``convctl events list|show|enable|disable|delete``: manage live events directly (R19).
+
+Changes made here are outside git: the next ``convctl plan`` reports them as drift and apply
+puts the manifests' intent back.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.cli.app import App
+from reconciler.cli.options import state_option
+
+if TYPE_CHECKING:
+    from reconciler.core.live import LiveEvent
+    from reconciler.core.provider import Provider
+
+
+@click.group("events")
+def command() -> None:
+    """List, show, switch on/off and delete live conversion events (R19)."""
+
+
+def _find(provider: Provider, ref: str) -> LiveEvent:
+    """An event by id, or by ACCOUNT/NAME."""
+    from reconciler.errors import NotFoundError
+
+    if "/" in ref:
+        account, name = ref.split("/", 1)
+        for ev in provider.list_events(account):
+            if ev.name == name:
+                return ev
+        raise NotFoundError(f"no live event {ref}")
+    return provider.get_event(ref)
+
+
+def _trigger(ev: LiveEvent) -> str:
+    lc = ev.spec.trigger.lifecycle_stage_change
+    if lc is not None:
+        return f"stages: {','.join(lc.stages)}"
+    fs = ev.spec.trigger.form_submission
+    return f"form: {fs.form_id}" if fs is not None else "-"
+
+
+@command.command("list")
+@click.option("--account", help="Only this account's events.")
+@state_option
+def list_(account: str | None, state: str | None) -> None:
+    """List live events: id, account/name, state, api, trigger."""
+    from reconciler.adapters.state import open_provider
+
+    app, provider = App(), open_provider(state)
+    try:
+        events = provider.list_events(account)
+    finally:
+        provider.close()
+    app.out(f"{'ID':<20} {'EVENT':<40} {'ENABLED':<8} {'API':<9} {'MANAGED':<8} TRIGGER")
+    for ev in sorted(events, key=lambda e: (e.account, e.name)):
+        app.out(f"{ev.id:<20} {ev.account + '/' + ev.name:<40} "
+                f"{'yes' if ev.spec.enabled else 'no':<8} {ev.api:<9} "
+                f"{'yes' if ev.managed else 'no':<8} {_trigger(ev)}")
+
+
+@command.command("show")
+@click.argument("ref")
+@state_option
+def show(ref: str, state: str | None) -> None:
+    """Show one event (REF: an id or ACCOUNT/NAME) as JSON."""
+    import orjson
+
+    from reconciler.adapters.state import open_provider
+
+    provider = open_provider(state)
+    try:
+        ev = _find(provider, ref)
+    finally:
+        provider.close()
+    data = ev.model_dump(mode="json", by_alias=True)
+    data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
+    App().out(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+
+
+def _toggle(ref: str, state: str | None, enabled: bool) -> None:
+    from reconciler.adapters.state import open_provider
+    from reconciler.core.live import EventWrite
+
+    provider = open_provider(state)
+    try:
+        ev = _find(provider, ref)
+        spec = ev.spec.model_copy(update={"enabled": enabled})
+        write = EventWrite(account=ev.account, name=ev.name, spec=spec, labels=ev.labels,
+                           api=ev.api, managed_by=ev.managed_by,
+                           last_applied_hash=ev.last_applied_hash)
+        provider.update_event(ev.id, write, ev.version)
+    finally:
+        provider.close()
+    word = "on: sending resumes" if enabled else "off: sending stops at once"
+    App().out(f"Event {ev.account}/{ev.name} ({ev.id}) switched {word} (R19).")
+
+
+@command.command("enable")
+@click.argument("ref")
+@state_option
+def enable(ref: str, state: str | None) -> None:
+    """Switch an event's sync on (R19); events while it was off are not back-filled."""
+    _toggle(ref, state, True)
+
+
+@command.command("disable")
+@click.argument("ref")
+@state_option
+def disable(ref: str, state: str | None) -> None:
+    """Switch an event's sync off (R19): sending stops at once."""
+    _toggle(ref, state, False)
+
+
+@command.command("delete")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@state_option
+def delete(ref: str, yes: bool, state: str | None) -> None:
+    """Delete a live event (its quota slots are freed)."""
+    from reconciler.adapters.state import open_provider
+
+    provider = open_provider(state)
+    try:
+        ev = _find(provider, ref)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError("no terminal to confirm on; pass --yes")
+            click.confirm(f"Delete {ev.account}/{ev.name} ({ev.id})?", abort=True)
+        provider.delete_event(ev.id, ev.version)
+    finally:
+        provider.close()
+    App().out(f"Event {ev.account}/{ev.name} ({ev.id}) deleted.")

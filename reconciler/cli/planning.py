@@ -1,0 +1,80 @@
+"""Helpers shared by ``plan`` and ``apply``: make a plan or explain why not, render, save."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.app import App
+from reconciler.core.plan import Plan
+from reconciler.errors import UsageError
+
+
+def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged: bool,
+                 allow_mass_delete: bool) -> Plan:
+    from reconciler.adapters.state import open_provider
+    from reconciler.services.planning import make_plan
+
+    provider = open_provider(state)
+    try:
+        result = make_plan(paths, provider, prune_unmanaged=prune_unmanaged,
+                           allow_mass_delete=allow_mass_delete)
+    finally:
+        provider.close()
+    if result.plan is None:
+        for diag in result.diagnostics.sorted():
+            app.err(diag.render())
+        app.err(f"error: the manifests have {len(result.diagnostics.errors)} error(s); "
+                "nothing was planned")
+        raise click.exceptions.Exit(1)
+    for diag in result.diagnostics.warnings:
+        app.err(diag.render())
+    return result.plan
+
+
+def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        from reconciler.render.json import render_json
+
+        return render_json(plan)
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_markdown
+
+        return render_markdown(plan)
+    from reconciler.render.text import render_text
+
+    return render_text(plan, color=color)
+
+
+SAVED_KIND = "convctl-saved-plan"
+
+
+def save_plan(plan: Plan, out: str, paths: list[str], state: str | None) -> None:
+    import orjson
+
+    doc = {"kind": SAVED_KIND, "paths": paths, "state": state, "plan": plan.to_json()}
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    os.replace(tmp, target)
+
+
+def load_saved(path: str) -> tuple[Plan, list[str], str | None]:
+    import orjson
+
+    try:
+        doc: Any = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read plan file {path}: {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not a saved plan (invalid JSON)") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != SAVED_KIND:
+        raise UsageError(f"{path} is not a plan saved with `convctl plan --out`")
+    try:
+        plan = Plan.from_json(doc["plan"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{path} is not a valid saved plan: {exc}") from exc
+    return plan, list(doc.get("paths") or ["manifests"]), doc.get("state")

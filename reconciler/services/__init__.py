@@ -1,0 +1,1 @@
+"""Orchestration: apply a plan, run the agent. Clocks and sleeps are injected."""

@@ -1,0 +1,56 @@
+"""Make a plan: load the manifests, read the live state once per account, call the planner."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.live import LiveAccount
+from reconciler.core.plan import Plan
+from reconciler.core.provider import StateReader
+from reconciler.core.validate import ManifestSet
+from reconciler.diagnostics import Diagnostics
+
+
+@dataclass
+class PlanResult:
+    plan: Plan | None  # None when the manifests have errors
+    manifests: ManifestSet
+    diagnostics: Diagnostics
+
+
+def manifests_hash(paths: Sequence[str | Path]) -> str:
+    """SHA-256 over every manifest file (path and bytes), in discovery order."""
+    from reconciler.adapters.manifests import discover
+
+    digest = hashlib.sha256()
+    for path in discover(paths, Diagnostics()):
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
+              prune_unmanaged: bool = False, allow_mass_delete: bool = False) -> PlanResult:
+    from reconciler.adapters.manifests import load
+    from reconciler.core.planner import build_plan
+
+    manifests, diags = load(paths)
+    if diags.has_errors:
+        return PlanResult(None, manifests, diags)
+    accounts = reader.list_accounts()
+    events = [ev for acc in _account_names(manifests, accounts)
+              for ev in reader.list_events(acc)]
+    plan = build_plan(manifests, accounts, events, prune_unmanaged=prune_unmanaged,
+                      allow_mass_delete=allow_mass_delete, manifests_hash=manifests_hash(paths))
+    return PlanResult(plan, manifests, diags)
+
+
+def _account_names(manifests: ManifestSet, live: list[LiveAccount]) -> list[str]:
+    return sorted({a.model.name for a in manifests.accounts} | {a.name for a in live})

@@ -1,0 +1,154 @@
+"""Apply: ordered steps under the lock, journal, failure report, convergence after any fault."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.adapters.state.memory import MemoryProvider
+from reconciler.core.live import EventWrite
+from reconciler.core.plan import Action
+from reconciler.errors import LockedError, StalePlanError, StateError
+from reconciler.services.apply import apply_plan, check_fresh
+from reconciler.services.planning import make_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "manifests"
+
+
+class FailingProvider:
+    """Wraps a real provider and fails its ``fail_at``-th write (fault injection)."""
+
+    WRITES = ("put_account", "create_event", "update_event", "delete_event")
+
+    def __init__(self, inner: MemoryProvider, fail_at: int) -> None:
+        self.inner, self.fail_at, self.writes = inner, fail_at, 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self.WRITES:
+            return attr
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self.writes += 1
+            if self.writes == self.fail_at:
+                raise StateError(f"injected fault at write {self.writes}")
+            return attr(*args, **kwargs)
+
+        return write
+
+
+def _plan(provider: Any, paths: list[Path] | None = None, **kw: Any) -> Any:
+    result = make_plan([str(p) for p in (paths or [MANIFESTS])], provider, **kw)
+    assert result.plan is not None, [d.render() for d in result.diagnostics]
+    return result.plan
+
+
+def _apply(provider: Any, **kw: Any) -> Any:
+    plan = _plan(provider, **kw)
+    assert not plan.errors, plan.errors
+    return apply_plan(plan, provider, progress=lambda _: None, holder="test")
+
+
+def _snapshot(provider: MemoryProvider) -> list[tuple[str, str, Any]]:
+    return sorted((e.account, e.name, e.spec.model_dump()) for e in provider.list_events())
+
+
+def test_apply_creates_everything_and_replans_empty() -> None:
+    provider = MemoryProvider()
+    report = _apply(provider)
+    assert report.ok and report.count("done") > 0
+    assert {e.name for e in provider.list_events()} >= {"funnel", "demo-request", "pipeline"}
+    assert _plan(provider).is_empty
+
+
+def _count_writes(provider: MemoryProvider) -> int:
+    counter = FailingProvider(provider, fail_at=0)
+    plan = _plan(counter)
+    apply_plan(plan, counter, progress=lambda _: None, holder="count")  # type: ignore[arg-type]
+    return counter.writes
+
+
+def test_a_fault_at_any_step_reports_and_a_rerun_converges() -> None:
+    reference = MemoryProvider()
+    total = _count_writes(reference)
+    expected = _snapshot(reference)
+    assert total >= 8
+    for k in range(1, total + 1):
+        inner = MemoryProvider()
+        flaky = FailingProvider(inner, fail_at=k)
+        lines: list[str] = []
+        report = apply_plan(_plan(flaky), flaky, progress=lines.append,  # type: ignore[arg-type]
+                            holder="ci")
+        assert not report.ok
+        assert report.count("done") == k - 1 and report.count("failed") == 1
+        assert any("failed" in line and "injected fault" in line for line in lines)
+        assert inner.current_lock() is None, "the lock is released after a failed apply"
+        assert _apply(inner).ok
+        assert _snapshot(inner) == expected, f"fault at write {k}: state did not converge"
+        assert _plan(inner).is_empty
+
+
+def test_second_apply_fails_at_once_naming_the_holder() -> None:
+    provider = MemoryProvider()
+    lock = provider.acquire_lock("alice@laptop", "apply", 600)
+    with pytest.raises(LockedError) as err:
+        _apply(provider)
+    assert "alice@laptop" in str(err.value) and lock.id in str(err.value)
+    assert provider.list_events() == []
+
+
+def test_saved_plan_refused_when_a_live_object_changed() -> None:
+    provider = MemoryProvider()
+    _apply(provider)
+    plan = _plan(provider)
+    check_fresh(plan, provider, plan.manifests_hash)  # fresh: no error
+    ev = next(e for e in provider.list_events() if e.name == "funnel")
+    spec = ev.spec.model_copy(update={"enabled": False})
+    provider.update_event(ev.id, EventWrite(account=ev.account, name=ev.name, spec=spec,
+                                            labels=ev.labels, last_applied_hash=
+                                            ev.last_applied_hash), ev.version)
+    with pytest.raises(StalePlanError, match=ev.id):
+        check_fresh(plan, provider, plan.manifests_hash)
+    with pytest.raises(StalePlanError, match="manifests changed"):
+        check_fresh(plan, provider, "0" * 64)
+
+
+def test_drift_is_planned_as_update_and_apply_heals_it() -> None:
+    provider = MemoryProvider()
+    _apply(provider)
+    ev = next(e for e in provider.list_events() if e.name == "funnel")
+    spec = ev.spec.model_copy(update={"enabled": False})
+    provider.update_event(ev.id, EventWrite(account=ev.account, name=ev.name, spec=spec,
+                                            labels=ev.labels,
+                                            last_applied_hash=ev.last_applied_hash), ev.version)
+    plan = _plan(provider)
+    [change] = plan.changes
+    assert change.action is Action.UPDATE and change.name == "funnel" and change.drift
+    assert _apply(provider).ok
+    assert _plan(provider).is_empty
+
+
+def test_replace_runs_create_first_with_headroom(tmp_path: Path) -> None:
+    provider = MemoryProvider()
+    _apply(provider)
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    events = copy / "globex" / "events.yaml"
+    events.write_text(events.read_text().replace("adAccount: act_2233445566\n  trigger:\n"
+                                                 "    lifecycleStageChange",
+                                                 "adAccount: act_7788990011\n  trigger:\n"
+                                                 "    lifecycleStageChange"))
+    plan = _plan(provider, [copy])
+    [change] = plan.changes
+    assert change.action.is_replace and change.name == "pipeline"
+    old_id = change.live_id
+    report = apply_plan(plan, provider, progress=lambda _: None, holder="t")
+    assert report.ok
+    [new] = [e for e in provider.list_events() if e.name == "pipeline"]
+    assert new.id != old_id and new.spec.ad_account == "act_7788990011"
+    assert not [e for e in provider.list_events() if ".replaced-" in e.name]
+    assert _plan(provider, [copy]).is_empty
