@@ -1,0 +1,282 @@
+"""Meta Conversions API server events (capi-contract.md): payloads, ids, checks and batches.
+
+Payloads are plain dicts (orjson-ready). Normalization and hashing live in ``normalize.py``
+(re-exported here): hashed keys are normalized then SHA-256 (lowercase hex); ``external_id`` is
+hashed too, after trim + lowercase; 64-char lowercase hex values pass through; clear keys
+(IP, user agent, fbc, fbp, lead_id) are never hashed. Choices where the contracts are silent:
+
+- ``event_id`` = first 32 hex chars of SHA-256(conversion event id, source event id): identical on
+  every retry and rebuild, different per conversion event.
+- user_data keys come only from the event's ``dataSharing.properties`` (standard names via
+  ``vocabulary.PROPERTY_KEYS``, others through their explicit ``as``); when two properties map to
+  the same key (``phone``, ``mobilephone``) the first listed with a value wins. The contact's Meta
+  click/browser ids (``fbc``, ``fbp``) are added when known: they identify the ad, not the person.
+- ``lead_id`` is sent as a string of 15-17 digits (JSON numbers above 2^53 lose precision).
+- R13: the value's currency is sent lowercase; the predictive lead score goes to
+  ``custom_data.predictive_lead_score`` (a number) when the contact has one.
+- Lifecycle events use the CRM shape; a legacy live event (``api: legacy``, R11) sends
+  ``event_name: Other`` as the legacy offline events did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from reconciler.core.crm import Contact, FormSubmission, StageChange
+from reconciler.core.live import LiveEvent
+from reconciler.core.models import AccountSpec, DataSharing
+from reconciler.core.normalize import (
+    HASHED_KEYS,
+    UNHASHED_KEYS,
+    hash_value,
+    is_hashed,
+    norm_country,
+    normalize,
+    sha256_hex,
+    user_data,
+)
+from reconciler.core.vocabulary import CUSTOM_EVENT_PREFIX, PROPERTY_KEYS, STAGE_LABELS
+
+__all__ = [
+    "HASHED_KEYS",
+    "MAX_BATCH",
+    "UNHASHED_KEYS",
+    "batches",
+    "build_form_payload",
+    "build_lifecycle_payload",
+    "build_payload",
+    "event_id",
+    "hash_value",
+    "is_hashed",
+    "lifecycle_event_name",
+    "normalize",
+    "sha256_hex",
+    "user_data",
+    "validate_payload",
+]
+
+MAX_BATCH: Final = 1000
+CRM_NAME: Final = "HubSpot"
+LEGACY_EVENT_NAME: Final = "Other"
+PREDICTIVE_SCORE_PROPERTY: Final = "hs_predictivecontactscore_v2"
+MAX_AGE: Final = timedelta(days=7)
+SAFETY_MARGIN: Final = timedelta(hours=1)
+MAX_FUTURE: Final = timedelta(seconds=60)
+ACTION_SOURCES: Final = frozenset({"email", "website", "app", "phone_call", "chat",
+                                   "physical_store", "system_generated", "business_messaging",
+                                   "other"})
+LEAD_ID = re.compile(r"\d{15,17}")
+
+InvalidReason = Literal["missing_field", "bad_action_source", "no_customer_info", "too_old",
+                        "future", "missing_event_source_url", "missing_user_agent",
+                        "bad_lead_id"]
+
+# capi-contract.md, minimum customer information: user_data holding only a subset of one of
+# these is refused by Meta (code 100, subcode 2804050).
+INSUFFICIENT_KEY_SETS: Final = (
+    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
+    frozenset({"db", "client_user_agent"}),
+    frozenset({"fn", "ge"}),
+    frozenset({"ln", "ge"}),
+)
+
+
+def event_id(conversion_event_id: str, source_id: str) -> str:
+    """Deterministic event id: the same (conversion event, source event) always gives the same id.
+    """
+    raw = f"{conversion_event_id}\x1f{source_id}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _epoch(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _country_context(contact: Contact | None, account: AccountSpec) -> str | None:
+    raw = contact.properties.get("country") if contact else None
+    if raw:
+        return norm_country(raw)
+    return "us" if account.default_country_code == "1" else None
+
+
+def shared_user_data(sharing: DataSharing, contact: Contact | None,
+                     account: AccountSpec) -> dict[str, str]:
+    """Hashed user_data from only the properties the event shares (R15)."""
+    if contact is None:
+        return {}
+    raw: dict[str, str] = {}
+    for item in sharing.properties:
+        prop, key = (item, PROPERTY_KEYS.get(item)) if isinstance(item, str) else (
+            item.property, item.as_)
+        value = contact.properties.get(prop)
+        if key is None or key in raw or not value or not value.strip():
+            continue
+        raw[key] = value
+    out = user_data(raw, default_country_code=account.default_country_code,
+                    country=_country_context(contact, account))
+    for key, clear in (("fbc", contact.fbc), ("fbp", contact.fbp)):
+        if clear:
+            out[key] = clear
+    return out
+
+
+def _form_custom_data(live: LiveEvent, contact: Contact | None) -> dict[str, Any]:
+    trigger = live.spec.trigger.form_submission
+    assert trigger is not None
+    custom: dict[str, Any] = {}
+    if trigger.value is not None:
+        custom["value"] = trigger.value.amount
+        custom["currency"] = trigger.value.currency.lower()
+    if trigger.predictive_lead_score and contact is not None:
+        score = _number(contact.properties.get(PREDICTIVE_SCORE_PROPERTY))
+        if score is not None:
+            custom["predictive_lead_score"] = score
+    return custom
+
+
+def _number(value: str | None) -> float | int | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def meta_event_name(facebook_event: str) -> str:
+    """R13: a standard event as it is; ``custom:<Name>`` -> ``<Name>``."""
+    if facebook_event.startswith(CUSTOM_EVENT_PREFIX):
+        return facebook_event[len(CUSTOM_EVENT_PREFIX):]
+    return facebook_event
+
+
+def build_form_payload(live: LiveEvent, account: AccountSpec, submission: FormSubmission,
+                       contact: Contact | None) -> dict[str, Any]:
+    """A website server event for a form submission (R13, R15)."""
+    trigger = live.spec.trigger.form_submission
+    if trigger is None:
+        raise ValueError(f"conversion event {live.id} has no formSubmission trigger")
+    ud = shared_user_data(live.spec.data_sharing, contact, account)
+    if submission.user_agent:
+        ud["client_user_agent"] = submission.user_agent
+    if live.spec.data_sharing.ip_address and submission.ip_address:
+        ud["client_ip_address"] = submission.ip_address
+    payload: dict[str, Any] = {
+        "event_name": meta_event_name(trigger.facebook_event),
+        "event_time": _epoch(submission.submitted_at),
+        "event_id": event_id(live.id, submission.source_id),
+        "action_source": "website",
+        "event_source_url": submission.page_url,
+        "user_data": ud,
+    }
+    custom = _form_custom_data(live, contact)
+    if custom:
+        payload["custom_data"] = custom
+    return payload
+
+
+def lifecycle_event_name(live: LiveEvent, account: AccountSpec, stage: str) -> str:
+    """The stage's display name; a custom stage's label; ``Other`` for legacy events (R11)."""
+    if live.api == "legacy":
+        return LEGACY_EVENT_NAME
+    if stage in STAGE_LABELS:
+        return STAGE_LABELS[stage]
+    for custom in account.custom_lifecycle_stages:
+        if custom.id == stage:
+            return custom.label
+    return stage
+
+
+def build_lifecycle_payload(live: LiveEvent, account: AccountSpec, change: StageChange,
+                            contact: Contact | None) -> dict[str, Any]:
+    """A Conversions-API-for-CRM event for a lifecycle-stage change (R5-R11)."""
+    if live.spec.trigger.lifecycle_stage_change is None:
+        raise ValueError(f"conversion event {live.id} has no lifecycleStageChange trigger")
+    ud = shared_user_data(live.spec.data_sharing, contact, account)
+    if contact is not None and contact.meta_lead_id:
+        ud["lead_id"] = contact.meta_lead_id.strip()
+    return {
+        "event_name": lifecycle_event_name(live, account, change.stage),
+        "event_time": _epoch(change.occurred_at),
+        "event_id": event_id(live.id, change.source_id),
+        "action_source": "system_generated",
+        "user_data": ud,
+        "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},
+    }
+
+
+def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmission | StageChange,
+                  contact: Contact | None) -> dict[str, Any]:
+    if isinstance(crm_event, FormSubmission):
+        return build_form_payload(live, account, crm_event, contact)
+    return build_lifecycle_payload(live, account, crm_event, contact)
+
+
+def has_customer_info(ud: Mapping[str, Any]) -> bool:
+    """capi-contract.md minimum customer information (2804050 otherwise)."""
+    keys = {k for k, v in ud.items() if v not in (None, "", [])}
+    return bool(keys) and not any(keys <= bad for bad in INSUFFICIENT_KEY_SETS)
+
+
+def validate_payload(event: Mapping[str, Any], now: datetime, *,
+                     safety_margin: timedelta = SAFETY_MARGIN) -> InvalidReason | None:
+    """Why Meta would refuse this event (None: it is fine). ``too_old`` fires ``safety_margin``
+    before the 7-day limit so the event can expire locally instead of sinking a batch."""
+    if not event.get("event_name") or not isinstance(event.get("event_time"), int):
+        return "missing_field"
+    ud = event.get("user_data")
+    if not isinstance(ud, Mapping) or not ud:
+        return "no_customer_info" if isinstance(ud, Mapping) else "missing_field"
+    source = event.get("action_source")
+    if source not in ACTION_SOURCES:
+        return "bad_action_source" if source else "missing_field"
+    age_reason = _time_reason(event["event_time"], now, safety_margin)
+    if age_reason:
+        return age_reason
+    if source == "website":
+        url = event.get("event_source_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return "missing_event_source_url"
+        if not ud.get("client_user_agent"):
+            return "missing_user_agent"
+    if "lead_id" in ud and not LEAD_ID.fullmatch(str(ud["lead_id"])):
+        return "bad_lead_id"
+    if source == "system_generated" and "lead_id" not in ud:
+        return "bad_lead_id"
+    return None if has_customer_info(ud) else "no_customer_info"
+
+
+def _time_reason(event_time: int, now: datetime, margin: timedelta) -> InvalidReason | None:
+    now_s = _epoch(now)
+    if event_time < now_s - int((MAX_AGE - margin).total_seconds()):
+        return "too_old"
+    if event_time > now_s + int(MAX_FUTURE.total_seconds()):
+        return "future"
+    return None
+
+
+def expires_at(event_time: int, *, safety_margin: timedelta = SAFETY_MARGIN) -> datetime:
+    """When an event must be given up locally (before Meta's 7-day limit)."""
+    return datetime.fromtimestamp(event_time, tz=UTC) + MAX_AGE - safety_margin
+
+
+def batches(events: Iterable[dict[str, Any]],
+            size: int = MAX_BATCH) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive batches of at most ``size`` (<= 1,000, Meta's cap) events."""
+    if not 1 <= size <= MAX_BATCH:
+        raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
+    batch: list[dict[str, Any]] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

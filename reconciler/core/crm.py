@@ -1,0 +1,363 @@
+"""CRM events and contacts as frozen data, and the parsers that produce them (pure).
+
+Three inputs (hubspot-contract.md, issue 5):
+
+- JSONL lines for ``convctl agent ingest``: ``contact`` upserts, ``lifecycleStageChange`` and
+  ``formSubmission`` records (``parse_jsonl_line``; unknown fields refused).
+- HubSpot webhook arrays (``parse_webhook``): ``contact.propertyChange`` on ``lifecyclestage``
+  becomes a ``StageChange``; every other subscription type an ``Ignored`` record. Unknown fields
+  of a webhook event are tolerated (HubSpot adds fields; refusing them would make it retry).
+- The form-ingest body modelled on HubSpot Forms API v3 (``parse_form_ingest``).
+
+Errors raise ``CrmParseError`` naming the field and the problem, never echoing a value (PII).
+``source_id`` identifies the source event for ``event_id`` (capi.py): a form submission by its
+submission id, a stage change by its content (portal, contact, stage, time in ms), so a webhook
+and a JSONL back-fill of the same change yield the same ``event_id`` and Meta deduplicates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, NamedTuple
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from reconciler.errors import PermanentError
+
+MAX_WEBHOOK_EVENTS = 100
+LIFECYCLE_PROPERTY = "lifecyclestage"
+STAGE_CHANGE_TYPE = "contact.propertyChange"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class CrmParseError(PermanentError):
+    """A CRM input (JSONL line, webhook body, ingest body) is malformed; the message names the
+    field, never its value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A CRM contact as the agent needs it (properties are CRM property names -> values)."""
+
+    portal_id: int
+    contact_id: str
+    properties: dict[str, str] = field(default_factory=dict)
+    meta_lead_id: str | None = None
+    ad_interaction: bool = False
+    fbc: str | None = None
+    fbp: str | None = None
+
+    def merged(self, update: Contact) -> Contact:
+        """This contact updated by ``update``: properties merged, set scalars win."""
+        return replace(
+            self,
+            properties={**self.properties, **update.properties},
+            meta_lead_id=update.meta_lead_id or self.meta_lead_id,
+            ad_interaction=update.ad_interaction or self.ad_interaction,
+            fbc=update.fbc or self.fbc,
+            fbp=update.fbp or self.fbp,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """A contact moved into a lifecycle stage (standard value or custom stage id)."""
+
+    portal_id: int
+    contact_id: str
+    stage: str
+    occurred_at: datetime
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormSubmission:
+    """A form submission (R12-R16). ``contact_id`` is ``submission:<id>`` when none was given."""
+
+    portal_id: int
+    form_id: str
+    submission_id: str
+    contact_id: str
+    submitted_at: datetime
+    page_url: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        return f"form:{self.submission_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A webhook event the agent stores but does not act on (with why)."""
+
+    portal_id: int
+    subscription_type: str
+    object_id: str
+    occurred_at: datetime
+    reason: str
+
+
+CrmEvent = StageChange | FormSubmission
+
+
+class DedupKey(NamedTuple):
+    """hubspot-contract.md: the identity of a webhook event (``eventId`` alone is not unique)."""
+
+    portal_id: int
+    subscription_id: int
+    event_id: int
+    object_id: int
+    occurred_at: int
+    property_name: str | None
+    property_value: str | None
+
+    def digest(self) -> str:
+        """A stable string form (hex SHA-256) for a unique index."""
+        return hashlib.sha256(orjson.dumps(list(self))).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    key: DedupKey
+    event: StageChange | Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class FormIngest:
+    """A parsed ingest body: the submission and the contact fields it carries."""
+
+    submission: FormSubmission
+    contact: Contact
+
+
+def stage_source_id(portal_id: int, contact_id: str, stage: str, occurred_at: datetime) -> str:
+    """Content identity of a stage change: same change, same id, whatever path it came by."""
+    ms = to_epoch_ms(occurred_at)
+    raw = orjson.dumps([portal_id, contact_id, stage, ms])
+    return "stage:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+# --- pydantic shapes -----------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+_Id = Annotated[str, Field(min_length=1)]
+_Portal = Annotated[int, Field(gt=0)]
+
+
+class _ContactLine(_Strict):
+    type: Literal["contact"]
+    portalId: _Portal
+    contactId: _Id
+    properties: dict[str, str | None] = Field(default_factory=dict)
+    metaLeadId: str | None = None
+    adInteraction: bool = False
+    fbc: str | None = None
+    fbp: str | None = None
+
+
+class _StageLine(_Strict):
+    type: Literal["lifecycleStageChange"]
+    portalId: _Portal
+    contactId: _Id
+    stage: _Id
+    occurredAt: AwareDatetime
+
+
+class _FormLine(_Strict):
+    type: Literal["formSubmission"]
+    portalId: _Portal
+    formId: _Id
+    submissionId: _Id
+    contactId: _Id
+    submittedAt: AwareDatetime
+    pageUrl: str | None = None
+    ipAddress: str | None = None
+    userAgent: str | None = None
+
+
+_Line = Annotated[_ContactLine | _StageLine | _FormLine, Field(discriminator="type")]
+_LINE = TypeAdapter(_Line)
+
+
+class _WebhookEvent(_Loose):
+    eventId: int
+    subscriptionId: int
+    portalId: _Portal
+    occurredAt: int
+    subscriptionType: _Id
+    objectId: int
+    propertyName: str | None = None
+    propertyValue: str | None = None
+
+
+_WEBHOOK = TypeAdapter(list[_WebhookEvent])
+
+
+class _Field(_Strict):
+    name: _Id
+    value: str
+    objectTypeId: str | None = None
+
+
+class _Context(_Loose):
+    hutk: str | None = None
+    ipAddress: str | None = None
+    pageUri: str | None = None
+    pageName: str | None = None
+
+
+class _FormBody(_Strict):
+    formId: _Id
+    portalId: _Portal
+    submittedAt: int
+    fields: list[_Field] = Field(default_factory=list)
+    context: _Context = Field(default_factory=_Context)
+    userAgent: str | None = None
+    contactId: str | None = None
+    submissionId: str | None = None
+    legalConsentOptions: Any = None
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+def _describe(exc: ValidationError) -> str:
+    """Field paths and messages only (include_input=False keeps values out)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _load_json(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CrmParseError(f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+
+
+def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmission:
+    """One JSONL ingest line -> a contact upsert, a stage change or a form submission."""
+    data = _load_json(line)
+    if not isinstance(data, dict):
+        raise CrmParseError("a line must be a JSON object")
+    kind = data.get("type")
+    if kind not in ("contact", "lifecycleStageChange", "formSubmission"):
+        raise CrmParseError(
+            "field 'type' must be one of contact, lifecycleStageChange, formSubmission")
+    try:
+        parsed = _LINE.validate_python(data)
+    except ValidationError as exc:
+        raise CrmParseError(f"invalid {kind} line: {_describe(exc)}") from None
+    return _from_line(parsed)
+
+
+def _from_line(p: _ContactLine | _StageLine | _FormLine) -> Contact | StageChange | FormSubmission:
+    if isinstance(p, _ContactLine):
+        props = {k: v for k, v in p.properties.items() if v is not None}
+        return Contact(p.portalId, p.contactId, props, p.metaLeadId or None,
+                       p.adInteraction, p.fbc or None, p.fbp or None)
+    if isinstance(p, _StageLine):
+        at = p.occurredAt.astimezone(UTC)
+        return StageChange(p.portalId, p.contactId, p.stage, at,
+                           stage_source_id(p.portalId, p.contactId, p.stage, at))
+    return FormSubmission(p.portalId, p.formId, p.submissionId, p.contactId,
+                          p.submittedAt.astimezone(UTC), p.pageUrl, p.ipAddress, p.userAgent)
+
+
+def parse_webhook(body: bytes | str | list[Any]) -> list[WebhookRecord]:
+    """A HubSpot webhook request body -> one record per event, in the order received."""
+    data = _load_json(body) if isinstance(body, bytes | str) else body
+    if not isinstance(data, list):
+        raise CrmParseError("a webhook body must be a JSON array of events")
+    if len(data) > MAX_WEBHOOK_EVENTS:
+        raise CrmParseError(f"a webhook body holds at most {MAX_WEBHOOK_EVENTS} events")
+    try:
+        events = _WEBHOOK.validate_python(data)
+    except ValidationError as exc:
+        raise CrmParseError(f"invalid webhook event: {_describe(exc)}") from None
+    return [WebhookRecord(_dedup_key(e), _webhook_event(e)) for e in events]
+
+
+def _dedup_key(e: _WebhookEvent) -> DedupKey:
+    return DedupKey(e.portalId, e.subscriptionId, e.eventId, e.objectId, e.occurredAt,
+                    e.propertyName, e.propertyValue)
+
+
+def _webhook_event(e: _WebhookEvent) -> StageChange | Ignored:
+    at = from_epoch_ms(e.occurredAt)
+    contact_id = str(e.objectId)
+    if e.subscriptionType != STAGE_CHANGE_TYPE:
+        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "unsupported_subscription")
+    if e.propertyName != LIFECYCLE_PROPERTY:
+        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "other_property")
+    stage = (e.propertyValue or "").strip()
+    if not stage:
+        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "empty_stage")
+    return StageChange(e.portalId, contact_id, stage, at,
+                       stage_source_id(e.portalId, contact_id, stage, at))
+
+
+def parse_form_ingest(body: bytes | str | Mapping[str, Any]) -> FormIngest:
+    """A form-ingest body (Forms API v3 shape) -> the submission and its contact fields.
+
+    Without ``submissionId`` the id is derived from the content, so a re-posted body maps to the
+    same submission (R16); without ``contactId`` the contact is ``submission:<id>``.
+    """
+    data = _load_json(body) if isinstance(body, bytes | str) else body
+    if not isinstance(data, Mapping):
+        raise CrmParseError("a form submission must be a JSON object")
+    try:
+        p = _FormBody.model_validate(data)
+    except ValidationError as exc:
+        raise CrmParseError(f"invalid form submission: {_describe(exc)}") from None
+    fields = {f.name: f.value for f in p.fields}
+    submission_id = p.submissionId or _derived_submission_id(p, fields)
+    contact_id = p.contactId or f"submission:{submission_id}"
+    submission = FormSubmission(
+        p.portalId, p.formId, submission_id, contact_id, from_epoch_ms(p.submittedAt),
+        p.context.pageUri, p.context.ipAddress, p.userAgent)
+    contact = Contact(p.portalId, contact_id, fields,
+                      fbc=fields.get("fbc") or None, fbp=fields.get("fbp") or None)
+    return FormIngest(submission, contact)
+
+
+def _derived_submission_id(p: _FormBody, fields: dict[str, str]) -> str:
+    raw = orjson.dumps([p.portalId, p.formId, p.submittedAt, sorted(fields.items())])
+    return "derived-" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def contact_from_properties(portal_id: int, contact_id: str, properties: Mapping[str, str | None],
+                            *, lead_id_property: str, ad_interaction_property: str) -> Contact:
+    """A contact from CRM properties, reading the account's lead-id and ad-interaction
+    properties (R5, R8) and the Meta click/browser ids when stored as ``fbc``/``fbp``."""
+    props = {k: v for k, v in properties.items() if v is not None}
+    flag = props.get(ad_interaction_property, "").strip().lower()
+    return Contact(
+        portal_id, contact_id, props,
+        meta_lead_id=props.get(lead_id_property, "").strip() or None,
+        ad_interaction=flag in ("true", "1", "yes", "y"),
+        fbc=props.get("fbc") or None, fbp=props.get("fbp") or None)
