@@ -9,6 +9,7 @@ Every problem becomes a diagnostic; nothing here raises on bad input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -23,12 +24,9 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     """The safe loader with cheaper per-node hooks (the C composer calls them for every node).
 
     Safe loaders register no path resolvers, so descending and ascending track nothing and a
-    plain scalar's tag depends on its text alone: it is resolved once per distinct text.
+    plain scalar's tag depends on its text alone: it is resolved once per distinct text, in a
+    bounded cache shared by every file of a run.
     """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._plain_tags: dict[str, str] = {}
 
     def descend_resolver(self, current_node: Any, current_index: Any) -> None:
         pass
@@ -39,11 +37,16 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is not _ScalarNode or not implicit[0]:
             return super().resolve(kind, value, implicit)
-        tag = self._plain_tags.get(value)
+        tag = _PLAIN_TAGS.get(value)
         if tag is None:
-            tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
+            if len(_PLAIN_TAGS) >= _PLAIN_TAGS_MAX:
+                _PLAIN_TAGS.clear()
+            tag = _PLAIN_TAGS[value] = super().resolve(kind, value, implicit)
         return tag
 
+
+_PLAIN_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag
+_PLAIN_TAGS_MAX = 100_000
 
 MAX_NODES = 200_000  # per document, counting every alias expansion
 MAX_DEPTH = 64
@@ -87,7 +90,8 @@ class _Converter:
     """
 
     def __init__(self, source: SourceMap, shared: dict[Any, Any] | None = None) -> None:
-        self.shared = {} if shared is None else shared  # one copy of each key, path, short text
+        # One copy of each key, path and short text: share(x, x) returns the first equal x.
+        self.share: Callable[[Any, Any], Any] = ({} if shared is None else shared).setdefault
         self.source = source
         self.values = source.values
         self.keys = source.keys
@@ -112,17 +116,17 @@ class _Converter:
 
     def _sequence(self, node: Any, path: Path, depth: int) -> list[Any]:
         out: list[Any] = []
-        values, shared, child = self.values, self.shared, depth + 1
+        values, share, child = self.values, self.share, depth + 1
         for i, item in enumerate(node.value):
             item_path = (*path, i)
-            item_path = shared.setdefault(item_path, item_path)
+            item_path = share(item_path, item_path)
             if (item.tag == _STR and self.budget > 0 and child <= MAX_DEPTH
                     and isinstance(item, _ScalarNode)):  # inline convert() of a plain string
                 self.budget -= 1
                 mark = item.start_mark
                 values[item_path] = (mark.line + 1, mark.column + 1)
                 text = item.value
-                out.append(shared.setdefault(text, text) if len(text) < 32 else text)
+                out.append(share(text, text) if len(text) < 32 else text)
             else:
                 out.append(self.convert(item, item_path, child))
         return out
@@ -135,7 +139,7 @@ class _Converter:
 
     def _mapping(self, node: Any, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        keys, values, shared, child = self.keys, self.values, self.shared, depth + 1
+        keys, values, share, child = self.keys, self.values, self.share, depth + 1
         for key_node, value_node in node.value:
             if key_node.tag == _STR and isinstance(key_node, _ScalarNode):
                 key = key_node.value
@@ -145,9 +149,9 @@ class _Converter:
                 first = keys.get((*path, key), (0, 0))[0]
                 raise _Refused("E003", f"duplicate key '{key}' (first defined on line {first})",
                                key_node.start_mark)
-            key = shared.setdefault(key, key)
+            key = share(key, key)
             key_path = (*path, key)
-            key_path = shared.setdefault(key_path, key_path)
+            key_path = share(key_path, key_path)
             mark = key_node.start_mark
             keys[key_path] = (mark.line + 1, mark.column + 1)
             if (value_node.tag == _STR and self.budget > 0 and child <= MAX_DEPTH
@@ -156,7 +160,7 @@ class _Converter:
                 mark = value_node.start_mark
                 values[key_path] = (mark.line + 1, mark.column + 1)
                 text = value_node.value
-                out[key] = shared.setdefault(text, text) if len(text) < 32 else text
+                out[key] = share(text, text) if len(text) < 32 else text
             else:
                 out[key] = self.convert(value_node, key_path, child)
         return out

@@ -1,0 +1,123 @@
+"""Documents per second of the YAML loaders we could build the manifest parser on.
+
+All parse the same multi-document text (the manifests ``validate_scale.py`` generates: accounts
+and a mix of form and lifecycle events, 10,000 documents by default):
+
+* ruamel.yaml round-trip loader (``typ="rt"``): positions on every node, comments kept;
+* ruamel.yaml safe loader with the C parser (``typ="safe", pure=False``; C only when
+  ``ruamel.yaml.clib`` is installed, otherwise it silently falls back to Python);
+* PyYAML ``CSafeLoader`` (``yaml.load_all``): plain data, no positions;
+* ours, ``reconciler.adapters.yamlparse.parse_documents``: the libyaml node tree turned into plain
+  data *plus* the position of every key and value, with our refusals (tags, merge keys, ...).
+
+    python bench/yaml_parsers.py                # 10,000 documents
+    python bench/yaml_parsers.py --docs 2000    # fewer
+    python bench/yaml_parsers.py --quick        # 300 documents, one run (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from validate_scale import documents_text
+
+
+def ruamel_rt(text: str) -> int:
+    from ruamel.yaml import YAML
+
+    return sum(1 for _ in YAML(typ="rt").load_all(io.StringIO(text)))
+
+
+def ruamel_safe_c(text: str) -> int:
+    from ruamel.yaml import YAML
+
+    return sum(1 for _ in YAML(typ="safe", pure=False).load_all(io.StringIO(text)))
+
+
+def pyyaml_csafe(text: str) -> int:
+    import yaml
+
+    return sum(1 for _ in yaml.load_all(text, Loader=yaml.CSafeLoader))
+
+
+def ours(text: str) -> int:
+    from reconciler.adapters.yamlparse import parse_documents
+    from reconciler.diagnostics import Diagnostics
+
+    diags = Diagnostics()
+    docs = parse_documents(text, "bench.yaml", diags)
+    assert not diags.has_errors, diags.sorted()[:3]
+    return len(docs)
+
+
+def has_ruamel_c() -> bool:
+    try:
+        import _ruamel_yaml  # noqa: F401  (the C extension of ruamel.yaml.clib)
+    except ImportError:
+        return False
+    return True
+
+
+PARSERS: dict[str, Callable[[str], int]] = {
+    "ruamel.yaml round-trip (typ='rt')": ruamel_rt,
+    "ruamel.yaml safe, C parser (pure=False)": ruamel_safe_c,
+    "PyYAML CSafeLoader (load_all)": pyyaml_csafe,
+    "convctl yamlparse.parse_documents (+ positions)": ours,
+}
+
+
+def measure(parse: Callable[[str], int], text: str, runs: int) -> tuple[float, int]:
+    """Best of ``runs`` (seconds, documents). The collector is paused as ``load`` does."""
+    best, count = float("inf"), 0
+    for _ in range(runs):
+        gc.collect()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            count = parse(text)
+            best = min(best, time.perf_counter() - start)
+        finally:
+            gc.enable()
+    return best, count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=10_000, help="documents (default 10,000)")
+    parser.add_argument("--runs", type=int, default=3, help="best of N runs (default 3; "
+                        "the round-trip loader runs once)")
+    parser.add_argument("--quick", action="store_true", help="300 documents, one run")
+    args = parser.parse_args(argv)
+    n_docs, runs = (300, 1) if args.quick else (args.docs, max(args.runs, 1))
+    # n_docs documents in all: accounts (1 per 100 events) + events
+    n_events = n_docs * 100 // 101
+    text = documents_text(n_events)
+    total = text.count("---\n")
+    print(f"YAML loaders on {total:,} documents ({len(text) / 1e6:.1f} MB); "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          f"ruamel.yaml.clib C extension: {'yes' if has_ruamel_c() else 'NO'}")
+    print()
+    print("| loader | time | documents/s | vs round-trip |")
+    print("| --- | ---: | ---: | ---: |")
+    base: float | None = None
+    for name, parse in PARSERS.items():
+        seconds, count = measure(parse, text, 1 if parse is ruamel_rt else runs)
+        if count != total:
+            sys.exit(f"{name} read {count} documents, expected {total}")
+        rate = count / seconds
+        base = base or rate
+        print(f"| {name} | {seconds:.2f} s | {rate:,.0f} | {rate / base:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The benchmark scripts still run and print their figures (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_validate_scale_quick() -> None:
+    out = run_script("validate_scale.py", "--quick")
+    assert "| 2,000 | packed |" in out
+    assert "| 2,000 | per-file |" in out
+    assert "events/s" in out and "MiB" in out
+    # the generated set is valid and within the quota, and the broken event is found exactly
+    assert "20 accounts, 2000 events, 2000/2000 lifecycle-stage slots used: OK" in out
+    assert out.count(": exact") == 2
+
+
+def test_startup_quick() -> None:
+    out = run_script("startup.py", "--quick")
+    for command in ("python -c pass", "import click", "convctl --help",
+                    "convctl validate manifests/"):
+        assert f"{command}" in out
+    assert "convctl --help / import click:" in out
+
+
+@pytest.mark.parametrize("loader", ["round-trip", "safe, C parser", "CSafeLoader",
+                                    "parse_documents"])
+def test_yaml_parsers_quick(loader: str, yaml_parsers_output: str) -> None:
+    line = next(row for row in yaml_parsers_output.splitlines() if loader in row)
+    assert line.count("|") == 5
+
+
+@pytest.fixture(scope="module")
+def yaml_parsers_output() -> str:
+    return run_script("yaml_parsers.py", "--quick")
