@@ -1,0 +1,120 @@
+"""How fast ``convctl plan`` is on a large live state, and how fast apply creates events.
+
+For each size N (default 1,000 / 10,000 / 50,000 events, 100 per account, so up to 500 accounts)
+it generates valid manifests (bench/validate_scale.py's generator), fills an embedded SQLite state
+to match them, changes 1% of the events in the manifests, then times ``convctl plan`` as a whole
+process (wall time and the child's peak RSS) and checks it reports exactly those updates.
+It also times ``convctl apply --auto-approve`` creating 1,000 events from an empty state (each
+create is its own durable transaction, as in production).
+
+Filling the 10k/50k states goes through the same provider calls as apply, with SQLite's
+``synchronous=OFF`` on the bench's own connection only, so set-up takes seconds, not minutes.
+
+    python bench/plan_scale.py                 # 1,000 / 10,000 / 50,000
+    python bench/plan_scale.py --sizes 10000
+    python bench/plan_scale.py --quick         # 500 events, smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import validate_scale as gen  # noqa: E402  (the sibling generator)
+
+
+def fill_state(folder: Path, state: Path) -> None:
+    """Make the live state match the manifests in ``folder`` (managed events, as after apply)."""
+    from reconciler.adapters.manifests import load
+    from reconciler.adapters.state.sqlite import SqliteProvider
+    from reconciler.core.live import EventWrite
+
+    manifests, diags = load([folder])
+    if diags.has_errors:
+        sys.exit(f"generated manifests are invalid: {diags.errors[0].render()}")
+    provider = SqliteProvider(state)
+    provider._conn.execute("PRAGMA synchronous=OFF")  # bench set-up only
+    for acc in manifests.accounts:
+        model = acc.model
+        provider.put_account(model.name, model.spec, dict(model.metadata.labels), None)
+    for ev in manifests.events:
+        provider.create_event(EventWrite.from_manifest(ev.model))
+    provider.close()
+
+
+def change_one_percent(folder: Path) -> int:
+    """Bump the value of every 100th form event in place; return how many changed."""
+    changed = 0
+    for path in sorted(folder.glob("events-*.yaml")):
+        text = path.read_text()
+        count = 0
+
+        def bump(match: re.Match[str]) -> str:
+            nonlocal count
+            count += 1
+            if count % 50:  # half the events are forms: every 50th form = 1% of all events
+                return match.group(0)
+            return f"amount: {int(match.group(1)) + 1}"
+
+        path.write_text(re.sub(r"amount: (\d+)", bump, text))
+        changed += count // 50
+    return changed
+
+
+def bench_plan(tmp: Path, n_events: int) -> None:
+    folder = tmp / f"m{n_events}"
+    gen.write_packed(folder, n_events)
+    state = tmp / f"state{n_events}.db"
+    fill_state(folder, state)
+    url = f"sqlite:///{state}"
+    clean = gen.run([*gen.convctl(), "plan", str(folder), "--state", url])
+    if "No changes." not in clean.stdout:
+        sys.exit(f"expected no changes after filling the state:\n{clean.stdout[-1500:]}")
+    changed = change_one_percent(folder)
+    result = gen.run([*gen.convctl(), "plan", str(folder), "--state", url,
+                      "--detailed-exitcode"])
+    if result.exit_code != 2 or f"{changed} to update" not in result.stdout:
+        sys.exit(f"plan exited {result.exit_code}; expected {changed} updates:\n"
+                 f"{result.stderr[-1500:]}{result.stdout[-500:]}")
+    print(f"| plan | {n_events:>6,} | {changed:>4} updates | {clean.seconds:6.2f} s | "
+          f"{result.seconds:6.2f} s | {n_events / result.seconds:>8,.0f} | "
+          f"{result.max_rss_mib:6.0f} MiB |")
+
+
+def bench_apply(tmp: Path, n_events: int) -> None:
+    folder = tmp / f"apply{n_events}"
+    gen.write_packed(folder, n_events)
+    url = f"sqlite:///{tmp / f'apply{n_events}.db'}"
+    result = gen.run([*gen.convctl(), "apply", "--path", str(folder), "--state", url,
+                      "--auto-approve"])
+    if result.exit_code != 0:
+        sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
+    print(f"| apply (creates) | {n_events:>6,} | - | - | {result.seconds:6.2f} s | "
+          f"{n_events / result.seconds:>8,.0f} | {result.max_rss_mib:6.0f} MiB |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--apply-size", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="500 events: a smoke test")
+    args = parser.parse_args(argv)
+    sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
+    apply_size = 200 if args.quick else args.apply_size
+    print("| what | events | change | plan, no changes | plan, 1% changed | events/s | "
+          "peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            bench_plan(Path(tmp), n)
+        bench_apply(Path(tmp), apply_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
