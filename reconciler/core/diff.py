@@ -33,10 +33,11 @@ def account_document(name: str, spec: AccountSpec, labels: dict[str, str]) -> di
 def document_diffs(before: dict[str, Any], after: dict[str, Any]) -> list[FieldDiff]:
     """Field diffs of two documents, with manifest paths (``metadata.name``,
     ``metadata.labels.team``, ``spec.adAccount``, ...)."""
-    return field_diffs(_manifest_view(before), _manifest_view(after))
+    return field_diffs(manifest_view(before), manifest_view(after))
 
 
-def _manifest_view(document: dict[str, Any]) -> dict[str, Any]:
+def manifest_view(document: dict[str, Any]) -> dict[str, Any]:
+    """A ``Change.before``/``after`` document laid out as the manifest is."""
     return {"metadata": {"name": document["name"], "labels": document["labels"]},
             "spec": document["spec"]}
 

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core.diff import manifest_view
 from reconciler.core.plan import AccountQuota, Action, Change, FieldDiff, Plan
 
 CATEGORIES = ("create", "update", "replace", "delete")
@@ -59,9 +60,23 @@ def quota_clause(q: AccountQuota) -> str:
     return f"Quota {q.account}: {q.before} -> {q.after} of {q.limit} (peak {q.peak})"
 
 
+QUOTA_CLAUSES_MAX = 5
+
+
 def quota_sentence(plan: Plan) -> str:
-    """``Quota a: 1 -> 2 of 50 (peak 2); Quota b: ...`` and a final ``.``; '' without quotas."""
-    clauses = [quota_clause(q) for q in sorted(plan.quotas, key=lambda q: q.account)]
+    """``Quota a: 1 -> 2 of 50 (peak 2); Quota b: ...`` and a final ``.``; '' without quotas.
+
+    With more than ``QUOTA_CLAUSES_MAX`` accounts only those the plan touches (or that are over
+    their limit) get a clause; the rest are counted: ``N other accounts unchanged``.
+    """
+    quotas = sorted(plan.quotas, key=lambda q: q.account)
+    shown = quotas
+    if len(quotas) > QUOTA_CLAUSES_MAX:
+        touched = {c.account for c in plan.changes} | {u.account for u in plan.unmanaged}
+        shown = [q for q in quotas if q.account in touched or q.exceeded or q.before != q.after]
+    clauses = [quota_clause(q) for q in shown]
+    if len(shown) < len(quotas):
+        clauses.append(f"{plural(len(quotas) - len(shown), 'other account')} unchanged")
     return "; ".join(clauses) + "." if clauses else ""
 
 
@@ -137,21 +152,27 @@ def _related(path: str, diff_paths: list[str]) -> bool:
                for p in diff_paths)
 
 
+def leaves(document: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A before/after document's set leaves, with the manifest paths the diffs use."""
+    view = manifest_view(document) if {"name", "labels", "spec"} <= document.keys() else document
+    return [(p, v) for p, v in flatten(view) if v is not None]
+
+
 def _hidden(change: Change) -> int:
     """Leaves present before and/or after that no diff touches."""
     if change.before is None or change.after is None:
         return 0
-    leaves = {p for p, _ in flatten(change.before)} | {p for p, _ in flatten(change.after)}
+    leaves_ = {p for p, _ in leaves(change.before)} | {p for p, _ in leaves(change.after)}
     paths = [d.path for d in change.diffs]
-    return sum(1 for p in leaves if not _related(p, paths))
+    return sum(1 for p in leaves_ if not _related(p, paths))
 
 
 def _attributes(change: Change) -> list[Line]:
     cat = category(change.action)
     if cat == "create" and change.after is not None:
-        return [Line("+", f"{p}: {fmt(v)}", 1) for p, v in flatten(change.after)]
+        return [Line("+", f"{p}: {fmt(v)}", 1) for p, v in leaves(change.after)]
     if cat == "delete" and change.before is not None:
-        return [Line("-", f"{p}: {fmt(v)}", 1) for p, v in flatten(change.before)]
+        return [Line("-", f"{p}: {fmt(v)}", 1) for p, v in leaves(change.before)]
     lines = [_diff_line(d, 1) for d in change.diffs]
     hidden = _hidden(change)
     if hidden:
