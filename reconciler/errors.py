@@ -3,7 +3,9 @@
     ConvctlError                 base; ``str(exc)`` is one line fit for the user
     ├── UsageError               bad command-line input (exit 1, no traceback)
     ├── StateError               the live state cannot be read or written as asked
-    │   ├── ConflictError        optimistic-concurrency or quota refusal (HTTP 409/412)
+    │   ├── ConflictError        a write refused: name clash, moved account (HTTP 409)
+    │   │   ├── StaleVersionError    optimistic concurrency: expected version moved (HTTP 412)
+    │   │   └── QuotaExceededError   the tier limit would be exceeded, R9 (HTTP 409)
     │   ├── NotFoundError        an account, event or lock does not exist
     │   ├── LockedError          another apply holds the lock
     │   └── StalePlanError       a saved plan no longer matches the live state or the manifests
@@ -32,6 +34,15 @@ class StateError(ConvctlError):
 
 class ConflictError(StateError):
     """A write was refused: stale version, quota overflow (R9) or a name clash."""
+
+
+class StaleVersionError(ConflictError):
+    """An ``expected_version`` / ``If-Match`` no longer matches the live version."""
+
+
+class QuotaExceededError(ConflictError):
+    """The write would take an account above its tier limit (R9); the message names the
+    account, the limit and the count."""
 
 
 class NotFoundError(StateError):

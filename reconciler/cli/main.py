@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 from reconciler import __version__
 
@@ -14,10 +17,37 @@ from reconciler import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("reconciler.cli.validate", "Check manifests offline: schema, references, rules."),
     "schema": ("reconciler.cli.schema", "Write or check the JSON Schema files in schemas/."),
+    "plan": ("reconciler.cli.plan", "Show what apply would change in the live state."),
+    "apply": ("reconciler.cli.apply", "Make the live state match the manifests (or a saved plan)."),
+    "unlock": ("reconciler.cli.unlock", "Release a state lock left by a dead apply."),
+    "events": ("reconciler.cli.events", "List, show, enable, disable or delete live events (R19)."),
+    "fmt": ("reconciler.cli.fmt", "Format manifests canonically, keeping comments."),
+    "completion": ("reconciler.cli.completion", "Print a completion script for bash, zsh or fish."),
+    "agent": ("reconciler.cli.agent", "Send CRM events to Meta: ingest, run, status, retry-dead."),
+    "import": ("reconciler.cli.import_", "Write manifests for live accounts and events."),
+    "serve": ("reconciler.cli.serve", "Run the control plane: the live state over HTTP."),
+    "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
 }
 
 
+class Failure(click.ClickException):
+    """A ``ConvctlError`` on its way out: one line on stderr, exit 1, no traceback."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        from reconciler.errors import ConvctlError
+
+        try:
+            return super().invoke(ctx)
+        except ConvctlError as exc:
+            raise Failure(str(exc)) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -27,6 +57,14 @@ class LazyGroup(click.Group):
             return None
         command: click.Command = importlib.import_module(entry[0]).command
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names from COMMANDS (no command module imported on each TAB), then options."""
+        from click.shell_completion import CompletionItem
+
+        names = [CompletionItem(name, help=COMMANDS[name][1])
+                 for name in self.list_commands(ctx) if name.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -44,23 +82,21 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point: known errors become one line on stderr and exit 1, never a traceback."""
-    from reconciler.errors import ConvctlError
-
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point. Usage errors exit 1, not click's 2: 2 means "changes" for plan."""
     try:
-        return cli.main(args=argv, prog_name="convctl", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = cli.main(args=argv, prog_name="convctl", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         sys.exit(1 if exc.exit_code == 2 else exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, EOFError):
         click.echo("Aborted.", err=True)
         sys.exit(1)
-    except ConvctlError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

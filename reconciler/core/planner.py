@@ -148,7 +148,15 @@ def _pair(desired: Sequence[ConversionEvent], live: list[LiveEvent], draft: _Dra
     return pairs, [e for e in live if id(e) not in claimed]
 
 
+def _unchanged(ev: ConversionEvent, current: LiveEvent) -> bool:
+    """The cheap no-op test (model equality, no serialization): most events of a plan."""
+    return (current.managed and current.api != "legacy" and current.name == ev.name
+            and current.spec == ev.spec and current.labels == ev.metadata.labels)
+
+
 def _pair_step(ev: ConversionEvent, current: LiveEvent | None) -> Step | None:
+    if current is not None and _unchanged(ev, current):
+        return None
     after = event_document(ev.name, ev.spec, ev.metadata.labels)
     n = ev.stage_count
     if current is None:

@@ -68,9 +68,11 @@ class StateWriter(Protocol):
 
 
 class Locker(Protocol):
-    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float) -> LockInfo:
+    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
+                     pid: int | None = None, host: str | None = None) -> LockInfo:
         """Take the state lock or raise ``LockedError`` naming the current holder. An expired
-        lock is taken over."""
+        lock is taken over. ``pid``/``host`` name the holder's process (default: the caller's;
+        a control plane passes its client's)."""
         ...
 
     def release_lock(self, lock_id: str) -> None: ...

@@ -61,9 +61,20 @@ def test_memory_stores(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8080", "https://convctl.example.com"])
-def test_http_is_not_there_yet(url: str) -> None:
-    with pytest.raises(UsageError, match="arrives with `convctl serve`; use sqlite:///PATH"):
+def test_http_needs_a_token(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONVCTL_TOKEN", raising=False)
+    with pytest.raises(UsageError, match="set CONVCTL_TOKEN to a token with read scope"):
         open_provider(url)
+
+
+def test_http_urls_open_the_http_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.adapters.state.http import HttpProvider
+
+    monkeypatch.setenv("CONVCTL_TOKEN", "cvt_x")
+    provider = open_provider("https://convctl.example.com:8443/")
+    assert isinstance(provider, HttpProvider)
+    assert provider.base_url == "https://convctl.example.com:8443"
+    provider.close()
 
 
 @pytest.mark.parametrize("url", ["postgres://db/state", "state.db", "sqlite://", "sqlite:///"])

@@ -1,25 +1,64 @@
 """The ``provider`` fixture: every live-state backend, so one contract suite runs on each.
 
-To add a backend (e.g. HTTP against a loopback ``convctl serve``), add a factory to
-``BACKENDS`` that builds it from ``tmp_path`` and the fake clock.
+To add a backend, add a factory to ``BACKENDS`` that builds it from the test's request (for
+session fixtures such as a server), ``tmp_path`` and the fake clock. ``http`` is the
+``HttpProvider`` against a real server subprocess on a free loopback port (``serverkit``),
+one per session; each test gets its own state file on it and drives its clock.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from serverkit import Server, start_harness
 from statekit import FakeClock
 
+from reconciler.adapters.state.http import HttpProvider
 from reconciler.adapters.state.memory import MemoryProvider
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.provider import Provider
 
-BACKENDS: dict[str, Callable[[Path, FakeClock], Provider]] = {
-    "memory": lambda tmp_path, clock: MemoryProvider(clock=clock),
-    "sqlite": lambda tmp_path, clock: SqliteProvider(tmp_path / "state.db", clock=clock),
+
+class _TestHeaders(httpx.BaseTransport):
+    """Adds the harness's per-test state name and the fake clock's time to every request."""
+
+    def __init__(self, clock: FakeClock, state: str) -> None:
+        self._inner = httpx.HTTPTransport()
+        self._clock, self._state = clock, state
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.headers["X-Test-Now"] = self._clock.now().isoformat()
+        request.headers["X-Test-State"] = self._state
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _http(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Provider:
+    server: Server = request.getfixturevalue("contract_server")
+    transport = _TestHeaders(clock, uuid.uuid4().hex)
+    return HttpProvider(server.url, server.tokens["admin"], transport=transport, timeout=10)
+
+
+Factory = Callable[[pytest.FixtureRequest, Path, FakeClock], Provider]
+
+BACKENDS: dict[str, Factory] = {
+    "memory": lambda request, tmp_path, clock: MemoryProvider(clock=clock),
+    "sqlite": lambda request, tmp_path, clock: SqliteProvider(tmp_path / "state.db", clock=clock),
+    "http": _http,
 }
+
+
+@pytest.fixture(scope="session")
+def contract_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_harness(tmp_path_factory.mktemp("contract-server"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -30,6 +69,6 @@ def clock() -> FakeClock:
 @pytest.fixture(params=sorted(BACKENDS))
 def provider(request: pytest.FixtureRequest, tmp_path: Path,
              clock: FakeClock) -> Iterator[Provider]:
-    backend = BACKENDS[request.param](tmp_path, clock)
+    backend = BACKENDS[request.param](request, tmp_path, clock)
     yield backend
     backend.close()

@@ -6,7 +6,8 @@
   slashes, absolute after four (``sqlite:////var/lib/convctl/state.db``);
 - ``memory://`` a fresh in-memory state; ``memory://NAME`` the in-memory state of that name,
   shared by every ``open_provider`` call of this process (tests driving several commands);
-- ``http(s)://`` the ``convctl serve`` control plane (not yet available).
+- ``http(s)://HOST:PORT`` the ``convctl serve`` control plane, with the bearer token from
+  ``$CONVCTL_TOKEN`` (``read`` scope for plan, ``write`` for apply).
 
 Backend modules are imported on demand, so ``sqlite3`` is only loaded when it is used.
 """
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from reconciler.core.provider import Provider
 
 ENV_VAR: Final = "CONVCTL_STATE"
+TOKEN_ENV_VAR: Final = "CONVCTL_TOKEN"
 DEFAULT_URL: Final = "sqlite:///.convctl/state.db"
 SCHEMES: Final = "sqlite:///PATH, memory://[NAME], http(s)://HOST:PORT"
 
@@ -64,9 +66,25 @@ def open_provider(url: str | None = None, *, clock: Clock | None = None) -> Prov
     if url.startswith("memory://"):
         return _memory(url.removeprefix("memory://"), clock)
     if url.startswith(("http://", "https://")):
-        raise UsageError("the HTTP state backend arrives with `convctl serve`; "
-                         "use sqlite:///PATH")
+        return _http(url)
     raise UsageError(f"unsupported state URL {url!r}; use one of {SCHEMES}")
+
+
+def _http(url: str) -> Provider:
+    token = os.environ.get(TOKEN_ENV_VAR, "").strip()
+    if not token:
+        raise UsageError(f"set {TOKEN_ENV_VAR} to a token with read scope (plan) or write scope "
+                         f"(apply) to use the control plane at {url}")
+    from reconciler.adapters.state.http import HttpProvider
+
+    return HttpProvider(url, token)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` state URL (commands that need the file itself)."""
+    if not url.startswith("sqlite:"):
+        raise UsageError(f"this command needs a sqlite:///PATH state, not {url!r}")
+    return _sqlite_path(url)
 
 
 def _sqlite_path(url: str) -> Path:
@@ -83,4 +101,4 @@ def _memory(name: str, clock: Clock | None) -> Provider:
     return _MEMORY.get(name, clock) if name else MemoryProvider(clock=clock)
 
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "open_provider", "resolve_url"]
+__all__ = ["DEFAULT_URL", "ENV_VAR", "TOKEN_ENV_VAR", "open_provider", "resolve_url", "sqlite_path"]

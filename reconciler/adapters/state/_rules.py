@@ -16,7 +16,14 @@ from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import LockInfo
 from reconciler.core.quota import limit_for
-from reconciler.errors import ConflictError, LockedError, NotFoundError, UsageError
+from reconciler.errors import (
+    ConflictError,
+    LockedError,
+    NotFoundError,
+    QuotaExceededError,
+    StaleVersionError,
+    UsageError,
+)
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware (UTC)."""
@@ -51,7 +58,7 @@ def check_quota(account: LiveAccount, used_before: int, used_after: int) -> None
     """
     limit = limit_for(account.spec.tier)
     if used_after > limit and used_after > used_before:
-        raise ConflictError(
+        raise QuotaExceededError(
             f"quota exceeded for account '{account.name}': {account.spec.tier} allows {limit} "
             f"lifecycle-stage events, this write would make {used_after} (R9)")
 
@@ -60,7 +67,7 @@ def check_tier_change(name: str, old: AccountSpec, new: AccountSpec, used: int) 
     """Refuse lowering an account's tier below the slots its events already use (R9)."""
     new_limit = limit_for(new.tier)
     if used > new_limit and new_limit < limit_for(old.tier):
-        raise ConflictError(
+        raise QuotaExceededError(
             f"cannot change account '{name}' to tier {new.tier}: its events use {used} "
             f"lifecycle-stage slots and {new.tier} allows {new_limit} (R9)")
 
@@ -73,13 +80,13 @@ def check_account_version(name: str, expected: int | None, actual: int | None) -
     if expected is not None and actual is None:
         raise unknown_account(name)
     if expected is not None and expected != actual:
-        raise ConflictError(f"account '{name}' was changed by someone else: expected version "
-                            f"{expected}, live version is {actual}")
+        raise StaleVersionError(f"account '{name}' was changed by someone else: expected "
+                                f"version {expected}, live version is {actual}")
 
 
 def check_event_version(event: LiveEvent, expected: int | None) -> None:
     if expected is not None and expected != event.version:
-        raise ConflictError(
+        raise StaleVersionError(
             f"event {event.account}/{event.name} ({event.id}) was changed by someone else: "
             f"expected version {expected}, live version is {event.version}")
 

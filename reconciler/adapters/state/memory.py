@@ -91,12 +91,14 @@ class MemoryProvider:
 
     # -- lock -------------------------------------------------------------------------------
 
-    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float) -> LockInfo:
+    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
+                     pid: int | None = None, host: str | None = None) -> LockInfo:
         with self._mutex:
             now = self._clock()
             rules.check_lock_free(self._lock, now)
-            self._lock = rules.new_lock(holder, operation, ttl_seconds, now, os.getpid(),
-                                        socket.gethostname())
+            self._lock = rules.new_lock(holder, operation, ttl_seconds, now,
+                                        os.getpid() if pid is None else pid,
+                                        host or socket.gethostname())
             return self._lock
 
     def release_lock(self, lock_id: str) -> None:

@@ -144,12 +144,14 @@ class SqliteProvider:
 
     # -- lock -------------------------------------------------------------------------------
 
-    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float) -> LockInfo:
+    def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
+                     pid: int | None = None, host: str | None = None) -> LockInfo:
         with self._write() as conn:
             now = self._clock()
             rules.check_lock_free(self._stored_lock(conn), now)
-            lock = rules.new_lock(holder, operation, ttl_seconds, now, os.getpid(),
-                                  socket.gethostname())
+            lock = rules.new_lock(holder, operation, ttl_seconds, now,
+                                  os.getpid() if pid is None else pid,
+                                  host or socket.gethostname())
             conn.execute(
                 f"INSERT OR REPLACE INTO locks (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, "
                 "?, ?)", (lock.id, lock.holder, lock.pid, lock.host, lock.operation,

@@ -61,9 +61,66 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             at TEXT NOT NULL)""",
         "CREATE INDEX journal_run ON journal (run_id, seq)",
     ),
+    (  # 1 -> 2: control-plane bearer tokens, stored only as SHA-256 hashes
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT)""",
+        "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
+    ),
+    (  # 2 -> 3: the sync agent: inbox, embedded contacts, outbox, skip counters, paused pixels
+        """CREATE TABLE inbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedup_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            portal_id INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('new', 'processed')),
+            received_at TEXT NOT NULL,
+            processed_at TEXT)""",
+        "CREATE INDEX inbox_new ON inbox (status, seq)",
+        """CREATE TABLE contacts (
+            portal_id INTEGER NOT NULL,
+            contact_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (portal_id, contact_id))""",
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversion_event_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            pixel_id TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            event_time INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            reason TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (event_id, conversion_event_id))""",
+        "CREATE INDEX outbox_queue ON outbox (status, seq)",
+        """CREATE TABLE skips (
+            reason TEXT NOT NULL,
+            conversion_event_id TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (reason, conversion_event_id))""",
+        """CREATE TABLE paused_pixels (
+            pixel_id TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            token_fingerprint TEXT,
+            paused_at TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-_OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "sqlite_sequence"}
+_OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence"}
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -1,0 +1,83 @@
+"""``convctl token create|list|revoke``: bearer tokens of the control plane, in the state file."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.cli.app import App
+from reconciler.cli.options import state_option
+
+if TYPE_CHECKING:
+    from reconciler.adapters.state.tokens import SqliteTokenStore
+
+SCOPES = ("read", "write", "ingest", "admin")
+
+
+def _store(state: str | None) -> SqliteTokenStore:
+    from reconciler.adapters.state import resolve_url, sqlite_path
+    from reconciler.adapters.state.tokens import SqliteTokenStore
+
+    return SqliteTokenStore(sqlite_path(resolve_url(state)))
+
+
+@click.group("token")
+def command() -> None:
+    """Manage the control plane's bearer tokens (stored as SHA-256 hashes only).
+
+    Scopes: read (plan), write (apply; includes read), ingest (agent endpoints), admin.
+
+    \b
+    Examples:
+      convctl token create --scope read --name ci-plan
+      convctl token list
+      convctl token revoke ci-plan
+    """
+
+
+@command.command("create")
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES),
+              help="A scope to grant (repeatable).")
+@click.option("--name", help="A unique name (default token-<id>).")
+@state_option
+def create(scopes: tuple[str, ...], name: str | None, state: str | None) -> None:
+    """Create a token and print it once: it cannot be shown again."""
+    store = _store(state)
+    try:
+        info, secret = store.create(list(scopes), name)
+    finally:
+        store.close()
+    App().out(secret)
+    App().err(f"Created token '{info.name}' (id {info.id}, scopes {', '.join(info.scopes)}). "
+              "It is shown only this once; store it as a secret (CONVCTL_TOKEN).")
+
+
+@command.command("list")
+@state_option
+def list_(state: str | None) -> None:
+    """List tokens (names, ids, scopes, dates; never the tokens)."""
+    store = _store(state)
+    try:
+        tokens = store.list()
+    finally:
+        store.close()
+    app = App()
+    app.out(f"{'ID':<9} {'NAME':<24} {'SCOPES':<24} {'CREATED':<20} STATUS")
+    for t in tokens:
+        status = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        app.out(f"{t.id:<9} {t.name:<24} {','.join(t.scopes):<24} "
+                f"{t.created_at:%Y-%m-%d %H:%M:%S}  {status}")
+
+
+@command.command("revoke")
+@click.argument("name_or_id")
+@state_option
+def revoke(name_or_id: str, state: str | None) -> None:
+    """Revoke the active token with this name or id (effective at once)."""
+    store = _store(state)
+    try:
+        info = store.revoke(name_or_id)
+    finally:
+        store.close()
+    App().err(f"Revoked token '{info.name}' (id {info.id}).")

@@ -1,0 +1,61 @@
+"""Prometheus metrics, one registry per app (no module globals).
+
+``convctl_http_requests_total{method,route,status}`` and
+``convctl_http_request_duration_seconds{method,route}`` label by the route *template*
+(``/v1/events/{event_id}``), never the concrete path, so ids do not explode the series;
+``convctl_quota_refusals_total`` counts writes refused by the tier limit (R9).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("convctl_http_requests_total", "HTTP requests by route, status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("convctl_http_request_duration_seconds",
+                                 "HTTP request latency by route", ["method", "route"],
+                                 registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                          2.5, 5, 10))
+        self.quota_refusals = Counter("convctl_quota_refusals_total",
+                                      "Writes refused because of the tier limit (R9)",
+                                      registry=self.registry)
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            method, route = scope["method"], _route(scope)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -1,0 +1,25 @@
+"""Fixtures for the control-plane tests: a real ``convctl serve`` per test module."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from serverkit import Server, start_serve
+
+# The state builders (statekit) live with the provider contract suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``convctl serve`` on a free loopback port, a fresh SQLite state, one token per scope
+    (``server.tokens['read']`` ...); stopped with SIGTERM at the end of the module."""
+    srv = start_serve(tmp_path_factory.mktemp("serve"))
+    yield srv
+    code = srv.stop()
+    assert code in (0, -15), srv.output()  # uvicorn re-raises SIGTERM after a clean stop
+    for token in srv.tokens.values():  # tokens are never logged
+        assert token not in srv.output()
