@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import validate_scale as gen  # noqa: E402  (the sibling generator)
+import validate_scale as gen
 
 
 def fill_state(folder: Path, state: Path) -> None:

@@ -1,0 +1,340 @@
+"""The sync agent's durable stores, in the SQLite state file (schema step 2 -> 3).
+
+- ``inbox``: CRM events as received, unique by a dedup key; ``INSERT OR IGNORE`` acknowledges and
+  drops duplicates. ``ingest`` commits before it returns: durable before acknowledged.
+- ``contacts``: the embedded contact source, upserted by (portal, contact id), merged.
+- ``outbox``: one row per (Meta event_id, conversion event id), ``UNIQUE`` on the pair, so an
+  inbox row processed twice (a crash before it was marked) never enqueues twice. States:
+  ``queued`` -> ``sent`` | ``dead`` (a dead letter: ``reason`` code + ``last_error``).
+- ``skips``: counters per (reason, conversion event); ``paused_pixels``: pixels stopped by a
+  token or permission error (code 190/102/10/200-299), with the token's fingerprint so a new
+  token resumes them.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction; every ``sqlite3`` error leaves as a
+``reconciler.errors`` type. Nothing here logs, and no token or raw PII is ever stored outside
+the contact and inbox bodies (which are the data itself).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from reconciler.adapters import agentcodec as codec
+from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.adapters.state import sqlite_schema
+from reconciler.core.crm import Contact
+from reconciler.errors import StateError, TransientError
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    contacts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    seq: int
+    event: InboxEvent
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutbox:
+    """A payload to queue (``status='queued'``) or to dead-letter at once (``'dead'``)."""
+
+    conversion_event_id: str
+    event_id: str
+    account: str
+    pixel_id: str
+    payload: dict[str, Any]
+    status: str = "queued"
+    reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    conversion_event_id: str
+    event_id: str
+    account: str
+    pixel_id: str
+    event_name: str
+    event_time: int
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PausedPixel:
+    pixel_id: str
+    reason: str
+    message: str
+    token_fingerprint: str | None
+    paused_at: str
+
+
+_OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
+                "payload, attempts")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class AgentStore:
+    """The agent's tables in one SQLite file; share one instance between threads freely."""
+
+    def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
+        self.path = Path(path)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._mutex = threading.RLock()
+        self._conn = sqlite_schema.connect(self.path)
+
+    def close(self) -> None:
+        with self._mutex, self._translate():
+            self._conn.close()
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest(self, items: Sequence[tuple[str, InboxEvent]],
+               contacts: Sequence[Contact] = ()) -> IngestResult:
+        """Store events (``(dedup key, event)``) and contact upserts in one committed
+        transaction; already-known keys are counted as duplicates and dropped."""
+        now = _iso(self._clock())
+        with self._write() as conn:
+            for contact in contacts:
+                self._upsert_contact(conn, contact, now)
+            stored = 0
+            for key, event in items:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, status, "
+                    "received_at) VALUES (?, ?, ?, ?, 'new', ?)",
+                    (key, codec.kind_of(event), event.portal_id, codec.encode_event(event), now))
+                stored += cur.rowcount
+        return IngestResult(stored, len(items) - stored, len(contacts))
+
+    def upsert_contacts(self, contacts: Iterable[Contact]) -> int:
+        now = _iso(self._clock())
+        with self._write() as conn:
+            return sum(self._upsert_contact(conn, c, now) for c in contacts)
+
+    def _upsert_contact(self, conn: sqlite3.Connection, contact: Contact, now: str) -> int:
+        row = conn.execute("SELECT body FROM contacts WHERE portal_id = ? AND contact_id = ?",
+                           (contact.portal_id, contact.contact_id)).fetchone()
+        if row is not None:
+            old = codec.decode_contact(contact.portal_id, contact.contact_id, row[0])
+            contact = old.merged(contact)
+        conn.execute("INSERT OR REPLACE INTO contacts (portal_id, contact_id, body, updated_at) "
+                     "VALUES (?, ?, ?, ?)", (contact.portal_id, contact.contact_id,
+                                             codec.encode_contact(contact), now))
+        return 1
+
+    def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]:
+        ids = sorted(set(contact_ids))
+        found: dict[str, Contact] = {}
+        with self._read() as conn:
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT contact_id, body FROM contacts WHERE portal_id = ? "
+                                    f"AND contact_id IN ({marks})", (portal_id, *chunk))
+                for cid, body in rows:
+                    found[cid] = codec.decode_contact(portal_id, cid, body)
+        return found
+
+    # -- processing -------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[InboxRow]:
+        """The oldest ``limit`` inbox rows not processed yet."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT seq, kind, body FROM inbox WHERE status = 'new' "
+                                "ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in rows]
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these Meta event ids already have an outbox row (R16)."""
+        ids = sorted(set(event_ids))
+        known: set[str] = set()
+        with self._read() as conn:
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT event_id FROM outbox WHERE event_id IN ({marks})",
+                                    chunk)
+                known.update(r[0] for r in rows)
+        return known
+
+    def commit_processed(self, seqs: Sequence[int], rows: Sequence[NewOutbox],
+                         skips: Mapping[tuple[str, str], int]) -> int:
+        """Atomically: enqueue ``rows`` (pairs already queued are ignored), add the skip counts
+        and mark the inbox rows processed. Returns how many outbox rows were new."""
+        now = self._clock()
+        stamp, epoch = _iso(now), now.timestamp()
+        with self._write() as conn:
+            added = sum(self._enqueue(conn, row, stamp, epoch) for row in rows)
+            for (reason, conversion_event_id), count in skips.items():
+                conn.execute("INSERT INTO skips (reason, conversion_event_id, count) "
+                             "VALUES (?, ?, ?) ON CONFLICT (reason, conversion_event_id) "
+                             "DO UPDATE SET count = count + excluded.count",
+                             (reason, conversion_event_id, count))
+            conn.executemany("UPDATE inbox SET status = 'processed', processed_at = ? "
+                             "WHERE seq = ?", [(stamp, seq) for seq in seqs])
+        return added
+
+    @staticmethod
+    def _enqueue(conn: sqlite3.Connection, row: NewOutbox, stamp: str, epoch: float) -> int:
+        p = row.payload
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox (conversion_event_id, event_id, account, pixel_id, "
+            "event_name, event_time, payload, status, attempts, next_attempt_at, reason, "
+            "last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+            (row.conversion_event_id, row.event_id, row.account, row.pixel_id,
+             str(p.get("event_name", "")), int(p.get("event_time") or 0),
+             orjson.dumps(p).decode(), row.status, epoch, row.reason, row.error, stamp, stamp))
+        return cur.rowcount
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def due(self, now: float, limit: int, after_seq: int = 0) -> list[OutboxRow]:
+        """Queued rows whose next attempt is due, oldest first, from ``after_seq`` on (so one
+        pass pages through the due rows and sees each once)."""
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = 'queued' "
+                                "AND next_attempt_at <= ? AND seq > ? ORDER BY seq LIMIT ?",
+                                (now, after_seq, limit)).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]), r[8])
+                for r in rows]
+
+    def next_due(self) -> float | None:
+        """When the earliest queued row is due (epoch seconds), or None."""
+        with self._read() as conn:
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM outbox "
+                               "WHERE status = 'queued'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def mark_sent(self, seqs: Sequence[int]) -> None:
+        self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", ())
+
+    def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
+        self._set(seqs, "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
+                  (next_attempt_at, error))
+
+    def dead(self, seqs: Sequence[int], reason: str, error: str) -> None:
+        self._set(seqs, "status = 'dead', reason = ?, last_error = ?", (reason, error))
+
+    def _set(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...]) -> None:
+        if not seqs:
+            return
+        stamp = _iso(self._clock())
+        with self._write() as conn:
+            conn.executemany(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE seq = ? "
+                             "AND status = 'queued'",
+                             [(*params, stamp, seq) for seq in seqs])
+
+    def retry_dead(self, reason: str | None = None) -> int:
+        """Queue dead letters again (only those with ``reason`` when given), due now."""
+        now = self._clock()
+        where, params = ("AND reason = ?", (reason,)) if reason else ("", ())
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE outbox SET status = 'queued', attempts = 0, reason = NULL, "
+                f"next_attempt_at = ?, updated_at = ? WHERE status = 'dead' {where}",
+                (now.timestamp(), _iso(now), *params))
+            return cur.rowcount
+
+    # -- pixels -----------------------------------------------------------------------------
+
+    def pause_pixel(self, pixel_id: str, reason: str, message: str,
+                    token_fingerprint: str | None) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO paused_pixels (pixel_id, reason, message, "
+                         "token_fingerprint, paused_at) VALUES (?, ?, ?, ?, ?)",
+                         (pixel_id, reason, message, token_fingerprint, _iso(self._clock())))
+
+    def resume_pixel(self, pixel_id: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM paused_pixels WHERE pixel_id = ?", (pixel_id,))
+            return cur.rowcount > 0
+
+    def paused_pixels(self) -> dict[str, PausedPixel]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT pixel_id, reason, message, token_fingerprint, paused_at "
+                                "FROM paused_pixels ORDER BY pixel_id").fetchall()
+        return {r[0]: PausedPixel(*r) for r in rows}
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Counts per state, per pixel, per skip reason and per dead-letter reason."""
+        with self._read() as conn:
+            inbox = dict(conn.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status"))
+            outbox = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
+            pixels: dict[str, dict[str, int]] = {}
+            for pixel, state, n in conn.execute("SELECT pixel_id, status, COUNT(*) FROM outbox "
+                                                "GROUP BY pixel_id, status"):
+                pixels.setdefault(pixel, {"queued": 0, "sent": 0, "dead": 0})[state] = n
+            skips = dict(conn.execute("SELECT reason, SUM(count) FROM skips GROUP BY reason "
+                                      "ORDER BY reason"))
+            dead = dict(conn.execute("SELECT reason, COUNT(*) FROM outbox WHERE status = 'dead' "
+                                     "GROUP BY reason ORDER BY reason"))
+            oldest = conn.execute("SELECT MIN(created_at) FROM outbox "
+                                  "WHERE status = 'queued'").fetchone()[0]
+        return {"inbox": {"new": inbox.get("new", 0), "processed": inbox.get("processed", 0)},
+                "outbox": {s: outbox.get(s, 0) for s in ("queued", "sent", "dead")},
+                "pixels": pixels, "skips": skips, "deadLetters": dead,
+                "oldestQueuedAt": oldest}
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest dead letters: ids, reason and Meta's message (no payload: it holds PII
+        hashes only, but a listing has no use for them)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT seq, conversion_event_id, event_id, pixel_id, event_name, "
+                                "reason, last_error FROM outbox WHERE status = 'dead' "
+                                "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if sqlite_schema.is_busy(exc):
+                raise TransientError(f"agent store {self.path} is busy ({exc})") from exc
+            raise StateError(f"agent store {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StateError(f"agent store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex, self._translate():
+            yield self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex, self._translate():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                sqlite_schema.rollback(self._conn)
+                raise
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,206 @@
+"""``convctl agent ...``: the sync agent (product.md §5): ingest, run, status, retry-dead."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.cli.app import App
+from reconciler.cli.options import state_option
+
+_STORE_HELP = ("Agent store file [env CONVCTL_AGENT_STORE; default: the SQLite state file, "
+               "else .convctl/agent.db].")
+
+
+def store_option(func: Any) -> Any:
+    return click.option("--store", envvar="CONVCTL_AGENT_STORE", default=None, metavar="PATH",
+                        help=_STORE_HELP)(func)
+
+
+@click.group("agent")
+def command() -> None:
+    """Send CRM events (form submissions, lifecycle-stage changes) to Meta's Conversions API.
+
+    \b
+    Examples:
+      convctl agent ingest backfill.jsonl
+      convctl agent run --once --dry-run requests.jsonl
+      ACME_META_TOKEN=... convctl agent run
+      convctl agent status --format json
+      convctl agent retry-dead --reason rejected
+    """
+
+
+@command.command("ingest")
+@click.argument("file", type=click.Path(dir_okay=False))
+@state_option
+@store_option
+def ingest(file: str, state: str | None, store: str | None) -> None:
+    """Store the events and contacts of a JSONL FILE in the inbox (durably, deduplicated).
+
+    Bad lines are reported with their line number and skipped; the rest is ingested (exit 1
+    when any line was bad).
+    """
+    from reconciler.services.agent import ingest_jsonl
+    from reconciler.services.agent_setup import AgentSettings, open_store
+
+    app = App()
+    agent_store = open_store(AgentSettings(state=state, store=store))
+    try:
+        report = ingest_jsonl(agent_store, file)
+    finally:
+        agent_store.close()
+    for number, message in report.errors:
+        app.err(f"{file}:{number}: {message}")
+    app.out(f"Ingested {report.stored} event(s) and {report.contacts} contact(s) from "
+            f"{report.lines} line(s); {report.duplicates} duplicate(s) dropped, "
+            f"{len(report.errors)} bad line(s) skipped.")
+    if report.errors:
+        raise click.exceptions.Exit(1)
+
+
+@command.command("run")
+@click.option("--once", is_flag=True, help="Process the inbox and make one delivery pass.")
+@click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Append each request as a JSON line to FILE instead of "
+              "sending (no token written; the outbox is left as it is).")
+@click.option("--meta-base-url", envvar="CONVCTL_META_BASE_URL",
+              default="https://graph.facebook.com", show_default=True,
+              help="Graph API base URL [env CONVCTL_META_BASE_URL].")
+@click.option("--api-version", envvar="CONVCTL_META_API_VERSION", default="v25.0",
+              show_default=True, help="Graph API version [env CONVCTL_META_API_VERSION].")
+@click.option("--test-event-code", envvar="CONVCTL_TEST_EVENT_CODE", default=None,
+              help="Route events to Events Manager's Test Events [env CONVCTL_TEST_EVENT_CODE]. "
+              "Such events still count: set it deliberately.")
+@click.option("--batch-size", envvar="CONVCTL_AGENT_BATCH_SIZE", default=1000,
+              type=click.IntRange(1, 1000), show_default=True,
+              help="Events per request [env CONVCTL_AGENT_BATCH_SIZE].")
+@click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
+              type=click.FloatRange(0.01, 3600), show_default=True,
+              help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL].")
+@click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
+              type=click.FloatRange(0.1, 600), show_default=True,
+              help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT].")
+@click.option("--contacts", envvar="CONVCTL_CONTACT_SOURCE", default="embedded",
+              type=click.Choice(["embedded", "hubspot"]), show_default=True,
+              help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "
+              "CONVCTL_HUBSPOT_TOKEN and CONVCTL_HUBSPOT_BASE_URL.")
+@state_option
+@store_option
+def run(once: bool, dry_run: str | None, meta_base_url: str, api_version: str,
+        test_event_code: str | None, batch_size: int, poll_interval: float, timeout: float,
+        contacts: str, state: str | None, store: str | None) -> None:
+    """Match inbox events, queue payloads and deliver them to Meta, until stopped.
+
+    Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
+    SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
+    re-sent with the same event_id, which Meta deduplicates).
+    """
+    import os
+
+    from reconciler.services.agent_setup import HUBSPOT_BASE_URL, AgentSettings, open_agent
+
+    _logging()
+    settings = AgentSettings(
+        state=state, store=store, meta_base_url=meta_base_url, api_version=api_version,
+        test_event_code=test_event_code, dry_run=Path(dry_run) if dry_run else None,
+        batch_size=batch_size, poll_interval=poll_interval, timeout=timeout, contacts=contacts,
+        hubspot_base_url=os.environ.get("CONVCTL_HUBSPOT_BASE_URL") or HUBSPOT_BASE_URL)
+    handle = open_agent(settings)
+    signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
+    try:
+        handle.agent.run(once=once)
+        if once:
+            App().out(status_text(handle.agent.status()))
+    finally:
+        handle.close()
+
+
+@command.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@state_option
+@store_option
+def status(fmt: str, state: str | None, store: str | None) -> None:
+    """Counts per state and per pixel, skip reasons, dead-letter reasons, paused pixels."""
+    import orjson
+
+    from reconciler.services.agent import agent_status
+    from reconciler.services.agent_setup import AgentSettings, open_store
+
+    agent_store = open_store(AgentSettings(state=state, store=store))
+    try:
+        data = agent_status(agent_store)
+        data["recentDeadLetters"] = agent_store.dead_letters(20)
+    finally:
+        agent_store.close()
+    if fmt == "json":
+        App().out(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        App().out(status_text(data))
+
+
+@command.command("retry-dead")
+@click.option("--reason", default=None, metavar="CODE",
+              help="Only dead letters with this reason (e.g. rejected, expired, disabled).")
+@state_option
+@store_option
+def retry_dead(reason: str | None, state: str | None, store: str | None) -> None:
+    """Queue dead letters again; the next `agent run` re-checks and sends them."""
+    from reconciler.services.agent_setup import AgentSettings, open_store
+
+    agent_store = open_store(AgentSettings(state=state, store=store))
+    try:
+        count = agent_store.retry_dead(reason)
+    finally:
+        agent_store.close()
+    App().out(f"Queued {count} dead letter(s) again" + (f" (reason {reason})." if reason else "."))
+
+
+@command.command("resume")
+@click.argument("pixel_id")
+@state_option
+@store_option
+def resume(pixel_id: str, state: str | None, store: str | None) -> None:
+    """Resume sending for a pixel paused by a token or permission error."""
+    from reconciler.services.agent_setup import AgentSettings, open_store
+
+    agent_store = open_store(AgentSettings(state=state, store=store))
+    try:
+        resumed = agent_store.resume_pixel(pixel_id)
+    finally:
+        agent_store.close()
+    App().out(f"Pixel {pixel_id} resumed." if resumed else f"Pixel {pixel_id} was not paused.")
+
+
+def status_text(data: dict[str, Any]) -> str:
+    inbox, outbox = data["inbox"], data["outbox"]
+    lines = [f"Inbox:  {inbox['new']} new, {inbox['processed']} processed",
+             f"Outbox: {outbox['queued']} queued, {outbox['sent']} sent, {outbox['dead']} dead"]
+    for pixel, counts in sorted(data["pixels"].items()):
+        lines.append(f"Pixel {pixel}: {counts['queued']} queued, {counts['sent']} sent, "
+                     f"{counts['dead']} dead")
+    for pixel, info in sorted(data["paused"].items()):
+        lines.append(f"Pixel {pixel}: PAUSED since {info['since']} ({info['reason']}): "
+                     f"{info['message']}")
+    lines += _section("Skipped", data["skips"]) + _section("Dead letters", data["deadLetters"])
+    return "\n".join(lines)
+
+
+def _section(title: str, counts: dict[str, int]) -> list[str]:
+    if not counts:
+        return []
+    width = max(len(reason or "-") for reason in counts)
+    return [f"{title}:"] + [f"  {reason or '-':<{width}}  {n}"
+                            for reason, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,0 +1,311 @@
+"""The sync agent: CRM events in, Meta Conversions API out, nothing lost (product.md §5).
+
+    ingest (JSONL / webhook / form) -> inbox -> process_inbox -> outbox -> deliver_once -> Meta
+
+- ``ingest_*``: durable before acknowledged (``AgentStore.ingest`` commits before returning);
+  duplicates are acknowledged and dropped.
+- ``process_inbox``: per chunk of inbox rows, one transaction: match each event against the
+  enabled live conversion events (``core.matching``), build and check the payloads
+  (``core.capi``), queue them (or dead-letter them with the validation reason), count the skip
+  reasons and mark the rows processed. A crash before the commit leaves the rows ``new``; the
+  outbox's unique (event_id, conversion event) pair makes reprocessing harmless.
+- ``deliver_once``: see ``services.delivery``.
+- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
+  interval; ``stop()`` ends it after the current cycle.
+
+``clock`` (aware datetimes), ``sleep`` and ``rand`` are injected so tests run in zero time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.adapters.agentcodec import dedup_key as inbox_key
+from reconciler.adapters.agentstore import AgentStore, InboxRow, IngestResult, NewOutbox
+from reconciler.adapters.contacts import ContactSource
+from reconciler.adapters.meta import DryRunWriter
+from reconciler.adapters.secrets import resolve_secret
+from reconciler.core.backoff import BackoffPolicy
+from reconciler.core.capi import MAX_BATCH, build_payload, validate_payload
+from reconciler.core.crm import (
+    Contact,
+    CrmParseError,
+    FormIngest,
+    FormSubmission,
+    Ignored,
+    StageChange,
+    WebhookRecord,
+    parse_jsonl_line,
+)
+from reconciler.core.live import LiveAccount, LiveEvent
+from reconciler.core.matching import candidates, dedup_key, match
+from reconciler.core.models import SecretRef
+from reconciler.core.provider import StateReader
+from reconciler.errors import ConvctlError, UsageError
+from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
+
+log = logging.getLogger("reconciler.agent")
+DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    batch_size: int = MAX_BATCH
+    inbox_chunk: int = 500
+    poll_interval: float = 1.0
+    test_event_code: str | None = None
+    dry_run: Path | None = None
+    policy: BackoffPolicy = DEFAULT_POLICY
+
+
+@dataclass
+class IngestReport:
+    lines: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    contacts: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, result: IngestResult) -> None:
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        self.contacts += result.contacts
+
+
+@dataclass
+class ProcessReport:
+    processed: int = 0
+    queued: int = 0
+    dead: int = 0
+    skips: Counter[str] = field(default_factory=Counter)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Agent:
+    def __init__(self, provider: StateReader, store: AgentStore, contacts: ContactSource,
+                 sender: Sender | None, config: AgentConfig | None = None, *,
+                 clock: Callable[[], datetime] = _utc_now,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rand: Callable[[], float] = random.random,
+                 resolve: Callable[[SecretRef], str] = resolve_secret) -> None:
+        self.config = config or AgentConfig()
+        if sender is None and self.config.dry_run is None:
+            raise UsageError("the agent needs a sender, or a dry-run file")
+        self._provider, self._store, self._contacts = provider, store, contacts
+        self._clock, self._sleep = clock, sleep
+        self._stop = threading.Event()
+        dry = DryRunWriter(self.config.dry_run) if self.config.dry_run else None
+        self.deliverer = Deliverer(
+            store, provider, sender, clock=clock, rand=rand, policy=self.config.policy,
+            resolve=resolve, batch_size=self.config.batch_size,
+            test_event_code=self.config.test_event_code, dry_run=dry)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest_jsonl(self, path: str | Path, chunk: int = 1000) -> IngestReport:
+        return ingest_jsonl(self._store, path, chunk)
+
+    def ingest_webhook(self, records: Iterable[WebhookRecord]) -> IngestResult:
+        """Parsed HubSpot webhook records (``core.crm.parse_webhook``), keyed by HubSpot's key."""
+        return self._store.ingest([(r.key.digest(), r.event) for r in records])
+
+    def ingest_form(self, form: FormIngest) -> IngestResult:
+        """A parsed form submission and the contact fields it carried, in one transaction."""
+        sub = form.submission
+        contacts = [form.contact] if form.contact.properties or form.contact.fbc else []
+        return self._store.ingest([(inbox_key(sub), sub)], contacts)
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process_inbox(self, max_rows: int | None = None) -> ProcessReport:
+        """Match, build, check and queue new inbox rows, one transaction per chunk."""
+        total = ProcessReport()
+        while max_rows is None or total.processed < max_rows:
+            rows = self._store.pending(self.config.inbox_chunk)
+            if not rows:
+                break
+            try:
+                self._process_chunk(rows, total)
+            except ConvctlError as exc:  # contact source down, state busy: try next cycle
+                log.warning("inbox processing paused: %s", exc)
+                break
+            if len(rows) < self.config.inbox_chunk:
+                break
+        return total
+
+    def _process_chunk(self, rows: list[InboxRow], total: ProcessReport) -> None:
+        now = self._clock()
+        accounts = {a.spec.portal_id: a for a in self._provider.list_accounts()}
+        live = self._provider.list_events()
+        contacts = self._fetch_contacts(rows, accounts, live)
+        seen = self._store.known_event_ids(_candidate_keys(rows, accounts, live))
+        queued: list[NewOutbox] = []
+        skips: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            self._process_row(row.event, accounts, live, contacts, seen, now, queued, skips)
+        self._store.commit_processed([r.seq for r in rows], queued, skips)
+        total.processed += len(rows)
+        total.queued += sum(1 for q in queued if q.status == "queued")
+        total.dead += sum(1 for q in queued if q.status == "dead")
+        for (reason, _), n in skips.items():
+            total.skips[reason] += n
+
+    def _process_row(self, event: StageChange | FormSubmission | Ignored,
+                     accounts: dict[int, LiveAccount], live: list[LiveEvent],
+                     contacts: dict[tuple[int, str], Contact], seen: set[str], now: datetime,
+                     queued: list[NewOutbox], skips: Counter[tuple[str, str]]) -> None:
+        if isinstance(event, Ignored):
+            skips[("ignored", "")] += 1
+            return
+        account = accounts.get(event.portal_id)
+        if account is None:
+            skips[("unknown_portal", "")] += 1
+            return
+        contact = contacts.get((event.portal_id, event.contact_id))
+        result = match(event, contact, live, account, seen)
+        for skip in result.skips:
+            skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
+        for fire in result.fires:
+            seen.add(fire.dedup_key)
+            try:
+                payload = build_payload(fire.live_event, account.spec, event, contact)
+            except ValueError:  # garbage the core could not shape: counted, never a crash
+                skips[("invalid_event", fire.live_event.id)] += 1
+                continue
+            reason = validate_payload(payload, now)
+            queued.append(NewOutbox(
+                fire.live_event.id, fire.dedup_key, account.name,
+                account.spec.facebook.pixel_id, payload, "dead" if reason else "queued", reason,
+                f"not sent: the payload breaks the Conversions API contract ({reason})"
+                if reason else None))
+
+    def _fetch_contacts(self, rows: list[InboxRow], accounts: dict[int, LiveAccount],
+                        live: list[LiveEvent]) -> dict[tuple[int, str], Contact]:
+        wanted: dict[int, set[str]] = {}
+        for row in rows:
+            if not isinstance(row.event, Ignored) and row.event.portal_id in accounts:
+                wanted.setdefault(row.event.portal_id, set()).add(row.event.contact_id)
+        found: dict[tuple[int, str], Contact] = {}
+        for portal, ids in wanted.items():
+            account = accounts[portal]
+            props = _needed_properties(account, live)
+            for cid, contact in self._contacts.fetch(account, sorted(ids), props).items():
+                found[(portal, cid)] = contact
+        return found
+
+    # -- delivery and the loop --------------------------------------------------------------
+
+    def deliver_once(self) -> DeliveryReport:
+        return self.deliverer.deliver_once()
+
+    def run(self, once: bool = False, max_cycles: int | None = None) -> None:
+        """Process and deliver until ``stop()`` (or once, or ``max_cycles`` cycles)."""
+        cycles = 0
+        while not self._stop.is_set():
+            self.process_inbox(None if once else self.config.inbox_chunk * 20)
+            self.deliver_once()
+            cycles += 1
+            if once or (max_cycles is not None and cycles >= max_cycles):
+                return
+            self._sleep(self._idle_delay())
+
+    def _idle_delay(self) -> float:
+        if self._store.pending(1):
+            return 0.0
+        now = self._clock().timestamp()
+        due = self._store.next_due()
+        wait = self.config.poll_interval if due is None else max(0.0, due - now)
+        return min(wait, self.config.poll_interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return agent_status(self._store, self.deliverer.holdoff)
+
+    def retry_dead(self, reason: str | None = None) -> int:
+        return self._store.retry_dead(reason)
+
+
+def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 1000) -> IngestReport:
+    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped. Each
+    chunk of lines is committed before the next is read."""
+    report = IngestReport()
+    items: list[tuple[str, StageChange | FormSubmission]] = []
+    contacts: list[Contact] = []
+    for number, line in _lines(path):
+        report.lines += 1
+        try:
+            parsed = parse_jsonl_line(line)
+        except CrmParseError as exc:
+            report.errors.append((number, str(exc)))
+            continue
+        if isinstance(parsed, Contact):
+            contacts.append(parsed)
+        else:
+            items.append((inbox_key(parsed), parsed))
+        if len(items) + len(contacts) >= chunk:
+            report.add(store.ingest(items, contacts))
+            items, contacts = [], []
+    report.add(store.ingest(items, contacts))
+    return report
+
+
+def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> dict[str, Any]:
+    """The store's counts plus paused pixels (and, in a running agent, held-off pixels)."""
+    status = store.status()
+    status["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
+                                     "since": p.paused_at}
+                        for p in store.paused_pixels().values()}
+    status["heldOff"] = dict(holdoff or {})
+    return status
+
+
+def _candidate_keys(rows: list[InboxRow], accounts: dict[int, LiveAccount],
+                    live: list[LiveEvent]) -> list[str]:
+    """Every Meta event id the rows could fire, to ask the outbox about them at once (R16)."""
+    keys: list[str] = []
+    for row in rows:
+        event = row.event
+        if isinstance(event, Ignored) or event.portal_id not in accounts:
+            continue
+        keys.extend(dedup_key(e, event)
+                    for e in candidates(event, live, accounts[event.portal_id]))
+    return keys
+
+
+def _needed_properties(account: LiveAccount, live: list[LiveEvent]) -> set[str]:
+    """Contact properties the account's events read: shared ones (R15) and consent (R14)."""
+    props: set[str] = set()
+    for event in live:
+        if event.account != account.name:
+            continue
+        props.update(event.spec.data_sharing.property_names())
+        form = event.spec.trigger.form_submission
+        if form is not None and form.consent is not None:
+            props.add(form.consent.property)
+    return props
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as source:
+            for number, line in enumerate(source, 1):
+                if line.strip():
+                    yield number, line
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc

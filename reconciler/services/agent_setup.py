@@ -1,0 +1,117 @@
+"""Wiring an ``Agent`` from settings: live state, agent store, contact source, Graph sender.
+
+Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unless
+``--no-agent``). The agent store lives in the SQLite state file when the state is
+``sqlite:///PATH``; with another state backend it needs its own file (``--store`` /
+``CONVCTL_AGENT_STORE``, default ``.convctl/agent.db``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.contacts import (
+    ContactSource,
+    EmbeddedContacts,
+    HubSpotContacts,
+    LayeredContacts,
+)
+from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphSender
+from reconciler.adapters.state import open_provider, resolve_url
+from reconciler.core.capi import MAX_BATCH
+from reconciler.errors import UsageError
+from reconciler.services.agent import Agent, AgentConfig
+
+DEFAULT_STORE = ".convctl/agent.db"
+HUBSPOT_BASE_URL = "https://api.hubapi.com"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    state: str | None = None
+    store: str | None = None
+    meta_base_url: str = DEFAULT_BASE_URL
+    api_version: str = DEFAULT_API_VERSION
+    test_event_code: str | None = None
+    dry_run: Path | None = None
+    batch_size: int = MAX_BATCH
+    poll_interval: float = 1.0
+    timeout: float = 30.0
+    contacts: str = "embedded"
+    hubspot_base_url: str = HUBSPOT_BASE_URL
+    hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
+
+
+@dataclass
+class AgentHandle:
+    """An agent and what must be closed with it."""
+
+    agent: Agent
+    store: AgentStore
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def store_path(state: str | None, store: str | None) -> Path:
+    """The agent store file: ``store`` if given, else the SQLite state file, else the default."""
+    if store:
+        return Path(store).expanduser()
+    url = resolve_url(state)
+    if url.startswith("sqlite:///") and url != "sqlite:///":
+        return Path(url.removeprefix("sqlite:///")).expanduser()
+    return Path(os.environ.get("CONVCTL_AGENT_STORE") or DEFAULT_STORE)
+
+
+def open_store(settings: AgentSettings) -> AgentStore:
+    return AgentStore(store_path(settings.state, settings.store))
+
+
+def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> AgentHandle:
+    """Open everything the agent needs; close the handle when done."""
+    now = clock or (lambda: datetime.now(UTC))
+    provider = open_provider(settings.state)
+    closers: list[Callable[[], None]] = [provider.close]
+    try:
+        store = AgentStore(store_path(settings.state, settings.store), clock=now)
+        closers.append(store.close)
+        contacts = _contacts(settings, store, closers)
+        sender = None
+        if settings.dry_run is None:
+            sender = GraphSender(settings.meta_base_url, settings.api_version,
+                                 timeout=settings.timeout, clock=now)
+            closers.append(sender.close)
+        config = AgentConfig(batch_size=settings.batch_size,
+                             poll_interval=settings.poll_interval,
+                             test_event_code=settings.test_event_code, dry_run=settings.dry_run)
+        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
+    except BaseException:
+        for close in reversed(closers):
+            close()
+        raise
+    return AgentHandle(agent, store, closers)
+
+
+def _contacts(settings: AgentSettings, store: AgentStore,
+              closers: list[Callable[[], None]]) -> ContactSource:
+    embedded = EmbeddedContacts(store)
+    if settings.contacts == "embedded":
+        return embedded
+    if settings.contacts != "hubspot":
+        raise UsageError(f"unknown contact source {settings.contacts!r}; use embedded or hubspot")
+    token = os.environ.get(settings.hubspot_token_env, "").strip()
+    if not token:
+        raise UsageError(f"the hubspot contact source needs a private app token in "
+                         f"{settings.hubspot_token_env}")
+    remote = HubSpotContacts(settings.hubspot_base_url, token)
+    closers.append(remote.close)
+    return LayeredContacts(remote, embedded)

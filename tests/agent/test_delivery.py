@@ -1,0 +1,137 @@
+"""GraphSender (httpx.MockTransport), secret resolution, and the delivery pass's split, pause
+and backoff decisions against a recording sender, in zero time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agentio import T_CREATED, FakeClock, Rig, contact_line, form_line, make_rig, write_jsonl
+
+from reconciler.adapters.meta import GraphSender, SendResult
+from reconciler.adapters.secrets import SecretUnavailable, fingerprint, resolve_secret
+from reconciler.core.models import SecretRef
+
+OK = {"events_received": 1, "messages": [], "fbtrace_id": "x"}
+
+
+def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> GraphSender:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers or {})
+    return GraphSender("http://graph.test", "v25.0", transport=httpx.MockTransport(handler))
+
+
+def graph_error(code: int, **extra: Any) -> dict[str, Any]:
+    return {"error": {"message": "m", "type": "OAuthException", "code": code,
+                      "error_user_msg": f"user message {code}", **extra}}
+
+
+@pytest.mark.parametrize(("status", "body", "verdict"), [
+    (200, OK, "ok"),
+    (200, {"weird": True}, "retry"),
+    (500, graph_error(2, is_transient=True), "retry"),
+    (400, graph_error(613, is_transient=True), "retry"),
+    (400, graph_error(17), "retry"),
+    (400, graph_error(190), "token"),
+    (400, graph_error(100, error_subcode=2804050), "permanent"),
+    (403, graph_error(200), "permanent"),
+    (502, "<html>bad gateway</html>", "retry"),
+])
+def test_answers_are_classified(status: int, body: Any, verdict: str) -> None:
+    result = answer(status, body).send("1", [{"event_name": "x"}], "tok")
+    assert result.verdict == verdict
+    if verdict != "ok":
+        assert result.describe().startswith(f"HTTP {status}")
+
+
+def test_retry_after_and_meta_message_are_kept() -> None:
+    result = answer(400, graph_error(613, is_transient=True), {"Retry-After": "42"}).send(
+        "1", [], "tok")
+    assert (result.retry_after, result.code, result.message) == (42.0, 613, "user message 613")
+
+
+def test_request_shape_token_in_body_only() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=OK)
+    sender = GraphSender("http://graph.test/", "v25.0", transport=httpx.MockTransport(handler))
+    sender.send("123", [{"event_name": "Lead"}], "tok-SECRET")
+    sender.send("123", [{"event_name": "Lead"}], "tok-SECRET", test_event_code="T1")
+    assert str(seen[0].url) == "http://graph.test/v25.0/123/events"
+    bodies = [json.loads(r.content) for r in seen]
+    assert bodies[0] == {"data": [{"event_name": "Lead"}], "access_token": "tok-SECRET"}
+    assert bodies[1]["test_event_code"] == "T1"
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused")])
+def test_transport_failures_are_retryable(exc: Exception) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+    result = GraphSender("http://g", transport=httpx.MockTransport(handler)).send("1", [], "t")
+    assert result.verdict == "retry" and result.status is None
+
+
+def test_secrets_from_env_and_file(tmp_path: Path) -> None:
+    assert resolve_secret(SecretRef(env="T"), {"T": " tok \n"}) == "tok"
+    path = tmp_path / "token"
+    path.write_text("file-tok\n")
+    assert resolve_secret(SecretRef(file=str(path))) == "file-tok"
+    with pytest.raises(SecretUnavailable, match="environment variable T is not set"):
+        resolve_secret(SecretRef(env="T"), {})
+    with pytest.raises(SecretUnavailable, match="cannot read the secret file"):
+        resolve_secret(SecretRef(file=str(tmp_path / "missing")))
+    assert fingerprint("a") != fingerprint("b") and "a" not in fingerprint("a")
+
+
+class Recorder:
+    """A sender that refuses any batch holding a poisoned event id (like Meta would)."""
+
+    def __init__(self, poisoned: set[str], verdict: str = "permanent", code: int = 100) -> None:
+        self.poisoned, self.verdict, self.code = poisoned, verdict, code
+        self.batches: list[list[str]] = []
+
+    def send(self, pixel_id: str, events: Sequence[dict[str, Any]], token: str,
+             test_event_code: str | None = None) -> SendResult:
+        ids = [str(e["event_id"]) for e in events]
+        self.batches.append(ids)
+        if self.poisoned & set(ids):
+            return SendResult(self.verdict, 400, self.code, None, "bad event")  # type: ignore[arg-type]
+        return SendResult("ok", 200, events_received=len(events))
+
+
+def _rig_with(tmp_path: Path, sender: Recorder, n: int) -> Rig:
+    clock = FakeClock(T_CREATED + timedelta(days=1))
+    rig = make_rig(tmp_path, None, clock, T_CREATED, sender=sender)
+    lines = [contact_line("900")]
+    lines += [form_line(f"p{i}", "900", clock.now - timedelta(minutes=i)) for i in range(n)]
+    rig.agent.ingest_jsonl(write_jsonl(tmp_path / "p.jsonl", lines))
+    rig.agent.process_inbox()
+    return rig
+
+
+def test_split_isolates_the_bad_event_in_log2_requests(tmp_path: Path) -> None:
+    recorder = Recorder(set())
+    rig = _rig_with(tmp_path, recorder, 16)
+    recorder.poisoned = {rig.store.due(rig.clock.epoch(), 100)[5].event_id}
+    report = rig.agent.deliver_once()
+    rig.close()
+    assert report.sent == 15 and report.dead == {"rejected": 1}
+    assert len(recorder.batches) == 1 + 2 * 4  # each level: the bad half splits, the good passes
+
+
+def test_permission_error_pauses_instead_of_splitting(tmp_path: Path) -> None:
+    recorder = Recorder(set(), code=200)
+    rig = _rig_with(tmp_path, recorder, 8)
+    recorder.poisoned = {row.event_id for row in rig.store.due(rig.clock.epoch(), 100)}
+    report = rig.agent.deliver_once()
+    status = rig.agent.status()
+    rig.close()
+    assert len(recorder.batches) == 1 and report.paused == ["123456789012345"]
+    assert status["paused"]["123456789012345"]["reason"] == "permission"
