@@ -350,3 +350,28 @@ def test_import_after_apply_then_plan_is_empty(tmp_path: Path,
     res = run("plan", "--detailed-exitcode")
     assert res.exit_code == 0, res.output
     assert "No changes." in res.output
+
+
+@settings(max_examples=25)
+@given(live_states())
+def test_import_then_plan_is_empty(state: tuple[list[LiveAccount], list[LiveEvent]]) -> None:
+    """Property (issue 3 item 10): manifests imported from any live state, with the events
+    adopted, plan to no changes against that state."""
+    from reconciler.adapters.state.memory import MemoryProvider
+    from reconciler.core.planner import build_plan
+    from reconciler.services.apply import adopt_events
+
+    accounts, events = state
+    provider = MemoryProvider()
+    for acc in accounts:
+        provider.put_account(acc.name, acc.spec, acc.labels, None)
+    for ev in events:
+        provider.create_event(EventWrite(account=ev.account, name=ev.name, spec=ev.spec,
+                                         labels=ev.labels, managed_by=None))
+    with tempfile.TemporaryDirectory() as tmp:
+        _, (manifests, diags) = _write_and_load(accounts, provider.list_events(),
+                                                Path(tmp) / "manifests")
+    assert not diags.has_errors
+    assert adopt_events(provider, provider.list_events()) == len(events)
+    plan = build_plan(manifests, provider.list_accounts(), provider.list_events())
+    assert plan.is_empty and not plan.errors, [c.address for c in plan.changes]

@@ -23,7 +23,9 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
     ConversionEvents, by name), canonically formatted, defaults left out, each starting with a
     `# yaml-language-server: $schema=` line pointing at schemas/convctl.schema.json relative to
     the current folder. Existing files are left alone (nothing is written) unless --force.
-    Review the files, commit them: the next plan then shows the events as managed.
+    Unmanaged events are adopted: marked as managed and applied as they are, so the written
+    manifests plan to no changes and removing one from git later deletes it. Review the files
+    and commit them.
 
     \b
     Examples:
@@ -36,6 +38,7 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
     from reconciler.adapters.state import open_provider
     from reconciler.core.export import export_documents, legacy_events
     from reconciler.errors import UsageError
+    from reconciler.services.apply import adopt_events
 
     app = App()
     provider = open_provider(state_url)
@@ -48,17 +51,19 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
                              f"(known: {', '.join(sorted(known)) or 'none'})")
         chosen = [a for a in live_accounts if not accounts or a.name in accounts]
         events = [e for a in chosen for e in provider.list_events(a.name)]
+        files = export_documents(chosen, events)
+        if not files:
+            app.err("nothing to import: the live state has no accounts")
+            return
+        written = write_files(render_files(files, Path(out_dir), Path.cwd()), force=force)
+        adopted = adopt_events(provider, events)
     finally:
         provider.close()
-    files = export_documents(chosen, events)
-    if not files:
-        app.err("nothing to import: the live state has no accounts")
-        return
-    written = write_files(render_files(files, Path(out_dir), Path.cwd()), force=force)
     for path in written:
         app.out(str(path))
     for ev in legacy_events(events):
         app.err(f"warning: event {ev.account}/{ev.name} uses the legacy API: the next apply "
                 "replaces it (R11)")
     app.err(f"imported {len(chosen)} account{'s' if len(chosen) != 1 else ''} and "
-            f"{len(events)} event{'s' if len(events) != 1 else ''} into {len(written)} files")
+            f"{len(events)} event{'s' if len(events) != 1 else ''} into {len(written)} files; "
+            f"{adopted} unmanaged event{'s' if adopted != 1 else ''} now managed by convctl")

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.core.live import EventWrite, content_hash
+from reconciler.core.live import EventWrite, LiveEvent, content_hash
 from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.provider import Provider
@@ -142,3 +142,17 @@ def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: st
     finally:
         provider.release_lock(lock.id)
     return report
+
+
+def adopt_events(provider: Provider, events: list[LiveEvent]) -> int:
+    """Mark unmanaged live events as managed, as applied now (``convctl import``): the manifests
+    written for them then plan to no changes, and deleting one from git deletes it."""
+    adopted = 0
+    for ev in events:
+        if ev.managed:
+            continue
+        write = EventWrite(account=ev.account, name=ev.name, spec=ev.spec, labels=ev.labels,
+                           api=ev.api, last_applied_hash=ev.current_hash())
+        provider.update_event(ev.id, write, ev.version)
+        adopted += 1
+    return adopted
