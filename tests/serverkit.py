@@ -82,11 +82,12 @@ def _wait_healthy(server: Server, deadline: float = 20) -> None:
     raise RuntimeError(f"server not healthy after {deadline}s:\n{server.output()}")
 
 
-def _launch(cmd: list[str], workdir: Path, port: int) -> Server:
+def _launch(cmd: list[str], workdir: Path, port: int,
+            env: dict[str, str] | None = None) -> Server:
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-                                env={**os.environ, "NO_COLOR": "1"})
+                                env={**os.environ, "NO_COLOR": "1", **(env or {})})
     server = Server(url=f"http://127.0.0.1:{port}", proc=proc, log=log)
     _wait_healthy(server)
     return server
@@ -109,8 +110,9 @@ def make_tokens(state_url: str) -> dict[str, str]:
     return tokens
 
 
-def start_serve(workdir: Path, *extra: str) -> Server:
-    """``convctl serve`` on a fresh state in ``workdir``, with one token per scope."""
+def start_serve(workdir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """``convctl serve`` on a fresh state in ``workdir`` (or the ``state.db`` already there),
+    with one token per scope; ``env`` adds environment variables."""
     workdir.mkdir(parents=True, exist_ok=True)
     state_url = f"sqlite:///{workdir / 'state.db'}"
     tokens = make_tokens(state_url)
@@ -118,7 +120,7 @@ def start_serve(workdir: Path, *extra: str) -> Server:
         port = free_port()
         try:
             server = _launch([*convctl_cmd(), "serve", "--port", str(port), "--state", state_url,
-                              *extra], workdir, port)
+                              *extra], workdir, port, env)
         except RuntimeError:
             continue
         server.state_url, server.tokens = state_url, tokens

@@ -117,13 +117,12 @@ class AgentStore:
         with self._write() as conn:
             for contact in contacts:
                 self._upsert_contact(conn, contact, now)
-            stored = 0
-            for key, event in items:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, status, "
-                    "received_at) VALUES (?, ?, ?, ?, 'new', ?)",
-                    (key, codec.kind_of(event), event.portal_id, codec.encode_event(event), now))
-                stored += cur.rowcount
+            cur = conn.executemany(
+                "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, status, "
+                "received_at) VALUES (?, ?, ?, ?, 'new', ?)",
+                [(key, codec.kind_of(event), event.portal_id, codec.encode_event(event), now)
+                 for key, event in items])
+            stored = max(cur.rowcount, 0)  # rows inserted (ignored duplicates not counted)
         return IngestResult(stored, len(items) - stored, len(contacts))
 
     def upsert_contacts(self, contacts: Iterable[Contact]) -> int:
@@ -182,7 +181,7 @@ class AgentStore:
         now = self._clock()
         stamp, epoch = _iso(now), now.timestamp()
         with self._write() as conn:
-            added = sum(self._enqueue(conn, row, stamp, epoch) for row in rows)
+            added = self._enqueue(conn, rows, stamp, epoch)
             for (reason, conversion_event_id), count in skips.items():
                 conn.execute("INSERT INTO skips (reason, conversion_event_id, count) "
                              "VALUES (?, ?, ?) ON CONFLICT (reason, conversion_event_id) "
@@ -193,16 +192,20 @@ class AgentStore:
         return added
 
     @staticmethod
-    def _enqueue(conn: sqlite3.Connection, row: NewOutbox, stamp: str, epoch: float) -> int:
-        p = row.payload
-        cur = conn.execute(
+    def _enqueue(conn: sqlite3.Connection, rows: Sequence[NewOutbox], stamp: str,
+                 epoch: float) -> int:
+        """Insert the rows in one statement; pairs already queued are ignored, not counted."""
+        if not rows:
+            return 0
+        cur = conn.executemany(
             "INSERT OR IGNORE INTO outbox (conversion_event_id, event_id, account, pixel_id, "
             "event_name, event_time, payload, status, attempts, next_attempt_at, reason, "
             "last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-            (row.conversion_event_id, row.event_id, row.account, row.pixel_id,
-             str(p.get("event_name", "")), int(p.get("event_time") or 0),
-             orjson.dumps(p).decode(), row.status, epoch, row.reason, row.error, stamp, stamp))
-        return cur.rowcount
+            [(row.conversion_event_id, row.event_id, row.account, row.pixel_id,
+              str(row.payload.get("event_name", "")), int(row.payload.get("event_time") or 0),
+              orjson.dumps(row.payload).decode(), row.status, epoch, row.reason, row.error,
+              stamp, stamp) for row in rows])
+        return max(cur.rowcount, 0)
 
     # -- delivery ---------------------------------------------------------------------------
 

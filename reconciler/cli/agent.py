@@ -64,54 +64,70 @@ def ingest(file: str, state: str | None, store: str | None) -> None:
         raise click.exceptions.Exit(1)
 
 
+def run_options(func: Any) -> Any:
+    """The agent's run settings, shared by `agent run` and `serve` (each names its env var)."""
+    for option in reversed(_RUN_OPTIONS):
+        func = option(func)
+    return func
+
+
+_RUN_OPTIONS = [
+    click.option("--meta-base-url", envvar="CONVCTL_META_BASE_URL",
+                 default="https://graph.facebook.com", show_default=True,
+                 help="Graph API base URL [env CONVCTL_META_BASE_URL]."),
+    click.option("--api-version", envvar="CONVCTL_META_API_VERSION", default="v25.0",
+                 show_default=True, help="Graph API version [env CONVCTL_META_API_VERSION]."),
+    click.option("--test-event-code", envvar="CONVCTL_TEST_EVENT_CODE", default=None,
+                 help="Route events to Events Manager's Test Events "
+                 "[env CONVCTL_TEST_EVENT_CODE]. Such events still count: set it deliberately."),
+    click.option("--batch-size", envvar="CONVCTL_AGENT_BATCH_SIZE", default=1000,
+                 type=click.IntRange(1, 1000), show_default=True,
+                 help="Events per request [env CONVCTL_AGENT_BATCH_SIZE]."),
+    click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
+                 type=click.FloatRange(0.01, 3600), show_default=True,
+                 help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL]."),
+    click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
+                 type=click.FloatRange(0.1, 600), show_default=True,
+                 help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),
+    click.option("--contacts", envvar="CONVCTL_CONTACT_SOURCE", default="embedded",
+                 type=click.Choice(["embedded", "hubspot"]), show_default=True,
+                 help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "
+                 "CONVCTL_HUBSPOT_TOKEN and CONVCTL_HUBSPOT_BASE_URL."),
+]
+
+
+def agent_settings(state: str | None, store: str | None, dry_run: str | None,
+                   **run: Any) -> Any:
+    """``AgentSettings`` from the state/store options and the ``run_options`` values."""
+    import os
+
+    from reconciler.services.agent_setup import HUBSPOT_BASE_URL, AgentSettings
+
+    return AgentSettings(
+        state=state, store=store, dry_run=Path(dry_run) if dry_run else None,
+        hubspot_base_url=os.environ.get("CONVCTL_HUBSPOT_BASE_URL") or HUBSPOT_BASE_URL, **run)
+
+
 @command.command("run")
 @click.option("--once", is_flag=True, help="Process the inbox and make one delivery pass.")
 @click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Append each request as a JSON line to FILE instead of "
               "sending (no token written; the outbox is left as it is).")
-@click.option("--meta-base-url", envvar="CONVCTL_META_BASE_URL",
-              default="https://graph.facebook.com", show_default=True,
-              help="Graph API base URL [env CONVCTL_META_BASE_URL].")
-@click.option("--api-version", envvar="CONVCTL_META_API_VERSION", default="v25.0",
-              show_default=True, help="Graph API version [env CONVCTL_META_API_VERSION].")
-@click.option("--test-event-code", envvar="CONVCTL_TEST_EVENT_CODE", default=None,
-              help="Route events to Events Manager's Test Events [env CONVCTL_TEST_EVENT_CODE]. "
-              "Such events still count: set it deliberately.")
-@click.option("--batch-size", envvar="CONVCTL_AGENT_BATCH_SIZE", default=1000,
-              type=click.IntRange(1, 1000), show_default=True,
-              help="Events per request [env CONVCTL_AGENT_BATCH_SIZE].")
-@click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
-              type=click.FloatRange(0.01, 3600), show_default=True,
-              help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL].")
-@click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
-              type=click.FloatRange(0.1, 600), show_default=True,
-              help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT].")
-@click.option("--contacts", envvar="CONVCTL_CONTACT_SOURCE", default="embedded",
-              type=click.Choice(["embedded", "hubspot"]), show_default=True,
-              help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "
-              "CONVCTL_HUBSPOT_TOKEN and CONVCTL_HUBSPOT_BASE_URL.")
+@run_options
 @state_option
 @store_option
-def run(once: bool, dry_run: str | None, meta_base_url: str, api_version: str,
-        test_event_code: str | None, batch_size: int, poll_interval: float, timeout: float,
-        contacts: str, state: str | None, store: str | None) -> None:
+def run(once: bool, dry_run: str | None, state: str | None, store: str | None,
+        **run_settings: Any) -> None:
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
     SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
     re-sent with the same event_id, which Meta deduplicates).
     """
-    import os
+    from reconciler.services.agent_setup import open_agent
 
-    from reconciler.services.agent_setup import HUBSPOT_BASE_URL, AgentSettings, open_agent
-
-    _logging()
-    settings = AgentSettings(
-        state=state, store=store, meta_base_url=meta_base_url, api_version=api_version,
-        test_event_code=test_event_code, dry_run=Path(dry_run) if dry_run else None,
-        batch_size=batch_size, poll_interval=poll_interval, timeout=timeout, contacts=contacts,
-        hubspot_base_url=os.environ.get("CONVCTL_HUBSPOT_BASE_URL") or HUBSPOT_BASE_URL)
-    handle = open_agent(settings)
+    setup_logging()
+    handle = open_agent(agent_settings(state, store, dry_run, **run_settings))
     signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
     try:
         handle.agent.run(once=once)
@@ -200,7 +216,7 @@ def _section(title: str, counts: dict[str, int]) -> list[str]:
                             for reason, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
 
 
-def _logging() -> None:
+def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

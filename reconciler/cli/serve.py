@@ -1,10 +1,17 @@
-"""``convctl serve``: the control plane (product.md §4) over an embedded SQLite state."""
+"""``convctl serve``: the control plane (product.md §4) over an embedded SQLite state, with the
+sync agent's ingest endpoints and, unless ``--no-agent``, the agent itself (product.md §5)."""
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
+from reconciler.cli.agent import agent_settings, run_options, setup_logging
 from reconciler.cli.options import state_option
+
+SECRET_ENV = "CONVCTL_HUBSPOT_CLIENT_SECRET"
 
 
 @click.command("serve")
@@ -20,41 +27,93 @@ from reconciler.cli.options import state_option
 @click.option("--insecure", is_flag=True,
               help="Allow plain HTTP on a non-loopback address (e.g. behind a TLS proxy).")
 @click.option("--no-agent", is_flag=True,
-              help="Serve the API only, without the sync agent's ingest endpoints and worker.")
+              help="Do not run the sync agent: the ingest endpoints only store events.")
 @click.option("--max-body-bytes", default=1 << 20, show_default=True,
               type=click.IntRange(1024), help="Largest request body accepted (413 above).")
+@click.option("--public-url", envvar="CONVCTL_PUBLIC_URL", default=None, metavar="URL",
+              help="Public base URL HubSpot calls, used to check webhook signatures behind a "
+              "proxy [env CONVCTL_PUBLIC_URL; default: the URL the server sees].")
+@click.option("--hubspot-legacy-signatures", is_flag=True,
+              envvar="CONVCTL_HUBSPOT_LEGACY_SIGNATURES",
+              help="Also accept v1/v2 webhook signatures (no timestamp: replayable) "
+              "[env CONVCTL_HUBSPOT_LEGACY_SIGNATURES].")
+@click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="The agent appends each request to FILE instead of sending.")
+@run_options
 def command(host: str, port: int, state: str | None, tls_cert: str | None,
-            tls_key: str | None, insecure: bool, no_agent: bool, max_body_bytes: int) -> None:
-    """Serve the live state over HTTP for `convctl plan/apply --state http(s)://HOST:PORT`.
+            tls_key: str | None, insecure: bool, no_agent: bool, max_body_bytes: int,
+            public_url: str | None, hubspot_legacy_signatures: bool, dry_run: str | None,
+            **run: Any) -> None:
+    """Serve the live state over HTTP for `convctl plan/apply --state http(s)://HOST:PORT`,
+    take CRM events in and run the sync agent.
 
     The state must be a SQLite file; its tokens come from `convctl token create`. Clients send
     `Authorization: Bearer <token>` (CONVCTL_TOKEN). Binds loopback only unless --tls-cert and
-    --tls-key, or --insecure, are given. SIGTERM stops accepting connections and lets in-flight
-    requests finish. --no-agent: serve the control-plane API without the sync agent (until the
-    agent ships, this is what always happens).
+    --tls-key, or --insecure, are given. SIGTERM stops accepting connections, lets in-flight
+    requests finish, then stops the agent after its current cycle.
+
+    HubSpot webhooks (POST /v1/webhooks/hubspot) need the app's client secret in
+    CONVCTL_HUBSPOT_CLIENT_SECRET (never on the command line); form submissions
+    (POST /v1/ingest/forms) need a token with the ingest scope. The agent options are those
+    of `convctl agent run`.
 
     \b
     Examples:
       convctl token create --scope write --name ci-apply
       convctl serve --port 8080
-      convctl serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem
+      CONVCTL_HUBSPOT_CLIENT_SECRET=... convctl serve --public-url https://hooks.example.com
+      convctl serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --no-agent
     """
-    from reconciler.adapters.state import open_provider, resolve_url, sqlite_path
-    from reconciler.server.run import check_bind, serve
+    from reconciler.adapters.state import resolve_url, sqlite_path
+    from reconciler.server.run import check_bind
 
     check_bind(host, tls_cert, tls_key, insecure)  # before the heavy imports: fails fast
     url = resolve_url(state)
-    path = sqlite_path(url)
+    sqlite_path(url)
+    from reconciler.server.ingest import WebhookSettings, check_public_url
+
+    webhooks = WebhookSettings(
+        client_secret=os.environ.get(SECRET_ENV, "").strip() or None,
+        public_url=check_public_url(public_url) if public_url else None,
+        allow_legacy=hubspot_legacy_signatures)
+    settings = agent_settings(url, None, dry_run, **run)
+    setup_logging()
+    _serve(url, webhooks, None if no_agent else settings, host, port, tls_cert, tls_key,
+           max_body_bytes)
+
+
+def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
+           tls_cert: str | None, tls_key: str | None, max_body_bytes: int) -> None:
+    from reconciler.adapters.state import open_provider, sqlite_path
     from reconciler.adapters.state.tokens import SqliteTokenStore
     from reconciler.server.app import create_app
+    from reconciler.server.run import serve
+    from reconciler.services.agent_loop import AgentLoop, Stopper
+    from reconciler.services.agent_setup import AgentHandle, open_agent, open_store
 
     provider = open_provider(url)
-    tokens = SqliteTokenStore(path)
+    closers = [provider.close]
+    handle: AgentHandle | None = None
     try:
-        app = create_app(provider, tokens, max_body_bytes=max_body_bytes)
+        tokens = SqliteTokenStore(sqlite_path(url))
+        closers.append(tokens.close)
+        inbox = open_store(settings or agent_settings(url, None, None))
+        closers.append(inbox.close)
+        loop = None
+        if settings is not None:
+            stopper = Stopper()
+            handle = open_agent(settings, sleep=stopper.sleep)
+            loop = AgentLoop(handle.agent, stopper)
+        app = create_app(provider, tokens, max_body_bytes=max_body_bytes, inbox=inbox,
+                         webhooks=webhooks, background=loop)
         scheme = "https" if tls_cert else "http"
-        click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {url})", err=True)
+        agent = "with the agent" if loop else "without the agent"
+        hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"
+        click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {url}; "
+                   f"{agent}; webhooks {hooks})", err=True)
         serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
-        tokens.close()
-        provider.close()
+        if handle is not None:
+            handle.close()
+        for close in reversed(closers):
+            close()

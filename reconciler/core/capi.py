@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from reconciler.core.crm import Contact, FormSubmission, StageChange
@@ -85,6 +86,7 @@ INSUFFICIENT_KEY_SETS: Final = (
 )
 
 
+@lru_cache(maxsize=8192)  # asked several times per event while matching, building, checking
 def event_id(conversion_event_id: str, source_id: str) -> str:
     """Deterministic event id: the same (conversion event, source event) always gives the same id.
     """

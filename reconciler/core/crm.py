@@ -165,6 +165,7 @@ class _Loose(BaseModel):
 
 _Id = Annotated[str, Field(min_length=1)]
 _Portal = Annotated[int, Field(gt=0)]
+_EpochMs = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to the year 9999
 
 
 class _ContactLine(_Strict):
@@ -206,7 +207,7 @@ class _WebhookEvent(_Loose):
     eventId: int
     subscriptionId: int
     portalId: _Portal
-    occurredAt: int
+    occurredAt: _EpochMs
     subscriptionType: _Id
     objectId: int
     propertyName: str | None = None
@@ -232,7 +233,7 @@ class _Context(_Loose):
 class _FormBody(_Strict):
     formId: _Id
     portalId: _Portal
-    submittedAt: int
+    submittedAt: _EpochMs
     fields: list[_Field] = Field(default_factory=list)
     context: _Context = Field(default_factory=_Context)
     userAgent: str | None = None
@@ -319,6 +320,11 @@ def _webhook_event(e: _WebhookEvent) -> StageChange | Ignored:
         return Ignored(e.portalId, e.subscriptionType, contact_id, at, "empty_stage")
     return StageChange(e.portalId, contact_id, stage, at,
                        stage_source_id(e.portalId, contact_id, stage, at))
+
+
+def form_ingest_schema() -> dict[str, Any]:
+    """The JSON Schema of one form-ingest body (for the API's documentation)."""
+    return _FormBody.model_json_schema()
 
 
 def parse_form_ingest(body: bytes | str | Mapping[str, Any]) -> FormIngest:

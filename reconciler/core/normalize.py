@@ -43,6 +43,7 @@ UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp
                            "subscription_id", "fb_login_id"})
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
 _PLAIN_PHONE = re.compile(r"\+?[\d\s().\-/]+")
 _NON_DIGIT = re.compile(r"\D")
 _ASCII_NOT_ALPHA = re.compile(r"[^a-z]")
@@ -57,7 +58,7 @@ _MONTHS = {m: i for i, m in enumerate(
 
 def is_hashed(value: str) -> bool:
     """A 64-char lowercase hex digest (already hashed: never hash it again)."""
-    return _HEX64.fullmatch(value) is not None
+    return len(value) == 64 and _HEX64.fullmatch(value) is not None
 
 
 def sha256_hex(value: str) -> str:
@@ -70,6 +71,8 @@ def _keep(value: str, categories: tuple[str, ...]) -> str:
         drop = _ASCII_NOT_ALNUM if "N" in categories else _ASCII_NOT_ALPHA
         return drop.sub("", value.lower())
     text = unicodedata.normalize("NFC", value).lower()
+    if text.isalpha():  # every character is a letter (category L*): all are kept
+        return text
     return "".join(c for c in text if unicodedata.category(c)[0] in categories)
 
 
@@ -160,8 +163,8 @@ def norm_zp(value: str, country: str | None = None) -> str | None:
     compact = raw.replace(" ", "").replace("-", "")
     if not compact:
         return None
-    us_shape = re.fullmatch(r"\d{5}(-?\d{4})?", raw) is not None
-    if (country == "us" or (country is None and us_shape)) and compact[:5].isdigit():
+    us = country == "us" or (country is None and _US_ZIP.fullmatch(raw) is not None)
+    if us and compact[:5].isdigit():
         return compact[:5]
     return compact
 
@@ -224,15 +227,31 @@ def normalize(key: str, value: str, *, default_country_code: str | None = None,
     return fn(value)
 
 
+# Keys whose values repeat across contacts (names, places, gender, birth dates): their hashes
+# are remembered (a pure function of the arguments, so the answer is the same either way).
+# Email, phone and external_id are nearly unique per contact and are not cached.
+_REPEATING_KEYS = frozenset({"fn", "ln", "ct", "st", "zp", "country", "db", "ge"})
+
+
 def hash_value(key: str, value: str, *, default_country_code: str | None = None,
                country: str | None = None) -> str | None:
     """Normalize then SHA-256 a hashed key; a 64-hex digest passes through as it is."""
+    if key in _REPEATING_KEYS:
+        return _hash_repeating(key, value, default_country_code, country)
+    return _hash(key, value, default_country_code, country)
+
+
+def _hash(key: str, value: str, default_country_code: str | None,
+          country: str | None) -> str | None:
     stripped = value.strip()
     if is_hashed(stripped):
         return stripped
     normalized = normalize(key, stripped, default_country_code=default_country_code,
                            country=country)
     return sha256_hex(normalized) if normalized else None
+
+
+_hash_repeating = lru_cache(maxsize=32768)(_hash)
 
 
 def user_data(raw: Mapping[str, str | None], *, default_country_code: str | None = None,

@@ -84,3 +84,10 @@ class ErrorBody(BaseModel):
     """Every error response: ``{"error": {"code": ..., "message": ...}}``."""
 
     error: ErrorDetail
+
+
+class IngestAccepted(BaseModel):
+    """``202`` from the ingest endpoints: the events are committed to the inbox."""
+
+    accepted: int = Field(description="Events stored in the inbox by this request.")
+    duplicates: int = Field(description="Events already in the inbox: acknowledged, dropped.")

@@ -2,30 +2,47 @@
 
 Middleware, outermost first: metrics (every request, by route template), the body guard (413
 over ``max_body_bytes``, 400 for malformed JSON), then FastAPI's routing with the error handlers
-of ``errors``. Routers come from ``ROUTERS``; the agent's ingest endpoints are added by listing
-their router there (or passing ``extra_routers``).
+of ``errors``. Routers come from ``ROUTERS`` (the agent's ingest endpoints are in ``ingest``).
+
+``inbox`` (the agent store the ingest endpoints write to; also read for the agent's metrics),
+``webhooks`` (how webhook signatures are checked) and ``background`` (the agent loop, started
+and stopped by the app's lifespan: after the server starts, after in-flight requests finished)
+are optional: without them the ingest endpoints answer 503 and no agent runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from reconciler import __version__
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
-from reconciler.server import accounts, errors, events, locks
+from reconciler.server import accounts, errors, events, ingest, locks
+from reconciler.server.agent_metrics import AgentCollector
 from reconciler.server.api_models import ErrorBody, Health
 from reconciler.server.auth import TokenVerifier
 from reconciler.server.limits import BodyLimitMiddleware
 from reconciler.server.metrics import Metrics, MetricsMiddleware
+from reconciler.services.agent import agent_status
 
 MAX_BODY_BYTES = 1 << 20
 
 # The API's routers, in order. Extend this list to add endpoints (e.g. the agent's ingest
 # router from reconciler.server.ingest, which needs the `ingest` scope).
-ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router]
+ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router, ingest.router]
+
+
+class Background(Protocol):
+    """Work that runs beside the server (the agent loop)."""
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = ...) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
 
 _system = APIRouter(tags=["system"])
 
@@ -47,17 +64,48 @@ def metrics(request: Request) -> Response:
     return Response(data, media_type=CONTENT_TYPE_LATEST)
 
 
+def _lifespan(background: Background | None) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                await run_in_threadpool(background.stop)
+
+    return lifespan
+
+
+def _agent_source(inbox: AgentStore | None, background: Background | None) -> Any:
+    if background is not None:
+        return background.status
+    if inbox is not None:
+        return lambda: agent_status(inbox)
+    return None
+
+
 def create_app(provider: Provider, token_store: TokenVerifier, *,
                max_body_bytes: int = MAX_BODY_BYTES,
-               extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The control-plane app; ``provider`` and ``token_store`` must be thread-safe (sync
-    routes run in a thread pool)."""
+               extra_routers: Sequence[APIRouter] = (),
+               inbox: AgentStore | None = None,
+               webhooks: ingest.WebhookSettings | None = None,
+               background: Background | None = None) -> FastAPI:
+    """The control-plane app; ``provider``, ``token_store`` and ``inbox`` must be thread-safe
+    (sync routes and store calls run in a thread pool)."""
     app = FastAPI(title="convctl control plane", version=__version__,
                   description="The live state of convctl (product.md §4): accounts, forms, "
-                  "conversion events, the state lock and the apply journal.")
+                  "conversion events, the state lock and the apply journal; the sync agent's "
+                  "ingest endpoints (product.md §5).", lifespan=_lifespan(background))
     app.state.provider = provider
     app.state.tokens = token_store
     app.state.metrics = Metrics()
+    app.state.inbox = inbox
+    app.state.webhooks = webhooks
+    source = _agent_source(inbox, background)
+    if source is not None:
+        app.state.metrics.registry.register(AgentCollector(source))
     errors.install(app)
     for router in [_system, *ROUTERS, *extra_routers]:
         app.include_router(router)

@@ -3,7 +3,10 @@
 ``convctl_http_requests_total{method,route,status}`` and
 ``convctl_http_request_duration_seconds{method,route}`` label by the route *template*
 (``/v1/events/{event_id}``), never the concrete path, so ids do not explode the series;
-``convctl_quota_refusals_total`` counts writes refused by the tier limit (R9).
+``convctl_quota_refusals_total`` counts writes refused by the tier limit (R9);
+``convctl_ingest_events_total{source,result}`` the events the ingest endpoints accepted or
+dropped as duplicates and ``convctl_webhook_signature_failures_total{reason}`` the webhook
+requests refused for their signature. The agent's own counts come from ``agent_metrics``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ class Metrics:
         self.quota_refusals = Counter("convctl_quota_refusals_total",
                                       "Writes refused because of the tier limit (R9)",
                                       registry=self.registry)
+        self.ingested = Counter("convctl_ingest_events_total",
+                                "Events received by the ingest endpoints, by source and result "
+                                "(accepted: stored in the inbox; duplicate: already there)",
+                                ["source", "result"], registry=self.registry)
+        self.signature_failures = Counter("convctl_webhook_signature_failures_total",
+                                          "Webhook requests refused for their signature, by "
+                                          "reason (missing, mismatch, stale, future, "
+                                          "legacy_disabled)", ["reason"], registry=self.registry)
 
 
 def _route(scope: Scope) -> str:

@@ -1,7 +1,8 @@
 """Running the app under uvicorn: loopback-only unless TLS or ``--insecure``; graceful stop.
 
 On SIGTERM or SIGINT uvicorn stops accepting connections and lets in-flight requests finish
-(up to ``GRACEFUL_SECONDS``) before exiting. The access log prints method, path and status
+(up to ``GRACEFUL_SECONDS``); then the app's lifespan shutdown stops the agent loop (after
+its current cycle) before the process exits. The access log prints method, path and status
 only: never headers, so a bearer token is never logged.
 """
 
@@ -41,6 +42,6 @@ def serve(app: Any, host: str, port: int, *, tls_cert: str | None = None,
 
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=tls_cert,
                             ssl_keyfile=tls_key, log_level=log_level, access_log=True,
-                            timeout_graceful_shutdown=GRACEFUL_SECONDS, lifespan="off",
+                            timeout_graceful_shutdown=GRACEFUL_SECONDS, lifespan="on",
                             server_header=False, proxy_headers=False)
     uvicorn.Server(config).run()

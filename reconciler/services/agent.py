@@ -119,13 +119,11 @@ class Agent:
 
     def ingest_webhook(self, records: Iterable[WebhookRecord]) -> IngestResult:
         """Parsed HubSpot webhook records (``core.crm.parse_webhook``), keyed by HubSpot's key."""
-        return self._store.ingest([(r.key.digest(), r.event) for r in records])
+        return ingest_webhook(self._store, records)
 
     def ingest_form(self, form: FormIngest) -> IngestResult:
         """A parsed form submission and the contact fields it carried, in one transaction."""
-        sub = form.submission
-        contacts = [form.contact] if form.contact.properties or form.contact.fbc else []
-        return self._store.ingest([(inbox_key(sub), sub)], contacts)
+        return ingest_forms(self._store, [form])
 
     # -- processing -------------------------------------------------------------------------
 
@@ -239,6 +237,23 @@ class Agent:
 
     def retry_dead(self, reason: str | None = None) -> int:
         return self._store.retry_dead(reason)
+
+
+def ingest_webhook(store: AgentStore, records: Iterable[WebhookRecord]) -> IngestResult:
+    """Store webhook records in one committed transaction (duplicates dropped): the server
+    acknowledges only after this returns."""
+    return store.ingest([(r.key.digest(), r.event) for r in records])
+
+
+def ingest_forms(store: AgentStore, forms: Iterable[FormIngest]) -> IngestResult:
+    """Store form submissions and the contact fields they carried in one transaction."""
+    items: list[tuple[str, StageChange | FormSubmission]] = []
+    contacts: list[Contact] = []
+    for form in forms:
+        items.append((inbox_key(form.submission), form.submission))
+        if form.contact.properties or form.contact.fbc:
+            contacts.append(form.contact)
+    return store.ingest(items, contacts)
 
 
 def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 1000) -> IngestReport:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from serverkit import Server, start_serve
 
-# The state builders (statekit) live with the provider contract suite.
+# The state builders (statekit) live with the provider contract suite; the agent's I/O
+# builders (agentio: an applied state, JSONL lines) with the agent tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
 
 
 @pytest.fixture(scope="module")

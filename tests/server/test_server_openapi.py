@@ -21,9 +21,11 @@ from schemathesis.specs.openapi.checks import (
 from starlette.testclient import TestClient
 from statekit import account_spec, form_event, lifecycle_event
 
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.adapters.state.tokens import SqliteTokenStore
 from reconciler.server.app import create_app
+from reconciler.server.ingest import WebhookSettings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -36,7 +38,9 @@ def _seeded_app(root: Path) -> tuple[Any, str]:
     provider.put_account("acme", account_spec(), {}, None)
     provider.create_event(form_event("demo"))
     provider.create_event(lifecycle_event("funnel", 3))
-    return create_app(provider, tokens), secret
+    inbox = AgentStore(root / "state.db")
+    webhooks = WebhookSettings(client_secret="fuzz-secret")
+    return create_app(provider, tokens, inbox=inbox, webhooks=webhooks), secret
 
 
 # Built at import (schemathesis parametrizes at collection time): a seeded SQLite state in a

@@ -1,0 +1,113 @@
+"""The sync agent's counts as Prometheus metrics, read from the agent store at scrape time.
+
+A custom collector turns one ``agent_status`` snapshot (``convctl agent status`` shows the same
+numbers) into metric families; nothing is kept in memory between scrapes, so the figures are
+right whichever process (this server's agent, ``convctl agent run``) did the work. Labels are
+state names, pixel ids and reason codes only: never a token, never contact data.
+
+=============================================  =====================================================
+convctl_agent_inbox_events{state}              inbox rows: new, processed
+convctl_agent_outbox_events{state}             outbox rows: queued, sent, dead
+convctl_agent_pixel_outbox_events{pixel,state} the same per pixel
+convctl_agent_skips_total{reason}              CRM events that fired nothing, by reason (R4-R19)
+convctl_agent_dead_letters{reason}             dead letters by reason (retry-dead lowers it)
+convctl_agent_pixel_paused{pixel,reason}       1 per pixel paused by a token/permission error
+convctl_agent_pixels_held_off                  pixels waiting out a Retry-After / backoff
+convctl_agent_oldest_queued_age_seconds        age of the oldest queued row (0 when none)
+convctl_agent_running                          1 while this server's agent thread runs
+convctl_agent_loop_failures_total              agent cycles that failed and were restarted
+convctl_agent_store_up                         0 when the store could not be read
+=============================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from reconciler.errors import ConvctlError
+
+log = logging.getLogger("convctl.server")
+StatusSource = Callable[[], dict[str, Any]]
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: Iterator[tuple[list[str], float]]
+           ) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def _age(oldest: str | None, now: datetime) -> float:
+    if not oldest:
+        return 0.0
+    try:
+        return max(0.0, (now - datetime.fromisoformat(oldest)).total_seconds())
+    except ValueError:
+        return 0.0
+
+
+def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
+    """The metric families of one status snapshot (pure: easy to test)."""
+    skips = CounterMetricFamily("convctl_agent_skips", "CRM events that fired no conversion "
+                                "event, by reason code", labels=["reason"])
+    for reason, n in sorted(status.get("skips", {}).items()):
+        skips.add_metric([reason or "unknown"], float(n))
+    pixels = status.get("pixels", {})
+    return [
+        _gauge("convctl_agent_inbox_events", "Inbox rows by state", ["state"],
+               (([s], float(n)) for s, n in status.get("inbox", {}).items())),
+        _gauge("convctl_agent_outbox_events", "Outbox rows by state", ["state"],
+               (([s], float(n)) for s, n in status.get("outbox", {}).items())),
+        _gauge("convctl_agent_pixel_outbox_events", "Outbox rows by pixel and state",
+               ["pixel", "state"], (([p, s], float(n)) for p, counts in sorted(pixels.items())
+                                    for s, n in counts.items())),
+        skips,
+        _gauge("convctl_agent_dead_letters", "Dead letters by reason", ["reason"],
+               (([r or "unknown"], float(n))
+                for r, n in sorted(status.get("deadLetters", {}).items(),
+                                   key=lambda kv: kv[0] or ""))),
+        _gauge("convctl_agent_pixel_paused", "Pixels paused by a token or permission error",
+               ["pixel", "reason"], (([p, str(info.get("reason", ""))], 1.0)
+                                     for p, info in sorted(status.get("paused", {}).items()))),
+        GaugeMetricFamily("convctl_agent_pixels_held_off", "Pixels waiting out a Retry-After "
+                          "or backoff", value=float(len(status.get("heldOff", {})))),
+        GaugeMetricFamily("convctl_agent_oldest_queued_age_seconds", "Age of the oldest "
+                          "queued outbox row", value=_age(status.get("oldestQueuedAt"), now)),
+    ]
+
+
+def loop_metrics(loop: dict[str, Any] | None) -> list[Metric]:
+    loop = loop or {}
+    failures = CounterMetricFamily("convctl_agent_loop_failures", "Agent cycles that failed "
+                                   "and were restarted", value=float(loop.get("failures", 0)))
+    return [GaugeMetricFamily("convctl_agent_running", "1 while this server's agent runs",
+                              value=1.0 if loop.get("running") else 0.0), failures]
+
+
+class AgentCollector:
+    """Collects ``source()`` (an ``agent_status``-shaped dict) at every scrape."""
+
+    def __init__(self, source: StatusSource) -> None:
+        self.source = source
+
+    def describe(self) -> list[Metric]:
+        return []  # no store read at registration time
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            status = self.source()
+        except ConvctlError as exc:
+            log.warning("agent metrics unavailable: %s", exc)
+            yield GaugeMetricFamily("convctl_agent_store_up", "The agent store is readable",
+                                    value=0.0)
+            return
+        yield GaugeMetricFamily("convctl_agent_store_up", "The agent store is readable",
+                                value=1.0)
+        yield from status_metrics(status, datetime.now(UTC))
+        yield from loop_metrics(status.get("loop"))
