@@ -103,7 +103,8 @@ def start_server(state_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes]
                             state_url], capture_output=True, text=True, check=True).stdout
     port = free_port()
     log = (workdir / "server.log").open("wb")
-    proc = subprocess.Popen([*CONVCTL, "serve", "--port", str(port), "--state", state_url],
+    proc = subprocess.Popen([*CONVCTL, "serve", "--port", str(port), "--state", state_url,
+                             "--no-agent"],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -121,7 +122,8 @@ def load_phase(url: str, token: str, kind: str, seconds: float, threads: int) ->
     """Run ``kind`` (list | patch) from ``threads`` clients for ``seconds``; latencies in s."""
     latencies: list[float] = []
     mutex = threading.Lock()
-    stop = time.monotonic() + seconds
+    deadline: list[float] = []  # set once every client has done its set-up request
+    ready = threading.Barrier(threads, action=lambda: deadline.append(time.monotonic() + seconds))
 
     def worker(n: int) -> None:
         mine: list[float] = []
@@ -131,7 +133,8 @@ def load_phase(url: str, token: str, kind: str, seconds: float, threads: int) ->
             body = {k: event[k] for k in ("account", "name", "spec", "labels", "api",
                                           "managed_by", "last_applied_hash")}
             version = event["version"]
-            while time.monotonic() < stop and len(mine) < MAX_REQUESTS // threads:
+            ready.wait(timeout=120)
+            while time.monotonic() < deadline[0] and len(mine) < MAX_REQUESTS // threads:
                 started = time.perf_counter()
                 if kind == "list":
                     response = client.get("/v1/accounts/load/events")
@@ -170,6 +173,9 @@ def seed_list_account(url: str, token: str, n: int) -> None:
 
 def report(kind: str, latencies: list[float], seconds: float) -> None:
     ordered = sorted(latencies)
+    if not ordered:
+        print(f"| {kind:<5} | {0:>7} | {'-':>9} | {'-':>7} | {'-':>7} |")
+        return
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     print(f"| {kind:<5} | {len(ordered):>7,} | {len(ordered) / seconds:>9,.0f} | "
           f"{statistics.median(ordered) * 1000:>7.1f} | {p99 * 1000:>7.1f} |")

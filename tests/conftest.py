@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, settings
 
 # The test suite never talks to the internet: any agent a test starts without its own fake sends
 # to a closed loopback port instead of Meta's or HubSpot's real hosts.
-os.environ.setdefault("CONVCTL_META_BASE_URL", "http://127.0.0.1:9")
-os.environ.setdefault("CONVCTL_HUBSPOT_BASE_URL", "http://127.0.0.1:9")
+os.environ["CONVCTL_META_BASE_URL"] = "http://127.0.0.1:9"
+os.environ["CONVCTL_HUBSPOT_BASE_URL"] = "http://127.0.0.1:9"
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True,

@@ -159,3 +159,81 @@ def test_harness_catches_failures(body: str, ok: bool, tmp_path: Path) -> None:
     assert (proc.returncode == 0) is ok, _failure(proc)
     if ok:
         assert "after" in proc.stdout
+
+
+# --- the command reference and the performance figures ------------------------------------------
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else None]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def _cli_commands() -> dict[tuple[str, ...], set[str]]:
+    """Every command path of the CLI (``("plan",)``, ``("events", "list")``) -> its options."""
+    import importlib
+
+    import click
+
+    from reconciler.cli.main import COMMANDS
+
+    def options(command: click.Command) -> set[str]:
+        return {name for param in command.params if isinstance(param, click.Option)
+                for name in param.opts if name.startswith("--") and name != "--help"}
+
+    found: dict[tuple[str, ...], set[str]] = {}
+    for name, (module, _) in COMMANDS.items():
+        command = importlib.import_module(module).command
+        if isinstance(command, click.Group):
+            for sub, subcommand in command.commands.items():
+                found[(name, sub)] = options(subcommand)
+        else:
+            found[(name,)] = options(command)
+    return found
+
+
+def _documented() -> dict[tuple[str, ...], tuple[set[str], str, str]]:
+    """Command path -> (options shown, the whole row's first cell, exit codes) from the README's
+    command table."""
+    section = _section((REPO / "README.md").read_text(encoding="utf-8"), "Commands and exit codes")
+    rows = [_cells(line) for line in section.splitlines() if line.startswith("| `convctl")]
+    documented: dict[tuple[str, ...], tuple[set[str], str, str]] = {}
+    for cells in rows:
+        assert len(cells) == 3, cells
+        for usage in re.findall(r"`(convctl [^`]*)`", cells[0]):
+            words = usage.split()
+            path = tuple(w for w in words[1:3] if re.fullmatch(r"[a-z][a-z-]*", w))
+            documented[path] = (set(re.findall(r"--[a-z][a-z-]*", usage)), cells[0], cells[2])
+    return documented
+
+
+def test_readme_reference_lists_every_command_option_and_exit_code() -> None:
+    cli, documented = _cli_commands(), _documented()
+    shared = cli[("agent", "run")] - {"--once", "--state", "--store", "--dry-run"}
+    for path, options in cli.items():
+        name = " ".join(path)
+        assert path in documented, f"README command table has no row for `convctl {name}`"
+        shown, row, codes = documented[path]
+        if "`agent run` options" in row:
+            shown = shown | shared
+        assert options <= shown, f"`convctl {name}`: README omits {sorted(options - shown)}"
+        assert re.match(r"0\b", codes), f"`convctl {name}`: exit codes missing: {codes!r}"
+    for path, (shown, _, _) in documented.items():
+        if not path:  # `convctl --version`, `convctl [COMMAND] --help`
+            continue
+        name = " ".join(path)
+        assert path in cli, f"README documents `convctl {name}`, which is no command"
+        assert shown <= cli[path], f"`convctl {name}`: no option {sorted(shown - cli[path])}"
+
+
+def test_readme_has_the_performance_figures() -> None:
+    """Issue 6: the figures themselves in the README (a table), not only a pointer."""
+    section = _section((REPO / "README.md").read_text(encoding="utf-8"), "Performance")
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    assert len(table) >= 6, "README's Performance section needs a table of the headline figures"
+    for needle in ("convctl validate", "requests/s", "plan", "agent", "bench/RESULTS.md"):
+        assert needle in section, f"README's Performance section does not mention {needle!r}"

@@ -231,6 +231,28 @@ def test_plan_step_turns_an_unreachable_control_plane_into_one_line(tmp_path: Pa
     assert comment.startswith(f"{MARKER}\n### ❌ convctl plan failed")
 
 
+def test_invalid_manifests_replace_the_comment_with_the_errors(tmp_path: Path) -> None:
+    """A push that breaks a manifest must not leave the previous (good) plan in the sticky
+    comment: the plan step still runs (validate continues on error) and the comment lists the
+    diagnostics; the last step fails the check."""
+    workflow = _workflow("plan.yml")
+    validate = _step(workflow, "Validate (offline)")
+    assert validate.get("id") == "validate" and validate.get("continue-on-error") is True
+    assert "steps.validate.outcome == 'failure'" in _step(workflow, "Fail on plan errors")["if"]
+    work = _workdir(tmp_path)
+    events = work / "manifests/acme/events.yaml"
+    events.write_text(events.read_text().replace("facebookEvent: Lead", "facebookEvent: lead"))
+    proc = _run_step(_step(workflow, "Plan"), work, CONVCTL_STATE="sqlite:///state.db")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "output").read_text() == "exitcode=1\n"
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "error[E308]" in errors[0], proc.stdout
+    assert "CONVCTL_STATE" not in errors[0]
+    comment = (tmp_path / "plan.md").read_text()
+    assert comment.startswith(f"{MARKER}\n### ❌ convctl plan: the manifests have errors")
+    assert "manifests/acme/events.yaml:" in comment and "error[E308]" in comment
+
+
 def test_apply_step_applies_the_plan_it_shows_then_finds_nothing(tmp_path: Path) -> None:
     step = _step(_workflow("apply.yml"), "Plan and apply")
     first = _run_step(step, _workdir(tmp_path), CONVCTL_STATE="sqlite:///state.db")

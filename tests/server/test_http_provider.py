@@ -60,6 +60,24 @@ def test_writes_are_never_retried() -> None:
     assert calls == ["POST"]
 
 
+def test_a_retried_delete_that_finds_nothing_succeeded_the_first_time() -> None:
+    """The first DELETE was applied but its answer was lost: the retry's 404 is success, while a
+    404 on the first attempt is still NotFoundError."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise httpx.ReadError("connection reset after the server deleted it")
+        return _error(404, "not_found", "event ev_1 does not exist in the live state")
+
+    assert _provider(httpx.MockTransport(handler)).delete_event("ev_1", 3) is None
+    assert calls == ["DELETE", "DELETE"]
+    gone = httpx.MockTransport(lambda request: _error(404, "not_found", "no such event"))
+    with pytest.raises(NotFoundError):
+        _provider(gone).delete_event("ev_1", 3)
+
+
 @pytest.mark.parametrize(("status", "code", "kind", "text"), [
     (401, "unauthorized", StateError, "the control plane refused the token (401): unknown"),
     (403, "forbidden", StateError, "refused the request (403): lacks the 'write' scope"),

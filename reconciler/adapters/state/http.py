@@ -3,7 +3,8 @@
 One request per provider call; listing an account's events is one request (``plan`` over HTTP
 makes one request per account, never one per event). Reads (GET) and DELETE are retried with
 exponential backoff on connection errors, timeouts and 5xx; POST, PUT and PATCH are never
-retried (a lost answer must not become a double write). Answers map back to the error tree:
+retried (a lost answer must not become a double write); a retried DELETE that finds nothing
+(404) succeeded on an earlier attempt whose answer was lost. Answers map back to the error tree:
 
 401 -> ``StateError`` (token refused), 403 -> ``StateError`` naming the missing scope,
 404 -> ``NotFoundError``, 409 -> ``ConflictError`` (``QuotaExceededError`` for R9),
@@ -168,6 +169,8 @@ class HttpProvider:
             if response.status_code >= 500 and attempt < attempts:
                 self._sleep(self._backoff * 2 ** (attempt - 1))
                 continue
+            if method == "DELETE" and attempt > 1 and response.status_code == 404:
+                return response  # an earlier attempt deleted it; only its answer was lost
             if response.is_error:
                 raise self._refusal(response)
             return response
