@@ -58,7 +58,7 @@ INSUFFICIENT = (frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent
                 frozenset({"db", "client_user_agent"}), frozenset({"fn", "ge"}),
                 frozenset({"ln", "ge"}))
 HEX64 = re.compile(r"[0-9a-f]{64}")
-LEAD_ID = re.compile(r"\d{15,17}")
+LEAD_ID = re.compile(r"[0-9]{15,17}")  # ASCII digits only (\d matches any script)
 PATH = re.compile(r"/(v\d+\.\d+)/(\d+)/events")
 
 
