@@ -86,6 +86,8 @@ def test_a_fault_at_any_step_reports_and_a_rerun_converges() -> None:
         assert not report.ok
         assert report.count("done") == k - 1 and report.count("failed") == 1
         assert any("failed" in line and "injected fault" in line for line in lines)
+        journal = [(j["index"], j["status"]) for j in inner.journal(report.run_id)]
+        assert journal == [(s.index, s.status) for s in report.steps], "every step journaled"
         assert inner.current_lock() is None, "the lock is released after a failed apply"
         assert _apply(inner).ok
         assert _snapshot(inner) == expected, f"fault at write {k}: state did not converge"

@@ -28,6 +28,13 @@ def test_validate_scale_quick() -> None:
     assert out.count(": exact") == 2
 
 
+def test_plan_scale_quick() -> None:
+    """The set-up runs in child processes and the plan reports exactly the 1% changed."""
+    out = run_script("plan_scale.py", "--quick")
+    assert "| plan |    500 |    5 updates |" in out
+    assert "| apply (creates) |    200 |" in out and "CPU" in out and "MiB" in out
+
+
 def test_startup_quick() -> None:
     out = run_script("startup.py", "--quick")
     for command in ("python -c pass", "import click", "convctl --help",

@@ -154,3 +154,107 @@ def test_corrupt_state_file_is_one_clear_error(repo: Path) -> None:
                           check=False)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "error:" in proc.stderr
+
+
+def test_events_list_show_enable_disable_delete(repo: Path) -> None:
+    """Issue 3 item 7: imperative management of live events (R19), each step seen by plan."""
+    assert run("apply", "--auto-approve").exit_code == 0
+    listing = run("events", "list", "--account", "acme")
+    assert listing.exit_code == 0 and "acme/funnel" in listing.output
+    assert "globex/" not in listing.output
+    shown = run("events", "show", "acme/funnel")
+    data = json.loads(shown.output)
+    assert shown.exit_code == 0 and data["name"] == "funnel" and data["spec"]["enabled"] is True
+    assert run("events", "disable", data["id"]).exit_code == 0  # by id as well as by name
+    assert json.loads(run("events", "show", "acme/funnel").output)["spec"]["enabled"] is False
+    assert run("plan", "--detailed-exitcode").exit_code == 2  # drift
+    assert run("events", "enable", "acme/funnel").exit_code == 0
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+    missing = run("events", "show", "acme/nope")
+    assert missing.exit_code == 1 and "no live event acme/nope" in missing.output
+    refused = run("events", "delete", "acme/funnel")  # CliRunner's stdin is no terminal
+    assert refused.exit_code == 1 and "pass --yes" in refused.output
+    assert "Usage:" not in refused.output and refused.output.count("\n") == 1
+    assert run("events", "delete", "acme/funnel", "--yes").exit_code == 0
+    assert "acme/funnel" not in run("events", "list").output
+    assert "1 to create" in run("plan").output
+
+
+def _add_unmanaged(name: str) -> None:
+    from reconciler.adapters.state import open_provider
+    from reconciler.core.live import EventWrite
+
+    provider = open_provider(None)
+    funnel = next(e for e in provider.list_events("acme") if e.name == "funnel")
+    provider.create_event(EventWrite(account="acme", name=name, spec=funnel.spec,
+                                     managed_by=None))
+    provider.close()
+
+
+def test_unmanaged_kept_unless_prune_unmanaged(repo: Path) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    _add_unmanaged("handmade")
+    kept = run("plan", "--detailed-exitcode")
+    assert kept.exit_code == 0 and "acme/handmade" in kept.output and "kept" in kept.output
+    pruned = run("plan", "--prune-unmanaged", "--format", "json")
+    doc = json.loads(pruned.output)
+    assert [(c["address"], c["actions"]) for c in doc["changes"]] == [
+        ("event.acme/handmade", ["delete"])]
+    assert run("apply", "--auto-approve").exit_code == 0  # apply never prunes unasked
+    assert "acme/handmade" in run("events", "list").output
+
+
+def test_mass_delete_needs_the_flag_on_the_command_line(repo: Path) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    events = repo / "manifests/globex/events.yaml"
+    events.write_text(events.read_text().replace("protect: true", "protect: false"))
+    assert run("apply", "--auto-approve").exit_code == 0
+    events.write_text("# every globex event removed\n")
+    refused = run("plan")
+    assert refused.exit_code == 1 and "E402" in refused.output
+    assert "--allow-mass-delete" in refused.output
+    allowed = run("plan", "--allow-mass-delete", "--detailed-exitcode")
+    assert allowed.exit_code == 2 and "3 to delete" in allowed.output
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from reconciler.cli.app import App
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert App(stdout=Tty()).color is True
+    assert App(stdout=io.StringIO()).color is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert App(stdout=Tty()).color is False
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "newer-schema"])
+def test_bad_state_file_is_one_line_exit_1_and_left_untouched(repo: Path, damage: str) -> None:
+    """Issue 3, bad input: a corrupt or newer-schema state file: one clear message, exit 1,
+    state untouched, for every command that reads it."""
+    import sqlite3
+
+    state = repo / ".convctl" / "state.db"
+    if damage == "corrupt":
+        state.parent.mkdir()
+        state.write_bytes(b"this is not a database" * 100)
+    else:
+        assert run("apply", "--auto-approve").exit_code == 0
+        conn = sqlite3.connect(state)
+        conn.execute("PRAGMA user_version = 999")
+        conn.commit()
+        conn.close()
+    before = state.read_bytes()
+    for args in (["plan"], ["apply", "--auto-approve"], ["events", "list"], ["unlock", "x"]):
+        proc = subprocess.run([sys.executable, "-m", "reconciler.cli.main", *args],
+                              capture_output=True, text=True, cwd=repo, timeout=60, check=False)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+        assert ("corrupt" if damage == "corrupt" else "schema version 999") in proc.stderr
+        assert state.read_bytes() == before, args

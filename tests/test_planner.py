@@ -308,3 +308,26 @@ def test_after_document_hashes_like_the_manifest() -> None:
             assert change.after is not None
             doc = {"labels": change.after["labels"], "spec": change.after["spec"]}
             assert content_hash(doc) == desired_hash(by_name[change.name])
+
+
+def test_live_event_fingerprint_changes_with_every_field() -> None:
+    """A saved plan is refused when any field of a live object changed (issue 3 item 8)."""
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.core.live import LiveEvent
+    from reconciler.core.models import EventSpec
+
+    spec = EventSpec.model_validate({
+        "account": "acme", "adAccount": "act_1", "trigger": {"formSubmission": {
+            "formId": "f", "facebookEvent": "Lead", "consent": {"property": "c", "value": "y"}}}})
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    base = LiveEvent(id="ev_1", account="acme", name="demo", spec=spec, created_at=now,
+                     updated_at=now, managed_by="convctl", last_applied_hash="h")
+    edits = {"id": "ev_2", "account": "beta", "name": "other",
+             "spec": spec.model_copy(update={"enabled": False}), "labels": {"a": "b"},
+             "api": "legacy", "created_at": now + timedelta(seconds=1),
+             "updated_at": now + timedelta(seconds=1), "version": 2, "managed_by": None,
+             "last_applied_hash": "g"}
+    assert set(edits) == set(LiveEvent.model_fields)
+    for name, value in edits.items():
+        assert base.model_copy(update={name: value}).fingerprint() != base.fingerprint(), name

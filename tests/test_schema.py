@@ -77,3 +77,31 @@ def test_shipped_files_point_editors_at_the_schema(path: Path) -> None:
     target = (path.parent / first[len(MODELINE):].strip()).resolve()
     assert target == (SCHEMAS / "convctl.schema.json").resolve()
     assert target.is_file()
+
+
+def _undescribed(node: object, path: str) -> list[str]:
+    """Every property (at any depth, in any definition) that has no description."""
+    missing: list[str] = []
+    if isinstance(node, dict):
+        for name, prop in node.get("properties", {}).items():
+            if not (isinstance(prop, dict) and prop.get("description", "").strip()):
+                missing.append(f"{path}.{name}")
+        for key, value in node.items():
+            if key == "properties":  # a map of field schemas, not a schema itself
+                for name, prop in value.items():
+                    missing.extend(_undescribed(prop, f"{path}.{name}"))
+            else:
+                missing.extend(_undescribed(value, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for item in node:
+            missing.extend(_undescribed(item, path))
+    return missing
+
+
+def test_every_model_field_has_a_description() -> None:
+    """Issue 2 item 2 / architecture rule 11: descriptions feed the schema and the reference."""
+    generated = schema_files()
+    properties = sum(text.count('"description"') for text in generated.values())
+    assert properties > 50
+    for name, text in generated.items():
+        assert _undescribed(json.loads(text), name) == [], name

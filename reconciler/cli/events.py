@@ -130,7 +130,10 @@ def delete(ref: str, yes: bool, state: str | None) -> None:
         ev = _find(provider, ref)
         if not yes:
             if not sys.stdin.isatty():
-                raise click.UsageError("no terminal to confirm on; pass --yes")
+                from reconciler.errors import UsageError
+
+                raise UsageError(f"no terminal to confirm deleting {ev.account}/{ev.name} on; "
+                                 "pass --yes")
             click.confirm(f"Delete {ev.account}/{ev.name} ({ev.id})?", abort=True)
         provider.delete_event(ev.id, ev.version)
     finally:

@@ -1,4 +1,4 @@
-"""Make a plan: load the manifests, read the live state once per account, call the planner."""
+"""Make a plan: load the manifests, read the live state in one listing, call the planner."""
 
 from __future__ import annotations
 
@@ -45,8 +45,10 @@ def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
     if diags.has_errors:
         return PlanResult(None, manifests, diags)
     accounts = reader.list_accounts()
-    events = [ev for acc in _account_names(manifests, accounts)
-              for ev in reader.list_events(acc)]
+    # One listing for the whole state (every live event belongs to a live account), not one
+    # round trip per account; the backend validates it in bulk.
+    names = set(_account_names(manifests, accounts))
+    events = [ev for ev in reader.list_events() if ev.account in names]
     plan = build_plan(manifests, accounts, events, prune_unmanaged=prune_unmanaged,
                       allow_mass_delete=allow_mass_delete, manifests_hash=manifests_hash(paths))
     return PlanResult(plan, manifests, diags)

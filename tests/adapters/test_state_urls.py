@@ -46,6 +46,7 @@ def test_explicit_url_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch)
 def test_relative_and_absolute_sqlite_paths(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
     relative = open_provider("sqlite:///sub/rel.db")
     absolute = open_provider(f"sqlite:///{tmp_path}/abs.db")  # four slashes in total
     assert isinstance(relative, SqliteProvider) and isinstance(absolute, SqliteProvider)
@@ -88,3 +89,26 @@ def test_sqlite3_is_imported_only_when_used() -> None:
             "open_provider('memory://'); print('sqlite3' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///nodir/state.db", "sqlite:///nodir/.convctl/state.db"])
+def test_a_missing_state_directory_is_refused_and_nothing_is_created(
+        url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 3, bad input: a missing state directory is one clear message, exit 1, no files."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"state directory 'nodir.*' does not exist"):
+        open_provider(url)
+    assert list(tmp_path.iterdir()) == []
+    proc = subprocess.run([sys.executable, "-m", "reconciler.cli.main", "plan", "--state", url,
+                           str(Path(__file__).parents[2] / "manifests")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_the_default_dot_convctl_folder_is_still_created(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    open_provider("sqlite:///.convctl/state.db").close()
+    assert (tmp_path / ".convctl" / "state.db").is_file()

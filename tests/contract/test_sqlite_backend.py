@@ -140,3 +140,64 @@ def test_a_writer_that_never_lets_go_is_reported_as_busy(
         blocker.close()
     assert provider.list_accounts() == []
     provider.close()
+
+
+_ROW_EDITS = {  # every column a LiveEvent is read from, edited directly in the file
+    "name": "name = 'other'",
+    "spec": "spec = json_set(spec, '$.enabled', json('false'))",
+    "labels": "labels = '{\"team\": \"x\"}'",
+    "api": "api = 'legacy'",
+    "created_at": "created_at = '2001-01-01T00:00:00+00:00'",
+    "updated_at": "updated_at = '2001-01-01T00:00:00+00:00'",
+    "version": "version = version + 1",
+    "managed_by": "managed_by = NULL",
+    "last_applied_hash": "last_applied_hash = 'x'",
+}
+
+
+@pytest.mark.parametrize("column", sorted(_ROW_EDITS))
+def test_fingerprint_changes_with_every_stored_field(tmp_path: Path, column: str) -> None:
+    """Saved plans compare fingerprints: an edit of any field, even straight in the file,
+    must show, both on a listing and on a single read."""
+    path = tmp_path / "state.db"
+    provider = SqliteProvider(path)
+    provider.put_account("acme", account_spec(), {}, None)
+    event = provider.create_event(form_event("demo"))
+    before = provider.list_events()[0].fingerprint()
+    assert provider.get_event(event.id).fingerprint() == before
+    assert SqliteProvider(path).list_events()[0].fingerprint() == before  # stable on re-read
+    conn = sqlite3.connect(path)
+    conn.execute(f"UPDATE events SET {_ROW_EDITS[column]}")
+    conn.commit()
+    conn.close()
+    after = provider.list_events()[0]
+    assert after.fingerprint() != before
+    assert provider.get_event(event.id).fingerprint() == after.fingerprint()
+    provider.close()
+
+
+def test_a_copy_of_a_listed_event_fingerprints_its_own_fields(tmp_path: Path) -> None:
+    provider = SqliteProvider(tmp_path / "state.db")
+    provider.put_account("acme", account_spec(), {}, None)
+    provider.create_event(form_event("demo"))
+    listed = provider.list_events()[0]
+    provider.close()
+    assert listed.model_copy().fingerprint() == listed.model_copy().fingerprint()
+    changed = listed.model_copy(update={"version": listed.version + 1})
+    assert changed.fingerprint() != listed.fingerprint()
+    assert changed.fingerprint() != listed.model_copy().fingerprint()
+    assert listed.model_dump() == listed.model_copy().model_dump()  # the cache is no field
+
+
+def test_an_unreadable_stored_event_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    provider = SqliteProvider(path)
+    provider.put_account("acme", account_spec(), {}, None)
+    provider.create_event(form_event("demo"))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE events SET spec = '{\"nope\": 1}'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="cannot read"):
+        provider.list_events()
+    provider.close()

@@ -3,7 +3,8 @@
 ``open_provider(url)`` picks one from ``--state URL`` / ``CONVCTL_STATE`` (product.md §2):
 
 - ``sqlite:///PATH`` (default ``sqlite:///.convctl/state.db``): relative PATH after three
-  slashes, absolute after four (``sqlite:////var/lib/convctl/state.db``);
+  slashes, absolute after four (``sqlite:////var/lib/convctl/state.db``); the file is created on
+  first use, and so is a missing ``.convctl/`` folder, but no other missing folder (a typo);
 - ``memory://`` a fresh in-memory state; ``memory://NAME`` the in-memory state of that name,
   shared by every ``open_provider`` call of this process (tests driving several commands);
 - ``http(s)://HOST:PORT`` the ``convctl serve`` control plane, with the bearer token from
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 ENV_VAR: Final = "CONVCTL_STATE"
 TOKEN_ENV_VAR: Final = "CONVCTL_TOKEN"
 DEFAULT_URL: Final = "sqlite:///.convctl/state.db"
+STATE_DIR: Final = ".convctl"  # created on first use; no other missing folder is
 SCHEMES: Final = "sqlite:///PATH, memory://[NAME], http(s)://HOST:PORT"
 
 
@@ -62,7 +64,9 @@ def open_provider(url: str | None = None, *, clock: Clock | None = None) -> Prov
     if url.startswith("sqlite:"):
         from reconciler.adapters.state.sqlite import SqliteProvider
 
-        return SqliteProvider(_sqlite_path(url), clock=clock)
+        path = _sqlite_path(url)
+        _check_state_dir(path, url)
+        return SqliteProvider(path, clock=clock)
     if url.startswith("memory://"):
         return _memory(url.removeprefix("memory://"), clock)
     if url.startswith(("http://", "https://")):
@@ -93,6 +97,16 @@ def _sqlite_path(url: str) -> Path:
         raise UsageError(f"state URL {url!r} has no file path; use sqlite:///relative/path or "
                          "sqlite:////absolute/path")
     return Path(path).expanduser()
+
+
+def _check_state_dir(path: Path, url: str) -> None:
+    """Only the conventional ``.convctl/`` folder is created on first use: any other missing
+    folder is most likely a mistyped ``--state``, and guessing would scatter state files."""
+    folder = path.parent
+    if folder.is_dir() or (folder.name == STATE_DIR and folder.parent.is_dir()):
+        return
+    raise UsageError(f"state directory {str(folder)!r} does not exist (state URL {url}); "
+                     f"create it, or point --state / {ENV_VAR} at an existing folder")
 
 
 def _memory(name: str, clock: Clock | None) -> Provider:
