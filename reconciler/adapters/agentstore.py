@@ -10,7 +10,10 @@
   token or permission error (code 190/102/10/200-299), with the token's fingerprint so a new
   token resumes them.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction; every ``sqlite3`` error leaves as a
+Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
+disk before it returns) except ``mark_sent`` (``NORMAL``: survives a kill -9, not a power loss,
+and a lost mark only re-sends an event under its same ``event_id``). Outbox payloads are stored
+as their final JSON, so a send concatenates them. Every ``sqlite3`` error leaves as a
 ``reconciler.errors`` type. Nothing here logs, and no token or raw PII is ever stored outside
 the contact and inbox bodies (which are the data itself).
 """
@@ -66,6 +69,11 @@ class NewOutbox:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
+    """A queued row. ``body`` is the event's final JSON (what goes into the request's ``data``
+    as it is); ``checked`` is true while the row is as it was queued (its payload passed
+    ``validate_payload`` then and nothing has happened to it since: no failed attempt, no dead
+    letter brought back), so only its age needs checking again before a send."""
+
     seq: int
     conversion_event_id: str
     event_id: str
@@ -73,8 +81,14 @@ class OutboxRow:
     pixel_id: str
     event_name: str
     event_time: int
-    payload: dict[str, Any]
+    body: bytes
     attempts: int
+    checked: bool = True
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = orjson.loads(self.body)
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +101,11 @@ class PausedPixel:
 
 
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
-                "payload, attempts")
+                "payload, attempts, last_error IS NULL")
+# Contact upserts: one statement for the batch; the merge with the stored body is done first.
+_UPSERT_CONTACT = ("INSERT INTO contacts (portal_id, contact_id, body, updated_at) "
+                   "VALUES (?, ?, ?, ?) ON CONFLICT (portal_id, contact_id) "
+                   "DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
 
 
 def _iso(moment: datetime) -> str:
@@ -102,6 +120,10 @@ class AgentStore:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._mutex = threading.RLock()
         self._conn = sqlite_schema.connect(self.path)
+        # Every commit waits for the disk unless a write says otherwise (``_write``): an
+        # ingested event is on disk before the caller acknowledges it.
+        with self._translate():
+            self._conn.execute("PRAGMA synchronous = FULL")
 
     def close(self) -> None:
         with self._mutex, self._translate():
@@ -115,8 +137,7 @@ class AgentStore:
         transaction; already-known keys are counted as duplicates and dropped."""
         now = _iso(self._clock())
         with self._write() as conn:
-            for contact in contacts:
-                self._upsert_contact(conn, contact, now)
+            self._upsert_contacts(conn, contacts, now)
             cur = conn.executemany(
                 "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, status, "
                 "received_at) VALUES (?, ?, ?, ?, 'new', ?)",
@@ -126,20 +147,37 @@ class AgentStore:
         return IngestResult(stored, len(items) - stored, len(contacts))
 
     def upsert_contacts(self, contacts: Iterable[Contact]) -> int:
+        items = list(contacts)
         now = _iso(self._clock())
         with self._write() as conn:
-            return sum(self._upsert_contact(conn, c, now) for c in contacts)
+            self._upsert_contacts(conn, items, now)
+        return len(items)
 
-    def _upsert_contact(self, conn: sqlite3.Connection, contact: Contact, now: str) -> int:
-        row = conn.execute("SELECT body FROM contacts WHERE portal_id = ? AND contact_id = ?",
-                           (contact.portal_id, contact.contact_id)).fetchone()
-        if row is not None:
-            old = codec.decode_contact(contact.portal_id, contact.contact_id, row[0])
-            contact = old.merged(contact)
-        conn.execute("INSERT OR REPLACE INTO contacts (portal_id, contact_id, body, updated_at) "
-                     "VALUES (?, ?, ?, ?)", (contact.portal_id, contact.contact_id,
-                                             codec.encode_contact(contact), now))
-        return 1
+    @staticmethod
+    def _upsert_contacts(conn: sqlite3.Connection, contacts: Sequence[Contact],
+                         now: str) -> None:
+        """Merge each contact into its stored version (later updates win, in order) and write
+        them all with one statement."""
+        if not contacts:
+            return
+        merged: dict[tuple[int, str], Contact] = {}
+        for contact in contacts:
+            key = (contact.portal_id, contact.contact_id)
+            earlier = merged.get(key)
+            merged[key] = contact if earlier is None else earlier.merged(contact)
+        portals: dict[int, list[str]] = {}
+        for portal, cid in merged:
+            portals.setdefault(portal, []).append(cid)
+        for portal, ids in portals.items():
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                stored = conn.execute(f"SELECT contact_id, body FROM contacts WHERE portal_id = ? "
+                                      f"AND contact_id IN ({marks})", (portal, *chunk))
+                for cid, body in stored:
+                    update = merged[(portal, cid)]
+                    merged[(portal, cid)] = codec.decode_contact(portal, cid, body).merged(update)
+        conn.executemany(_UPSERT_CONTACT, [(portal, cid, codec.encode_contact(c), now)
+                                           for (portal, cid), c in merged.items()])
 
     def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]:
         ids = sorted(set(contact_ids))
@@ -216,7 +254,8 @@ class AgentStore:
             rows = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = 'queued' "
                                 "AND next_attempt_at <= ? AND seq > ? ORDER BY seq LIMIT ?",
                                 (now, after_seq, limit)).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7]), r[8])
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                          r[7].encode() if isinstance(r[7], str) else r[7], r[8], bool(r[9]))
                 for r in rows]
 
     def next_due(self) -> float | None:
@@ -227,7 +266,13 @@ class AgentStore:
         return None if row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
-        self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", ())
+        """Meta accepted these rows. Committed without waiting for the disk (``synchronous =
+        NORMAL``): in WAL mode that still survives a crash or kill -9 of the process, only a
+        power loss or OS crash can lose the mark, and a lost mark means the rows are sent again
+        under the same ``event_id``, which Meta deduplicates. Ingest and everything else stays
+        ``FULL``."""
+        self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", (),
+                  durable=False)
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
         self._set(seqs, "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
@@ -236,22 +281,26 @@ class AgentStore:
     def dead(self, seqs: Sequence[int], reason: str, error: str) -> None:
         self._set(seqs, "status = 'dead', reason = ?, last_error = ?", (reason, error))
 
-    def _set(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...]) -> None:
+    def _set(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...], *,
+             durable: bool = True) -> None:
         if not seqs:
             return
         stamp = _iso(self._clock())
-        with self._write() as conn:
-            conn.executemany(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE seq = ? "
-                             "AND status = 'queued'",
-                             [(*params, stamp, seq) for seq in seqs])
+        with self._write(durable=durable) as conn:
+            conn.execute(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE seq IN "
+                         "(SELECT value FROM json_each(?)) AND status = 'queued'",
+                         (*params, stamp, orjson.dumps(list(seqs)).decode()))
 
     def retry_dead(self, reason: str | None = None) -> int:
         """Queue dead letters again (only those with ``reason`` when given), due now."""
         now = self._clock()
         where, params = ("AND reason = ?", (reason,)) if reason else ("", ())
         with self._write() as conn:
+            # last_error stays set: the row is no longer as queued (``OutboxRow.checked`` is
+            # false), so delivery checks its payload in full again before sending it.
             cur = conn.execute(
                 "UPDATE outbox SET status = 'queued', attempts = 0, reason = NULL, "
+                "last_error = COALESCE(last_error, 'queued again'), "
                 f"next_attempt_at = ?, updated_at = ? WHERE status = 'dead' {where}",
                 (now.timestamp(), _iso(now), *params))
             return cur.rowcount
@@ -327,15 +376,24 @@ class AgentStore:
             yield self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction. ``durable=False`` commits it with ``synchronous
+        = NORMAL`` (WAL: atomic, survives a process crash, may be lost on power loss; the next
+        ``FULL`` commit syncs it with its own), for writes whose loss is harmless."""
         with self._mutex, self._translate():
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                sqlite_schema.rollback(self._conn)
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    sqlite_schema.rollback(self._conn)
+                    raise
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous = FULL")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -1,7 +1,9 @@
 """Posting server events to the Graph API (capi-contract.md) with httpx.
 
 ``GraphSender.send(pixel_id, events, token)`` makes one ``POST {base}/{version}/{pixel}/events``
-with a JSON body ``{"data": [...], "access_token": ..., "test_event_code"?}``: the token travels
+with a JSON body ``{"data": [...], "access_token": ..., "test_event_code"?}``
+(``send_encoded`` takes the events as JSON already, as the outbox stores them, and joins them
+into the body without parsing them again): the token travels
 in the body, never in the URL, so no access log or exception message can show it. The answer
 comes back classified by ``core.backoff.classify_graph_error`` (``ok | retry | permanent |
 token``); timeouts and connection errors are ``retry``. One ``httpx.Client`` per sender keeps
@@ -55,6 +57,18 @@ def request_body(events: Sequence[dict[str, Any]], test_event_code: str | None) 
     return body
 
 
+def encoded_body(events: Sequence[bytes], token: str | None,
+                 test_event_code: str | None) -> bytes:
+    """The request body from events that are JSON objects already (no parse, no re-encode)."""
+    parts = [b'{"data":[', b",".join(events), b"]"]
+    if test_event_code:
+        parts += [b',"test_event_code":', orjson.dumps(test_event_code)]
+    if token is not None:
+        parts += [b',"access_token":', orjson.dumps(token)]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
 class GraphSender:
     """A Conversions API client; ``clock`` only serves ``Retry-After`` dates."""
 
@@ -72,10 +86,15 @@ class GraphSender:
 
     def send(self, pixel_id: str, events: Sequence[dict[str, Any]], token: str,
              test_event_code: str | None = None) -> SendResult:
-        body = request_body(events, test_event_code)
-        body["access_token"] = token
+        return self.send_encoded(pixel_id, [orjson.dumps(e) for e in events], token,
+                                 test_event_code)
+
+    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
+                     test_event_code: str | None = None) -> SendResult:
+        """``send`` for events given as JSON objects (each one ``orjson.dumps`` of a payload)."""
+        body = encoded_body(events, token, test_event_code)
         try:
-            response = self._client.post(self.url(pixel_id), content=orjson.dumps(body),
+            response = self._client.post(self.url(pixel_id), content=body,
                                          headers={"content-type": "application/json"})
         except httpx.TimeoutException as exc:
             return SendResult("retry", message=f"timed out ({type(exc).__name__})")

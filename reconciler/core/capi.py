@@ -52,6 +52,7 @@ __all__ = [
     "build_payload",
     "event_id",
     "hash_value",
+    "is_expired",
     "is_hashed",
     "lifecycle_event_name",
     "normalize",
@@ -255,13 +256,26 @@ def validate_payload(event: Mapping[str, Any], now: datetime, *,
     return None if has_customer_info(ud) else "no_customer_info"
 
 
+_DEFAULT_MAX_AGE_S: Final = int((MAX_AGE - SAFETY_MARGIN).total_seconds())
+
+
 def _time_reason(event_time: int, now: datetime, margin: timedelta) -> InvalidReason | None:
     now_s = _epoch(now)
-    if event_time < now_s - int((MAX_AGE - margin).total_seconds()):
+    max_age = (_DEFAULT_MAX_AGE_S if margin == SAFETY_MARGIN
+               else int((MAX_AGE - margin).total_seconds()))
+    if event_time < now_s - max_age:
         return "too_old"
     if event_time > now_s + int(MAX_FUTURE.total_seconds()):
         return "future"
     return None
+
+
+def is_expired(event_time: int, now: datetime, *,
+               safety_margin: timedelta = SAFETY_MARGIN) -> bool:
+    """``validate_payload``'s ``too_old`` alone: all that can change for a payload that passed
+    the other checks when it was queued (they do not depend on the time, and ``future`` only
+    gets better)."""
+    return _time_reason(event_time, now, safety_margin) == "too_old"
 
 
 def expires_at(event_time: int, *, safety_margin: timedelta = SAFETY_MARGIN) -> datetime:

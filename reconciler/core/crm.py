@@ -18,6 +18,7 @@ and a JSONL back-fill of the same change yield the same ``event_id`` and Meta de
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -261,10 +262,17 @@ def _load_json(raw: bytes | str) -> Any:
 
 
 def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmission:
-    """One JSONL ingest line -> a contact upsert, a stage change or a form submission."""
+    """One JSONL ingest line -> a contact upsert, a stage change or a form submission.
+
+    Lines in the plain shape (exact JSON types, ``Z``/``+HH:MM`` times) take a fast path that
+    gives exactly what the pydantic models give; anything else goes through the models, which
+    also word every error, so a bad line's message does not depend on the path."""
     data = _load_json(line)
     if not isinstance(data, dict):
         raise CrmParseError("a line must be a JSON object")
+    fast = _fast_line(data)
+    if fast is not None:
+        return fast
     kind = data.get("type")
     if kind not in ("contact", "lifecycleStageChange", "formSubmission"):
         raise CrmParseError(
@@ -274,6 +282,89 @@ def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmissio
     except ValidationError as exc:
         raise CrmParseError(f"invalid {kind} line: {_describe(exc)}") from None
     return _from_line(parsed)
+
+
+# --- the fast path: plain lines, checked by hand -------------------------------------------
+#
+# Each check below is stricter than the model's (exact types: no bool for an int, no number for
+# a string; only ``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)`` times), so whatever passes
+# it is valid for the model too and converts to the same values; whatever fails it (valid or
+# not) goes to the model. tests/agent/test_jsonl_fast.py holds both paths to the same answers.
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+_CONTACT_KEYS = frozenset({"type", "portalId", "contactId", "properties", "metaLeadId",
+                           "adInteraction", "fbc", "fbp"})
+_STAGE_KEYS = frozenset({"type", "portalId", "contactId", "stage", "occurredAt"})
+_FORM_KEYS = frozenset({"type", "portalId", "formId", "submissionId", "contactId",
+                        "submittedAt", "pageUrl", "ipAddress", "userAgent"})
+_FORM_REQUIRED = frozenset({"type", "portalId", "formId", "submissionId", "contactId",
+                            "submittedAt"})
+
+
+def _fast_time(value: object) -> datetime | None:
+    if type(value) is not str or not _ISO.fullmatch(value):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC)
+
+
+def _opt_str(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _fast_line(d: dict[str, Any]) -> Contact | StageChange | FormSubmission | None:
+    """The line's value when it is plainly valid; None: ask the models."""
+    portal, kind = d.get("portalId"), d.get("type")
+    if type(portal) is not int or portal <= 0:
+        return None
+    if kind == "lifecycleStageChange":
+        contact_id, stage = d.get("contactId"), d.get("stage")
+        at = _fast_time(d.get("occurredAt"))
+        if (d.keys() != _STAGE_KEYS or type(contact_id) is not str or not contact_id
+                or type(stage) is not str or not stage or at is None):
+            return None
+        return StageChange(portal, contact_id, stage, at,
+                           stage_source_id(portal, contact_id, stage, at))
+    if kind == "formSubmission":
+        return _fast_form(d, portal)
+    if kind == "contact":
+        return _fast_contact(d, portal)
+    return None
+
+
+def _fast_form(d: dict[str, Any], portal: int) -> FormSubmission | None:
+    keys = d.keys()
+    if not (_FORM_REQUIRED <= keys <= _FORM_KEYS):
+        return None
+    form_id, sub_id, contact_id = d["formId"], d["submissionId"], d["contactId"]
+    page, ip, agent = d.get("pageUrl"), d.get("ipAddress"), d.get("userAgent")
+    at = _fast_time(d["submittedAt"])
+    if (type(form_id) is not str or not form_id or type(sub_id) is not str or not sub_id
+            or type(contact_id) is not str or not contact_id or at is None
+            or not (_opt_str(page) and _opt_str(ip) and _opt_str(agent))):
+        return None
+    return FormSubmission(portal, form_id, sub_id, contact_id, at, page, ip, agent)
+
+
+def _fast_contact(d: dict[str, Any], portal: int) -> Contact | None:
+    if not d.keys() <= _CONTACT_KEYS:
+        return None
+    contact_id, props = d.get("contactId"), d.get("properties", {})
+    lead, ad = d.get("metaLeadId"), d.get("adInteraction", False)
+    fbc, fbp = d.get("fbc"), d.get("fbp")
+    if (type(contact_id) is not str or not contact_id or type(props) is not dict
+            or type(ad) is not bool or not (_opt_str(lead) and _opt_str(fbc) and _opt_str(fbp))):
+        return None
+    clean: dict[str, str] = {}
+    for key, value in props.items():
+        if type(value) is str:
+            clean[key] = value
+        elif value is not None:
+            return None
+    return Contact(portal, contact_id, clean, lead or None, ad, fbc or None, fbp or None)
 
 
 def _from_line(p: _ContactLine | _StageLine | _FormLine) -> Contact | StageChange | FormSubmission:

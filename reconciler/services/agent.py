@@ -4,7 +4,8 @@
 
 - ``ingest_*``: durable before acknowledged (``AgentStore.ingest`` commits before returning);
   duplicates are acknowledged and dropped.
-- ``process_inbox``: per chunk of inbox rows, one transaction: match each event against the
+- ``process_inbox``: per chunk of inbox rows (1,000: a full Meta batch), one transaction (the
+  live events and accounts are read once per chunk): match each event against the
   enabled live conversion events (``core.matching``), build and check the payloads
   (``core.capi``), queue them (or dead-letter them with the validation reason), count the skip
   reasons and mark the rows processed. A crash before the commit leaves the rows ``new``; the
@@ -35,7 +36,7 @@ from reconciler.adapters.contacts import ContactSource
 from reconciler.adapters.meta import DryRunWriter
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
-from reconciler.core.capi import MAX_BATCH, build_payload, validate_payload
+from reconciler.core.capi import MAX_BATCH, build_payload, event_id, validate_payload
 from reconciler.core.crm import (
     Contact,
     CrmParseError,
@@ -47,7 +48,7 @@ from reconciler.core.crm import (
     parse_jsonl_line,
 )
 from reconciler.core.live import LiveAccount, LiveEvent
-from reconciler.core.matching import candidates, dedup_key, match
+from reconciler.core.matching import match
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, UsageError
@@ -55,12 +56,13 @@ from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 
 log = logging.getLogger("reconciler.agent")
 DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
+ROWS_PER_CYCLE = 10_000  # inbox rows processed before a delivery pass, in a running agent
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     batch_size: int = MAX_BATCH
-    inbox_chunk: int = 500
+    inbox_chunk: int = 1000
     poll_interval: float = 1.0
     test_event_code: str | None = None
     dry_run: Path | None = None
@@ -114,7 +116,7 @@ class Agent:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def ingest_jsonl(self, path: str | Path, chunk: int = 1000) -> IngestReport:
+    def ingest_jsonl(self, path: str | Path, chunk: int = 5000) -> IngestReport:
         return ingest_jsonl(self._store, path, chunk)
 
     def ingest_webhook(self, records: Iterable[WebhookRecord]) -> IngestResult:
@@ -147,12 +149,13 @@ class Agent:
         now = self._clock()
         accounts = {a.spec.portal_id: a for a in self._provider.list_accounts()}
         live = self._provider.list_events()
+        pools = _pools(live)
         contacts = self._fetch_contacts(rows, accounts, live)
-        seen = self._store.known_event_ids(_candidate_keys(rows, accounts, live))
+        seen = self._store.known_event_ids(_candidate_keys(rows, accounts, pools))
         queued: list[NewOutbox] = []
         skips: Counter[tuple[str, str]] = Counter()
         for row in rows:
-            self._process_row(row.event, accounts, live, contacts, seen, now, queued, skips)
+            self._process_row(row.event, accounts, pools, contacts, seen, now, queued, skips)
         self._store.commit_processed([r.seq for r in rows], queued, skips)
         total.processed += len(rows)
         total.queued += sum(1 for q in queued if q.status == "queued")
@@ -161,7 +164,7 @@ class Agent:
             total.skips[reason] += n
 
     def _process_row(self, event: StageChange | FormSubmission | Ignored,
-                     accounts: dict[int, LiveAccount], live: list[LiveEvent],
+                     accounts: dict[int, LiveAccount], pools: _Pools,
                      contacts: dict[tuple[int, str], Contact], seen: set[str], now: datetime,
                      queued: list[NewOutbox], skips: Counter[tuple[str, str]]) -> None:
         if isinstance(event, Ignored):
@@ -172,7 +175,7 @@ class Agent:
             skips[("unknown_portal", "")] += 1
             return
         contact = contacts.get((event.portal_id, event.contact_id))
-        result = match(event, contact, live, account, seen)
+        result = match(event, contact, _pool(pools, account, event), account, seen)
         for skip in result.skips:
             skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
         for fire in result.fires:
@@ -212,7 +215,7 @@ class Agent:
         """Process and deliver until ``stop()`` (or once, or ``max_cycles`` cycles)."""
         cycles = 0
         while not self._stop.is_set():
-            self.process_inbox(None if once else self.config.inbox_chunk * 20)
+            self.process_inbox(None if once else ROWS_PER_CYCLE)
             self.deliver_once()
             cycles += 1
             if once or (max_cycles is not None and cycles >= max_cycles):
@@ -256,7 +259,7 @@ def ingest_forms(store: AgentStore, forms: Iterable[FormIngest]) -> IngestResult
     return store.ingest(items, contacts)
 
 
-def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 1000) -> IngestReport:
+def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> IngestReport:
     """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped. Each
     chunk of lines is committed before the next is read."""
     report = IngestReport()
@@ -290,16 +293,35 @@ def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> 
     return status
 
 
+_Pools = dict[tuple[str, bool], list[LiveEvent]]
+
+
+def _pools(live: list[LiveEvent]) -> _Pools:
+    """The live events per (account, is a form event), looked up once per chunk, not per row:
+    ``match`` then only sees the events that can apply (it would filter them the same way)."""
+    pools: _Pools = {}
+    for event in live:
+        pools.setdefault((event.account, event.spec.trigger.kind == "formSubmission"),
+                         []).append(event)
+    return pools
+
+
+def _pool(pools: _Pools, account: LiveAccount,
+          event: FormSubmission | StageChange) -> list[LiveEvent]:
+    return pools.get((account.name, isinstance(event, FormSubmission)), [])
+
+
 def _candidate_keys(rows: list[InboxRow], accounts: dict[int, LiveAccount],
-                    live: list[LiveEvent]) -> list[str]:
+                    pools: _Pools) -> list[str]:
     """Every Meta event id the rows could fire, to ask the outbox about them at once (R16)."""
     keys: list[str] = []
     for row in rows:
         event = row.event
         if isinstance(event, Ignored) or event.portal_id not in accounts:
             continue
-        keys.extend(dedup_key(e, event)
-                    for e in candidates(event, live, accounts[event.portal_id]))
+        source = event.source_id
+        keys.extend(event_id(e.id, source)  # = matching.dedup_key(e, event), for its pool
+                    for e in _pool(pools, accounts[event.portal_id], event))
     return keys
 
 

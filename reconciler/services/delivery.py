@@ -5,9 +5,14 @@ the rest per (pixel, account) in batches of up to 1,000:
 
 - the conversion event was disabled (R19) or deleted since the row was queued: dead letter
   ``disabled`` / ``deleted`` at once (switching on again does not back-fill);
-- the event would be refused now (``validate_payload``): ``expired`` when it is too old, else
-  the validation reason;
-- ``ok``: sent. ``retry`` (5xx, 613, timeouts, ...): every row of the batch is rescheduled with
+- the event would be refused now: ``expired`` when it is too old. A row as it was queued was
+  checked in full then (``validate_payload``; the other checks do not depend on the time), so
+  only its age is checked again; a row that failed an attempt or came back from the dead
+  letters (``OutboxRow.checked`` false) is checked in full again, and dead-lettered with the
+  validation reason if it fails;
+- ``ok``: sent (the batch's rows are marked in one statement). The request body is the rows'
+  stored JSON joined (``send_encoded``), not parsed and encoded again.
+- ``retry`` (5xx, 613, timeouts, ...): every row of the batch is rescheduled with
   exponential backoff and full jitter, never sooner than ``Retry-After``, and the pixel is held
   off until then; a row whose next attempt would come after its expiry is dead-lettered
   ``expired`` instead. Retryable failures are retried until expiry (no attempt cap: the 7-day
@@ -29,13 +34,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reconciler.adapters.agentstore import AgentStore, OutboxRow
 from reconciler.adapters.meta import DryRunWriter, SendResult
 from reconciler.adapters.secrets import SecretUnavailable, describe, fingerprint
 from reconciler.core.backoff import PERMISSION_CODES, BackoffPolicy
-from reconciler.core.capi import MAX_BATCH, expires_at, validate_payload
+from reconciler.core.capi import MAX_BATCH, expires_at, is_expired, validate_payload
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
@@ -47,6 +52,14 @@ PAGE_BATCHES = 5
 class Sender(Protocol):
     def send(self, pixel_id: str, events: Sequence[dict[str, object]], token: str,
              test_event_code: str | None = None) -> SendResult: ...
+
+
+@runtime_checkable
+class EncodedSender(Protocol):
+    """A sender that also takes the events as JSON bytes (``GraphSender``): used when there."""
+
+    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
+                     test_event_code: str | None = None) -> SendResult: ...
 
 
 @dataclass
@@ -79,6 +92,7 @@ class Deliverer:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
         self._store, self._provider, self._sender = store, provider, sender
+        self._encoded = sender if isinstance(sender, EncodedSender) else None
         self._clock, self._rand, self._policy, self._resolve = clock, rand, policy, resolve
         self._batch, self._test_code, self._dry = batch_size, test_event_code, dry_run
         self.holdoff: dict[str, float] = {}  # pixel -> epoch before which it is not tried
@@ -183,8 +197,12 @@ class Deliverer:
     def _send(self, group: _Group, rows: list[OutboxRow]) -> bool:
         """Send one batch (splitting on a permanent refusal); False: stop this pixel now."""
         assert self._sender is not None
-        result = self._sender.send(group.pixel_id, [r.payload for r in rows], group.token,
-                                   self._test_code)
+        if self._encoded is not None:
+            result = self._encoded.send_encoded(group.pixel_id, [r.body for r in rows],
+                                                group.token, self._test_code)
+        else:
+            result = self._sender.send(group.pixel_id, [r.payload for r in rows], group.token,
+                                       self._test_code)
         group.report.requests += 1
         if result.verdict == "ok":
             self._store.mark_sent([r.seq for r in rows])
@@ -234,6 +252,8 @@ def _unsendable(row: OutboxRow, event: LiveEvent | None, accounts: dict[str, Liv
         return "deleted"
     if not event.spec.enabled:
         return "disabled"
+    if row.checked:
+        return "expired" if is_expired(row.event_time, now) else None
     reason = validate_payload(row.payload, now)
     if reason == "too_old":
         return "expired"

@@ -138,3 +138,58 @@ def test_sqlite_errors_become_state_errors(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StateError):
         store.pending(1)
+
+
+def test_batched_contact_upserts_merge_like_one_at_a_time(tmp_path: Path,
+                                                          clock: FakeClock) -> None:
+    """One statement for a batch (repeats inside it and rows already stored included) gives
+    what merging the updates one by one gives."""
+    first = [Contact(1, "a", {"email": "a@x.com", "city": "Paris"}, meta_lead_id="1" * 15),
+             Contact(2, "a", {"email": "other-portal@x.com"})]
+    batch = [Contact(1, "a", {"city": "Lyon"}, fbc="fb.1.1.1"),
+             Contact(1, "b", {"phone": "123"}),
+             Contact(1, "a", {"zip": "69001"}, ad_interaction=True),
+             Contact(1, "b", {"phone": "456"}, meta_lead_id="2" * 15)]
+    batched = AgentStore(tmp_path / "batched.db", clock=clock)
+    single = AgentStore(tmp_path / "single.db", clock=clock)
+    try:
+        batched.upsert_contacts(first)
+        assert batched.ingest([], batch).contacts == 4
+        for contact in first + batch:
+            single.upsert_contacts([contact])
+        for portal in (1, 2):
+            assert batched.contacts(portal, ["a", "b"]) == single.contacts(portal, ["a", "b"])
+        got = batched.contacts(1, ["a", "b"])
+        assert got["a"].properties == {"email": "a@x.com", "city": "Lyon", "zip": "69001"}
+        assert (got["a"].meta_lead_id, got["a"].fbc, got["a"].ad_interaction) == (
+            "1" * 15, "fb.1.1.1", True)
+        assert (got["b"].properties, got["b"].meta_lead_id) == ({"phone": "456"}, "2" * 15)
+    finally:
+        batched.close()
+        single.close()
+
+
+def test_outbox_keeps_the_payload_json_and_whether_it_is_as_queued(
+        store: AgentStore, clock: FakeClock) -> None:
+    store.commit_processed([], [outbox("a"), outbox("b"),
+                                NewOutbox("ev_1", "d", "acme", "p", {"event_name": "X"}, "dead",
+                                          "no_customer_info", "not sent")], {})
+    a, b = store.due(clock.epoch(), 10)
+    assert a.body.startswith(b"{") and a.payload == outbox("a").payload
+    assert a.checked and b.checked
+    store.reschedule([b.seq], clock.epoch(), "HTTP 500")
+    assert store.retry_dead("no_customer_info") == 1
+    rows = {r.event_id: r for r in store.due(clock.epoch(), 10)}
+    assert rows["a"].checked  # untouched since it was checked and queued
+    assert not rows["b"].checked and not rows["d"].checked  # failed once / a dead letter back
+
+
+def test_mark_sent_is_one_statement_and_leaves_the_connection_durable(
+        store: AgentStore, clock: FakeClock) -> None:
+    store.commit_processed([], [outbox(f"e{i}") for i in range(1200)], {})
+    seqs = [r.seq for r in store.due(clock.epoch(), 2000)]
+    store.mark_sent(seqs[:1100])
+    assert store.status()["outbox"] == {"queued": 100, "sent": 1100, "dead": 0}
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.ingest([("k", change())])
+    assert raw(store.path, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == [(1100,)]

@@ -135,3 +135,58 @@ def test_permission_error_pauses_instead_of_splitting(tmp_path: Path) -> None:
     rig.close()
     assert len(recorder.batches) == 1 and report.paused == ["123456789012345"]
     assert status["paused"]["123456789012345"]["reason"] == "permission"
+
+
+def test_encoded_body_is_the_request_body_as_json() -> None:
+    from reconciler.adapters.meta import encoded_body, request_body
+
+    events = [{"event_name": "Lead", "event_id": "e1", "user_data": {"em": "é\"\\"}},
+              {"event_name": "Other", "event_id": "e2", "custom_data": {"value": 1.5}}]
+    for code in (None, "TEST123"):
+        raw = encoded_body([json.dumps(e).encode() for e in events], "tok", code)
+        assert json.loads(raw) == {**request_body(events, code), "access_token": "tok"}
+    assert json.loads(encoded_body([], None, None)) == {"data": []}
+
+
+class EncodedRecorder(Recorder):
+    """A sender with ``send_encoded``: the delivery hands it the stored JSON as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.raw: list[list[bytes]] = []
+
+    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
+                     test_event_code: str | None = None) -> SendResult:
+        self.raw.append(list(events))
+        return self.send(pixel_id, [json.loads(e) for e in events], token, test_event_code)
+
+
+def test_delivery_sends_the_stored_json_without_parsing_it(tmp_path: Path) -> None:
+    recorder = EncodedRecorder()
+    rig = _rig_with(tmp_path, recorder, 5)
+    stored = {r.event_id: r.body for r in rig.store.due(rig.clock.epoch(), 100)}
+    report = rig.agent.deliver_once()
+    rig.close()
+    assert report.sent == 5 and len(recorder.raw) == 1
+    assert sorted(recorder.raw[0]) == sorted(stored.values())
+
+
+def test_a_dead_letter_queued_again_is_checked_in_full_before_sending(tmp_path: Path) -> None:
+    """Rows are checked once when queued; one brought back from the dead letters is checked
+    again (here: no usable customer information), not sent to be refused by Meta."""
+    recorder = Recorder(set())
+    clock = FakeClock(T_CREATED + timedelta(days=1))
+    rig = make_rig(tmp_path, None, clock, T_CREATED, sender=recorder)
+    odd = contact_line("800", email="", phone="n/a", firstname="!!", lastname="??",
+                       country="Atlantis")
+    line = form_line("g-1", "800", clock.now - timedelta(minutes=5))
+    del line["ipAddress"]
+    rig.agent.ingest_jsonl(write_jsonl(tmp_path / "g.jsonl", [odd, line]))
+    rig.agent.run(once=True)
+    assert rig.agent.status()["deadLetters"] == {"no_customer_info": 1}
+    assert rig.agent.retry_dead("no_customer_info") == 1
+    report = rig.agent.deliver_once()
+    status = rig.agent.status()
+    rig.close()
+    assert not recorder.batches and report.dead == {"no_customer_info": 1}
+    assert status["deadLetters"] == {"no_customer_info": 1}
