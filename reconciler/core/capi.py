@@ -71,7 +71,7 @@ MAX_FUTURE: Final = timedelta(seconds=60)
 ACTION_SOURCES: Final = frozenset({"email", "website", "app", "phone_call", "chat",
                                    "physical_store", "system_generated", "business_messaging",
                                    "other"})
-LEAD_ID = re.compile(r"\d{15,17}")
+LEAD_ID = re.compile(r"[0-9]{15,17}")  # ASCII digits only: \d matches any script's
 
 InvalidReason = Literal["missing_field", "bad_action_source", "no_customer_info", "too_old",
                         "future", "missing_event_source_url", "missing_user_agent",

@@ -165,7 +165,7 @@ class _Loose(BaseModel):
 
 
 _Id = Annotated[str, Field(min_length=1)]
-_Portal = Annotated[int, Field(gt=0)]
+_Portal = Annotated[int, Field(gt=0, lt=2**63)]  # SQLite INTEGER range
 _EpochMs = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to the year 9999
 
 
@@ -281,7 +281,10 @@ def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmissio
         parsed = _LINE.validate_python(data)
     except ValidationError as exc:
         raise CrmParseError(f"invalid {kind} line: {_describe(exc)}") from None
-    return _from_line(parsed)
+    try:
+        return _from_line(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 has no UTC equivalent
+        raise CrmParseError(f"invalid {kind} line: a time is out of range") from None
 
 
 # --- the fast path: plain lines, checked by hand -------------------------------------------
@@ -305,10 +308,9 @@ def _fast_time(value: object) -> datetime | None:
     if type(value) is not str or not _ISO.fullmatch(value):
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(UTC)
 
 
 def _opt_str(value: object) -> bool:
@@ -318,7 +320,7 @@ def _opt_str(value: object) -> bool:
 def _fast_line(d: dict[str, Any]) -> Contact | StageChange | FormSubmission | None:
     """The line's value when it is plainly valid; None: ask the models."""
     portal, kind = d.get("portalId"), d.get("type")
-    if type(portal) is not int or portal <= 0:
+    if type(portal) is not int or not 0 < portal < 2**63:
         return None
     if kind == "lifecycleStageChange":
         contact_id, stage = d.get("contactId"), d.get("stage")

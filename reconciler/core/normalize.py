@@ -44,8 +44,8 @@ UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
-_PLAIN_PHONE = re.compile(r"\+?[\d\s().\-/]+")
-_NON_DIGIT = re.compile(r"\D")
+_PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/]+", re.ASCII)
+_NON_DIGIT = re.compile(r"[^0-9]")
 _ASCII_NOT_ALPHA = re.compile(r"[^a-z]")
 _ASCII_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _COUNTRY_ALIASES = {"uk": "gb", "england": "gb", "scotland": "gb", "wales": "gb",

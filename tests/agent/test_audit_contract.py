@@ -81,10 +81,6 @@ def test_a_legacy_event_keeps_syncing_as_other_beside_the_enhanced_one(
     assert other["user_data"]["lead_id"] == "123456789012345"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: LEAD_ID = re.compile(r'\\d{15,17}') in "
-                   "reconciler/core/capi.py matches any Unicode decimal digit, so a lead id "
-                   "in full-width or Arabic-Indic digits counts as a Meta lead id (R5) and is "
-                   "sent; it must be ASCII [0-9]{15,17}")
 @pytest.mark.parametrize("lead", [FULLWIDTH_LEAD, ARABIC_LEAD])
 def test_a_lead_id_in_non_ascii_digits_is_no_lead_id(lead: str) -> None:
     result = match(stage_change(), contact(meta_lead_id=lead), [lifecycle_event()], account())
@@ -94,10 +90,6 @@ def test_a_lead_id_in_non_ascii_digits_is_no_lead_id(lead: str) -> None:
     assert capi.validate_payload(body, LATER) in ("bad_lead_id", "no_customer_info")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: norm_ph in reconciler/core/normalize.py keeps "
-                   "Unicode digits (its _PLAIN_PHONE / _NON_DIGIT regexes use \\d and \\D), so "
-                   "a phone typed with full-width digits hashes non-ASCII digits that Meta "
-                   "can never match; E.164 digits are ASCII")
 @pytest.mark.parametrize(("raw", "cc", "expected"), [
     ("(６５０)５５５-１２１２", "1", "16505551212"),
     ("+４４ ２０ ７９４６ ０９５８", "1", "442079460958"),
