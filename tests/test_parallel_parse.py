@@ -61,3 +61,19 @@ def test_several_files_split_between_the_cores(tmp_path: Path) -> None:
     shutil.copy(ROOT / "manifests/acme/account.yaml", tmp_path / "account.yaml")
     sequential, parallel = _both([tmp_path])
     assert parallel == sequential and len(parallel[0]) == 211
+
+
+def test_without_a_second_process_it_parses_on_one_core(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host without fork or POSIX semaphores (OSError) still gets the full, exact result."""
+    import multiprocessing
+
+    def no_fork(method: str | None = None) -> None:
+        raise OSError("no semaphores here")
+
+    (tmp_path / "big.yaml").write_text(_events(100))
+    sequential, _ = _both([tmp_path])
+    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+    diags = Diagnostics()
+    assert parse_files([tmp_path], diags, parallel_min_chars=0) == sequential[0]
+    assert not diags.items

@@ -146,15 +146,14 @@ def _parse_in_two(units: list[Unit], total: int, diags: Diagnostics) -> list[Raw
     from concurrent.futures.process import BrokenProcessPool
 
     first, second, cut = _halves(units, total)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        future = pool.submit(_parse_worker, second)
-        mine = Diagnostics()
-        docs = _parse_units(first, mine)
-        try:
+    mine, theirs = Diagnostics(), Diagnostics()
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            future = pool.submit(_parse_worker, second)
+            docs = _parse_units(first, mine)
             theirs_docs, theirs = future.result()
-        except (BrokenProcessPool, OSError):
-            theirs = Diagnostics()
-            theirs_docs = _parse_units(second, theirs)
+    except (BrokenProcessPool, OSError, ValueError):  # no fork / semaphores here: one core
+        return _parse_units(units, diags)
     if cut is not None and any(d.code == "E002" and d.location is not None
                                and d.location.file == cut[0] for d in [*mine, *theirs]):
         return _parse_units(units, diags)  # rare: redo it the plain way
