@@ -113,7 +113,7 @@ def test_saved_plan_refused_when_a_live_object_changed() -> None:
     provider.update_event(ev.id, EventWrite(account=ev.account, name=ev.name, spec=spec,
                                             labels=ev.labels, last_applied_hash=
                                             ev.last_applied_hash), ev.version)
-    with pytest.raises(StalePlanError, match=ev.id):
+    with pytest.raises(StalePlanError, match=f"event acme/funnel \\({ev.id}\\) changed"):
         check_fresh(plan, provider, plan.manifests_hash)
     with pytest.raises(StalePlanError, match="manifests changed"):
         check_fresh(plan, provider, "0" * 64)

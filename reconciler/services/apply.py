@@ -44,11 +44,17 @@ class ApplyReport:
         return sum(1 for s in self.steps if s.status == status)
 
 
-def live_fingerprints(provider: Provider) -> dict[str, str]:
-    """Fingerprint of every live object, keyed like ``Plan.fingerprints``."""
-    prints = {f"account:{a.name}": a.fingerprint() for a in provider.list_accounts()}
-    prints.update({f"event:{e.id}": e.fingerprint() for e in provider.list_events()})
-    return prints
+def live_fingerprints(provider: Provider) -> tuple[dict[str, str], dict[str, str]]:
+    """Fingerprint of every live object, keyed like ``Plan.fingerprints``, and the readable
+    name (``event acme/funnel (ev_...)``) of each key."""
+    prints, names = {}, {}
+    for acc in provider.list_accounts():
+        prints[f"account:{acc.name}"] = acc.fingerprint()
+        names[f"account:{acc.name}"] = f"account {acc.name}"
+    for ev in provider.list_events():
+        prints[f"event:{ev.id}"] = ev.fingerprint()
+        names[f"event:{ev.id}"] = f"event {ev.account}/{ev.name} ({ev.id})"
+    return prints, names
 
 
 def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None) -> None:
@@ -56,15 +62,15 @@ def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None) -> N
     if manifests_hash is not None and manifests_hash != plan.manifests_hash:
         raise StalePlanError("the manifests changed since this plan was made; run "
                              "`convctl plan --out` again")
-    now = live_fingerprints(provider)
+    now, names = live_fingerprints(provider)
     for key in sorted(set(now) | set(plan.fingerprints)):
         old, new = plan.fingerprints.get(key), now.get(key)
         if old == new:
             continue
         what = "appeared" if old is None else "was deleted" if new is None else "changed"
-        raise StalePlanError(f"saved plan is stale: live {key.replace(':', ' ', 1)} {what} "
-                             "since the plan was made; nothing was applied. Run `convctl plan` "
-                             "again")
+        name = names.get(key, key.replace(":", " ", 1))
+        raise StalePlanError(f"saved plan is stale: live {name} {what} since the plan was "
+                             "made; nothing was applied. Run `convctl plan` again")
 
 
 def _event_write(change: Change, name: str | None = None) -> EventWrite:
