@@ -156,7 +156,7 @@ def test_fifo_is_refused_not_read(tmp_path: Path) -> None:
 
 
 def test_e104_token_never_appears_in_any_output() -> None:
-    secrets = {"e104-literal-token.yaml": "EAABsbCS1iHgBAKZCZBtopSecretValue",
+    secrets = {"e104-literal-token.yaml": "EAABsbCS1iHgBAKZtopSecret",
                "e104-token-in-env.yaml": "EAABsbCS1iHg/BAKZ+topSecretValue=="}
     runner = CliRunner()
     for name, token in secrets.items():

