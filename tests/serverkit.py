@@ -82,7 +82,7 @@ def _wait_healthy(server: Server, deadline: float = 20) -> None:
     raise RuntimeError(f"server not healthy after {deadline}s:\n{server.output()}")
 
 
-def _launch(cmd: list[str], workdir: Path, port: int,
+def launch(cmd: list[str], workdir: Path, port: int,
             env: dict[str, str] | None = None) -> Server:
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
@@ -119,7 +119,7 @@ def start_serve(workdir: Path, *extra: str, env: dict[str, str] | None = None) -
     for _attempt in range(3):
         port = free_port()
         try:
-            server = _launch([*convctl_cmd(), "serve", "--port", str(port), "--state", state_url,
+            server = launch([*convctl_cmd(), "serve", "--port", str(port), "--state", state_url,
                               *extra], workdir, port, env)
         except RuntimeError:
             continue
@@ -132,7 +132,7 @@ def start_harness(workdir: Path) -> Server:
     """``server_harness.py``: one state per ``X-Test-State``, the clock from ``X-Test-Now``."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    server = _launch([sys.executable, str(HERE / "server_harness.py"), str(port),
+    server = launch([sys.executable, str(HERE / "server_harness.py"), str(port),
                       str(workdir)], workdir, port)
     server.tokens = {"admin": (workdir / "admin.token").read_text().strip()}
     return server

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serverkit import Server, start_harness
+from serverkit import Server, convctl_cmd, free_port, launch, start_harness
 from statekit import FakeClock
 
 from reconciler.adapters.state.http import HttpProvider
 from reconciler.adapters.state.memory import MemoryProvider
 from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.adapters.state.tokens import SqliteTokenStore
 from reconciler.core.provider import Provider
 
 
@@ -45,12 +46,31 @@ def _http(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> P
     return HttpProvider(server.url, server.tokens["admin"], transport=transport, timeout=10)
 
 
+def _serve(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Provider:
+    """The real ``convctl serve`` command, a fresh one (and state) per test: its clock is the
+    wall clock, so the tests that pin timestamps with the fake clock are marked ``fake_clock``
+    and run on the other backends only."""
+    if request.node.get_closest_marker("fake_clock"):
+        pytest.skip("pins timestamps with the fake clock; `convctl serve` uses the real one")
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    store = SqliteTokenStore(workdir / "state.db")  # one admin token, made in-process (fast)
+    _, token = store.create(["admin"], name="contract")
+    store.close()
+    port = free_port()
+    server = launch([*convctl_cmd(), "serve", "--port", str(port), "--state",
+                     f"sqlite:///{workdir / 'state.db'}", "--no-agent"], workdir, port)
+    request.addfinalizer(server.stop)
+    return HttpProvider(server.url, token, timeout=10)
+
+
 Factory = Callable[[pytest.FixtureRequest, Path, FakeClock], Provider]
 
 BACKENDS: dict[str, Factory] = {
     "memory": lambda request, tmp_path, clock: MemoryProvider(clock=clock),
     "sqlite": lambda request, tmp_path, clock: SqliteProvider(tmp_path / "state.db", clock=clock),
     "http": _http,
+    "serve": _serve,
 }
 
 

@@ -26,6 +26,7 @@ def test_empty_state(provider: Provider) -> None:
     assert provider.current_lock() is None
 
 
+@pytest.mark.fake_clock
 def test_put_account_round_trip(provider: Provider) -> None:
     spec = account_spec("enterprise")
     created = provider.put_account("acme", spec, {"env": "prod"}, None)
@@ -35,6 +36,7 @@ def test_put_account_round_trip(provider: Provider) -> None:
     assert listed.spec == spec and listed.labels == {"env": "prod"} and listed.limit == 100
 
 
+@pytest.mark.fake_clock
 def test_put_account_update_increments_version(provider: Provider, clock: FakeClock) -> None:
     _acme(provider)
     clock.advance(60)
@@ -72,6 +74,7 @@ def test_put_account_update_of_unknown_account(provider: Provider) -> None:
 
 # -- events: round trips -------------------------------------------------------------------
 
+@pytest.mark.fake_clock
 def test_create_event_round_trip(provider: Provider) -> None:
     _acme(provider)
     write = lifecycle_event("funnel", 4)
@@ -112,6 +115,7 @@ def test_list_events_filters_by_account_and_sorts_by_name(provider: Provider) ->
     assert provider.list_events("nobody") == []
 
 
+@pytest.mark.fake_clock
 def test_update_event_replaces_content_and_increments_version(
         provider: Provider, clock: FakeClock) -> None:
     _acme(provider)
@@ -300,6 +304,7 @@ def test_raising_the_tier_is_always_allowed(provider: Provider) -> None:
 
 # -- lock ----------------------------------------------------------------------------------
 
+@pytest.mark.fake_clock
 def test_lock_acquire_and_describe(provider: Provider, clock: FakeClock) -> None:
     lock = provider.acquire_lock("ci@main", "apply", 600)
     assert (lock.holder, lock.operation, lock.pid, lock.host) == (
@@ -308,6 +313,7 @@ def test_lock_acquire_and_describe(provider: Provider, clock: FakeClock) -> None
     assert provider.current_lock() == lock
 
 
+@pytest.mark.fake_clock
 def test_lock_conflict_names_the_holder(provider: Provider, clock: FakeClock) -> None:
     lock = provider.acquire_lock("alice", "apply", 600)
     clock.advance(599)
@@ -321,6 +327,7 @@ def test_lock_conflict_names_the_holder(provider: Provider, clock: FakeClock) ->
     assert provider.current_lock() == lock
 
 
+@pytest.mark.fake_clock
 def test_expired_lock_is_taken_over(provider: Provider, clock: FakeClock) -> None:
     old = provider.acquire_lock("alice", "apply", 60)
     clock.advance(60)
@@ -355,6 +362,7 @@ def test_lock_needs_a_positive_ttl(provider: Provider) -> None:
 
 # -- journal -------------------------------------------------------------------------------
 
+@pytest.mark.fake_clock
 def test_journal_round_trip(provider: Provider, clock: FakeClock) -> None:
     provider.record_step("run-1", 0, "create acme/demo", "done")
     clock.advance(5)
