@@ -384,13 +384,8 @@ class AgentStore:
             if not durable:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    sqlite_schema.rollback(self._conn)
-                    raise
+                with sqlite_schema.immediate(self._conn) as conn:
+                    yield conn
             finally:
                 if not durable:
                     self._conn.execute("PRAGMA synchronous = FULL")

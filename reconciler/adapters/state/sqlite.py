@@ -28,7 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
-from reconciler.adapters.state.sqlite_schema import connect, rollback
+from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import LockInfo
@@ -265,14 +265,8 @@ class SqliteProvider:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._mutex, self._translate():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                rollback(self._conn)
-                raise
+        with self._mutex, self._translate(), immediate(self._conn) as conn:
+            yield conn
 
     # -- helpers (run inside a transaction) -------------------------------------------------
 

@@ -13,6 +13,7 @@ import contextlib
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -189,8 +190,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the file up to ``SCHEMA_VERSION``, one transaction per step."""
     version = check_version(conn, path)
     while version < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             version = check_version(conn, path)  # another process may have migrated meanwhile
             if version < SCHEMA_VERSION:
                 if version == 0:
@@ -199,10 +199,19 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
                     conn.execute(statement)
                 version += 1
                 conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn)
-            raise
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction (the write lock taken up front, so readers of what
+    the write depends on see no race): committed on success, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
 
 
 def rollback(conn: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from reconciler.adapters.state.sqlite_schema import connect, rollback
+from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.errors import NotFoundError, StateError, UsageError
 
 SCOPES: Final = ("read", "write", "ingest", "admin")
@@ -133,12 +133,7 @@ class SqliteTokenStore:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._mutex:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-                self._conn.execute("COMMIT")
+                with immediate(self._conn) as conn:
+                    yield conn
             except sqlite3.Error as exc:
-                rollback(self._conn)
                 raise StateError(f"token store {self.path}: {exc}") from exc
-            except BaseException:
-                rollback(self._conn)
-                raise
