@@ -134,3 +134,4 @@ def make_rig(tmp: Path, graph_url: str | None, clock: FakeClock, created: dateti
 
 
 T_CREATED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+START = T_CREATED + timedelta(days=1)  # "now" of the agent tests: a day after creation

@@ -14,6 +14,7 @@ from agentio import (
     ACME_PIXEL,
     DEMO_FORM,
     NEWSLETTER_FORM,
+    START,
     T_CREATED,
     TOKENS,
     FakeClock,
@@ -27,19 +28,6 @@ from agentio import (
 from fakes.graph import FakeGraph
 
 from reconciler.core.live import EventWrite
-
-START = T_CREATED + timedelta(days=1)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def graph(clock: FakeClock) -> Iterator[FakeGraph]:
-    with FakeGraph(token=TOKENS["ACME_META_TOKEN"], clock=clock.epoch) as fake:
-        yield fake
 
 
 @pytest.fixture

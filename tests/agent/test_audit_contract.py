@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import httpx
 import pytest
 from agentio import (
     ACME_PIXEL,
+    START,
     T_CREATED,
     TOKENS,
     FakeClock,
@@ -39,20 +39,8 @@ from reconciler.core.matching import match
 from reconciler.core.models import EventSpec
 from reconciler.core.normalize import normalize
 
-START = T_CREATED + timedelta(days=1)
 FULLWIDTH_LEAD = "１２３４５６７８９０１２３４５"  # 15 full-width digits
 ARABIC_LEAD = "١٢٣٤٥٦٧٨٩٠١٢٣٤٥"  # 15 Arabic-Indic digits
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def graph(clock: FakeClock) -> Iterator[FakeGraph]:
-    with FakeGraph(token=TOKENS["ACME_META_TOKEN"], clock=clock.epoch) as fake:
-        yield fake
 
 
 def test_a_legacy_event_keeps_syncing_as_other_beside_the_enhanced_one(

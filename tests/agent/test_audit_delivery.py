@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from agentio import (
     ACME_PIXEL,
     NEWSLETTER_FORM,
+    START,
     T_CREATED,
     TOKENS,
     FakeClock,
@@ -36,20 +35,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from reconciler.core.crm import parse_webhook, to_epoch_ms
 from reconciler.server.agent_metrics import AgentCollector
 
-START = T_CREATED + timedelta(days=1)
 REASONS = ("before_creation", "no_lead_id", "stage_not_selected", "no_ad_interaction",
            "other_form", "no_consent", "duplicate", "disabled", "unknown_portal", "ignored")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def graph(clock: FakeClock) -> Iterator[FakeGraph]:
-    with FakeGraph(token=TOKENS["ACME_META_TOKEN"], clock=clock.epoch) as fake:
-        yield fake
 
 
 def at(minutes_ago: float) -> datetime:
