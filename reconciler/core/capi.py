@@ -33,7 +33,9 @@ from reconciler.core.models import AccountSpec, DataSharing
 from reconciler.core.normalize import (
     HASHED_KEYS,
     UNHASHED_KEYS,
+    Hasher,
     hash_value,
+    hasher,
     is_hashed,
     norm_country,
     normalize,
@@ -46,6 +48,7 @@ __all__ = [
     "HASHED_KEYS",
     "MAX_BATCH",
     "UNHASHED_KEYS",
+    "PayloadBuilder",
     "batches",
     "build_form_payload",
     "build_lifecycle_payload",
@@ -108,41 +111,6 @@ def _country_context(contact: Contact | None, account: AccountSpec) -> str | Non
     return "us" if account.default_country_code == "1" else None
 
 
-def shared_user_data(sharing: DataSharing, contact: Contact | None,
-                     account: AccountSpec) -> dict[str, str]:
-    """Hashed user_data from only the properties the event shares (R15)."""
-    if contact is None:
-        return {}
-    raw: dict[str, str] = {}
-    for item in sharing.properties:
-        prop, key = (item, PROPERTY_KEYS.get(item)) if isinstance(item, str) else (
-            item.property, item.as_)
-        value = contact.properties.get(prop)
-        if key is None or key in raw or not value or not value.strip():
-            continue
-        raw[key] = value
-    out = user_data(raw, default_country_code=account.default_country_code,
-                    country=_country_context(contact, account))
-    for key, clear in (("fbc", contact.fbc), ("fbp", contact.fbp)):
-        if clear:
-            out[key] = clear
-    return out
-
-
-def _form_custom_data(live: LiveEvent, contact: Contact | None) -> dict[str, Any]:
-    trigger = live.spec.trigger.form_submission
-    assert trigger is not None
-    custom: dict[str, Any] = {}
-    if trigger.value is not None:
-        custom["value"] = trigger.value.amount
-        custom["currency"] = trigger.value.currency.lower()
-    if trigger.predictive_lead_score and contact is not None:
-        score = _number(contact.properties.get(PREDICTIVE_SCORE_PROPERTY))
-        if score is not None:
-            custom["predictive_lead_score"] = score
-    return custom
-
-
 def _number(value: str | None) -> float | int | None:
     if value is None:
         return None
@@ -160,31 +128,6 @@ def meta_event_name(facebook_event: str) -> str:
     return facebook_event
 
 
-def build_form_payload(live: LiveEvent, account: AccountSpec, submission: FormSubmission,
-                       contact: Contact | None) -> dict[str, Any]:
-    """A website server event for a form submission (R13, R15)."""
-    trigger = live.spec.trigger.form_submission
-    if trigger is None:
-        raise ValueError(f"conversion event {live.id} has no formSubmission trigger")
-    ud = shared_user_data(live.spec.data_sharing, contact, account)
-    if submission.user_agent:
-        ud["client_user_agent"] = submission.user_agent
-    if live.spec.data_sharing.ip_address and submission.ip_address:
-        ud["client_ip_address"] = submission.ip_address
-    payload: dict[str, Any] = {
-        "event_name": meta_event_name(trigger.facebook_event),
-        "event_time": _epoch(submission.submitted_at),
-        "event_id": event_id(live.id, submission.source_id),
-        "action_source": "website",
-        "event_source_url": submission.page_url,
-        "user_data": ud,
-    }
-    custom = _form_custom_data(live, contact)
-    if custom:
-        payload["custom_data"] = custom
-    return payload
-
-
 def lifecycle_event_name(live: LiveEvent, account: AccountSpec, stage: str) -> str:
     """The stage's display name; a custom stage's label; ``Other`` for legacy events (R11)."""
     if live.api == "legacy":
@@ -197,29 +140,149 @@ def lifecycle_event_name(live: LiveEvent, account: AccountSpec, stage: str) -> s
     return stage
 
 
+# One shared property: (CRM property, user_data key, its hasher; None for a clear key).
+_Share = tuple[str, str, Hasher | None]
+
+
+def _shares(sharing: DataSharing) -> tuple[_Share, ...]:
+    """The event's shared properties (R15) with their user_data keys, in the order listed;
+    a standard name without a key is not shared."""
+    shares: list[_Share] = []
+    for item in sharing.properties:
+        prop, key = (item, PROPERTY_KEYS.get(item)) if isinstance(item, str) else (
+            item.property, item.as_)
+        if key is not None:
+            shares.append((prop, key, None if key in UNHASHED_KEYS
+                           else hasher(key) if key in HASHED_KEYS else _refuse))
+    return tuple(shares)
+
+
+def _refuse(key: str, value: str, dcc: str | None, country: str | None) -> str | None:
+    raise ValueError(f"unknown user_data key {key!r}")
+
+
+class PayloadBuilder:
+    """The payloads of one live conversion event of one account.
+
+    Everything that does not depend on the CRM event (the shared properties and their keys,
+    the event name, the value) is worked out once, so the agent builds one per live event and
+    chunk of the inbox, not per CRM event. ``build`` raises ``ValueError`` when the CRM event
+    does not fit the event's trigger.
+    """
+
+    __slots__ = ("_custom", "_event_name", "_ip", "_names", "_score", "_shares", "account",
+                 "live")
+
+    def __init__(self, live: LiveEvent, account: AccountSpec) -> None:
+        self.live, self.account = live, account
+        self._shares = _shares(live.spec.data_sharing)
+        self._ip = live.spec.data_sharing.ip_address
+        self._names: dict[str, str] = {}  # lifecycle: stage -> event name
+        form = live.spec.trigger.form_submission
+        self._custom: dict[str, Any] = {}
+        self._score = False
+        self._event_name = ""
+        if form is not None:
+            self._event_name = meta_event_name(form.facebook_event)
+            if form.value is not None:
+                self._custom = {"value": form.value.amount,
+                                "currency": form.value.currency.lower()}
+            self._score = form.predictive_lead_score
+
+    def build(self, crm_event: FormSubmission | StageChange,
+              contact: Contact | None) -> dict[str, Any]:
+        if isinstance(crm_event, FormSubmission):
+            return self.form(crm_event, contact)
+        return self.lifecycle(crm_event, contact)
+
+    def user_data(self, contact: Contact | None) -> dict[str, str]:
+        """Hashed user_data from only the properties the event shares (R15): when two
+        properties map to one key, the first listed with a value wins; the contact's Meta
+        click/browser ids are added when known."""
+        if contact is None:
+            return {}
+        props = contact.properties
+        dcc = self.account.default_country_code
+        country = _country_context(contact, self.account)
+        out: dict[str, str] = {}
+        taken: set[str] = set()
+        for prop, key, hash_ in self._shares:
+            if key in taken:
+                continue
+            value = props.get(prop)
+            if not value or not (clear := value.strip()):
+                continue
+            taken.add(key)
+            usable = clear if hash_ is None else hash_(key, value, dcc, country)
+            if usable:
+                out[key] = usable
+        if contact.fbc:
+            out["fbc"] = contact.fbc
+        if contact.fbp:
+            out["fbp"] = contact.fbp
+        return out
+
+    def form(self, submission: FormSubmission, contact: Contact | None) -> dict[str, Any]:
+        """A website server event for a form submission (R13, R15)."""
+        if self.live.spec.trigger.form_submission is None:
+            raise ValueError(f"conversion event {self.live.id} has no formSubmission trigger")
+        ud = self.user_data(contact)
+        if submission.user_agent:
+            ud["client_user_agent"] = submission.user_agent
+        if self._ip and submission.ip_address:
+            ud["client_ip_address"] = submission.ip_address
+        payload: dict[str, Any] = {
+            "event_name": self._event_name,
+            "event_time": _epoch(submission.submitted_at),
+            "event_id": event_id(self.live.id, submission.source_id),
+            "action_source": "website",
+            "event_source_url": submission.page_url,
+            "user_data": ud,
+        }
+        custom = dict(self._custom)
+        if self._score and contact is not None:
+            score = _number(contact.properties.get(PREDICTIVE_SCORE_PROPERTY))
+            if score is not None:
+                custom["predictive_lead_score"] = score
+        if custom:
+            payload["custom_data"] = custom
+        return payload
+
+    def lifecycle(self, change: StageChange, contact: Contact | None) -> dict[str, Any]:
+        """A Conversions-API-for-CRM event for a lifecycle-stage change (R5-R11)."""
+        if self.live.spec.trigger.lifecycle_stage_change is None:
+            raise ValueError(
+                f"conversion event {self.live.id} has no lifecycleStageChange trigger")
+        ud = self.user_data(contact)
+        if contact is not None and contact.meta_lead_id:
+            ud["lead_id"] = contact.meta_lead_id.strip()
+        name = self._names.get(change.stage)
+        if name is None:
+            name = self._names[change.stage] = lifecycle_event_name(
+                self.live, self.account, change.stage)
+        return {
+            "event_name": name,
+            "event_time": _epoch(change.occurred_at),
+            "event_id": event_id(self.live.id, change.source_id),
+            "action_source": "system_generated",
+            "user_data": ud,
+            "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},
+        }
+
+
+def build_form_payload(live: LiveEvent, account: AccountSpec, submission: FormSubmission,
+                       contact: Contact | None) -> dict[str, Any]:
+    return PayloadBuilder(live, account).form(submission, contact)
+
+
 def build_lifecycle_payload(live: LiveEvent, account: AccountSpec, change: StageChange,
                             contact: Contact | None) -> dict[str, Any]:
-    """A Conversions-API-for-CRM event for a lifecycle-stage change (R5-R11)."""
-    if live.spec.trigger.lifecycle_stage_change is None:
-        raise ValueError(f"conversion event {live.id} has no lifecycleStageChange trigger")
-    ud = shared_user_data(live.spec.data_sharing, contact, account)
-    if contact is not None and contact.meta_lead_id:
-        ud["lead_id"] = contact.meta_lead_id.strip()
-    return {
-        "event_name": lifecycle_event_name(live, account, change.stage),
-        "event_time": _epoch(change.occurred_at),
-        "event_id": event_id(live.id, change.source_id),
-        "action_source": "system_generated",
-        "user_data": ud,
-        "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},
-    }
+    return PayloadBuilder(live, account).lifecycle(change, contact)
 
 
 def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmission | StageChange,
                   contact: Contact | None) -> dict[str, Any]:
-    if isinstance(crm_event, FormSubmission):
-        return build_form_payload(live, account, crm_event, contact)
-    return build_lifecycle_payload(live, account, crm_event, contact)
+    return PayloadBuilder(live, account).build(crm_event, contact)
 
 
 def has_customer_info(ud: Mapping[str, Any]) -> bool:

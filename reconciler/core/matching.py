@@ -1,6 +1,7 @@
 """Which live conversion events a CRM event fires, and why the others do not (pure).
 
-``match(event, contact, live_events, account, seen)`` looks at the account's conversion events
+``match(event, contact, live_events, account, seen)`` (or ``Matcher(live_events,
+account).match(event, contact, seen)`` for many events) looks at the account's conversion events
 whose trigger kind fits the CRM event (form events for a submission, lifecycle events for a stage
 change) and returns a ``Fire`` for each that fires and a ``Skip`` with a stable reason code for
 each that does not. Checks run in this order and the first failing one is the reason:
@@ -79,10 +80,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _is_seen(seen: Seen, key: str) -> bool:
+def _contains(seen: Seen) -> Callable[[str], bool]:
     if isinstance(seen, Container):
-        return key in seen
-    return seen(key)
+        return seen.__contains__
+    return seen
 
 
 def has_lead_id(contact: Contact) -> bool:
@@ -90,60 +91,110 @@ def has_lead_id(contact: Contact) -> bool:
         contact.meta_lead_id.strip()) is not None
 
 
-def _lifecycle_reason(live: LiveEvent, change: StageChange,
-                      contact: Contact | None) -> SkipReason | None:
-    trigger = live.spec.trigger.lifecycle_stage_change
-    assert trigger is not None
-    if change.stage.strip() not in {s.strip() for s in trigger.stages}:
-        return "stage_not_selected"
-    if contact is None:
-        return "no_contact"
-    if not has_lead_id(contact):
-        return "no_lead_id"
-    if trigger.contacts == "adInteractions" and not (contact.ad_interaction or contact.fbc):
-        return "no_ad_interaction"
-    return None
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One live event's trigger, read once: what ``Matcher`` checks per CRM event."""
+
+    live: LiveEvent
+    enabled: bool
+    created_at: datetime  # aware
+    stages: frozenset[str] = frozenset()  # lifecycle: the selected stages, trimmed
+    ad_interactions: bool = False  # lifecycle: contacts: adInteractions (R8)
+    form_id: str | None = None  # form
+    consent: tuple[str, str] | None = None  # form: (property, value) (R14)
+
+    @classmethod
+    def of(cls, live: LiveEvent) -> _Rule:
+        common = (live, live.spec.enabled, _utc(live.created_at))
+        stage = live.spec.trigger.lifecycle_stage_change
+        if stage is not None:
+            return cls(*common, stages=frozenset(s.strip() for s in stage.stages),
+                       ad_interactions=stage.contacts == "adInteractions")
+        form = live.spec.trigger.form_submission
+        assert form is not None
+        consent = (form.consent.property, form.consent.value) if form.consent else None
+        return cls(*common, form_id=form.form_id, consent=consent)
+
+    def lifecycle_reason(self, change: StageChange,
+                         contact: Contact | None) -> SkipReason | None:
+        if change.stage.strip() not in self.stages:
+            return "stage_not_selected"
+        if contact is None:
+            return "no_contact"
+        if not has_lead_id(contact):
+            return "no_lead_id"
+        if self.ad_interactions and not (contact.ad_interaction or contact.fbc):
+            return "no_ad_interaction"
+        return None
+
+    def form_reason(self, submission: FormSubmission,
+                    contact: Contact | None) -> SkipReason | None:
+        if self.form_id != submission.form_id:
+            return "other_form"
+        if contact is None:
+            return "no_contact"
+        if self.consent is None:  # R14 requires one; without it consent cannot be established
+            return "no_consent"
+        prop, value = self.consent
+        given = contact.properties.get(prop)
+        if given is None or given.strip() != value:
+            return "no_consent"
+        return None
 
 
-def _form_reason(live: LiveEvent, submission: FormSubmission,
-                 contact: Contact | None) -> SkipReason | None:
-    trigger = live.spec.trigger.form_submission
-    assert trigger is not None
-    if trigger.form_id != submission.form_id:
-        return "other_form"
-    if contact is None:
-        return "no_contact"
-    consent = trigger.consent
-    if consent is None:  # R14 requires one; without it consent cannot be established
-        return "no_consent"
-    given = contact.properties.get(consent.property)
-    if given is None or given.strip() != consent.value:
-        return "no_consent"
-    return None
+class Matcher:
+    """``match`` for the CRM events of one account: its live events are read, split by trigger
+    kind and sorted once (the agent builds one per account and inbox chunk), not per event."""
 
+    def __init__(self, live_events: Iterable[LiveEvent], account: LiveAccount) -> None:
+        self.account = account
+        mine = sorted((e for e in live_events if e.account == account.name),
+                      key=lambda e: e.id)
+        self._forms = tuple(_Rule.of(e) for e in mine
+                            if e.spec.trigger.kind == "formSubmission")
+        self._stages = tuple(_Rule.of(e) for e in mine
+                             if e.spec.trigger.kind == "lifecycleStageChange")
 
-def _reason(live: LiveEvent, event: FormSubmission | StageChange, contact: Contact | None,
-            seen: Seen) -> SkipReason | None:
-    if not live.spec.enabled:
-        return "disabled"
-    at = event.submitted_at if isinstance(event, FormSubmission) else event.occurred_at
-    if _utc(at) <= _utc(live.created_at):
-        return "before_creation"
-    if isinstance(event, FormSubmission):
-        reason = _form_reason(live, event, contact)
-    else:
-        reason = _lifecycle_reason(live, event, contact)
-    if reason is None and _is_seen(seen, dedup_key(live, event)):
-        return "duplicate"
-    return reason
+    def candidates(self, event: FormSubmission | StageChange) -> list[LiveEvent]:
+        """The account's live events whose trigger kind fits the CRM event, by id."""
+        rules = self._forms if isinstance(event, FormSubmission) else self._stages
+        return [rule.live for rule in rules]
 
-
-def candidates(event: FormSubmission | StageChange, live_events: Iterable[LiveEvent],
-               account: LiveAccount) -> list[LiveEvent]:
-    """The account's live events whose trigger kind fits the CRM event."""
-    kind = "formSubmission" if isinstance(event, FormSubmission) else "lifecycleStageChange"
-    return [e for e in live_events
-            if e.account == account.name and e.spec.trigger.kind == kind]
+    def match(self, event: FormSubmission | StageChange, contact: Contact | None,
+              seen: Seen = frozenset()) -> MatchResult:
+        """Fires and skips of one CRM event; ``seen`` holds (or answers for) the dedup keys
+        already synced (R16)."""
+        if event.portal_id != self.account.spec.portal_id:
+            raise ValueError("the CRM event's portal is not the account's portal")
+        is_form = isinstance(event, FormSubmission)
+        rules = self._forms if is_form else self._stages
+        if not rules:
+            return MatchResult((), (Skip("no_conversion_event"),))
+        at = _utc(event.submitted_at if isinstance(event, FormSubmission)
+                  else event.occurred_at)
+        source = event.source_id
+        is_seen = _contains(seen)
+        fires: list[Fire] = []
+        skips: list[Skip] = []
+        for rule in rules:
+            reason: SkipReason | None
+            if not rule.enabled:
+                reason = "disabled"
+            elif at <= rule.created_at:
+                reason = "before_creation"
+            elif isinstance(event, FormSubmission):
+                reason = rule.form_reason(event, contact)
+            else:
+                reason = rule.lifecycle_reason(event, contact)
+            if reason is None:
+                key = event_id(rule.live.id, source)
+                if is_seen(key):
+                    reason = "duplicate"
+                else:
+                    fires.append(Fire(rule.live, key))
+                    continue
+            skips.append(Skip(reason, rule.live))
+        return MatchResult(tuple(fires), tuple(skips))
 
 
 def match(event: FormSubmission | StageChange, contact: Contact | None,
@@ -153,17 +204,4 @@ def match(event: FormSubmission | StageChange, contact: Contact | None,
 
     ``seen`` holds (or answers for) the dedup keys already synced (R16).
     """
-    if event.portal_id != account.spec.portal_id:
-        raise ValueError("the CRM event's portal is not the account's portal")
-    fires: list[Fire] = []
-    skips: list[Skip] = []
-    pool = sorted(candidates(event, live_events, account), key=lambda e: e.id)
-    for live in pool:
-        reason = _reason(live, event, contact, seen)
-        if reason is None:
-            fires.append(Fire(live, dedup_key(live, event)))
-        else:
-            skips.append(Skip(reason, live))
-    if not pool:
-        skips.append(Skip("no_conversion_event"))
-    return MatchResult(tuple(fires), tuple(skips))
+    return Matcher(live_events, account).match(event, contact, seen)

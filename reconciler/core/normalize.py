@@ -253,6 +253,16 @@ def _hash(key: str, value: str, default_country_code: str | None,
 
 _hash_repeating = lru_cache(maxsize=32768)(_hash)
 
+Hasher = Callable[[str, str, str | None, str | None], str | None]
+
+
+def hasher(key: str) -> Hasher:
+    """``hash_value`` for ``key`` as a positional function ``(key, value, default country code,
+    country)``, for callers that hash the same keys many times (``capi.PayloadBuilder``)."""
+    if key not in HASHED_KEYS:
+        raise ValueError(f"unknown user_data key {key!r}")
+    return _hash_repeating if key in _REPEATING_KEYS else _hash
+
 
 def user_data(raw: Mapping[str, str | None], *, default_country_code: str | None = None,
               country: str | None = None) -> dict[str, str]:

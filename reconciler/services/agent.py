@@ -5,11 +5,13 @@
 - ``ingest_*``: durable before acknowledged (``AgentStore.ingest`` commits before returning);
   duplicates are acknowledged and dropped.
 - ``process_inbox``: per chunk of inbox rows (1,000: a full Meta batch), one transaction (the
-  live events and accounts are read once per chunk): match each event against the
-  enabled live conversion events (``core.matching``), build and check the payloads
-  (``core.capi``), queue them (or dead-letter them with the validation reason), count the skip
-  reasons and mark the rows processed. A crash before the commit leaves the rows ``new``; the
-  outbox's unique (event_id, conversion event) pair makes reprocessing harmless.
+  live events and accounts are read once per chunk, a ``Matcher`` per account and a
+  ``PayloadBuilder`` per live event made once): match each event against the live conversion
+  events (``core.matching``), settle duplicates (R16) with one outbox query for the chunk,
+  build and check the payloads (``core.capi``), queue them (or dead-letter them with the
+  validation reason), count the skip reasons and mark the rows processed. A crash before the
+  commit leaves the rows ``new``; the outbox's unique (event_id, conversion event) pair makes
+  reprocessing harmless.
 - ``deliver_once``: see ``services.delivery``.
 - ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
   interval; ``stop()`` ends it after the current cycle.
@@ -36,7 +38,7 @@ from reconciler.adapters.contacts import ContactSource
 from reconciler.adapters.meta import DryRunWriter
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
-from reconciler.core.capi import MAX_BATCH, build_payload, event_id, validate_payload
+from reconciler.core.capi import MAX_BATCH, PayloadBuilder, validate_payload
 from reconciler.core.crm import (
     Contact,
     CrmParseError,
@@ -48,7 +50,7 @@ from reconciler.core.crm import (
     parse_jsonl_line,
 )
 from reconciler.core.live import LiveAccount, LiveEvent
-from reconciler.core.matching import match
+from reconciler.core.matching import Matcher, MatchResult
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, UsageError
@@ -149,48 +151,24 @@ class Agent:
         now = self._clock()
         accounts = {a.spec.portal_id: a for a in self._provider.list_accounts()}
         live = self._provider.list_events()
-        pools = _pools(live)
         contacts = self._fetch_contacts(rows, accounts, live)
-        seen = self._store.known_event_ids(_candidate_keys(rows, accounts, pools))
-        queued: list[NewOutbox] = []
-        skips: Counter[tuple[str, str]] = Counter()
-        for row in rows:
-            self._process_row(row.event, accounts, pools, contacts, seen, now, queued, skips)
-        self._store.commit_processed([r.seq for r in rows], queued, skips)
+        work = _Chunk(accounts, live, contacts)
+        matched = [work.match(row.event) for row in rows]
+        # Duplicates (R16) are the last check of matching, so they are settled after it, for
+        # the whole chunk at once: one outbox query for the ids the chunk fires, then in inbox
+        # order (the second of two rows firing one id in this chunk is a duplicate too).
+        seen = self._store.known_event_ids(
+            fire.dedup_key for m in matched if m is not None for fire in m[1].fires)
+        for row, m in zip(rows, matched, strict=True):
+            if m is not None:
+                account, result = m
+                work.enqueue(row.event, account, result, seen, now)
+        self._store.commit_processed([r.seq for r in rows], work.queued, work.skips)
         total.processed += len(rows)
-        total.queued += sum(1 for q in queued if q.status == "queued")
-        total.dead += sum(1 for q in queued if q.status == "dead")
-        for (reason, _), n in skips.items():
+        total.queued += sum(1 for q in work.queued if q.status == "queued")
+        total.dead += sum(1 for q in work.queued if q.status == "dead")
+        for (reason, _), n in work.skips.items():
             total.skips[reason] += n
-
-    def _process_row(self, event: StageChange | FormSubmission | Ignored,
-                     accounts: dict[int, LiveAccount], pools: _Pools,
-                     contacts: dict[tuple[int, str], Contact], seen: set[str], now: datetime,
-                     queued: list[NewOutbox], skips: Counter[tuple[str, str]]) -> None:
-        if isinstance(event, Ignored):
-            skips[("ignored", "")] += 1
-            return
-        account = accounts.get(event.portal_id)
-        if account is None:
-            skips[("unknown_portal", "")] += 1
-            return
-        contact = contacts.get((event.portal_id, event.contact_id))
-        result = match(event, contact, _pool(pools, account, event), account, seen)
-        for skip in result.skips:
-            skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
-        for fire in result.fires:
-            seen.add(fire.dedup_key)
-            try:
-                payload = build_payload(fire.live_event, account.spec, event, contact)
-            except ValueError:  # garbage the core could not shape: counted, never a crash
-                skips[("invalid_event", fire.live_event.id)] += 1
-                continue
-            reason = validate_payload(payload, now)
-            queued.append(NewOutbox(
-                fire.live_event.id, fire.dedup_key, account.name,
-                account.spec.facebook.pixel_id, payload, "dead" if reason else "queued", reason,
-                f"not sent: the payload breaks the Conversions API contract ({reason})"
-                if reason else None))
 
     def _fetch_contacts(self, rows: list[InboxRow], accounts: dict[int, LiveAccount],
                         live: list[LiveEvent]) -> dict[tuple[int, str], Contact]:
@@ -293,36 +271,66 @@ def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> 
     return status
 
 
-_Pools = dict[tuple[str, bool], list[LiveEvent]]
+class _Chunk:
+    """One inbox chunk's work: a ``Matcher`` per account and a ``PayloadBuilder`` per live
+    event (made on first use, shared by every row), the outbox rows and the skip counts."""
 
+    def __init__(self, accounts: dict[int, LiveAccount], live: list[LiveEvent],
+                 contacts: dict[tuple[int, str], Contact]) -> None:
+        self.accounts, self._live, self._contacts = accounts, live, contacts
+        self._matchers: dict[str, Matcher] = {}
+        self._builders: dict[str, PayloadBuilder] = {}
+        self.queued: list[NewOutbox] = []
+        self.skips: Counter[tuple[str, str]] = Counter()
 
-def _pools(live: list[LiveEvent]) -> _Pools:
-    """The live events per (account, is a form event), looked up once per chunk, not per row:
-    ``match`` then only sees the events that can apply (it would filter them the same way)."""
-    pools: _Pools = {}
-    for event in live:
-        pools.setdefault((event.account, event.spec.trigger.kind == "formSubmission"),
-                         []).append(event)
-    return pools
+    def match(self, event: StageChange | FormSubmission | Ignored
+              ) -> tuple[LiveAccount, MatchResult] | None:
+        """The event's account and match, duplicates not yet checked; None (counted) for an
+        ignored event or an unknown portal."""
+        if isinstance(event, Ignored):
+            self.skips[("ignored", "")] += 1
+            return None
+        account = self.accounts.get(event.portal_id)
+        if account is None:
+            self.skips[("unknown_portal", "")] += 1
+            return None
+        matcher = self._matchers.get(account.name)
+        if matcher is None:
+            matcher = self._matchers[account.name] = Matcher(self._live, account)
+        contact = self._contacts.get((event.portal_id, event.contact_id))
+        return account, matcher.match(event, contact)
 
+    def enqueue(self, event: StageChange | FormSubmission | Ignored, account: LiveAccount,
+                result: MatchResult, seen: set[str], now: datetime) -> None:
+        """Count the skips; queue (or dead-letter) the payload of each event fired and not
+        seen before (R16)."""
+        assert not isinstance(event, Ignored)
+        skips = self.skips
+        for skip in result.skips:
+            skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
+        contact = self._contacts.get((event.portal_id, event.contact_id))
+        for fire in result.fires:
+            if fire.dedup_key in seen:
+                skips[("duplicate", fire.live_event.id)] += 1
+                continue
+            seen.add(fire.dedup_key)
+            try:
+                payload = self._builder(fire.live_event, account).build(event, contact)
+            except ValueError:  # garbage the core could not shape: counted, never a crash
+                skips[("invalid_event", fire.live_event.id)] += 1
+                continue
+            reason = validate_payload(payload, now)
+            self.queued.append(NewOutbox(
+                fire.live_event.id, fire.dedup_key, account.name,
+                account.spec.facebook.pixel_id, payload, "dead" if reason else "queued", reason,
+                f"not sent: the payload breaks the Conversions API contract ({reason})"
+                if reason else None))
 
-def _pool(pools: _Pools, account: LiveAccount,
-          event: FormSubmission | StageChange) -> list[LiveEvent]:
-    return pools.get((account.name, isinstance(event, FormSubmission)), [])
-
-
-def _candidate_keys(rows: list[InboxRow], accounts: dict[int, LiveAccount],
-                    pools: _Pools) -> list[str]:
-    """Every Meta event id the rows could fire, to ask the outbox about them at once (R16)."""
-    keys: list[str] = []
-    for row in rows:
-        event = row.event
-        if isinstance(event, Ignored) or event.portal_id not in accounts:
-            continue
-        source = event.source_id
-        keys.extend(event_id(e.id, source)  # = matching.dedup_key(e, event), for its pool
-                    for e in _pool(pools, accounts[event.portal_id], event))
-    return keys
+    def _builder(self, live: LiveEvent, account: LiveAccount) -> PayloadBuilder:
+        found = self._builders.get(live.id)
+        if found is None:
+            found = self._builders[live.id] = PayloadBuilder(live, account.spec)
+        return found
 
 
 def _needed_properties(account: LiveAccount, live: list[LiveEvent]) -> set[str]:
