@@ -1,7 +1,11 @@
-"""The sync agent's durable stores, in the SQLite state file (schema step 2 -> 3).
+"""The sync agent's durable stores, in the SQLite state file (schema steps 2 -> 3 -> 4).
 
 - ``inbox``: CRM events as received, unique by a dedup key; ``INSERT OR IGNORE`` acknowledges and
-  drops duplicates. ``ingest`` commits before it returns: durable before acknowledged.
+  drops duplicates. ``ingest`` commits before it returns: durable before acknowledged. Rows are
+  processed in ``seq`` order, a chunk at a time, so what is processed is a prefix: one cursor
+  (``agent_cursor``, the last processed ``seq``) says where it ends, moved in the transaction
+  that queues the chunk's payloads (no status write per row). A row committed later always has
+  a higher ``seq`` (writers are serialized), so it can never land behind the cursor.
 - ``contacts``: the embedded contact source, upserted by (portal, contact id), merged.
 - ``outbox``: one row per (Meta event_id, conversion event id), ``UNIQUE`` on the pair, so an
   inbox row processed twice (a crash before it was marked) never enqueues twice. States:
@@ -100,6 +104,7 @@ class PausedPixel:
     paused_at: str
 
 
+_CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
                 "payload, attempts, last_error IS NULL")
 # Contact upserts: one statement for the batch; the merge with the stored body is done first.
@@ -139,8 +144,8 @@ class AgentStore:
         with self._write() as conn:
             self._upsert_contacts(conn, contacts, now)
             cur = conn.executemany(
-                "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, status, "
-                "received_at) VALUES (?, ?, ?, ?, 'new', ?)",
+                "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, received_at) "
+                "VALUES (?, ?, ?, ?, ?)",
                 [(key, codec.kind_of(event), event.portal_id, codec.encode_event(event), now)
                  for key, event in items])
             stored = max(cur.rowcount, 0)  # rows inserted (ignored duplicates not counted)
@@ -196,7 +201,7 @@ class AgentStore:
     def pending(self, limit: int) -> list[InboxRow]:
         """The oldest ``limit`` inbox rows not processed yet."""
         with self._read() as conn:
-            rows = conn.execute("SELECT seq, kind, body FROM inbox WHERE status = 'new' "
+            rows = conn.execute(f"SELECT seq, kind, body FROM inbox WHERE seq > ({_CURSOR}) "
                                 "ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in rows]
 
@@ -215,7 +220,8 @@ class AgentStore:
     def commit_processed(self, seqs: Sequence[int], rows: Sequence[NewOutbox],
                          skips: Mapping[tuple[str, str], int]) -> int:
         """Atomically: enqueue ``rows`` (pairs already queued are ignored), add the skip counts
-        and mark the inbox rows processed. Returns how many outbox rows were new."""
+        and move the inbox cursor past the rows (``seqs``: a chunk from ``pending``). Returns
+        how many outbox rows were new."""
         now = self._clock()
         stamp, epoch = _iso(now), now.timestamp()
         with self._write() as conn:
@@ -225,8 +231,9 @@ class AgentStore:
                              "VALUES (?, ?, ?) ON CONFLICT (reason, conversion_event_id) "
                              "DO UPDATE SET count = count + excluded.count",
                              (reason, conversion_event_id, count))
-            conn.executemany("UPDATE inbox SET status = 'processed', processed_at = ? "
-                             "WHERE seq = ?", [(stamp, seq) for seq in seqs])
+            if seqs:  # MAX: a second agent on the same file may have gone further already
+                conn.execute("UPDATE agent_cursor SET seq = MAX(seq, ?) WHERE name = 'inbox'",
+                             (max(seqs),))
         return added
 
     @staticmethod
@@ -330,7 +337,10 @@ class AgentStore:
     def status(self) -> dict[str, Any]:
         """Counts per state, per pixel, per skip reason and per dead-letter reason."""
         with self._read() as conn:
-            inbox = dict(conn.execute("SELECT status, COUNT(*) FROM inbox GROUP BY status"))
+            cursor = conn.execute(_CURSOR).fetchone()[0]
+            new = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq > ?", (cursor,)).fetchone()[0]
+            processed = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq <= ?",
+                                     (cursor,)).fetchone()[0]
             outbox = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
             pixels: dict[str, dict[str, int]] = {}
             for pixel, state, n in conn.execute("SELECT pixel_id, status, COUNT(*) FROM outbox "
@@ -342,7 +352,7 @@ class AgentStore:
                                      "GROUP BY reason ORDER BY reason"))
             oldest = conn.execute("SELECT MIN(created_at) FROM outbox "
                                   "WHERE status = 'queued'").fetchone()[0]
-        return {"inbox": {"new": inbox.get("new", 0), "processed": inbox.get("processed", 0)},
+        return {"inbox": {"new": new, "processed": processed},
                 "outbox": {s: outbox.get(s, 0) for s in ("queued", "sent", "dead")},
                 "pixels": pixels, "skips": skips, "deadLetters": dead,
                 "oldestQueuedAt": oldest}

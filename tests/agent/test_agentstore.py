@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from agentio import FakeClock
 
+from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.crm import Contact, FormSubmission, Ignored, StageChange, stage_source_id
@@ -54,6 +55,45 @@ def test_schema_step_adds_the_agent_tables(store: AgentStore) -> None:
     tables = {r[0] for r in raw(store.path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"inbox", "contacts", "outbox", "skips", "paused_pixels"} <= tables
     assert raw(store.path, "PRAGMA user_version") == [(sqlite_schema.SCHEMA_VERSION,)]
+
+
+def test_a_version_3_inbox_keeps_what_was_processed_and_what_was_not(tmp_path: Path,
+                                                                     clock: FakeClock) -> None:
+    """Schema step 3 -> 4 replaces the per-row status by a cursor: the rows processed before
+    the upgrade stay processed, the others are still pending, in order."""
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in sqlite_schema.MIGRATIONS[:3]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    events = [change(str(n)) for n in range(5)]
+    for n, ev in enumerate(events):
+        conn.execute("INSERT INTO inbox (dedup_key, kind, portal_id, body, status, received_at) "
+                     "VALUES (?, 'stage', 4412345, ?, ?, '2026-11-28T09:00:00+00:00')",
+                     (ev.source_id, codec.encode_event(ev), "processed" if n < 2 else "new"))
+    conn.close()
+    upgraded = AgentStore(path, clock=clock)
+    try:
+        assert raw(path, "PRAGMA user_version") == [(sqlite_schema.SCHEMA_VERSION,)]
+        assert upgraded.status()["inbox"] == {"new": 3, "processed": 2}
+        rows = upgraded.pending(10)
+        assert [r.event for r in rows] == events[2:]
+        upgraded.commit_processed([r.seq for r in rows[:2]], [], {})
+        assert [r.event for r in upgraded.pending(10)] == events[4:]
+        assert upgraded.status()["inbox"] == {"new": 1, "processed": 4}
+    finally:
+        upgraded.close()
+
+
+def test_a_later_ingest_is_pending_after_the_processed_ones(store: AgentStore) -> None:
+    first, second = change("1"), change("2")
+    store.ingest([(first.source_id, first)])
+    store.commit_processed([r.seq for r in store.pending(10)], [], {})
+    assert store.pending(10) == []
+    store.ingest([(second.source_id, second), (first.source_id, first)])  # first: a duplicate
+    assert [r.event for r in store.pending(10)] == [second]
+    assert store.status()["inbox"] == {"new": 1, "processed": 1}
 
 
 def test_ingest_is_committed_and_drops_duplicates(store: AgentStore) -> None:

@@ -119,6 +119,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             token_fingerprint TEXT,
             paused_at TEXT NOT NULL)""",
     ),
+    (  # 3 -> 4: the inbox is processed in order, so one cursor replaces a status per row (a
+       # row write less per event); rows from the first unprocessed one on count as new
+        """CREATE TABLE agent_cursor (
+            name TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL)""",
+        """INSERT INTO agent_cursor (name, seq) VALUES ('inbox', COALESCE(
+            (SELECT MIN(seq) - 1 FROM inbox WHERE status = 'new'),
+            (SELECT MAX(seq) FROM inbox), 0))""",
+        "DROP INDEX inbox_new",
+        "ALTER TABLE inbox DROP COLUMN status",
+        "ALTER TABLE inbox DROP COLUMN processed_at",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence"}
