@@ -285,9 +285,14 @@ def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmissi
     return PayloadBuilder(live, account).build(crm_event, contact)
 
 
+_WEAK_KEYS: Final = frozenset().union(*INSUFFICIENT_KEY_SETS)
+
+
 def has_customer_info(ud: Mapping[str, Any]) -> bool:
     """capi-contract.md minimum customer information (2804050 otherwise)."""
     keys = {k for k, v in ud.items() if v not in (None, "", [])}
+    if not keys <= _WEAK_KEYS:  # a key outside every insufficient set: enough on its own
+        return True
     return bool(keys) and not any(keys <= bad for bad in INSUFFICIENT_KEY_SETS)
 
 
@@ -298,7 +303,7 @@ def validate_payload(event: Mapping[str, Any], now: datetime, *,
     if not event.get("event_name") or not isinstance(event.get("event_time"), int):
         return "missing_field"
     ud = event.get("user_data")
-    if not isinstance(ud, Mapping) or not ud:
+    if not isinstance(ud, dict | Mapping) or not ud:  # dict first: the usual, fast check
         return "no_customer_info" if isinstance(ud, Mapping) else "missing_field"
     source = event.get("action_source")
     if source not in ACTION_SOURCES:

@@ -80,7 +80,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _contains(seen: Seen) -> Callable[[str], bool]:
+def _contains(seen: Seen | None) -> Callable[[str], bool] | None:
+    if seen is None or isinstance(seen, set | frozenset):
+        return None if not seen else seen.__contains__
     if isinstance(seen, Container):
         return seen.__contains__
     return seen
@@ -161,9 +163,9 @@ class Matcher:
         return [rule.live for rule in rules]
 
     def match(self, event: FormSubmission | StageChange, contact: Contact | None,
-              seen: Seen = frozenset()) -> MatchResult:
+              seen: Seen | None = None) -> MatchResult:
         """Fires and skips of one CRM event; ``seen`` holds (or answers for) the dedup keys
-        already synced (R16)."""
+        already synced (R16); without it no duplicate is reported (the caller settles them)."""
         if event.portal_id != self.account.spec.portal_id:
             raise ValueError("the CRM event's portal is not the account's portal")
         is_form = isinstance(event, FormSubmission)
@@ -188,7 +190,7 @@ class Matcher:
                 reason = rule.lifecycle_reason(event, contact)
             if reason is None:
                 key = event_id(rule.live.id, source)
-                if is_seen(key):
+                if is_seen is not None and is_seen(key):
                     reason = "duplicate"
                 else:
                     fires.append(Fire(rule.live, key))

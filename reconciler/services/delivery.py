@@ -102,19 +102,21 @@ class Deliverer:
 
     def deliver_once(self) -> DeliveryReport:
         report = DeliveryReport()
+        now = self._clock().timestamp()
+        page = self._store.due(now, self._batch * PAGE_BATCHES, 0)
+        if not page:  # an idle pass costs one query, not a read of the live state
+            return report
         live = {e.id: e for e in self._provider.list_events()}
         accounts = {a.name: a for a in self._provider.list_accounts()}
-        now = self._clock().timestamp()
-        after = 0
         while True:
-            page = self._store.due(now, self._batch * PAGE_BATCHES, after)
-            if not page:
-                break
             after = page[-1].seq
             sendable = self._screen(page, live, accounts, report)
             for (pixel, name), rows in _grouped(sendable).items():
                 self._deliver_group(pixel, accounts[name], rows, report)
             if len(page) < self._batch * PAGE_BATCHES:
+                break
+            page = self._store.due(now, self._batch * PAGE_BATCHES, after)
+            if not page:
                 break
         return report
 
