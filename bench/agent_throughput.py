@@ -5,8 +5,9 @@ Two measurements, each side by side in one process with the official ``facebook-
 
 * **(a) payload building**, single-threaded, on the same generated contacts (email, phone, first
   and last name, city, zip, country, IP, user agent; several formats and countries):
-  ours = ``Contact`` + ``FormSubmission`` -> ``core.capi.build_form_payload`` (normalize, SHA-256,
-  event id, custom data) -> ``orjson.dumps``; the SDK = ``UserData`` + ``CustomData`` + ``Event``
+  ours = ``Contact`` + ``FormSubmission`` -> ``core.capi.PayloadBuilder.form`` (normalize, SHA-256,
+  event id, custom data; one builder per live event, as the agent makes one per inbox chunk)
+  -> ``orjson.dumps``; the SDK = ``UserData`` + ``CustomData`` + ``Event``
   -> ``Event.normalize()`` -> ``json.dumps`` (what ``EventRequest.normalize`` does per event).
   Country codes are ISO alpha-2 because the SDK refuses country names.
 * **(b) end to end**, to a loopback receiver (a lean HTTP/1.1 server in a child process on
@@ -144,8 +145,8 @@ def iso(moment: datetime) -> str:
 
 
 def our_builder(now: datetime) -> Callable[[Person, int], bytes]:
-    """``build_form_payload`` for an event sharing email, phone, names, city, zip, country."""
-    from reconciler.core.capi import build_form_payload
+    """``PayloadBuilder.form`` for an event sharing email, phone, names, city, zip, country."""
+    from reconciler.core.capi import PayloadBuilder
     from reconciler.core.crm import Contact, FormSubmission
     from reconciler.core.live import LiveEvent
     from reconciler.core.models import AccountSpec, EventSpec
@@ -166,6 +167,7 @@ def our_builder(now: datetime) -> Callable[[Person, int], bytes]:
     live = LiveEvent(id="ev-bench", account="acme", name="bench", spec=spec, api="enhanced",
                      created_at=now - timedelta(days=2), updated_at=now - timedelta(days=2))
     dumps = orjson.dumps
+    form = PayloadBuilder(live, account).form
 
     def build(p: Person, ago: int) -> bytes:
         contact = Contact(PORTAL, p.cid, {
@@ -174,7 +176,7 @@ def our_builder(now: datetime) -> Callable[[Person, int], bytes]:
             "hs_predictivecontactscore_v2": "42"})
         submission = FormSubmission(PORTAL, DEMO_FORM, f"sub-{p.cid}", p.cid,
                                     now - timedelta(seconds=ago), PAGE_URL, p.ip, USER_AGENT)
-        return dumps(build_form_payload(live, account, submission, contact))
+        return dumps(form(submission, contact))
 
     return build
 
@@ -243,7 +245,7 @@ def part_a(n: int, repeat: int, with_sdk: bool) -> dict[str, float]:
     inputs = people(n)
     ours = our_builder(now)
     ours(inputs[0], 0)  # warm the caches both sides would warm on a first event
-    builders = [("ours: `core.capi.build_form_payload` + orjson", ours)]
+    builders = [("ours: `core.capi.PayloadBuilder.form` + orjson", ours)]
     if with_sdk:
         sdk = sdk_builder(now)
         sdk(inputs[0], 0)

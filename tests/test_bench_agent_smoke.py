@@ -15,7 +15,7 @@ def test_agent_throughput_quick() -> None:
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "### (a) Payload building, 2,000 contacts" in out
-    assert "| ours: `core.capi.build_form_payload` + orjson |" in out
+    assert "| ours: `core.capi.PayloadBuilder.form` + orjson |" in out
     assert "### (b) End to end, 2,000 events to a loopback receiver" in out
     lines = out.splitlines()
     ours = next(line for line in lines if line.startswith("| ours: JSONL ingest"))

@@ -170,12 +170,14 @@ class PayloadBuilder:
     does not fit the event's trigger.
     """
 
-    __slots__ = ("_custom", "_event_name", "_ip", "_names", "_score", "_shares", "account",
-                 "live")
+    __slots__ = ("_custom", "_event_name", "_ip", "_names", "_score", "_shared_keys", "_shares",
+                 "account", "live")
 
     def __init__(self, live: LiveEvent, account: AccountSpec) -> None:
         self.live, self.account = live, account
         self._shares = _shares(live.spec.data_sharing)
+        # two properties sent as one key (phone, mobilephone): the first with a value wins
+        self._shared_keys = len({key for _, key, _ in self._shares}) < len(self._shares)
         self._ip = live.spec.data_sharing.ip_address
         self._names: dict[str, str] = {}  # lifecycle: stage -> event name
         form = live.spec.trigger.form_submission
@@ -205,14 +207,15 @@ class PayloadBuilder:
         dcc = self.account.default_country_code
         country = _country_context(contact, self.account)
         out: dict[str, str] = {}
-        taken: set[str] = set()
+        taken: set[str] | None = set() if self._shared_keys else None
         for prop, key, hash_ in self._shares:
-            if key in taken:
+            if taken is not None and key in taken:
                 continue
             value = props.get(prop)
             if not value or not (clear := value.strip()):
                 continue
-            taken.add(key)
+            if taken is not None:
+                taken.add(key)
             usable = clear if hash_ is None else hash_(key, value, dcc, country)
             if usable:
                 out[key] = usable

@@ -241,14 +241,29 @@ def hash_value(key: str, value: str, *, default_country_code: str | None = None,
     return _hash(key, value, default_country_code, country)
 
 
+# ``normalize`` per key as a positional function (value, default country code, country): the
+# hashing path calls it for every key of every event.
+_Positional = Callable[[str, str | None, str | None], str | None]
+
+
+def _value_only(fn: Callable[[str], str | None]) -> _Positional:
+    return lambda value, _code, _country: fn(value)
+
+
+_POSITIONAL: dict[str, _Positional] = {
+    "ph": lambda value, code, _country: norm_ph(value, code),
+    "zp": lambda value, _code, country: norm_zp(value, country),
+    **{key: _value_only(fn) for key, fn in _SIMPLE.items()},
+}
+
+
 def _hash(key: str, value: str, default_country_code: str | None,
           country: str | None) -> str | None:
     stripped = value.strip()
-    if is_hashed(stripped):
+    if len(stripped) == 64 and _HEX64.fullmatch(stripped):  # is_hashed, inlined
         return stripped
-    normalized = normalize(key, stripped, default_country_code=default_country_code,
-                           country=country)
-    return sha256_hex(normalized) if normalized else None
+    normalized = _POSITIONAL[key](stripped, default_country_code, country)
+    return hashlib.sha256(normalized.encode()).hexdigest() if normalized else None
 
 
 _hash_repeating = lru_cache(maxsize=32768)(_hash)
