@@ -293,3 +293,43 @@ def test_batches() -> None:
     assert list(capi.batches([])) == []
     with pytest.raises(ValueError):
         list(capi.batches(events, size=1001))
+
+
+# --- the builder's user_data against the plain rule (R15) ------------------------------------
+
+_SHARED = ["email", "phone", "mobilephone", "firstname", "lastname", "city", "zip", "country",
+           {"property": "work_email", "as": "em"}, {"property": "lead", "as": "lead_id"}]
+_VALUES = st.one_of(st.none(), st.sampled_from(["", "  ", " A@B.com ", "(650)555-1212",
+                                                "+44 20 7946 0958", "Zoë", "94035-1234",
+                                                "Germany", "x", "9" * 16, "a" * 64]),
+                    st.text(max_size=12))
+
+
+@given(st.lists(st.sampled_from(range(len(_SHARED))), unique=True, max_size=len(_SHARED)),
+       st.fixed_dictionaries({name: _VALUES for name in (
+           "email", "phone", "mobilephone", "firstname", "lastname", "city", "zip", "country",
+           "work_email", "lead")}),
+       st.sampled_from([None, "1", "44"]), st.sampled_from([None, "fb.1.1.abc"]))
+def test_builder_user_data_is_the_plain_rule(order: list[int], values: dict[str, str | None],
+                                             cc: str | None, fbc: str | None) -> None:
+    """Each key from the first listed property with a non-blank value (that one, even when it
+    normalizes to nothing), normalized and hashed as ``normalize.user_data`` does; the click id
+    added; the account's calling code and the contact's country as context."""
+    sharing = [_SHARED[i] for i in order]
+    props = {k: v for k, v in values.items() if v is not None}
+    person = contact(properties=props, fbc=fbc)
+    spec = account_spec(defaultCountryCode=cc)
+    live = form_event(properties=sharing)
+    raw: dict[str, str] = {}
+    for item in sharing:
+        prop, key = ((item, capi.PROPERTY_KEYS[item]) if isinstance(item, str)
+                     else (item["property"], item["as"]))
+        value = props.get(prop)
+        if key not in raw and value and value.strip():
+            raw[key] = value
+    country = capi.norm_country(props["country"]) if props.get("country") else (
+        "us" if cc == "1" else None)
+    expected = user_data(raw, default_country_code=cc, country=country)
+    if fbc:
+        expected["fbc"] = fbc
+    assert capi.PayloadBuilder(live, spec).user_data(person) == expected
