@@ -109,6 +109,7 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
     errors.install(app)
     for router in [_system, *ROUTERS, *extra_routers]:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
+                       self_checked=frozenset({ingest.WEBHOOK_PATH}))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -45,6 +45,7 @@ from reconciler.server.api_models import IngestAccepted
 from reconciler.server.auth import INGEST
 from reconciler.server.deps import errors
 from reconciler.server.errors import ApiError
+from reconciler.server.limits import check_json
 from reconciler.services.agent import ingest_forms, ingest_webhook
 
 log = logging.getLogger("convctl.server")
@@ -182,6 +183,9 @@ async def hubspot_webhook(request: Request) -> IngestAccepted:
     inbox = _inbox(request)
     body = await request.body()
     _check_signature(request, settings, body)
+    problem = check_json(body)  # after the signature: the body guard leaves this path alone
+    if problem is not None:
+        raise ApiError(400, "malformed_json", f"the request body is not valid JSON: {problem}")
     try:
         records = parse_webhook(body)
     except CrmParseError as exc:

@@ -3,8 +3,10 @@
 A body over ``max_bytes`` is refused with 413, checked on ``Content-Length`` before reading
 and again on the streamed size (chunked uploads, lying headers). A JSON body (JSON or missing
 content type) must parse with orjson, which refuses NaN/Infinity, lone surrogates and nesting
-over 1024, and may hold no integer outside int64: 400 ``malformed_json`` otherwise. The body is
-buffered (it is at most ``max_bytes``) and replayed to the app.
+over 1024, and may hold no integer outside int64: 400 ``malformed_json`` otherwise, except on
+the ``self_checked`` paths, whose endpoint authenticates the raw bytes first and then applies
+``check_json`` itself (a HubSpot webhook: an unsigned caller gets 401 whatever it sends). The
+body is buffered (it is at most ``max_bytes``) and replayed to the app.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def _is_json(scope: Scope) -> bool:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 self_checked: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.self_checked = self_checked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -68,7 +72,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             await self._too_large(scope, receive, send)
             return
-        if body and _is_json(scope):
+        if body and _is_json(scope) and scope.get("path") not in self.self_checked:
             problem = check_json(body)
             if problem is not None:
                 response = error_response(400, "malformed_json",

@@ -127,6 +127,20 @@ def test_size_and_shape(client: httpx.Client, inbox: AgentStore) -> None:
     assert stored(inbox) == before
 
 
+def test_an_unsigned_caller_gets_401_whatever_the_body(client: httpx.Client,
+                                                       inbox: AgentStore) -> None:
+    """The signature is checked before the body is parsed: garbage without a valid
+    signature is 401 (not 400: an unauthenticated caller learns nothing about our parser),
+    and a signed body that is not JSON is 400."""
+    before = stored(inbox)
+    for garbage in (b"[{not json", b"\xff\xfe", b'[{"portalId": NaN}]', b"[" * 2000):
+        response = client.post("/v1/webhooks/hubspot", content=garbage,
+                               headers={"content-type": "application/json"})
+        assert error(response) == (401, "invalid_signature"), garbage
+        assert error(post(client, SIGNED, garbage)) == (400, "malformed_json"), garbage
+    assert stored(inbox) == before
+
+
 def test_duplicates_are_acknowledged_once_stored_once(client: httpx.Client,
                                                       inbox: AgentStore) -> None:
     body = [stage_event(501, "lead", event_id=51, at_ms=1_790_000_000_000)]
