@@ -178,6 +178,11 @@ def test_events_list_show_enable_disable_delete(repo: Path) -> None:
     assert run("events", "delete", "acme/funnel", "--yes").exit_code == 0
     assert "acme/funnel" not in run("events", "list").output
     assert "1 to create" in run("plan").output
+    guarded = run("events", "delete", "acme/demo-request", "--yes")  # protect: true
+    assert guarded.exit_code == 1 and "is protected (protect: true)" in guarded.output
+    assert "acme/demo-request" in run("events", "list").output
+    assert run("events", "delete", "acme/demo-request", "--yes", "--force").exit_code == 0
+    assert "acme/demo-request" not in run("events", "list").output
 
 
 def _add_unmanaged(name: str) -> None:

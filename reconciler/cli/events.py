@@ -120,18 +120,22 @@ def disable(ref: str, state: str | None) -> None:
 @command.command("delete")
 @click.argument("ref")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Delete it even if it is protected (protect: true).")
 @state_option
-def delete(ref: str, yes: bool, state: str | None) -> None:
-    """Delete a live event (its quota slots are freed)."""
+def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
+    """Delete a live event (its quota slots are freed). A protected event (protect: true) is
+    refused, as a plan would refuse it (E401), unless --force."""
     from reconciler.adapters.state import open_provider
+    from reconciler.errors import UsageError
 
     provider = open_provider(state)
     try:
         ev = _find(provider, ref)
+        if ev.spec.protect and not force:
+            raise UsageError(f"event {ev.account}/{ev.name} is protected (protect: true): remove "
+                             "protect: true from its manifest and apply, or pass --force")
         if not yes:
             if not sys.stdin.isatty():
-                from reconciler.errors import UsageError
-
                 raise UsageError(f"no terminal to confirm deleting {ev.account}/{ev.name} on; "
                                  "pass --yes")
             click.confirm(f"Delete {ev.account}/{ev.name} ({ev.id})?", abort=True)
