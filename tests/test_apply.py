@@ -154,3 +154,33 @@ def test_replace_runs_create_first_with_headroom(tmp_path: Path) -> None:
     assert new.id != old_id and new.spec.ad_account == "act_7788990011"
     assert not [e for e in provider.list_events() if ".replaced-" in e.name]
     assert _plan(provider, [copy]).is_empty
+
+
+def test_a_fault_inside_a_create_first_replace_converges_on_rerun(tmp_path: Path) -> None:
+    """Each of the three writes of a create-before-delete replace (park the old event, create
+    the new one, delete the old) fails in turn: the rerun leaves exactly the new event, no
+    parked copy, and an empty plan."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    events = copy / "globex" / "events.yaml"
+    events.write_text(events.read_text().replace("adAccount: act_2233445566\n  trigger:\n"
+                                                 "    lifecycleStageChange",
+                                                 "adAccount: act_7788990011\n  trigger:\n"
+                                                 "    lifecycleStageChange"))
+    for k in (1, 2, 3):
+        inner = MemoryProvider()
+        _apply(inner)
+        flaky = FailingProvider(inner, fail_at=k)
+        plan = _plan(flaky, [copy])
+        [change] = plan.changes
+        assert change.action is Action.CREATE_DELETE
+        report = apply_plan(plan, flaky, progress=lambda _: None,  # type: ignore[arg-type]
+                            holder="ci")
+        assert report.count("failed") == 1 and report.count("done") == k - 1
+        rerun = _plan(inner, [copy])
+        assert not rerun.errors, rerun.errors
+        assert apply_plan(rerun, inner, progress=lambda _: None, holder="ci").ok
+        pipelines = [e for e in inner.list_events() if e.name.startswith("pipeline")]
+        assert [(e.name, e.spec.ad_account) for e in pipelines] == [
+            ("pipeline", "act_7788990011")], f"fault at write {k}"
+        assert _plan(inner, [copy]).is_empty, f"fault at write {k}"
