@@ -10,6 +10,10 @@
 - ``outbox``: one row per (Meta event_id, conversion event id), ``UNIQUE`` on the pair, so an
   inbox row processed twice (a crash before it was marked) never enqueues twice. States:
   ``queued`` -> ``sent`` | ``dead`` (a dead letter: ``reason`` code + ``last_error``).
+- ``prune``: retention. Processed inbox rows and sent outbox rows older than the cut-off go;
+  queued rows and dead letters stay. Safe for R16 as long as the cut-off is over 7 days back
+  (``MIN_RETENTION_DAYS`` in ``services.agent``): an event re-delivered after its rows were
+  pruned is too old to send and is dead-lettered ``too_old``, never sent twice.
 - ``skips``: counters per (reason, conversion event); ``paused_pixels``: pixels stopped by a
   token or permission error (code 190/102/10/200-299), with the token's fingerprint so a new
   token resumes them.
@@ -105,6 +109,7 @@ class PausedPixel:
 
 
 _CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
+PRUNE_BATCH = 2000
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
                 "payload, attempts, last_error IS NULL")
 # Contact upserts: one statement for the batch; the merge with the stored body is done first.
@@ -311,6 +316,29 @@ class AgentStore:
                 f"next_attempt_at = ?, updated_at = ? WHERE status = 'dead' {where}",
                 (now.timestamp(), _iso(now), *params))
             return cur.rowcount
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete processed inbox rows received before ``before`` and sent outbox rows last
+        updated before it, ``batch`` rows per transaction (an ingest waits for one batch at
+        most). Queued rows and dead letters are kept. Returns (inbox rows, outbox rows)."""
+        stamp = _iso(before)
+        inbox = self._prune(f"SELECT seq FROM inbox WHERE seq <= ({_CURSOR}) AND received_at "
+                            "< ? ORDER BY seq LIMIT ?", "inbox", stamp, batch)
+        outbox = self._prune("SELECT seq FROM outbox WHERE status = 'sent' AND updated_at < ? "
+                             "ORDER BY seq LIMIT ?", "outbox", stamp, batch)
+        return inbox, outbox
+
+    def _prune(self, select: str, table: str, stamp: str, batch: int) -> int:
+        total = 0
+        while True:
+            with self._write() as conn:
+                done = conn.execute(f"DELETE FROM {table} WHERE seq IN ({select})",
+                                    (stamp, batch)).rowcount
+            total += done
+            if done < batch:
+                return total
 
     # -- pixels -----------------------------------------------------------------------------
 

@@ -86,6 +86,10 @@ _RUN_OPTIONS = [
     click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
                  type=click.FloatRange(0.01, 3600), show_default=True,
                  help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL]."),
+    click.option("--retention-days", envvar="CONVCTL_AGENT_RETENTION_DAYS", default=30,
+                 type=click.IntRange(min=0), show_default=True,
+                 help="Keep processed inbox rows and sent outbox rows this many days; 0 keeps "
+                 "them all, else at least 8 (R16) [env CONVCTL_AGENT_RETENTION_DAYS]."),
     click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
                  type=click.FloatRange(0.1, 600), show_default=True,
                  help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,9 @@ from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 log = logging.getLogger("reconciler.agent")
 DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
 ROWS_PER_CYCLE = 10_000  # inbox rows processed before a delivery pass, in a running agent
+DEFAULT_RETENTION_DAYS = 30
+MIN_RETENTION_DAYS = 8  # Meta refuses events older than 7 days: beyond that R16 cannot break
+PRUNE_EVERY = 3600.0  # seconds between retention passes of a running agent
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ class AgentConfig:
     test_event_code: str | None = None
     dry_run: Path | None = None
     policy: BackoffPolicy = DEFAULT_POLICY
+    retention_days: int = DEFAULT_RETENTION_DAYS  # 0: keep every row
+
+    def __post_init__(self) -> None:
+        if 0 < self.retention_days < MIN_RETENTION_DAYS:
+            raise UsageError(f"retention must be 0 (keep everything) or at least "
+                             f"{MIN_RETENTION_DAYS} days: sent events are remembered while Meta "
+                             "still takes them, so none is sent twice (R16)")
 
 
 @dataclass
@@ -110,6 +120,7 @@ class Agent:
         self._provider, self._store, self._contacts = provider, store, contacts
         self._clock, self._sleep = clock, sleep
         self._stop = threading.Event()
+        self._next_prune = 0.0
         dry = DryRunWriter(self.config.dry_run) if self.config.dry_run else None
         self.deliverer = Deliverer(
             store, provider, sender, clock=clock, rand=rand, policy=self.config.policy,
@@ -195,10 +206,29 @@ class Agent:
         while not self._stop.is_set():
             self.process_inbox(None if once else ROWS_PER_CYCLE)
             self.deliver_once()
+            self.prune_if_due()
             cycles += 1
             if once or (max_cycles is not None and cycles >= max_cycles):
                 return
             self._sleep(self._idle_delay())
+
+    def prune_if_due(self) -> tuple[int, int]:
+        """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox
+        rows older than the retention (``AgentStore.prune``); never in a dry run."""
+        now = self._clock()
+        days = self.config.retention_days
+        if not days or self.config.dry_run is not None or now.timestamp() < self._next_prune:
+            return 0, 0
+        self._next_prune = now.timestamp() + PRUNE_EVERY
+        try:
+            inbox, outbox = self._store.prune(now - timedelta(days=days))
+        except ConvctlError as exc:  # busy state: the next pass tries again
+            log.warning("retention pass skipped: %s", exc)
+            return 0, 0
+        if inbox or outbox:
+            log.info("retention: removed %d processed inbox row(s) and %d sent outbox row(s) "
+                     "older than %d days", inbox, outbox, days)
+        return inbox, outbox
 
     def _idle_delay(self) -> float:
         if self._store.pending(1):

@@ -26,7 +26,7 @@ from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, Grap
 from reconciler.adapters.state import open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
 from reconciler.errors import UsageError
-from reconciler.services.agent import Agent, AgentConfig
+from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig
 
 DEFAULT_STORE = ".convctl/agent.db"
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
@@ -42,6 +42,7 @@ class AgentSettings:
     dry_run: Path | None = None
     batch_size: int = MAX_BATCH
     poll_interval: float = 1.0
+    retention_days: int = DEFAULT_RETENTION_DAYS
     timeout: float = 30.0
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
@@ -92,6 +93,7 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
             closers.append(sender.close)
         config = AgentConfig(batch_size=settings.batch_size,
                              poll_interval=settings.poll_interval,
+                             retention_days=settings.retention_days,
                              test_event_code=settings.test_event_code, dry_run=settings.dry_run)
         agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
     except BaseException:

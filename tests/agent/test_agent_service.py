@@ -28,6 +28,8 @@ from agentio import (
 from fakes.graph import FakeGraph
 
 from reconciler.core.live import EventWrite
+from reconciler.errors import UsageError
+from reconciler.services.agent import AgentConfig
 
 
 @pytest.fixture
@@ -300,3 +302,40 @@ def test_webhook_and_jsonl_copies_of_one_change_are_sent_once(
     assert names(graph) == ["Customer"] and graph.duplicates == 0
     skips = rig.agent.status()["skips"]
     assert skips["ignored"] == 1 and skips["duplicate"] == 1
+
+
+def test_retention_drops_old_processed_and_sent_rows_only(rig: Rig, graph: FakeGraph,
+                                                          tmp_path: Path) -> None:
+    """Once the retention has passed, processed inbox rows and sent outbox rows go; dead
+    letters and queued rows stay; the same events delivered again are not sent twice."""
+    lines = [contact_line(f"6{i:02d}") for i in range(3)]
+    lines += [form_line(f"s{i}", f"6{i:02d}", at(30 - i)) for i in range(3)]
+    lines[3 + 1]["ipAddress"] = "999.1.1.1"  # Meta refuses it: a dead letter
+    path = write_jsonl(tmp_path / "f.jsonl", lines)
+    rig.agent.ingest_jsonl(path)
+    rig.agent.run(once=True)  # the first cycle's retention pass: nothing is old yet
+    assert rig.agent.status()["outbox"] == {"queued": 0, "sent": 2, "dead": 1}
+    rig.clock.advance(days=29)
+    rig.agent.ingest_jsonl(write_jsonl(tmp_path / "late.jsonl", [
+        contact_line("700"), form_line("s-late", "700", rig.clock() - timedelta(minutes=1))]))
+    graph.fail_next("500")  # the late event stays queued for a retry
+    rig.agent.run(once=True)
+    assert rig.agent.status()["outbox"] == {"queued": 1, "sent": 2, "dead": 1}
+    assert rig.agent.prune_if_due() == (0, 0)  # an hour has not passed since the last pass
+    rig.clock.advance(days=2)
+    assert rig.agent.prune_if_due() == (3, 2)  # the 3 old submissions, the 2 sent rows
+    status = rig.agent.status()
+    assert status["outbox"] == {"queued": 1, "sent": 0, "dead": 1}
+    assert status["inbox"] == {"new": 0, "processed": 1}
+    rig.agent.ingest_jsonl(path)  # the old submissions again: far too old to send now
+    rig.agent.run(once=True)
+    assert len(graph.unique) == 3 and graph.duplicates == 0  # 2 old + the late one, once each
+    status = rig.agent.status()
+    assert status["deadLetters"] == {"rejected": 1, "too_old": 2}  # the two pruned, sent ones
+    assert status["skips"]["duplicate"] == 1  # the kept dead letter still deduplicates
+
+
+def test_retention_under_eight_days_is_refused() -> None:
+    with pytest.raises(UsageError, match="at least 8 days"):
+        AgentConfig(retention_days=7)
+    assert AgentConfig(retention_days=0).retention_days == 0  # keep everything
