@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli.agent import agent_settings, run_options, setup_logging
+from reconciler.cli.agent import agent_settings, freeze_startup_heap, run_options, setup_logging
 from reconciler.cli.options import state_option
 
 SECRET_ENV = "CONVCTL_HUBSPOT_CLIENT_SECRET"
@@ -111,6 +111,7 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
         hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"
         click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {url}; "
                    f"{agent}; webhooks {hooks})", err=True)
+        freeze_startup_heap()
         serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
     finally:
         if handle is not None:
