@@ -111,7 +111,7 @@ class PausedPixel:
 _CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
 PRUNE_BATCH = 2000
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
-                "payload, attempts, last_error IS NULL")
+                "CAST(payload AS BLOB), attempts, last_error IS NULL")  # the JSON's UTF-8 bytes
 # Contact upserts: one statement for the batch; the merge with the stored body is done first.
 _UPSERT_CONTACT = ("INSERT INTO contacts (portal_id, contact_id, body, updated_at) "
                    "VALUES (?, ?, ?, ?) ON CONFLICT (portal_id, contact_id) "
@@ -267,7 +267,7 @@ class AgentStore:
                                 "AND next_attempt_at <= ? AND seq > ? ORDER BY seq LIMIT ?",
                                 (now, after_seq, limit)).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                          r[7].encode() if isinstance(r[7], str) else r[7], r[8], bool(r[9]))
+                          r[7], r[8], bool(r[9]))
                 for r in rows]
 
     def next_due(self) -> float | None:

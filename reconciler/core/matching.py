@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from reconciler.core.capi import LEAD_ID, event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange
@@ -42,16 +42,16 @@ RULES: dict[str, str] = {
 Seen = Container[str] | Callable[[str], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Fire:
+# Results are named tuples: made once per CRM event and conversion event, at a third of a
+# frozen dataclass's cost.
+class Fire(NamedTuple):
     """``live_event`` fires for the CRM event; ``dedup_key`` is also the Meta ``event_id``."""
 
     live_event: LiveEvent
     dedup_key: str
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(NamedTuple):
     """``live_event`` (None for ``no_conversion_event``) does not fire, for ``reason``."""
 
     reason: SkipReason
@@ -62,8 +62,7 @@ class Skip:
         return RULES[self.reason]
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     fires: tuple[Fire, ...]
     skips: tuple[Skip, ...]
 
@@ -150,6 +149,7 @@ class Matcher:
 
     def __init__(self, live_events: Iterable[LiveEvent], account: LiveAccount) -> None:
         self.account = account
+        self._portal = account.spec.portal_id
         mine = sorted((e for e in live_events if e.account == account.name),
                       key=lambda e: e.id)
         self._forms = tuple(_Rule.of(e) for e in mine
@@ -166,7 +166,7 @@ class Matcher:
               seen: Seen | None = None) -> MatchResult:
         """Fires and skips of one CRM event; ``seen`` holds (or answers for) the dedup keys
         already synced (R16); without it no duplicate is reported (the caller settles them)."""
-        if event.portal_id != self.account.spec.portal_id:
+        if event.portal_id != self._portal:
             raise ValueError("the CRM event's portal is not the account's portal")
         is_form = isinstance(event, FormSubmission)
         rules = self._forms if is_form else self._stages

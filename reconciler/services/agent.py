@@ -169,11 +169,10 @@ class Agent:
         # the whole chunk at once: one outbox query for the ids the chunk fires, then in inbox
         # order (the second of two rows firing one id in this chunk is a duplicate too).
         seen = self._store.known_event_ids(
-            fire.dedup_key for m in matched if m is not None for fire in m[1].fires)
+            fire.dedup_key for m in matched if m is not None for fire in m[2].fires)
         for row, m in zip(rows, matched, strict=True):
             if m is not None:
-                account, result = m
-                work.enqueue(row.event, account, result, seen, now)
+                work.enqueue(row.event, *m, seen, now)
         self._store.commit_processed([r.seq for r in rows], work.queued, work.skips)
         total.processed += len(rows)
         total.queued += sum(1 for q in work.queued if q.status == "queued")
@@ -314,9 +313,9 @@ class _Chunk:
         self.skips: Counter[tuple[str, str]] = Counter()
 
     def match(self, event: StageChange | FormSubmission | Ignored
-              ) -> tuple[LiveAccount, MatchResult] | None:
-        """The event's account and match, duplicates not yet checked; None (counted) for an
-        ignored event or an unknown portal."""
+              ) -> tuple[LiveAccount, Contact | None, MatchResult] | None:
+        """The event's account, contact and match, duplicates not yet checked; None (counted)
+        for an ignored event or an unknown portal."""
         if isinstance(event, Ignored):
             self.skips[("ignored", "")] += 1
             return None
@@ -328,17 +327,17 @@ class _Chunk:
         if matcher is None:
             matcher = self._matchers[account.name] = Matcher(self._live, account)
         contact = self._contacts.get((event.portal_id, event.contact_id))
-        return account, matcher.match(event, contact)
+        return account, contact, matcher.match(event, contact)
 
     def enqueue(self, event: StageChange | FormSubmission | Ignored, account: LiveAccount,
-                result: MatchResult, seen: set[str], now: datetime) -> None:
+                contact: Contact | None, result: MatchResult, seen: set[str],
+                now: datetime) -> None:
         """Count the skips; queue (or dead-letter) the payload of each event fired and not
         seen before (R16)."""
         assert not isinstance(event, Ignored)
         skips = self.skips
         for skip in result.skips:
             skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
-        contact = self._contacts.get((event.portal_id, event.contact_id))
         for fire in result.fires:
             if fire.dedup_key in seen:
                 skips[("duplicate", fire.live_event.id)] += 1
