@@ -134,9 +134,9 @@ def test_drift_is_planned_as_update_and_apply_heals_it() -> None:
     assert _plan(provider).is_empty
 
 
-def test_replace_runs_create_first_with_headroom(tmp_path: Path) -> None:
-    provider = MemoryProvider()
-    _apply(provider)
+def _pipeline_on_another_ad_account(tmp_path: Path) -> Path:
+    """The shipped manifests with globex/pipeline moved to another ad account (an immutable
+    field: a replace, created first)."""
     copy = tmp_path / "manifests"
     shutil.copytree(MANIFESTS, copy)
     events = copy / "globex" / "events.yaml"
@@ -144,6 +144,13 @@ def test_replace_runs_create_first_with_headroom(tmp_path: Path) -> None:
                                                  "    lifecycleStageChange",
                                                  "adAccount: act_7788990011\n  trigger:\n"
                                                  "    lifecycleStageChange"))
+    return copy
+
+
+def test_replace_runs_create_first_with_headroom(tmp_path: Path) -> None:
+    provider = MemoryProvider()
+    _apply(provider)
+    copy = _pipeline_on_another_ad_account(tmp_path)
     plan = _plan(provider, [copy])
     [change] = plan.changes
     assert change.action.is_replace and change.name == "pipeline"
@@ -160,13 +167,7 @@ def test_a_fault_inside_a_create_first_replace_converges_on_rerun(tmp_path: Path
     """Each of the three writes of a create-before-delete replace (park the old event, create
     the new one, delete the old) fails in turn: the rerun leaves exactly the new event, no
     parked copy, and an empty plan."""
-    copy = tmp_path / "manifests"
-    shutil.copytree(MANIFESTS, copy)
-    events = copy / "globex" / "events.yaml"
-    events.write_text(events.read_text().replace("adAccount: act_2233445566\n  trigger:\n"
-                                                 "    lifecycleStageChange",
-                                                 "adAccount: act_7788990011\n  trigger:\n"
-                                                 "    lifecycleStageChange"))
+    copy = _pipeline_on_another_ad_account(tmp_path)
     for k in (1, 2, 3):
         inner = MemoryProvider()
         _apply(inner)
