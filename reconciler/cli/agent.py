@@ -124,13 +124,17 @@ def freeze_startup_heap() -> None:
 
 @command.command("run")
 @click.option("--once", is_flag=True, help="Process the inbox and make one delivery pass.")
+@click.option("--role", type=click.Choice(["all", "process", "deliver"]), default="all",
+              show_default=True, envvar="CONVCTL_AGENT_ROLE",
+              help="Do both halves, or only match and queue (process) or only send (deliver): "
+              "run one of each to use two cores on one store [env CONVCTL_AGENT_ROLE].")
 @click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Append each request as a JSON line to FILE instead of "
               "sending (no token written; the outbox is left as it is).")
 @run_options
 @state_option
 @store_option
-def run(once: bool, dry_run: str | None, state: str | None, store: str | None,
+def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
         **run_settings: Any) -> None:
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
@@ -141,7 +145,7 @@ def run(once: bool, dry_run: str | None, state: str | None, store: str | None,
     from reconciler.services.agent_setup import open_agent
 
     setup_logging()
-    handle = open_agent(agent_settings(state, store, dry_run, **run_settings))
+    handle = open_agent(agent_settings(state, store, dry_run, role=role, **run_settings))
     signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
     if not once:
         freeze_startup_heap()

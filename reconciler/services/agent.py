@@ -14,7 +14,8 @@
   reprocessing harmless.
 - ``deliver_once``: see ``services.delivery``.
 - ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
-  interval; ``stop()`` ends it after the current cycle.
+  interval; ``stop()`` ends it after the current cycle. With ``role`` ``process`` or
+  ``deliver`` it does one half, so two processes can split the work on one store.
 
 ``clock`` (aware datetimes), ``sleep`` and ``rand`` are injected so tests run in zero time.
 """
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.adapters.agentcodec import dedup_key as inbox_key
 from reconciler.adapters.agentstore import AgentStore, InboxRow, IngestResult, NewOutbox
@@ -59,6 +60,10 @@ from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 log = logging.getLogger("reconciler.agent")
 DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
 ROWS_PER_CYCLE = 10_000  # inbox rows processed before a delivery pass, in a running agent
+# What a running agent does: both halves, or one, so two processes can share the work (and
+# the machine's cores) on one store: ``process`` matches and queues, ``deliver`` sends (and
+# applies the retention). Each is crash-safe on its own, as the whole is.
+Role = Literal["all", "process", "deliver"]
 DEFAULT_RETENTION_DAYS = 30
 MIN_RETENTION_DAYS = 8  # Meta refuses events older than 7 days: beyond that R16 cannot break
 PRUNE_EVERY = 3600.0  # seconds between retention passes of a running agent
@@ -73,6 +78,7 @@ class AgentConfig:
     dry_run: Path | None = None
     policy: BackoffPolicy = DEFAULT_POLICY
     retention_days: int = DEFAULT_RETENTION_DAYS  # 0: keep every row
+    role: Role = "all"
 
     def __post_init__(self) -> None:
         if 0 < self.retention_days < MIN_RETENTION_DAYS:
@@ -200,12 +206,16 @@ class Agent:
         return self.deliverer.deliver_once()
 
     def run(self, once: bool = False, max_cycles: int | None = None) -> None:
-        """Process and deliver until ``stop()`` (or once, or ``max_cycles`` cycles)."""
+        """Process and deliver until ``stop()`` (or once, or ``max_cycles`` cycles); a
+        ``process`` or ``deliver`` role does its half only (``AgentConfig.role``)."""
+        role = self.config.role
         cycles = 0
         while not self._stop.is_set():
-            self.process_inbox(None if once else ROWS_PER_CYCLE)
-            self.deliver_once()
-            self.prune_if_due()
+            if role != "deliver":
+                self.process_inbox(None if once else ROWS_PER_CYCLE)
+            if role != "process":
+                self.deliver_once()
+                self.prune_if_due()
             cycles += 1
             if once or (max_cycles is not None and cycles >= max_cycles):
                 return
@@ -230,8 +240,10 @@ class Agent:
         return inbox, outbox
 
     def _idle_delay(self) -> float:
-        if self._store.pending(1):
+        if self.config.role != "deliver" and self._store.pending(1):
             return 0.0
+        if self.config.role == "process":
+            return self.config.poll_interval
         now = self._clock().timestamp()
         due = self._store.next_due()
         wait = self.config.poll_interval if due is None else max(0.0, due - now)

@@ -26,7 +26,7 @@ from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, Grap
 from reconciler.adapters.state import open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
 from reconciler.errors import UsageError
-from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig
+from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig, Role
 
 DEFAULT_STORE = ".convctl/agent.db"
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
@@ -43,6 +43,7 @@ class AgentSettings:
     batch_size: int = MAX_BATCH
     poll_interval: float = 1.0
     retention_days: int = DEFAULT_RETENTION_DAYS
+    role: Role = "all"
     timeout: float = 30.0
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
@@ -93,7 +94,7 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
             closers.append(sender.close)
         config = AgentConfig(batch_size=settings.batch_size,
                              poll_interval=settings.poll_interval,
-                             retention_days=settings.retention_days,
+                             retention_days=settings.retention_days, role=settings.role,
                              test_event_code=settings.test_event_code, dry_run=settings.dry_run)
         agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
     except BaseException:

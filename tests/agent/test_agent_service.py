@@ -339,3 +339,25 @@ def test_retention_under_eight_days_is_refused() -> None:
     with pytest.raises(UsageError, match="at least 8 days"):
         AgentConfig(retention_days=7)
     assert AgentConfig(retention_days=0).retention_days == 0  # keep everything
+
+
+def test_a_process_role_and_a_deliver_role_share_one_store(graph: FakeGraph, clock: FakeClock,
+                                                           tmp_path: Path) -> None:
+    """Two agents on one state file, one matching and queueing, one sending: each does only
+    its half, and together they deliver exactly what one agent would."""
+    matcher = make_rig(tmp_path, graph.base_url, clock, T_CREATED, role="process")
+    sender = make_rig(tmp_path, graph.base_url, clock, T_CREATED, role="deliver")
+    try:
+        matcher.agent.ingest_jsonl(feed(tmp_path))
+        sender.agent.run(max_cycles=2)
+        assert not graph.requests and sender.agent.status()["inbox"]["new"] == 8
+        matcher.agent.run(max_cycles=2)
+        status = matcher.agent.status()
+        assert status["inbox"]["new"] == 0 and status["outbox"]["queued"] == 3
+        assert not graph.requests
+        sender.agent.run(max_cycles=2)
+        assert names(graph) == ["Customer", "Demo booked", "Lead"]  # as one agent sends
+        assert graph.duplicates == 0 and sender.agent.status()["outbox"]["sent"] == 3
+    finally:
+        matcher.close()
+        sender.close()
