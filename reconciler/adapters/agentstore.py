@@ -19,8 +19,11 @@
   token resumes them.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
-disk before it returns) except ``mark_sent`` (``NORMAL``: survives a kill -9, not a power loss,
-and a lost mark only re-sends an event under its same ``event_id``). Outbox payloads are stored
+disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
+survive a kill -9 of the process, and only a power loss or OS crash can undo them, together
+with every later one): ``commit_processed`` (undone, the inbox rows, durable since their
+ingest, are processed again into the same outbox rows) and ``mark_sent`` (a lost mark only
+re-sends an event under its same ``event_id``, which Meta deduplicates). Outbox payloads are stored
 as their final JSON, so a send concatenates them. Every ``sqlite3`` error leaves as a
 ``reconciler.errors`` type. Nothing here logs, and no token or raw PII is ever stored outside
 the contact and inbox bodies (which are the data itself).
@@ -226,10 +229,11 @@ class AgentStore:
                          skips: Mapping[tuple[str, str], int]) -> int:
         """Atomically: enqueue ``rows`` (pairs already queued are ignored), add the skip counts
         and move the inbox cursor past the rows (``seqs``: a chunk from ``pending``). Returns
-        how many outbox rows were new."""
+        how many outbox rows were new. Committed without waiting for the disk (see the module
+        notes): the agent's processing does not wait on an fsync per chunk."""
         now = self._clock()
         stamp, epoch = _iso(now), now.timestamp()
-        with self._write() as conn:
+        with self._write(durable=False) as conn:
             added = self._enqueue(conn, rows, stamp, epoch)
             for (reason, conversion_event_id), count in skips.items():
                 conn.execute("INSERT INTO skips (reason, conversion_event_id, count) "
@@ -281,8 +285,8 @@ class AgentStore:
         """Meta accepted these rows. Committed without waiting for the disk (``synchronous =
         NORMAL``): in WAL mode that still survives a crash or kill -9 of the process, only a
         power loss or OS crash can lose the mark, and a lost mark means the rows are sent again
-        under the same ``event_id``, which Meta deduplicates. Ingest and everything else stays
-        ``FULL``."""
+        under the same ``event_id``, which Meta deduplicates. Ingest, reschedules and dead
+        letters stay ``FULL``."""
         self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", (),
                   durable=False)
 
