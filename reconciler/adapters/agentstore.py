@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,14 +58,12 @@ class IngestResult:
     contacts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class InboxRow:
+class InboxRow(NamedTuple):  # named tuples: one of each per event, made cheaply
     seq: int
     event: InboxEvent
 
 
-@dataclass(frozen=True, slots=True)
-class NewOutbox:
+class NewOutbox(NamedTuple):
     """A payload to queue (``status='queued'``) or to dead-letter at once (``'dead'``)."""
 
     conversion_event_id: str

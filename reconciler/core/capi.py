@@ -291,11 +291,15 @@ def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmissi
 _WEAK_KEYS: Final = frozenset().union(*INSUFFICIENT_KEY_SETS)
 
 
+_EMPTY: Final[tuple[object, ...]] = (None, "", [])
+
+
 def has_customer_info(ud: Mapping[str, Any]) -> bool:
     """capi-contract.md minimum customer information (2804050 otherwise)."""
-    keys = {k for k, v in ud.items() if v not in (None, "", [])}
-    if not keys <= _WEAK_KEYS:  # a key outside every insufficient set: enough on its own
-        return True
+    for key, value in ud.items():  # a key outside every insufficient set is enough on its own
+        if key not in _WEAK_KEYS and (value or value not in _EMPTY):
+            return True
+    keys = {k for k, v in ud.items() if v or v not in _EMPTY}
     return bool(keys) and not any(keys <= bad for bad in INSUFFICIENT_KEY_SETS)
 
 

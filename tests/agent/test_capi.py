@@ -333,3 +333,13 @@ def test_builder_user_data_is_the_plain_rule(order: list[int], values: dict[str,
     if fbc:
         expected["fbc"] = fbc
     assert capi.PayloadBuilder(live, spec).user_data(person) == expected
+
+
+@given(st.dictionaries(st.sampled_from(sorted(capi.HASHED_KEYS | capi.UNHASHED_KEYS)),
+                       st.sampled_from([None, "", [], "x", ["y"]]), max_size=8))
+def test_customer_info_is_the_contract_rule(user: dict[str, Any]) -> None:
+    """Enough customer information: some key with a value, and the keys with a value not all
+    within one of the insufficient sets of capi-contract.md."""
+    keys = {k for k, v in user.items() if v not in (None, "", [])}
+    expected = bool(keys) and not any(keys <= bad for bad in capi.INSUFFICIENT_KEY_SETS)
+    assert capi.has_customer_info(user) is expected
