@@ -4,7 +4,8 @@ fake Graph API, each (event_name, event_id) counted once, none lost.
 
 Meta deduplicates the same (event_name, event_id) within 48 hours, so a raw re-send after a kill
 between "sent" and "marked sent" is expected and harmless; the test reports how many there were.
-The default run (CI) makes 20 kills; ``-m slow`` runs the 100-kill soak.
+The default run (CI) makes 20 kills, and 10 rounds killing a ``--role process`` and a
+``--role deliver`` agent running side by side; ``-m slow`` runs the 100-kill soak.
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ def _expected(state: Path, sources: list[tuple[str, str]]) -> set[tuple[str, str
             for kind, source in sources}
 
 
-def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int) -> None:
+def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
+          roles: tuple[str, ...] = ("all",)) -> None:
+    """``roles``: the agent processes run side by side (``--role``), each killed at its own
+    random moment."""
     rng = random.Random(seed)
     state = tmp / "state.db"
     applied_state(state, CREATED)
@@ -92,10 +96,13 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int) -> Non
             path, more = _chunk(tmp, n, chunk)
             sources += more
             ingest_jsonl(store, path)  # events flow in while the agent runs and dies
-            proc = _agent(state, graph)
+            procs = [_agent(state, graph, "--role", role) for role in roles]
             time.sleep(rng.uniform(0.3, 1.2))
-            proc.send_signal(signal.SIGKILL)
-            assert proc.wait(timeout=10) == -signal.SIGKILL, proc.stderr
+            for proc in rng.sample(procs, len(procs)):
+                proc.send_signal(signal.SIGKILL)
+                time.sleep(rng.uniform(0.0, 0.3))
+                assert proc.wait(timeout=10) == -signal.SIGKILL, proc.stderr
+        assert graph.unique, "the agents sent nothing before the last kill: kills too early"
         for _ in range(10):  # restart until drained (each run is bounded by --once)
             final = _agent(state, graph, "--once")
             _, err = final.communicate(timeout=120)
@@ -116,6 +123,12 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int) -> Non
 
 def test_kill_9_twenty_times_loses_nothing(tmp_path: Path, graph: FakeGraph) -> None:
     _soak(tmp_path, graph, kills=20, chunk=30, seed=5)
+
+
+def test_kill_9_with_the_work_split_between_two_roles_loses_nothing(
+        tmp_path: Path, graph: FakeGraph) -> None:
+    """``--role process`` and ``--role deliver`` side by side, both killed every round."""
+    _soak(tmp_path, graph, kills=10, chunk=30, seed=7, roles=("process", "deliver"))
 
 
 @pytest.mark.slow
