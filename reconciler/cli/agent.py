@@ -149,6 +149,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
     signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
     if not once:
         freeze_startup_heap()
+        logging.getLogger("reconciler.agent").info(
+            "agent running (role %s; polls every %g s)", role, handle.agent.config.poll_interval)
     try:
         handle.agent.run(once=once)
         if once:

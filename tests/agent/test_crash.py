@@ -71,6 +71,19 @@ def _agent(state: Path, graph: FakeGraph, *extra: str) -> subprocess.Popen[bytes
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _wait_running(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the agent logs that it is running (its imports and set-up done)."""
+    assert proc.stderr is not None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if b"agent running" in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"the agent did not start: {proc.poll()}")
+
+
 def _expected(state: Path, sources: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
     provider = SqliteProvider(state)
     try:
@@ -97,7 +110,9 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
             sources += more
             ingest_jsonl(store, path)  # events flow in while the agent runs and dies
             procs = [_agent(state, graph, "--role", role) for role in roles]
-            time.sleep(rng.uniform(0.3, 1.2))
+            for proc in procs:  # killed at random moments of their work, not of their start
+                _wait_running(proc)
+            time.sleep(rng.uniform(0.1, 1.0))
             for proc in rng.sample(procs, len(procs)):
                 proc.send_signal(signal.SIGKILL)
                 time.sleep(rng.uniform(0.0, 0.3))
