@@ -9,9 +9,9 @@
   ``PayloadBuilder`` per live event made once): match each event against the live conversion
   events (``core.matching``), settle duplicates (R16) with one outbox query for the chunk,
   build and check the payloads (``core.capi``), queue them (or dead-letter them with the
-  validation reason), count the skip reasons and mark the rows processed. A crash before the
-  commit leaves the rows ``new``; the outbox's unique (event_id, conversion event) pair makes
-  reprocessing harmless.
+  validation reason), count the skip reasons and move the inbox cursor past the rows. A crash
+  before the commit leaves the rows pending; the outbox's unique (event_id, conversion event)
+  pair makes reprocessing harmless.
 - ``deliver_once``: see ``services.delivery``.
 - ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
   interval; ``stop()`` ends it after the current cycle. With ``role`` ``process`` or
