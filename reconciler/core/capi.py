@@ -50,8 +50,6 @@ __all__ = [
     "UNHASHED_KEYS",
     "PayloadBuilder",
     "batches",
-    "build_form_payload",
-    "build_lifecycle_payload",
     "build_payload",
     "event_id",
     "hash_value",
@@ -271,16 +269,6 @@ class PayloadBuilder:
             "user_data": ud,
             "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},
         }
-
-
-def build_form_payload(live: LiveEvent, account: AccountSpec, submission: FormSubmission,
-                       contact: Contact | None) -> dict[str, Any]:
-    return PayloadBuilder(live, account).form(submission, contact)
-
-
-def build_lifecycle_payload(live: LiveEvent, account: AccountSpec, change: StageChange,
-                            contact: Contact | None) -> dict[str, Any]:
-    return PayloadBuilder(live, account).lifecycle(change, contact)
 
 
 def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmission | StageChange,

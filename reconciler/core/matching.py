@@ -157,11 +157,6 @@ class Matcher:
         self._stages = tuple(_Rule.of(e) for e in mine
                              if e.spec.trigger.kind == "lifecycleStageChange")
 
-    def candidates(self, event: FormSubmission | StageChange) -> list[LiveEvent]:
-        """The account's live events whose trigger kind fits the CRM event, by id."""
-        rules = self._forms if isinstance(event, FormSubmission) else self._stages
-        return [rule.live for rule in rules]
-
     def match(self, event: FormSubmission | StageChange, contact: Contact | None,
               seen: Seen | None = None) -> MatchResult:
         """Fires and skips of one CRM event; ``seen`` holds (or answers for) the dedup keys
