@@ -191,14 +191,19 @@ def test_retry_that_would_land_after_expiry_dead_letters_expired(
     assert rig.agent.status()["deadLetters"] == {"expired": 3}
 
 
+def _switch(rig: Rig, name: str, *, enabled: bool) -> None:
+    """Switch an acme conversion event on or off in the live state (R19)."""
+    event = next(e for e in rig.provider.list_events("acme") if e.name == name)
+    spec = event.spec.model_copy(update={"enabled": enabled})
+    rig.provider.update_event(event.id, EventWrite(account="acme", name=name, spec=spec),
+                              event.version)
+
+
 def test_disabling_an_event_stops_its_sending_at_once(rig: Rig, graph: FakeGraph,
                                                       tmp_path: Path) -> None:
     rig.agent.ingest_jsonl(feed(tmp_path))
     rig.agent.process_inbox()
-    demo = next(e for e in rig.provider.list_events("acme") if e.name == "demo-request")
-    spec = demo.spec.model_copy(update={"enabled": False})
-    rig.provider.update_event(demo.id, EventWrite(account="acme", name=demo.name, spec=spec),
-                              demo.version)
+    _switch(rig, "demo-request", enabled=False)
     funnel = next(e for e in rig.provider.list_events("acme") if e.name == "funnel")
     rig.provider.delete_event(funnel.id)
     rig.agent.deliver_once()
@@ -250,16 +255,10 @@ def test_batches_of_at_most_batch_size_per_pixel(tmp_path: Path, graph: FakeGrap
 def test_retry_dead_requeues_by_reason(rig: Rig, graph: FakeGraph, tmp_path: Path) -> None:
     rig.agent.ingest_jsonl(feed(tmp_path))
     rig.agent.process_inbox()
-    demo = next(e for e in rig.provider.list_events("acme") if e.name == "demo-request")
-    off = demo.spec.model_copy(update={"enabled": False})
-    rig.provider.update_event(demo.id, EventWrite(account="acme", name=demo.name, spec=off),
-                              demo.version)
+    _switch(rig, "demo-request", enabled=False)
     rig.agent.deliver_once()
     assert rig.agent.retry_dead("expired") == 0
-    demo = rig.provider.get_event(demo.id)
-    on = demo.spec.model_copy(update={"enabled": True})
-    rig.provider.update_event(demo.id, EventWrite(account="acme", name=demo.name, spec=on),
-                              demo.version)
+    _switch(rig, "demo-request", enabled=True)
     assert rig.agent.retry_dead("disabled") == 1
     rig.agent.deliver_once()
     assert names(graph) == ["Customer", "Demo booked", "Lead"]

@@ -19,15 +19,20 @@ from agentio import (
 )
 from click.testing import CliRunner
 
-from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.agentstore import AgentStore, InboxRow
 from reconciler.cli.main import cli
-from reconciler.services.agent import ingest_jsonl
+from reconciler.services.agent import IngestReport, ingest_jsonl
 
 WHEN = T_CREATED + timedelta(days=1)
 
 
-def _store(tmp_path: Path) -> AgentStore:
-    return AgentStore(tmp_path / "agent.db")
+def _ingest(tmp_path: Path, path: Path) -> tuple[IngestReport, list[InboxRow]]:
+    """Ingest ``path`` into a fresh store: the report and the rows now pending."""
+    store = AgentStore(tmp_path / "agent.db")
+    try:
+        return ingest_jsonl(store, path), store.pending(100)
+    finally:
+        store.close()
 
 
 def test_mixed_kinds_blank_lines_and_bad_lines_keep_their_numbers(tmp_path: Path) -> None:
@@ -37,12 +42,7 @@ def test_mixed_kinds_blank_lines_and_bad_lines_keep_their_numbers(tmp_path: Path
                        form_line("s-1", "501", WHEN), "   ", "[1, 2]",
                        '{"type": "contact", "portalId": -3, "contactId": "x"}',
                        stage_line("502", "lead", WHEN)])
-    store = _store(tmp_path)
-    try:
-        report = ingest_jsonl(store, path)
-        pending = store.pending(100)
-    finally:
-        store.close()
+    report, pending = _ingest(tmp_path, path)
     assert [n for n, _ in report.errors] == [4, 7, 8]
     assert (report.stored, report.contacts) == (3, 1)
     assert len(pending) == 3
@@ -54,12 +54,7 @@ def test_an_out_of_range_time_is_a_bad_line_not_a_crash(tmp_path: Path, moment: 
     path = write_jsonl(tmp_path / "feed.jsonl", [
         contact_line("501"), bad, stage_line("502", "customer", WHEN),
         {**form_line("s-9", "501", WHEN), "submittedAt": moment}])
-    store = _store(tmp_path)
-    try:
-        report = ingest_jsonl(store, path)
-        pending = store.pending(100)
-    finally:
-        store.close()
+    report, pending = _ingest(tmp_path, path)
     assert [n for n, _ in report.errors] == [2, 4]
     assert (report.stored, report.contacts, len(pending)) == (1, 1, 1)
 
@@ -69,12 +64,7 @@ def test_a_portal_id_beyond_sqlite_range_is_a_bad_line_not_a_crash(tmp_path: Pat
     path = write_jsonl(tmp_path / "feed.jsonl", [
         stage_line("501", "customer", WHEN), stage_line("502", "customer", WHEN, portal=huge),
         contact_line("503", portal=huge), stage_line("504", "customer", WHEN)])
-    store = _store(tmp_path)
-    try:
-        report = ingest_jsonl(store, path)
-        pending = store.pending(100)
-    finally:
-        store.close()
+    report, pending = _ingest(tmp_path, path)
     assert [n for n, _ in report.errors] == [2, 3]
     assert (report.stored, len(pending)) == (2, 2)
 
