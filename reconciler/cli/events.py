@@ -45,23 +45,45 @@ def _trigger(ev: LiveEvent) -> str:
     return f"form: {fs.form_id}" if fs is not None else "-"
 
 
+LIST_FORMAT_VERSION = "1"
+
+
 @command.command("list")
 @click.option("--account", help="Only this account's events.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format (json carries a format_version).")
 @state_option
-def list_(account: str | None, state: str | None) -> None:
+def list_(account: str | None, fmt: str, state: str | None) -> None:
     """List live events: id, account/name, state, api, trigger."""
     from reconciler.adapters.state import open_provider
 
     app, provider = App(), open_provider(state)
     try:
-        events = provider.list_events(account)
+        events = sorted(provider.list_events(account), key=lambda e: (e.account, e.name))
     finally:
         provider.close()
+    if fmt == "json":
+        import orjson
+
+        doc = {"format_version": LIST_FORMAT_VERSION, "events": [_row(ev) for ev in events]}
+        app.out(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
     app.out(f"{'ID':<20} {'EVENT':<40} {'ENABLED':<8} {'API':<9} {'MANAGED':<8} TRIGGER")
-    for ev in sorted(events, key=lambda e: (e.account, e.name)):
+    for ev in events:
         app.out(f"{ev.id:<20} {ev.account + '/' + ev.name:<40} "
                 f"{'yes' if ev.spec.enabled else 'no':<8} {ev.api:<9} "
                 f"{'yes' if ev.managed else 'no':<8} {_trigger(ev)}")
+
+
+def _row(ev: LiveEvent) -> dict[str, object]:
+    lc, fs = ev.spec.trigger.lifecycle_stage_change, ev.spec.trigger.form_submission
+    return {"id": ev.id, "account": ev.account, "name": ev.name, "enabled": ev.spec.enabled,
+            "api": ev.api, "managed": ev.managed, "drifted": ev.drifted,
+            "trigger": "lifecycleStageChange" if lc is not None else "formSubmission",
+            "stages": list(lc.stages) if lc is not None else None,
+            "formId": fs.form_id if fs is not None else None,
+            "stageCount": ev.stage_count, "version": ev.version,
+            "createdAt": ev.created_at.isoformat(), "updatedAt": ev.updated_at.isoformat()}
 
 
 @command.command("show")

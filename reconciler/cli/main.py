@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("reconciler.cli.agent", "Send CRM events to Meta: ingest, run, status, retry-dead."),
     "import": ("reconciler.cli.import_", "Write manifests for live accounts and events."),
     "serve": ("reconciler.cli.serve", "Run the control plane: the live state over HTTP."),
+    "show": ("reconciler.cli.show", "Render a saved plan file exactly as plan printed it."),
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
 }
 

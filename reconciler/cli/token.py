@@ -54,8 +54,10 @@ def create(scopes: tuple[str, ...], name: str | None, state: str | None) -> None
 
 
 @command.command("list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format (json carries a format_version).")
 @state_option
-def list_(state: str | None) -> None:
+def list_(fmt: str, state: str | None) -> None:
     """List tokens (names, ids, scopes, dates; never the tokens)."""
     store = _store(state)
     try:
@@ -63,6 +65,16 @@ def list_(state: str | None) -> None:
     finally:
         store.close()
     app = App()
+    if fmt == "json":
+        import orjson
+
+        rows = [{"id": t.id, "name": t.name, "scopes": list(t.scopes),
+                 "createdAt": t.created_at.isoformat(),
+                 "revokedAt": t.revoked_at.isoformat() if t.revoked_at else None}
+                for t in tokens]
+        app.out(orjson.dumps({"format_version": "1", "tokens": rows},
+                             option=orjson.OPT_INDENT_2).decode())
+        return
     app.out(f"{'ID':<9} {'NAME':<24} {'SCOPES':<24} {'CREATED':<20} STATUS")
     for t in tokens:
         status = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"

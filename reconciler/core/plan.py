@@ -15,6 +15,15 @@ from typing import Any
 FORMAT_VERSION = "1.0"
 
 
+def _is_newer(version: object) -> bool:
+    """Whether a plan's ``format_version`` (``"MAJOR.MINOR"``) is later than ours."""
+    try:
+        theirs = tuple(int(p) for p in str(version).split("."))
+    except ValueError:
+        return False
+    return theirs > tuple(int(p) for p in FORMAT_VERSION.split("."))
+
+
 class Action(StrEnum):
     """What happens to one object. Values are Terraform's ``actions`` arrays joined by ','."""
 
@@ -173,8 +182,12 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported plan format_version {data.get('format_version')!r}")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            newer = _is_newer(version)
+            raise ValueError(f"its format_version is {version!r}"
+                             + (f", newer than this convctl reads ({FORMAT_VERSION}): upgrade "
+                                "convctl" if newer else f"; this convctl reads {FORMAT_VERSION}"))
         return cls(
             changes=tuple(Change.from_json(c) for c in data["changes"]),
             quotas=tuple(AccountQuota(**q) for q in data.get("quotas", [])),
