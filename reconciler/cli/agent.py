@@ -130,7 +130,8 @@ def freeze_startup_heap() -> None:
               "run one of each to use two cores on one store [env CONVCTL_AGENT_ROLE].")
 @click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Append each request as a JSON line to FILE instead of "
-              "sending (no token written; the outbox is left as it is).")
+              "sending. Works on a copy of the store taken at start: the store is left "
+              "exactly as it was; no token is read or written.")
 @run_options
 @state_option
 @store_option
@@ -153,7 +154,11 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
             "agent running (role %s; polls every %g s)", role, handle.agent.config.poll_interval)
     try:
         handle.agent.run(once=once)
-        if once:
+        if handle.dry_run is not None:
+            App().out(f"Dry run: {handle.dry_run.requests} request(s) with "
+                      f"{handle.dry_run.events} event(s) written to {dry_run}; the store is "
+                      "left as it was.")
+        elif once:
             App().out(status_text(handle.agent.status()))
     finally:
         handle.close()
@@ -226,7 +231,11 @@ def status_text(data: dict[str, Any]) -> str:
     for pixel, info in sorted(data["paused"].items()):
         lines.append(f"Pixel {pixel}: PAUSED since {info['since']} ({info['reason']}): "
                      f"{info['message']}")
+    for target, info in sorted(data.get("held", {}).items()):
+        lines.append(f"{target.capitalize()} processing: HELD OFF since {info['since']} "
+                     f"({info['reason']}): {info['message']}")
     lines += _section("Skipped", data["skips"]) + _section("Dead letters", data["deadLetters"])
+    lines += _section("Dropped at ingest", data.get("droppedFields", {}))
     return "\n".join(lines)
 
 

@@ -4,11 +4,18 @@ Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unl
 ``--no-agent``). The agent store lives in the SQLite state file when the state is
 ``sqlite:///PATH``; with another state backend it needs its own file (``--store`` /
 ``CONVCTL_AGENT_STORE``, default ``.convctl/agent.db``).
+
+A dry run (``dry_run``: a file) leaves the store exactly as it was: the agent works on a copy of
+it taken at start (SQLite's online backup, in a temporary folder removed on close) and sends to
+a ``DryRunSender``, which writes each request to the file. Paused pixels are resumed in the copy,
+and no token is read: the file shows every request the queue holds, with no token in it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +29,19 @@ from reconciler.adapters.contacts import (
     HubSpotContacts,
     LayeredContacts,
 )
-from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphSender
+from reconciler.adapters.meta import (
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    DryRunSender,
+    GraphSender,
+)
+from reconciler.adapters.secrets import resolve_secret
 from reconciler.adapters.state import open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
+from reconciler.core.models import SecretRef
 from reconciler.errors import UsageError
 from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig, Role
+from reconciler.services.delivery import Sender
 
 DEFAULT_STORE = ".convctl/agent.db"
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
@@ -57,6 +72,7 @@ class AgentHandle:
     agent: Agent
     store: AgentStore
     closers: list[Callable[[], None]] = field(default_factory=list)
+    dry_run: DryRunSender | None = None
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -84,24 +100,52 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
     provider = open_provider(settings.state)
     closers: list[Callable[[], None]] = [provider.close]
     try:
-        store = AgentStore(store_path(settings.state, settings.store), clock=now)
+        path = store_path(settings.state, settings.store)
+        if settings.dry_run is not None:
+            path = _dry_run_copy(path, closers)
+        store = AgentStore(path, clock=now)
         closers.append(store.close)
         contacts = _contacts(settings, store, closers)
-        sender = None
+        sender: Sender
+        resolve: Callable[[SecretRef], str] = resolve_secret
+        dry = None
         if settings.dry_run is None:
-            sender = GraphSender(settings.meta_base_url, settings.api_version,
-                                 timeout=settings.timeout, clock=now)
-            closers.append(sender.close)
+            sender = graph = GraphSender(settings.meta_base_url, settings.api_version,
+                                         timeout=settings.timeout, clock=now)
+            closers.append(graph.close)
+        else:
+            sender = dry = DryRunSender(settings.dry_run)
+            resolve = _no_token
+            for pixel in store.paused_pixels():
+                store.resume_pixel(pixel)
         config = AgentConfig(batch_size=settings.batch_size,
                              poll_interval=settings.poll_interval,
                              retention_days=settings.retention_days, role=settings.role,
-                             test_event_code=settings.test_event_code, dry_run=settings.dry_run)
-        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
+                             test_event_code=settings.test_event_code)
+        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep,
+                      resolve=resolve)
     except BaseException:
         for close in reversed(closers):
             close()
         raise
-    return AgentHandle(agent, store, closers)
+    return AgentHandle(agent, store, closers, dry)
+
+
+def _dry_run_copy(path: Path, closers: list[Callable[[], None]]) -> Path:
+    """A copy of the store at ``path`` for a dry run to work on (removed on close)."""
+    folder = Path(tempfile.mkdtemp(prefix="convctl-dry-run-"))
+    closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    original = AgentStore(path)
+    try:
+        original.copy_to(folder / "agent.db")
+    finally:
+        original.close()
+    return folder / "agent.db"
+
+
+def _no_token(ref: SecretRef) -> str:
+    """A dry run reads no token: its destination is handed this placeholder, never writes it."""
+    return "dry-run"
 
 
 def _contacts(settings: AgentSettings, store: AgentStore,

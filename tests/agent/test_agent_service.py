@@ -30,6 +30,7 @@ from fakes.graph import FakeGraph
 from reconciler.core.live import EventWrite
 from reconciler.errors import UsageError
 from reconciler.services.agent import AgentConfig
+from reconciler.services.delivery import RECHECK_SECONDS
 
 
 @pytest.fixture
@@ -154,6 +155,9 @@ def test_token_error_pauses_the_pixel_until_the_token_changes(
     graph.token = "rotated-token"
     monkeypatch.setitem(TOKENS, "ACME_META_TOKEN", "rotated-token")
     rig.agent.run(once=True)
+    assert not graph.unique  # a paused pixel's token is read again every RECHECK_SECONDS
+    rig.clock.advance(seconds=RECHECK_SECONDS)
+    rig.agent.run(once=True)
     assert len(graph.unique) == 3 and not rig.agent.status()["paused"]
 
 
@@ -209,31 +213,6 @@ def test_disabling_an_event_stops_its_sending_at_once(rig: Rig, graph: FakeGraph
     rig.agent.deliver_once()
     assert names(graph) == ["Demo booked"]
     assert rig.agent.status()["deadLetters"] == {"deleted": 1, "disabled": 1}
-
-
-def test_dry_run_writes_requests_without_token_and_keeps_the_outbox(
-        tmp_path: Path, graph: FakeGraph, clock: FakeClock) -> None:
-    out = tmp_path / "dry.jsonl"
-    rig = make_rig(tmp_path, None, clock, T_CREATED, dry_run=out)
-    try:
-        rig.agent.ingest_jsonl(feed(tmp_path))
-        rig.agent.run(once=True)
-        rig.agent.run(once=True)  # the same process writes a row once
-    finally:
-        rig.close()
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [x["pixelId"] for x in lines] == [ACME_PIXEL]
-    assert set(lines[0]) == {"pixelId", "body"} and set(lines[0]["body"]) == {"data"}
-    assert len(lines[0]["body"]["data"]) == 3
-    assert "token" not in out.read_text().lower()
-    assert not graph.requests
-    real = make_rig(tmp_path, graph.base_url, clock, T_CREATED)
-    try:
-        assert real.agent.status()["outbox"]["queued"] == 3
-        real.agent.run(once=True)
-    finally:
-        real.close()
-    assert len(graph.unique) == 3
 
 
 def test_batches_of_at_most_batch_size_per_pixel(tmp_path: Path, graph: FakeGraph,
