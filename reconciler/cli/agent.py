@@ -60,6 +60,9 @@ def ingest(file: str, state: str | None, store: str | None) -> None:
     app.out(f"Ingested {report.stored} event(s) and {report.contacts} contact(s) from "
             f"{report.lines} line(s); {report.duplicates} duplicate(s) dropped, "
             f"{len(report.errors)} bad line(s) skipped.")
+    if report.dropped:
+        app.out("Invalid fields dropped (the events kept): " + ", ".join(
+            f"{reason} {n}" for reason, n in sorted(report.dropped.items())) + ".")
     if report.errors:
         raise click.exceptions.Exit(1)
 

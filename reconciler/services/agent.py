@@ -93,11 +93,13 @@ class IngestReport:
     duplicates: int = 0
     contacts: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)  # invalid fields, by reason
 
-    def add(self, result: IngestResult) -> None:
+    def add(self, result: IngestResult, drops: Counter[str] | None = None) -> None:
         self.stored += result.stored
         self.duplicates += result.duplicates
         self.contacts += result.contacts
+        self.dropped.update(drops or ())
 
 
 @dataclass
@@ -281,19 +283,23 @@ def ingest_forms(store: AgentStore, forms: Iterable[FormIngest]) -> IngestResult
     """Store form submissions and the contact fields they carried in one transaction."""
     items: list[tuple[str, StageChange | FormSubmission]] = []
     contacts: list[Contact] = []
+    drops: Counter[str] = Counter()
     for form in forms:
         items.append((inbox_key(form.submission), form.submission))
+        drops.update(form.submission.dropped)
         if form.contact.properties or form.contact.fbc:
             contacts.append(form.contact)
-    return store.ingest(items, contacts)
+    return store.ingest(items, contacts, drops)
 
 
 def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> IngestReport:
-    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped. Each
-    chunk of lines is committed before the next is read."""
+    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped; invalid
+    client fields are dropped and counted (``FormSubmission.dropped``). Each chunk of lines is
+    committed before the next is read."""
     report = IngestReport()
     items: list[tuple[str, StageChange | FormSubmission]] = []
     contacts: list[Contact] = []
+    drops: Counter[str] = Counter()
     for number, line in _lines(path):
         report.lines += 1
         try:
@@ -305,10 +311,12 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
             contacts.append(parsed)
         else:
             items.append((inbox_key(parsed), parsed))
+            if isinstance(parsed, FormSubmission) and parsed.dropped:
+                drops.update(parsed.dropped)
         if len(items) + len(contacts) >= chunk:
-            report.add(store.ingest(items, contacts))
-            items, contacts = [], []
-    report.add(store.ingest(items, contacts))
+            report.add(store.ingest(items, contacts, drops), drops)
+            items, contacts, drops = [], [], Counter()
+    report.add(store.ingest(items, contacts, drops), drops)
     return report
 
 
