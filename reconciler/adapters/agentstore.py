@@ -451,6 +451,23 @@ class AgentStore:
             finally:
                 target.close()
 
+    def pull_from(self, source: str | Path) -> None:
+        """Copy in the inbox rows and contact updates that the store at ``source`` gained
+        since (a dry run's copy keeping up with the store it was taken from, which is only
+        read). Rows already here are kept: their seq and dedup key are unique."""
+        with self._mutex, self._translate():
+            self._conn.execute("ATTACH DATABASE ? AS source", (str(source),))
+            try:
+                with sqlite_schema.immediate(self._conn) as conn:
+                    conn.execute("INSERT OR IGNORE INTO main.inbox SELECT * FROM source.inbox "
+                                 "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM main.inbox)")
+                    conn.execute("INSERT INTO main.contacts SELECT * FROM source.contacts "
+                                 "WHERE true ON CONFLICT (portal_id, contact_id) DO UPDATE SET "
+                                 "body = excluded.body, updated_at = excluded.updated_at "
+                                 "WHERE excluded.updated_at > contacts.updated_at")
+            finally:
+                self._conn.execute("DETACH DATABASE source")
+
     # -- transactions -----------------------------------------------------------------------
 
     @contextmanager

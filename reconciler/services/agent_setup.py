@@ -6,9 +6,11 @@ Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unl
 ``CONVCTL_AGENT_STORE``, default ``.convctl/agent.db``).
 
 A dry run (``dry_run``: a file) leaves the store exactly as it was: the agent works on a copy of
-it taken at start (SQLite's online backup, in a temporary folder removed on close) and sends to
-a ``DryRunSender``, which writes each request to the file. Paused pixels are resumed in the copy,
-and no token is read: the file shows every request the queue holds, with no token in it.
+it taken at start (SQLite's online backup, in a temporary folder removed on close) that pulls in
+what the store's inbox gains meanwhile (``DryRunStore``: events ingested by ``convctl serve``
+reach a dry-run agent too), and sends to a ``DryRunSender``, which writes each request to the
+file. Paused pixels are resumed in the copy, and no token is read: the file shows every request
+the queue holds, with no token in it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.agentstore import AgentStore, InboxRow
 from reconciler.adapters.contacts import (
     ContactSource,
     EmbeddedContacts,
@@ -101,9 +103,10 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
     closers: list[Callable[[], None]] = [provider.close]
     try:
         path = store_path(settings.state, settings.store)
-        if settings.dry_run is not None:
-            path = _dry_run_copy(path, closers)
-        store = AgentStore(path, clock=now)
+        if settings.dry_run is None:
+            store = AgentStore(path, clock=now)
+        else:
+            store = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
         closers.append(store.close)
         contacts = _contacts(settings, store, closers)
         sender: Sender
@@ -129,6 +132,19 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
             close()
         raise
     return AgentHandle(agent, store, closers, dry)
+
+
+class DryRunStore(AgentStore):
+    """A dry run's copy of the store at ``source``: before it lists new inbox rows it pulls in
+    those the store gained since (``AgentStore.pull_from``), so a dry-run agent keeps up."""
+
+    def __init__(self, path: Path, source: Path, clock: Callable[[], datetime]) -> None:
+        super().__init__(path, clock=clock)
+        self.source = source
+
+    def pending(self, limit: int) -> list[InboxRow]:
+        self.pull_from(self.source)
+        return super().pending(limit)
 
 
 def _dry_run_copy(path: Path, closers: list[Callable[[], None]]) -> Path:

@@ -104,3 +104,27 @@ def test_the_cli_dry_run_says_what_it_wrote_and_keeps_the_store(
     assert result.stdout == (f"Dry run: 1 request(s) with 2 event(s) written to {out}; "
                              "the store is left as it was.\n")
     assert dump(state) == before
+
+
+def test_a_running_dry_run_sees_what_the_store_takes_in_meanwhile(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """``convctl serve --dry-run`` stores ingested events in the store; its agent sees them."""
+    state = busy_store(tmp_path, clock)
+    out = tmp_path / "dry.jsonl"
+    handle = open_agent(AgentSettings(state=f"sqlite:///{state}", dry_run=out), clock=clock,
+                        sleep=clock.sleep)
+    try:
+        handle.agent.run(once=True)
+        assert handle.dry_run is not None and handle.dry_run.events == 2
+        real = make_rig(tmp_path, None, clock, T_CREATED, sender=object())
+        try:
+            real.agent.ingest_jsonl(write_jsonl(tmp_path / "late.jsonl", [
+                contact_line("503"), form_line("s-late", "503", START)]))
+        finally:
+            real.close()
+        before = dump(state)
+        handle.agent.run(once=True)
+        assert handle.dry_run.events == 3 and handle.dry_run.requests == 2
+    finally:
+        handle.close()
+    assert dump(state) == before
