@@ -11,10 +11,12 @@
   build and check the payloads (``core.capi``), queue them (or dead-letter them with the
   validation reason), count the skip reasons and move the inbox cursor past the rows. A crash
   before the commit leaves the rows pending; the outbox's unique (event_id, conversion event)
-  pair makes reprocessing harmless.
+  pair makes reprocessing harmless. When the contact source or the state fails, processing is
+  held off a while with a reason (``services.agent_holds``) instead of retried at once.
 - ``deliver_once``: see ``services.delivery``.
-- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
-  interval; ``stop()`` ends it after the current cycle. With ``role`` ``process`` or
+- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row of a pixel not
+  held off, or the poll interval: work that is held off never makes the agent spin; ``stop()``
+  ends it after the current cycle. With ``role`` ``process`` or
   ``deliver`` it does one half, so two processes can split the work on one store.
 
 ``clock`` (aware datetimes), ``sleep`` and ``rand`` are injected so tests run in zero time.
