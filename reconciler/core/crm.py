@@ -42,6 +42,8 @@ STAGE_CHANGE_TYPE = "contact.propertyChange"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_USER_AGENT: Final = 512  # longer than any browser's; a bound on what is stored and sent
 DropReason = Literal["invalid_ip_address", "invalid_user_agent"]
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII, no leading zero
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 class CrmParseError(PermanentError):
@@ -154,7 +156,7 @@ def client_fields(ip: str | None, agent: str | None
     invalid, and the reasons of what was dropped."""
     dropped: list[DropReason] = []
     ip = ip.strip() if ip else None
-    if ip:
+    if ip and not _IPV4.fullmatch(ip):  # the usual dotted quad is canonical as it is
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
