@@ -125,11 +125,6 @@ class Deliverer:
         """Pixels waiting out a backoff or ``Retry-After``, and until when (epoch seconds)."""
         return {pixel: until for pixel, until in self.holdoff.items() if until > now}
 
-    def next_check(self, now: float) -> float | None:
-        """When the earliest hold ends (a backoff, a paused pixel's token check), or None."""
-        ends = [t for t in (*self.holdoff.values(), *self._recheck.values()) if t > now]
-        return min(ends, default=None)
-
     # -- one pass ---------------------------------------------------------------------------
 
     def deliver_once(self) -> DeliveryReport:
