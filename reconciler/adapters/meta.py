@@ -154,6 +154,3 @@ class DryRunSender:
         self.requests += 1
         self.events += len(events)
         return SendResult("ok", events_received=len(events))
-
-    def close(self) -> None:
-        return
