@@ -102,25 +102,8 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
     provider = open_provider(settings.state)
     closers: list[Callable[[], None]] = [provider.close]
     try:
-        path = store_path(settings.state, settings.store)
-        if settings.dry_run is None:
-            store = AgentStore(path, clock=now)
-        else:
-            store = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
-        closers.append(store.close)
+        store, sender, resolve = _store_and_destination(settings, now, closers)
         contacts = _contacts(settings, store, closers)
-        sender: Sender
-        resolve: Callable[[SecretRef], str] = resolve_secret
-        dry = None
-        if settings.dry_run is None:
-            sender = graph = GraphSender(settings.meta_base_url, settings.api_version,
-                                         timeout=settings.timeout, clock=now)
-            closers.append(graph.close)
-        else:
-            sender = dry = DryRunSender(settings.dry_run)
-            resolve = _no_token
-            for pixel in store.paused_pixels():
-                store.resume_pixel(pixel)
         config = AgentConfig(batch_size=settings.batch_size,
                              poll_interval=settings.poll_interval,
                              retention_days=settings.retention_days, role=settings.role,
@@ -131,7 +114,28 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
         for close in reversed(closers):
             close()
         raise
+    dry = sender if isinstance(sender, DryRunSender) else None
     return AgentHandle(agent, store, closers, dry)
+
+
+def _store_and_destination(settings: AgentSettings, now: Callable[[], datetime],
+                           closers: list[Callable[[], None]]
+                           ) -> tuple[AgentStore, Sender, Callable[[SecretRef], str]]:
+    """The store, where batches go and how tokens are read: the store and Meta; or, for a
+    dry run, a copy of the store (paused pixels resumed), the dry-run file and no token."""
+    path = store_path(settings.state, settings.store)
+    if settings.dry_run is None:
+        store = AgentStore(path, clock=now)
+        closers.append(store.close)
+        graph = GraphSender(settings.meta_base_url, settings.api_version,
+                            timeout=settings.timeout, clock=now)
+        closers.append(graph.close)
+        return store, graph, resolve_secret
+    copy = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
+    closers.append(copy.close)
+    for pixel in copy.paused_pixels():
+        copy.resume_pixel(pixel)
+    return copy, DryRunSender(settings.dry_run), _no_token
 
 
 class DryRunStore(AgentStore):
