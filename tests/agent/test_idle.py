@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from agentio import ACME_PIXEL, applied_state, contact_line, form_line, stage_line, write_jsonl
 from click.testing import CliRunner
 from fakes.graph import FakeGraph
 from fakes.hubspot_crm import FakeHubSpotCrm
+from serverkit import start_serve
 
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.cli.main import cli
@@ -137,6 +139,29 @@ def test_a_hubspot_401_holds_the_inbox_off_and_the_agent_idles(state: Path) -> N
     held = data["held"]
     assert isinstance(held, dict) and held["inbox"]["reason"] == "contacts_refused"
     assert data["inbox"] == {"new": 2, "processed": 0}
+
+
+def test_inside_serve_the_pause_is_on_metrics_logged_once_and_the_server_idles(
+        state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACME_META_TOKEN", raising=False)
+    with FakeGraph(token=TOKEN) as graph:
+        server = start_serve(state.parent, "--meta-base-url", graph.base_url, "--timeout", "5")
+        try:
+            paused = (f'convctl_agent_pixel_paused{{pixel="{ACME_PIXEL}",'
+                      'reason="token_unavailable"} 1.0')
+            deadline = time.monotonic() + 20
+            while paused not in httpx.get(f"{server.url}/metrics", timeout=5).text:
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.2)
+            before = cpu_seconds(server.proc.pid)
+            time.sleep(MEASURE_S)
+            used = cpu_seconds(server.proc.pid) - before
+        finally:
+            server.stop()
+        assert not graph.requests
+    lines = server.output().splitlines()
+    assert used < MAX_CPU_S, (used, len(lines))
+    assert len([x for x in lines if "paused (token_unavailable)" in x]) == 1
 
 
 def test_metrics_show_why_with_bounded_labels(state: Path) -> None:
