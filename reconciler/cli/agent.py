@@ -143,6 +143,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
+    A pixel that cannot send (token unset, refused by Meta) is paused and held off, and a
+    contact source that refuses the agent holds the inbox off: `agent status` says why.
     SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
     re-sent with the same event_id, which Meta deduplicates).
     """
