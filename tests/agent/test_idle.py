@@ -9,6 +9,7 @@ log goes to a file, not a pipe, so a spinning agent cannot be slowed by a full p
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -187,3 +188,44 @@ def _no_leftover_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for var in ("CONVCTL_STATE", "CONVCTL_AGENT_STORE"):
         monkeypatch.delenv(var, raising=False)
     yield
+
+
+def test_a_contact_source_that_is_down_is_held_off_with_backoff_then_resumes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """In process, on the fake clock: HubSpot rate-limits every try; the inbox is held off for
+    growing delays (logged once), and the first chunk processed after it recovers ends it."""
+    from agentio import FakeClock, make_rig
+
+    from reconciler.adapters.contacts import EmbeddedContacts, HubSpotContacts, LayeredContacts
+    from reconciler.services.agent import Agent
+    from reconciler.services.agent_holds import RECHECK_SECONDS
+
+    caplog.set_level(logging.INFO, "reconciler.agent")
+    clock = FakeClock(datetime.now(UTC))
+    with FakeHubSpotCrm(token="hs-right", contacts={"801": {
+            "meta_lead_id": "123456789012345"}}) as crm:
+        rig = make_rig(tmp_path, None, clock, CREATED, sender=object())
+        remote = HubSpotContacts(crm.base_url, "hs-right", sleep=clock.sleep, max_tries=2)
+        rig.agent = Agent(rig.provider, rig.store,
+                          LayeredContacts(remote, EmbeddedContacts(rig.store)), object(),
+                          clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+        try:
+            rig.agent.ingest_jsonl(write_jsonl(tmp_path / "s.jsonl", [
+                stage_line("801", "customer", clock() - timedelta(minutes=5))]))
+            crm.rate_limit_next(8, retry_after=0)
+            holds = []
+            for _ in range(4):
+                rig.agent.process_inbox()
+                holds.append(rig.agent.inbox_hold.until - clock.epoch())
+                assert rig.agent.process_inbox().processed == 0  # held: not even tried
+                clock.advance(seconds=holds[-1])
+            assert holds == [1.0, 2.0, 4.0, 8.0] and len(crm.rate_limited) == 0
+            assert max(holds) <= RECHECK_SECONDS
+            assert caplog.text.count("held off (contacts_unavailable)") == 1
+            assert rig.agent.status()["held"]["inbox"]["reason"] == "contacts_unavailable"
+            assert rig.agent.process_inbox().processed == 1
+            assert rig.agent.status()["held"] == {}
+            assert "inbox processing resumed" in caplog.text
+        finally:
+            remote.close()
+            rig.close()
