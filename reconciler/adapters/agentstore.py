@@ -14,9 +14,11 @@
   queued rows and dead letters stay. Safe for R16 as long as the cut-off is over 7 days back
   (``MIN_RETENTION_DAYS`` in ``services.agent``): an event re-delivered after its rows were
   pruned is too old to send and is dead-lettered ``too_old``, never sent twice.
-- ``skips``: counters per (reason, conversion event); ``paused_pixels``: pixels stopped by a
-  token or permission error (code 190/102/10/200-299), with the token's fingerprint so a new
-  token resumes them.
+- ``skips``: counters per (reason, conversion event); ``ingest_drops``: input fields dropped
+  at ingest (an invalid IP address or user agent), by reason; ``paused_pixels``: pixels that
+  cannot send (token unavailable, or a token or permission error: code 190/102/10/200-299),
+  with the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
+  the work held off, with why (the inbox while the contact source refuses it).
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
 disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +111,16 @@ class PausedPixel:
     paused_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A part of the agent's work held off (``target``, e.g. ``inbox``) and why."""
+
+    target: str
+    reason: str
+    message: str
+    since: str
+
+
 _CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
 PRUNE_BATCH = 2000
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
@@ -143,12 +155,18 @@ class AgentStore:
     # -- ingest -----------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[tuple[str, InboxEvent]],
-               contacts: Sequence[Contact] = ()) -> IngestResult:
-        """Store events (``(dedup key, event)``) and contact upserts in one committed
+               contacts: Sequence[Contact] = (),
+               drops: Mapping[str, int] | None = None) -> IngestResult:
+        """Store events (``(dedup key, event)``), contact upserts and the counts of input
+        fields dropped by the parser (``drops``: reason -> count) in one committed
         transaction; already-known keys are counted as duplicates and dropped."""
         now = _iso(self._clock())
         with self._write() as conn:
             self._upsert_contacts(conn, contacts, now)
+            if drops:
+                conn.executemany("INSERT INTO ingest_drops (reason, count) VALUES (?, ?) "
+                                 "ON CONFLICT (reason) DO UPDATE SET count = count + "
+                                 "excluded.count", sorted(drops.items()))
             cur = conn.executemany(
                 "INSERT OR IGNORE INTO inbox (dedup_key, kind, portal_id, body, received_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -261,22 +279,27 @@ class AgentStore:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    def due(self, now: float, limit: int, after_seq: int = 0) -> list[OutboxRow]:
+    def due(self, now: float, limit: int, after_seq: int = 0,
+            exclude: Collection[str] = ()) -> list[OutboxRow]:
         """Queued rows whose next attempt is due, oldest first, from ``after_seq`` on (so one
-        pass pages through the due rows and sees each once)."""
+        pass pages through the due rows and sees each once), leaving out the pixels in
+        ``exclude`` (held off)."""
+        skip, params = _excluding(exclude)
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = 'queued' "
-                                "AND next_attempt_at <= ? AND seq > ? ORDER BY seq LIMIT ?",
-                                (now, after_seq, limit)).fetchall()
+                                f"AND next_attempt_at <= ? AND seq > ?{skip} ORDER BY seq "
+                                "LIMIT ?", (now, after_seq, *params, limit)).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
                           r[7], r[8], bool(r[9]))
                 for r in rows]
 
-    def next_due(self) -> float | None:
-        """When the earliest queued row is due (epoch seconds), or None."""
+    def next_due(self, exclude: Collection[str] = ()) -> float | None:
+        """When the earliest queued row is due (epoch seconds), or None; the pixels in
+        ``exclude`` (held off) left out."""
+        skip, params = _excluding(exclude)
         with self._read() as conn:
             row = conn.execute("SELECT MIN(next_attempt_at) FROM outbox "
-                               "WHERE status = 'queued'").fetchone()
+                               f"WHERE status = 'queued'{skip}", params).fetchone()
         return None if row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
@@ -362,6 +385,25 @@ class AgentStore:
                                 "FROM paused_pixels ORDER BY pixel_id").fetchall()
         return {r[0]: PausedPixel(*r) for r in rows}
 
+    # -- holds ------------------------------------------------------------------------------
+
+    def hold(self, target: str, reason: str, message: str) -> None:
+        """Record that ``target`` (e.g. ``inbox``) is held off and why (for ``status``)."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO agent_holds (target, reason, message, since) "
+                         "VALUES (?, ?, ?, ?)", (target, reason, message, _iso(self._clock())))
+
+    def release(self, target: str) -> bool:
+        with self._write() as conn:
+            return conn.execute("DELETE FROM agent_holds WHERE target = ?",
+                                (target,)).rowcount > 0
+
+    def holds(self) -> dict[str, Hold]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT target, reason, message, since FROM agent_holds "
+                                "ORDER BY target").fetchall()
+        return {r[0]: Hold(*r) for r in rows}
+
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -382,10 +424,12 @@ class AgentStore:
                                      "GROUP BY reason ORDER BY reason"))
             oldest = conn.execute("SELECT MIN(created_at) FROM outbox "
                                   "WHERE status = 'queued'").fetchone()[0]
+            dropped = dict(conn.execute("SELECT reason, count FROM ingest_drops "
+                                        "ORDER BY reason"))
         return {"inbox": {"new": new, "processed": processed},
                 "outbox": {s: outbox.get(s, 0) for s in ("queued", "sent", "dead")},
                 "pixels": pixels, "skips": skips, "deadLetters": dead,
-                "oldestQueuedAt": oldest}
+                "droppedFields": dropped, "oldestQueuedAt": oldest}
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest dead letters: ids, reason and Meta's message (no payload: it holds PII
@@ -396,6 +440,33 @@ class AgentStore:
                                 "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def copy_to(self, path: str | Path) -> None:
+        """A consistent copy of the whole file at ``path`` (SQLite's online backup): what a
+        dry run works on, so the store itself is left exactly as it was."""
+        with self._mutex, self._translate():
+            target = sqlite3.connect(path)
+            try:
+                self._conn.backup(target)
+            finally:
+                target.close()
+
+    def pull_from(self, source: str | Path) -> None:
+        """Copy in the inbox rows and contact updates that the store at ``source`` gained
+        since (a dry run's copy keeping up with the store it was taken from, which is only
+        read). Rows already here are kept: their seq and dedup key are unique."""
+        with self._mutex, self._translate():
+            self._conn.execute("ATTACH DATABASE ? AS source", (str(source),))
+            try:
+                with sqlite_schema.immediate(self._conn) as conn:
+                    conn.execute("INSERT OR IGNORE INTO main.inbox SELECT * FROM source.inbox "
+                                 "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM main.inbox)")
+                    conn.execute("INSERT INTO main.contacts SELECT * FROM source.contacts "
+                                 "WHERE true ON CONFLICT (portal_id, contact_id) DO UPDATE SET "
+                                 "body = excluded.body, updated_at = excluded.updated_at "
+                                 "WHERE excluded.updated_at > contacts.updated_at")
+            finally:
+                self._conn.execute("DETACH DATABASE source")
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -429,6 +500,15 @@ class AgentStore:
             finally:
                 if not durable:
                     self._conn.execute("PRAGMA synchronous = FULL")
+
+
+def _excluding(pixels: Collection[str]) -> tuple[str, tuple[str, ...]]:
+    """A ``pixel_id NOT IN (...)`` condition and its parameters (none when nothing is held,
+    so the usual query is the plain one)."""
+    if not pixels:
+        return "", ()
+    return (" AND pixel_id NOT IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(sorted(pixels)).decode(),))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -7,7 +7,8 @@
   properties, the account's lead-id and ad-interaction properties (R5, R8), the predictive score
   (R13) and whatever the live events need (consent properties, R14; shared properties, R15).
   429 and 5xx are retried after ``Retry-After`` (or a growing pause) through the injected
-  ``sleep``, a bounded number of times; 401/403 are permanent.
+  ``sleep``, a bounded number of times; 401/403 are permanent. Either failure makes the agent
+  hold its inbox processing off with a reason (``services.agent_holds``), not retry in a loop.
 - ``LayeredContacts(primary, embedded)``: the primary source, with what the agent received
   itself (a form's fields, a JSONL upsert) laid over it.
 

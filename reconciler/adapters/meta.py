@@ -7,7 +7,8 @@ into the body without parsing them again): the token travels
 in the body, never in the URL, so no access log or exception message can show it. The answer
 comes back classified by ``core.backoff.classify_graph_error`` (``ok | retry | permanent |
 token``); timeouts and connection errors are ``retry``. One ``httpx.Client`` per sender keeps
-connections alive between batches; ``transport`` is the seam for tests.
+connections alive between batches; ``transport`` is the seam for tests. ``DryRunSender`` is the
+other destination: it writes each request to a file instead.
 """
 
 from __future__ import annotations
@@ -124,19 +125,32 @@ def _snippet(raw: bytes) -> str:
     return f"unexpected body: {text}" if text else "empty body"
 
 
-class DryRunWriter:
-    """``--dry-run FILE``: append each request that would be sent as one JSON line
-    ``{"pixelId": ..., "body": {"data": [...]}}`` (no token, ever)."""
+class DryRunSender:
+    """``--dry-run FILE``: a destination that writes instead of sending. Each request it is
+    given becomes one JSON line ``{"pixelId": ..., "body": {"data": [...]}}`` appended to FILE
+    (the token it is handed is never written), answered as Meta answers a request whose every
+    event was received. ``requests`` and ``events`` count what was written."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.requests = 0
+        self.events = 0
 
-    def write(self, pixel_id: str, events: Sequence[dict[str, Any]],
-              test_event_code: str | None = None) -> None:
-        line = orjson.dumps({"pixelId": pixel_id, "body": request_body(events, test_event_code)})
+    def send(self, pixel_id: str, events: Sequence[dict[str, Any]], token: str,
+             test_event_code: str | None = None) -> SendResult:
+        return self.send_encoded(pixel_id, [orjson.dumps(e) for e in events], token,
+                                 test_event_code)
+
+    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
+                     test_event_code: str | None = None) -> SendResult:
+        line = b"".join((b'{"pixelId":', orjson.dumps(pixel_id), b',"body":',
+                         encoded_body(events, None, test_event_code), b"}\n"))
         try:
             with self.path.open("ab") as out:
-                out.write(line + b"\n")
+                out.write(line)
         except OSError as exc:
             raise PermanentError(f"cannot write the dry-run file {self.path}: "
                                  f"{exc.strerror or exc}") from exc
+        self.requests += 1
+        self.events += len(events)
+        return SendResult("ok", events_received=len(events))

@@ -60,6 +60,9 @@ def ingest(file: str, state: str | None, store: str | None) -> None:
     app.out(f"Ingested {report.stored} event(s) and {report.contacts} contact(s) from "
             f"{report.lines} line(s); {report.duplicates} duplicate(s) dropped, "
             f"{len(report.errors)} bad line(s) skipped.")
+    if report.dropped:
+        app.out("Invalid fields dropped (the events kept): " + ", ".join(
+            f"{reason} {n}" for reason, n in sorted(report.dropped.items())) + ".")
     if report.errors:
         raise click.exceptions.Exit(1)
 
@@ -130,7 +133,8 @@ def freeze_startup_heap() -> None:
               "run one of each to use two cores on one store [env CONVCTL_AGENT_ROLE].")
 @click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Append each request as a JSON line to FILE instead of "
-              "sending (no token written; the outbox is left as it is).")
+              "sending. Works on a copy of the store taken at start: the store is left "
+              "exactly as it was; no token is read or written.")
 @run_options
 @state_option
 @store_option
@@ -139,6 +143,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
+    A pixel that cannot send (token unset, refused by Meta) is paused and held off, and a
+    contact source that refuses the agent holds the inbox off: `agent status` says why.
     SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
     re-sent with the same event_id, which Meta deduplicates).
     """
@@ -153,7 +159,11 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
             "agent running (role %s; polls every %g s)", role, handle.agent.config.poll_interval)
     try:
         handle.agent.run(once=once)
-        if once:
+        if handle.dry_run is not None:
+            App().out(f"Dry run: {handle.dry_run.requests} request(s) with "
+                      f"{handle.dry_run.events} event(s) written to {dry_run}; the store is "
+                      "left as it was.")
+        elif once:
             App().out(status_text(handle.agent.status()))
     finally:
         handle.close()
@@ -226,7 +236,11 @@ def status_text(data: dict[str, Any]) -> str:
     for pixel, info in sorted(data["paused"].items()):
         lines.append(f"Pixel {pixel}: PAUSED since {info['since']} ({info['reason']}): "
                      f"{info['message']}")
+    for target, info in sorted(data.get("held", {}).items()):
+        lines.append(f"{target.capitalize()} processing: HELD OFF since {info['since']} "
+                     f"({info['reason']}): {info['message']}")
     lines += _section("Skipped", data["skips"]) + _section("Dead letters", data["deadLetters"])
+    lines += _section("Dropped at ingest", data.get("droppedFields", {}))
     return "\n".join(lines)
 
 

@@ -10,6 +10,12 @@ Three inputs (hubspot-contract.md, issue 5):
 - The form-ingest body modelled on HubSpot Forms API v3 (``parse_form_ingest``).
 
 Errors raise ``CrmParseError`` naming the field and the problem, never echoing a value (PII).
+A form submission's client fields are checked at ingest, on every path (``client_fields``): an
+IP address that is not IPv4 or IPv6 (stdlib ``ipaddress``; zone ids refused) or a user agent
+that is not printable ASCII of at most ``MAX_USER_AGENT`` characters is dropped, not stored,
+and its reason kept in ``FormSubmission.dropped`` for the store to count (``agent status``):
+Meta refuses a whole batch for one bad ``client_ip_address``, and an e-mail address in that field
+would go to Meta in clear.
 ``source_id`` identifies the source event for ``event_id`` (capi.py): a form submission by its
 submission id, a stage change by its content (portal, contact, stage, time in ms), so a webhook
 and a JSONL back-fill of the same change yield the same ``event_id`` and Meta deduplicates them.
@@ -18,11 +24,12 @@ and a JSONL back-fill of the same change yield the same ``event_id`` and Meta de
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -33,6 +40,10 @@ MAX_WEBHOOK_EVENTS = 100
 LIFECYCLE_PROPERTY = "lifecyclestage"
 STAGE_CHANGE_TYPE = "contact.propertyChange"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_USER_AGENT: Final = 512  # longer than any browser's; a bound on what is stored and sent
+DropReason = Literal["invalid_ip_address", "invalid_user_agent"]
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII, no leading zero
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 class CrmParseError(PermanentError):
@@ -87,6 +98,8 @@ class FormSubmission:
     page_url: str | None = None
     ip_address: str | None = None
     user_agent: str | None = None
+    # what the parser dropped from the input (not part of the event: not stored, not compared)
+    dropped: tuple[DropReason, ...] = field(default=(), compare=False)
 
     @property
     def source_id(self) -> str:
@@ -135,6 +148,37 @@ class FormIngest:
 
     submission: FormSubmission
     contact: Contact
+
+
+def client_fields(ip: str | None, agent: str | None
+                  ) -> tuple[str | None, str | None, tuple[DropReason, ...]]:
+    """A submission's IP address (canonical form) and user agent, each None when absent or
+    invalid, and the reasons of what was dropped."""
+    dropped: list[DropReason] = []
+    ip = ip.strip() if ip else None
+    if ip and not _IPV4.fullmatch(ip):  # the usual dotted quad is canonical as it is
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            address = None
+        if address is None or getattr(address, "scope_id", None):
+            ip = None
+            dropped.append("invalid_ip_address")
+        else:
+            ip = str(address)
+    agent = agent.strip() if agent else None
+    if agent and not (len(agent) <= MAX_USER_AGENT and agent.isascii() and agent.isprintable()):
+        agent = None
+        dropped.append("invalid_user_agent")
+    return ip or None, agent or None, tuple(dropped)
+
+
+def _submission(portal: int, form_id: str, submission_id: str, contact_id: str,
+                submitted_at: datetime, page_url: str | None, ip: str | None,
+                agent: str | None) -> FormSubmission:
+    ip, agent, dropped = client_fields(ip, agent)
+    return FormSubmission(portal, form_id, submission_id, contact_id, submitted_at, page_url,
+                          ip, agent, dropped)
 
 
 def stage_source_id(portal_id: int, contact_id: str, stage: str, occurred_at: datetime) -> str:
@@ -348,7 +392,7 @@ def _fast_form(d: dict[str, Any], portal: int) -> FormSubmission | None:
             or type(contact_id) is not str or not contact_id or at is None
             or not (_opt_str(page) and _opt_str(ip) and _opt_str(agent))):
         return None
-    return FormSubmission(portal, form_id, sub_id, contact_id, at, page, ip, agent)
+    return _submission(portal, form_id, sub_id, contact_id, at, page, ip, agent)
 
 
 def _fast_contact(d: dict[str, Any], portal: int) -> Contact | None:
@@ -378,8 +422,8 @@ def _from_line(p: _ContactLine | _StageLine | _FormLine) -> Contact | StageChang
         at = p.occurredAt.astimezone(UTC)
         return StageChange(p.portalId, p.contactId, p.stage, at,
                            stage_source_id(p.portalId, p.contactId, p.stage, at))
-    return FormSubmission(p.portalId, p.formId, p.submissionId, p.contactId,
-                          p.submittedAt.astimezone(UTC), p.pageUrl, p.ipAddress, p.userAgent)
+    return _submission(p.portalId, p.formId, p.submissionId, p.contactId,
+                       p.submittedAt.astimezone(UTC), p.pageUrl, p.ipAddress, p.userAgent)
 
 
 def parse_webhook(body: bytes | str | list[Any]) -> list[WebhookRecord]:
@@ -436,7 +480,7 @@ def parse_form_ingest(body: bytes | str | Mapping[str, Any]) -> FormIngest:
     fields = {f.name: f.value for f in p.fields}
     submission_id = p.submissionId or _derived_submission_id(p, fields)
     contact_id = p.contactId or f"submission:{submission_id}"
-    submission = FormSubmission(
+    submission = _submission(
         p.portalId, p.formId, submission_id, contact_id, from_epoch_ms(p.submittedAt),
         p.context.pageUri, p.context.ipAddress, p.userAgent)
     contact = Contact(p.portalId, contact_id, fields,

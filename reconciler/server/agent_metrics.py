@@ -11,7 +11,12 @@ convctl_agent_outbox_events{state}             outbox rows: queued, sent, dead
 convctl_agent_pixel_outbox_events{pixel,state} the same per pixel
 convctl_agent_skips_total{reason}              CRM events that fired nothing, by reason (R4-R19)
 convctl_agent_dead_letters{reason}             dead letters by reason (retry-dead lowers it)
-convctl_agent_pixel_paused{pixel,reason}       1 per pixel paused by a token/permission error
+convctl_agent_pixel_paused{pixel,reason}       1 per pixel that cannot send: token, permission,
+                                               token_unavailable (other values: other)
+convctl_agent_inbox_held{reason}               1 while inbox processing is held off (contacts_
+                                               refused, contacts_unavailable, state_...)
+convctl_agent_dropped_fields_total{reason}     input fields dropped at ingest (invalid_ip_address,
+                                               invalid_user_agent)
 convctl_agent_pixels_held_off                  pixels waiting out a Retry-After / backoff
 convctl_agent_oldest_queued_age_seconds        age of the oldest queued row (0 when none)
 convctl_agent_running                          1 while this server's agent thread runs
@@ -30,6 +35,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from reconciler.errors import ConvctlError
+from reconciler.services.agent_holds import HOLD_REASONS
+from reconciler.services.delivery import PAUSE_REASONS
 
 log = logging.getLogger("convctl.server")
 StatusSource = Callable[[], dict[str, Any]]
@@ -52,12 +59,22 @@ def _age(oldest: str | None, now: datetime) -> float:
         return 0.0
 
 
+def _bounded(reason: object, known: tuple[str, ...]) -> str:
+    """A label value from a known set (``other`` for anything else: the set stays bounded)."""
+    return reason if isinstance(reason, str) and reason in known else "other"
+
+
 def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
     """The metric families of one status snapshot (pure: easy to test)."""
     skips = CounterMetricFamily("convctl_agent_skips", "CRM events that fired no conversion "
                                 "event, by reason code", labels=["reason"])
     for reason, n in sorted(status.get("skips", {}).items()):
         skips.add_metric([reason or "unknown"], float(n))
+    dropped = CounterMetricFamily("convctl_agent_dropped_fields", "Input fields dropped at "
+                                  "ingest (invalid IP address or user agent), by reason",
+                                  labels=["reason"])
+    for reason, n in sorted(status.get("droppedFields", {}).items()):
+        dropped.add_metric([reason], float(n))
     pixels = status.get("pixels", {})
     return [
         _gauge("convctl_agent_inbox_events", "Inbox rows by state", ["state"],
@@ -72,9 +89,14 @@ def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
                (([r or "unknown"], float(n))
                 for r, n in sorted(status.get("deadLetters", {}).items(),
                                    key=lambda kv: kv[0] or ""))),
-        _gauge("convctl_agent_pixel_paused", "Pixels paused by a token or permission error",
-               ["pixel", "reason"], (([p, str(info.get("reason", ""))], 1.0)
-                                     for p, info in sorted(status.get("paused", {}).items()))),
+        _gauge("convctl_agent_pixel_paused", "Pixels that cannot send: token unavailable, or "
+               "a token or permission error", ["pixel", "reason"],
+               (([p, _bounded(info.get("reason"), PAUSE_REASONS)], 1.0)
+                for p, info in sorted(status.get("paused", {}).items()))),
+        _gauge("convctl_agent_inbox_held", "1 while inbox processing is held off, by reason",
+               ["reason"], (([_bounded(info.get("reason"), HOLD_REASONS)], 1.0)
+                            for info in status.get("held", {}).values())),
+        dropped,
         GaugeMetricFamily("convctl_agent_pixels_held_off", "Pixels waiting out a Retry-After "
                           "or backoff", value=float(len(status.get("heldOff", {})))),
         GaugeMetricFamily("convctl_agent_oldest_queued_age_seconds", "Age of the oldest "

@@ -11,10 +11,12 @@
   build and check the payloads (``core.capi``), queue them (or dead-letter them with the
   validation reason), count the skip reasons and move the inbox cursor past the rows. A crash
   before the commit leaves the rows pending; the outbox's unique (event_id, conversion event)
-  pair makes reprocessing harmless.
+  pair makes reprocessing harmless. When the contact source or the state fails, processing is
+  held off a while with a reason (``services.agent_holds``) instead of retried at once.
 - ``deliver_once``: see ``services.delivery``.
-- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row or the poll
-  interval; ``stop()`` ends it after the current cycle. With ``role`` ``process`` or
+- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row of a pixel not
+  held off, or the poll interval: work that is held off never makes the agent spin; ``stop()``
+  ends it after the current cycle. With ``role`` ``process`` or
   ``deliver`` it does one half, so two processes can split the work on one store.
 
 ``clock`` (aware datetimes), ``sleep`` and ``rand`` are injected so tests run in zero time.
@@ -36,7 +38,6 @@ from typing import Any, Literal
 from reconciler.adapters.agentcodec import dedup_key as inbox_key
 from reconciler.adapters.agentstore import AgentStore, InboxRow, IngestResult, NewOutbox
 from reconciler.adapters.contacts import ContactSource
-from reconciler.adapters.meta import DryRunWriter
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
 from reconciler.core.capi import MAX_BATCH, PayloadBuilder, validate_payload
@@ -55,6 +56,7 @@ from reconciler.core.matching import Matcher, MatchResult
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, UsageError
+from reconciler.services.agent_holds import ContactSourceFailed, InboxHold
 from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 
 log = logging.getLogger("reconciler.agent")
@@ -75,7 +77,6 @@ class AgentConfig:
     inbox_chunk: int = 1000
     poll_interval: float = 1.0
     test_event_code: str | None = None
-    dry_run: Path | None = None
     policy: BackoffPolicy = DEFAULT_POLICY
     retention_days: int = DEFAULT_RETENTION_DAYS  # 0: keep every row
     role: Role = "all"
@@ -94,11 +95,13 @@ class IngestReport:
     duplicates: int = 0
     contacts: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)  # invalid fields, by reason
 
-    def add(self, result: IngestResult) -> None:
+    def add(self, result: IngestResult, drops: Counter[str] | None = None) -> None:
         self.stored += result.stored
         self.duplicates += result.duplicates
         self.contacts += result.contacts
+        self.dropped.update(drops or ())
 
 
 @dataclass
@@ -115,23 +118,21 @@ def _utc_now() -> datetime:
 
 class Agent:
     def __init__(self, provider: StateReader, store: AgentStore, contacts: ContactSource,
-                 sender: Sender | None, config: AgentConfig | None = None, *,
+                 sender: Sender, config: AgentConfig | None = None, *,
                  clock: Callable[[], datetime] = _utc_now,
                  sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
                  resolve: Callable[[SecretRef], str] = resolve_secret) -> None:
         self.config = config or AgentConfig()
-        if sender is None and self.config.dry_run is None:
-            raise UsageError("the agent needs a sender, or a dry-run file")
         self._provider, self._store, self._contacts = provider, store, contacts
         self._clock, self._sleep = clock, sleep
         self._stop = threading.Event()
         self._next_prune = 0.0
-        dry = DryRunWriter(self.config.dry_run) if self.config.dry_run else None
+        self.inbox_hold = InboxHold(store, self.config.policy)
         self.deliverer = Deliverer(
             store, provider, sender, clock=clock, rand=rand, policy=self.config.policy,
             resolve=resolve, batch_size=self.config.batch_size,
-            test_event_code=self.config.test_event_code, dry_run=dry)
+            test_event_code=self.config.test_event_code)
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -149,17 +150,22 @@ class Agent:
     # -- processing -------------------------------------------------------------------------
 
     def process_inbox(self, max_rows: int | None = None) -> ProcessReport:
-        """Match, build, check and queue new inbox rows, one transaction per chunk."""
+        """Match, build, check and queue new inbox rows, one transaction per chunk; nothing
+        while the inbox is held off (``InboxHold``: the contact source or the state failed)."""
         total = ProcessReport()
+        hold = self.inbox_hold
+        if hold.active(self._clock().timestamp()):
+            return total
         while max_rows is None or total.processed < max_rows:
             rows = self._store.pending(self.config.inbox_chunk)
             if not rows:
                 break
             try:
                 self._process_chunk(rows, total)
-            except ConvctlError as exc:  # contact source down, state busy: try next cycle
-                log.warning("inbox processing paused: %s", exc)
+            except ConvctlError as exc:  # contact source down, state busy: held off a while
+                hold.failed(exc, self._clock().timestamp())
                 break
+            hold.ok()
             if len(rows) < self.config.inbox_chunk:
                 break
         return total
@@ -196,7 +202,11 @@ class Agent:
         for portal, ids in wanted.items():
             account = accounts[portal]
             props = _needed_properties(account, live)
-            for cid, contact in self._contacts.fetch(account, sorted(ids), props).items():
+            try:
+                fetched = self._contacts.fetch(account, sorted(ids), props)
+            except ConvctlError as exc:
+                raise ContactSourceFailed(exc) from exc
+            for cid, contact in fetched.items():
                 found[(portal, cid)] = contact
         return found
 
@@ -223,10 +233,10 @@ class Agent:
 
     def prune_if_due(self) -> tuple[int, int]:
         """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox
-        rows older than the retention (``AgentStore.prune``); never in a dry run."""
+        rows older than the retention (``AgentStore.prune``)."""
         now = self._clock()
         days = self.config.retention_days
-        if not days or self.config.dry_run is not None or now.timestamp() < self._next_prune:
+        if not days or now.timestamp() < self._next_prune:
             return 0, 0
         self._next_prune = now.timestamp() + PRUNE_EVERY
         try:
@@ -240,12 +250,16 @@ class Agent:
         return inbox, outbox
 
     def _idle_delay(self) -> float:
-        if self.config.role != "deliver" and self._store.pending(1):
+        """0 while there is work this agent can do now; else until the next due row of a
+        pixel not held off, at most the poll interval. Held-off work (a paused pixel, a
+        refused contact source) never makes it 0: an agent that can send nothing idles."""
+        now = self._clock().timestamp()
+        if (self.config.role != "deliver" and not self.inbox_hold.active(now)
+                and self._store.pending(1)):
             return 0.0
         if self.config.role == "process":
             return self.config.poll_interval
-        now = self._clock().timestamp()
-        due = self._store.next_due()
+        due = self._store.next_due(self.deliverer.held(now))
         wait = self.config.poll_interval if due is None else max(0.0, due - now)
         return min(wait, self.config.poll_interval)
 
@@ -255,7 +269,7 @@ class Agent:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return agent_status(self._store, self.deliverer.holdoff)
+        return agent_status(self._store, self.deliverer.held_off(self._clock().timestamp()))
 
     def retry_dead(self, reason: str | None = None) -> int:
         return self._store.retry_dead(reason)
@@ -271,19 +285,23 @@ def ingest_forms(store: AgentStore, forms: Iterable[FormIngest]) -> IngestResult
     """Store form submissions and the contact fields they carried in one transaction."""
     items: list[tuple[str, StageChange | FormSubmission]] = []
     contacts: list[Contact] = []
+    drops: Counter[str] = Counter()
     for form in forms:
         items.append((inbox_key(form.submission), form.submission))
+        drops.update(form.submission.dropped)
         if form.contact.properties or form.contact.fbc:
             contacts.append(form.contact)
-    return store.ingest(items, contacts)
+    return store.ingest(items, contacts, drops)
 
 
 def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> IngestReport:
-    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped. Each
-    chunk of lines is committed before the next is read."""
+    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped; invalid
+    client fields are dropped and counted (``FormSubmission.dropped``). Each chunk of lines is
+    committed before the next is read."""
     report = IngestReport()
     items: list[tuple[str, StageChange | FormSubmission]] = []
     contacts: list[Contact] = []
+    drops: Counter[str] = Counter()
     for number, line in _lines(path):
         report.lines += 1
         try:
@@ -295,19 +313,24 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
             contacts.append(parsed)
         else:
             items.append((inbox_key(parsed), parsed))
+            if isinstance(parsed, FormSubmission) and parsed.dropped:
+                drops.update(parsed.dropped)
         if len(items) + len(contacts) >= chunk:
-            report.add(store.ingest(items, contacts))
-            items, contacts = [], []
-    report.add(store.ingest(items, contacts))
+            report.add(store.ingest(items, contacts, drops), drops)
+            items, contacts, drops = [], [], Counter()
+    report.add(store.ingest(items, contacts, drops), drops)
     return report
 
 
 def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> dict[str, Any]:
-    """The store's counts plus paused pixels (and, in a running agent, held-off pixels)."""
+    """The store's counts plus paused pixels and held-off work (and, in a running agent,
+    pixels waiting out a backoff)."""
     status = store.status()
     status["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
                                      "since": p.paused_at}
                         for p in store.paused_pixels().values()}
+    status["held"] = {h.target: {"reason": h.reason, "message": h.message, "since": h.since}
+                      for h in store.holds().values()}
     status["heldOff"] = dict(holdoff or {})
     return status
 

@@ -4,29 +4,46 @@ Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unl
 ``--no-agent``). The agent store lives in the SQLite state file when the state is
 ``sqlite:///PATH``; with another state backend it needs its own file (``--store`` /
 ``CONVCTL_AGENT_STORE``, default ``.convctl/agent.db``).
+
+A dry run (``dry_run``: a file) leaves the store exactly as it was: the agent works on a copy of
+it taken at start (SQLite's online backup, in a temporary folder removed on close) that pulls in
+what the store's inbox gains meanwhile (``DryRunStore``: events ingested by ``convctl serve``
+reach a dry-run agent too), and sends to a ``DryRunSender``, which writes each request to the
+file. Paused pixels are resumed in the copy, and no token is read: the file shows every request
+the queue holds, with no token in it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.agentstore import AgentStore, InboxRow
 from reconciler.adapters.contacts import (
     ContactSource,
     EmbeddedContacts,
     HubSpotContacts,
     LayeredContacts,
 )
-from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphSender
+from reconciler.adapters.meta import (
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    DryRunSender,
+    GraphSender,
+)
+from reconciler.adapters.secrets import resolve_secret
 from reconciler.adapters.state import open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
+from reconciler.core.models import SecretRef
 from reconciler.errors import UsageError
 from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig, Role
+from reconciler.services.delivery import Sender
 
 DEFAULT_STORE = ".convctl/agent.db"
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
@@ -57,6 +74,7 @@ class AgentHandle:
     agent: Agent
     store: AgentStore
     closers: list[Callable[[], None]] = field(default_factory=list)
+    dry_run: DryRunSender | None = None
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -84,24 +102,70 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
     provider = open_provider(settings.state)
     closers: list[Callable[[], None]] = [provider.close]
     try:
-        store = AgentStore(store_path(settings.state, settings.store), clock=now)
-        closers.append(store.close)
+        store, sender, resolve = _store_and_destination(settings, now, closers)
         contacts = _contacts(settings, store, closers)
-        sender = None
-        if settings.dry_run is None:
-            sender = GraphSender(settings.meta_base_url, settings.api_version,
-                                 timeout=settings.timeout, clock=now)
-            closers.append(sender.close)
         config = AgentConfig(batch_size=settings.batch_size,
                              poll_interval=settings.poll_interval,
                              retention_days=settings.retention_days, role=settings.role,
-                             test_event_code=settings.test_event_code, dry_run=settings.dry_run)
-        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
+                             test_event_code=settings.test_event_code)
+        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep,
+                      resolve=resolve)
     except BaseException:
         for close in reversed(closers):
             close()
         raise
-    return AgentHandle(agent, store, closers)
+    dry = sender if isinstance(sender, DryRunSender) else None
+    return AgentHandle(agent, store, closers, dry)
+
+
+def _store_and_destination(settings: AgentSettings, now: Callable[[], datetime],
+                           closers: list[Callable[[], None]]
+                           ) -> tuple[AgentStore, Sender, Callable[[SecretRef], str]]:
+    """The store, where batches go and how tokens are read: the store and Meta; or, for a
+    dry run, a copy of the store (paused pixels resumed), the dry-run file and no token."""
+    path = store_path(settings.state, settings.store)
+    if settings.dry_run is None:
+        store = AgentStore(path, clock=now)
+        closers.append(store.close)
+        graph = GraphSender(settings.meta_base_url, settings.api_version,
+                            timeout=settings.timeout, clock=now)
+        closers.append(graph.close)
+        return store, graph, resolve_secret
+    copy = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
+    closers.append(copy.close)
+    for pixel in copy.paused_pixels():
+        copy.resume_pixel(pixel)
+    return copy, DryRunSender(settings.dry_run), _no_token
+
+
+class DryRunStore(AgentStore):
+    """A dry run's copy of the store at ``source``: before it lists new inbox rows it pulls in
+    those the store gained since (``AgentStore.pull_from``), so a dry-run agent keeps up."""
+
+    def __init__(self, path: Path, source: Path, clock: Callable[[], datetime]) -> None:
+        super().__init__(path, clock=clock)
+        self.source = source
+
+    def pending(self, limit: int) -> list[InboxRow]:
+        self.pull_from(self.source)
+        return super().pending(limit)
+
+
+def _dry_run_copy(path: Path, closers: list[Callable[[], None]]) -> Path:
+    """A copy of the store at ``path`` for a dry run to work on (removed on close)."""
+    folder = Path(tempfile.mkdtemp(prefix="convctl-dry-run-"))
+    closers.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    original = AgentStore(path)
+    try:
+        original.copy_to(folder / "agent.db")
+    finally:
+        original.close()
+    return folder / "agent.db"
+
+
+def _no_token(ref: SecretRef) -> str:
+    """A dry run reads no token: its destination is handed this placeholder, never writes it."""
+    return "dry-run"
 
 
 def _contacts(settings: AgentSettings, store: AgentStore,

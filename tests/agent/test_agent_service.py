@@ -27,9 +27,11 @@ from agentio import (
 )
 from fakes.graph import FakeGraph
 
+from reconciler.adapters.agentstore import NewOutbox
 from reconciler.core.live import EventWrite
 from reconciler.errors import UsageError
 from reconciler.services.agent import AgentConfig
+from reconciler.services.delivery import RECHECK_SECONDS
 
 
 @pytest.fixture
@@ -154,6 +156,9 @@ def test_token_error_pauses_the_pixel_until_the_token_changes(
     graph.token = "rotated-token"
     monkeypatch.setitem(TOKENS, "ACME_META_TOKEN", "rotated-token")
     rig.agent.run(once=True)
+    assert not graph.unique  # a paused pixel's token is read again every RECHECK_SECONDS
+    rig.clock.advance(seconds=RECHECK_SECONDS)
+    rig.agent.run(once=True)
     assert len(graph.unique) == 3 and not rig.agent.status()["paused"]
 
 
@@ -161,10 +166,16 @@ def test_one_invalid_event_does_not_sink_its_neighbours(rig: Rig, graph: FakeGra
                                                         tmp_path: Path) -> None:
     lines = [contact_line(f"6{i:02d}") for i in range(9)]
     lines += [form_line(f"s{i}", f"6{i:02d}", at(30 - i)) for i in range(9)]
-    lines[9 + 4]["ipAddress"] = "999.1.1.1"  # our checks let it through; Meta refuses it
     rig.agent.ingest_jsonl(write_jsonl(tmp_path / "f.jsonl", lines))
+    rig.agent.process_inbox()
+    # A row queued by an agent that did not check IP addresses at ingest yet: Meta refuses it.
+    row = rig.store.due(rig.clock.epoch(), 100)[4]
+    bad = {**row.payload, "event_id": "legacy-1",
+           "user_data": {**row.payload["user_data"], "client_ip_address": "999.1.1.1"}}
+    rig.store.commit_processed([], [NewOutbox(row.conversion_event_id, "legacy-1", row.account,
+                                              row.pixel_id, bad)], {})
     rig.agent.run(once=True)
-    assert len(graph.unique) == 8
+    assert len(graph.unique) == 9
     dead = rig.store.dead_letters()
     assert len(dead) == 1 and dead[0]["reason"] == "rejected"
     assert "client_ip_address is not an IP address" in dead[0]["error"]
@@ -209,31 +220,6 @@ def test_disabling_an_event_stops_its_sending_at_once(rig: Rig, graph: FakeGraph
     rig.agent.deliver_once()
     assert names(graph) == ["Demo booked"]
     assert rig.agent.status()["deadLetters"] == {"deleted": 1, "disabled": 1}
-
-
-def test_dry_run_writes_requests_without_token_and_keeps_the_outbox(
-        tmp_path: Path, graph: FakeGraph, clock: FakeClock) -> None:
-    out = tmp_path / "dry.jsonl"
-    rig = make_rig(tmp_path, None, clock, T_CREATED, dry_run=out)
-    try:
-        rig.agent.ingest_jsonl(feed(tmp_path))
-        rig.agent.run(once=True)
-        rig.agent.run(once=True)  # the same process writes a row once
-    finally:
-        rig.close()
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [x["pixelId"] for x in lines] == [ACME_PIXEL]
-    assert set(lines[0]) == {"pixelId", "body"} and set(lines[0]["body"]) == {"data"}
-    assert len(lines[0]["body"]["data"]) == 3
-    assert "token" not in out.read_text().lower()
-    assert not graph.requests
-    real = make_rig(tmp_path, graph.base_url, clock, T_CREATED)
-    try:
-        assert real.agent.status()["outbox"]["queued"] == 3
-        real.agent.run(once=True)
-    finally:
-        real.close()
-    assert len(graph.unique) == 3
 
 
 def test_batches_of_at_most_batch_size_per_pixel(tmp_path: Path, graph: FakeGraph,
@@ -309,7 +295,7 @@ def test_retention_drops_old_processed_and_sent_rows_only(rig: Rig, graph: FakeG
     letters and queued rows stay; the same events delivered again are not sent twice."""
     lines = [contact_line(f"6{i:02d}") for i in range(3)]
     lines += [form_line(f"s{i}", f"6{i:02d}", at(30 - i)) for i in range(3)]
-    lines[3 + 1]["ipAddress"] = "999.1.1.1"  # Meta refuses it: a dead letter
+    lines[3 + 1]["userAgent"] = None  # a website event needs one: a dead letter
     path = write_jsonl(tmp_path / "f.jsonl", lines)
     rig.agent.ingest_jsonl(path)
     rig.agent.run(once=True)  # the first cycle's retention pass: nothing is old yet
@@ -330,7 +316,7 @@ def test_retention_drops_old_processed_and_sent_rows_only(rig: Rig, graph: FakeG
     rig.agent.run(once=True)
     assert len(graph.unique) == 3 and graph.duplicates == 0  # 2 old + the late one, once each
     status = rig.agent.status()
-    assert status["deadLetters"] == {"rejected": 1, "too_old": 2}  # the two pruned, sent ones
+    assert status["deadLetters"] == {"missing_user_agent": 1, "too_old": 2}  # 2: pruned, sent
     assert status["skips"]["duplicate"] == 1  # the kept dead letter still deduplicates
 
 

@@ -87,6 +87,12 @@ def test_token_in_query_is_accepted(graph: FakeGraph) -> None:
     ([event(custom_data={"value": "40"})], 2804001, "custom_data.value"),
     ([event(user_data={"em": H, "client_user_agent": "UA", "client_ip_address": "x"})], 2804001,
      "client_ip_address"),
+    ([event(), event(event_id="e2", user_data={"em": H, "client_user_agent": "UA",
+                                               "client_ip_address": "999.999.1.1"})],
+     2804001, "event 1: user_data.client_ip_address"),
+    ([event(user_data={"em": H, "client_user_agent": "UA",
+                       "client_ip_address": "john.doe@example.com"})], 2804001,
+     "client_ip_address"),
     ([event(event_time=NOW + 3600)], 2804004, "future"),
     ([], 2804001, "non-empty"),
 ])
@@ -166,6 +172,10 @@ def test_faults_on_demand() -> None:
                        json={"data": [event(event_id="slow")], "access_token": "tok"})
         time.sleep(0.6)
         assert "slow" in graph.event_ids()  # a slow server still accepted it
+        graph.fail_next("short", received=1)
+        short = post(graph, [event(event_id="short-1"), event(event_id="short-2")])
+        assert (short.status_code, short.json()["events_received"]) == (200, 1)
+        assert "short-1" in graph.event_ids() and "short-2" not in graph.event_ids()
 
 
 def test_unknown_path_is_refused(graph: FakeGraph) -> None:

@@ -16,7 +16,9 @@ Accepted events are recorded raw (``receipts``: every arrival) and deduplicated 
 (``unique``: (pixel, event_name, event_id) counted once). ``fail_next`` injects faults for the
 next requests: ``500``, ``613`` (rate limit, ``is_transient``, ``Retry-After``), ``190``,
 ``slow`` (answer after ``delay`` seconds, the events still accepted, as a real slow server
-would) and ``drop`` (close the connection without an answer, nothing accepted).
+would), ``drop`` (close the connection without an answer, nothing accepted) and ``short``
+(a valid request of which only the first ``received`` events are accepted, answered
+``200 {"events_received": received}``: Meta's answer when it lost events).
 
 Subcodes other than 2804050 are this fake's choice; clients must classify by ``code``.
 """
@@ -188,9 +190,10 @@ class QuietServer(ThreadingHTTPServer):
 
 @dataclass
 class Fault:
-    kind: str  # 500 | 613 | 190 | slow | drop
+    kind: str  # 500 | 613 | 190 | slow | drop | short
     retry_after: float | None = None
     delay: float = 0.0
+    received: int = 0  # short: how many events of the request are accepted
 
 
 @dataclass
@@ -246,9 +249,10 @@ class FakeGraph:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def fail_next(self, kind: str, times: int = 1, *, retry_after: float | None = None,
-                  delay: float = 0.0) -> None:
+                  delay: float = 0.0, received: int = 0) -> None:
         with self._mutex:
-            self.faults.extend(Fault(kind, retry_after, delay) for _ in range(times))
+            self.faults.extend(Fault(kind, retry_after, delay, received)
+                               for _ in range(times))
 
     # -- what arrived -------------------------------------------------------------------------
 
@@ -273,9 +277,10 @@ class FakeGraph:
         with self._mutex:
             return self.faults.pop(0) if self.faults else None
 
-    def handle(self, path: str, body: bytes, content_type: str) -> tuple[int, dict[str, Any],
-                                                                          dict[str, str]]:
-        """One request -> (status, JSON answer, extra headers)."""
+    def handle(self, path: str, body: bytes, content_type: str, accept: int | None = None
+               ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """One request -> (status, JSON answer, extra headers); ``accept``: only that many of
+        a valid request's events are accepted (and counted in ``events_received``)."""
         url = urllib.parse.urlsplit(path)
         match = PATH.fullmatch(url.path)
         if match is None:
@@ -291,6 +296,7 @@ class FakeGraph:
         except Reject as rej:
             self._log(RequestLog(pixel, 0, rej.status, None, False))
             return rej.status, rej.envelope(), {}
+        events = events if accept is None else events[:accept]
         self._accept(pixel, events)
         self._log(RequestLog(pixel, len(events), 200, fields.get("test_event_code"), form))
         return 200, {"events_received": len(events), "messages": [],
@@ -366,7 +372,10 @@ def _handler(graph: FakeGraph) -> type[BaseHTTPRequestHandler]:
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
                 fault = None
-            if fault is not None:
+            if fault is not None and fault.kind == "short":
+                status, answer, headers = graph.handle(
+                    self.path, body, self.headers.get("content-type", ""), fault.received)
+            elif fault is not None:
                 status, answer, headers = fault_answer(fault)
                 graph._log(RequestLog("", 0, status, None, False))
             else:

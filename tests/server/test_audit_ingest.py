@@ -28,11 +28,12 @@ class BrokenInbox(AgentStore):
 
     broken = True
 
-    def ingest(self, items: Sequence[Any], contacts: Sequence[Any] = ()) -> IngestResult:
+    def ingest(self, items: Sequence[Any], contacts: Sequence[Any] = (),
+               drops: Any = None) -> IngestResult:
         if self.broken:
             from reconciler.errors import StateError
             raise StateError("database is locked (jane@example.com)")
-        return super().ingest(items, contacts)
+        return super().ingest(items, contacts, drops)
 
 
 @pytest.fixture

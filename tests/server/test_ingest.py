@@ -5,6 +5,7 @@ and the 503s of an unconfigured server."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,26 @@ def test_unconfigured_webhooks_are_503(tmp_path: Path) -> None:
     with TestClient(_app(tmp_path, None)) as c:
         response = post(c, "http://testserver/v1/webhooks/hubspot", [stage_event(1)])
     assert error(response) == (503, "webhooks_not_configured")
+
+
+def test_an_invalid_ip_or_user_agent_is_dropped_counted_never_stored(
+        hooks: Server, inbox: AgentStore) -> None:
+    """Issue 10, item 15: the form is stored, without the bad fields, which are counted."""
+    before = inbox.status()["droppedFields"]
+    body = form("s-ip", context={"ipAddress": "john.doe@example.com",
+                                 "pageUri": "https://acme.example/demo"},
+                userAgent="Mozilla/5.0\r\nX-Injected: 1")
+    with hooks.client("ingest") as ingest:
+        response = ingest.post("/v1/ingest/forms", json=body)
+    assert (response.status_code, response.json()) == (202, {"accepted": 1, "duplicates": 0})
+    after = inbox.status()["droppedFields"]
+    for reason in ("invalid_ip_address", "invalid_user_agent"):
+        assert after[reason] == before.get(reason, 0) + 1
+    [row] = [r.event for r in inbox.pending(1000)
+             if getattr(r.event, "submission_id", "") == "s-ip"]
+    assert (row.ip_address, row.user_agent) == (None, None)  # type: ignore[union-attr]
+    conn = sqlite3.connect(inbox.path)
+    try:
+        assert not any("john.doe" in line for line in conn.iterdump())
+    finally:
+        conn.close()

@@ -131,6 +131,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE inbox DROP COLUMN status",
         "ALTER TABLE inbox DROP COLUMN processed_at",
     ),
+    (  # 4 -> 5: why the agent holds off a part of its work (the inbox while the contact source
+       # refuses it, ...) for `agent status`, and the input fields dropped at ingest, by reason
+        """CREATE TABLE agent_holds (
+            target TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            since TEXT NOT NULL)""",
+        """CREATE TABLE ingest_drops (
+            reason TEXT PRIMARY KEY,
+            count INTEGER NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence"}
