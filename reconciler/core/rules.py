@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from reconciler.core.models import NAME_PATTERN, Account, ConversionEvent
 from reconciler.core.quota import limit_for
+from reconciler.core.redaction import looks_like_token
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
 from reconciler.core.vocabulary import (
@@ -62,6 +63,16 @@ def _check_name(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
         diags.error("E106", f"invalid name '{name}': use lowercase letters, digits and '-', "
                     "starting and ending with a letter or digit, at most 63 characters",
                     doc.at("metadata", "name"))
+    _check_labels(doc, diags)
+
+
+def _check_labels(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    for key, value in doc.model.metadata.labels.items():
+        if looks_like_token(value):
+            # Labels are printed by plan, `events show` and the API: never store a token there.
+            diags.error("E104", f"label '{key}' holds what looks like an access token (value not "
+                        "shown); labels are not secret, keep tokens in {env: NAME} references",
+                        doc.at("metadata", "labels", key))
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, AccountDoc]:

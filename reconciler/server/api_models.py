@@ -73,8 +73,11 @@ class Health(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. quota_exceeded.")
+    code: str = Field(description="Stable machine-readable code, e.g. quota_exceeded; for a "
+                      "write the manifest rules refuse, validate's code, e.g. E304.")
     message: str = Field(description="One line for a human.")
+    rule: str | None = Field(default=None, description="The domain rule a refused write "
+                             "breaks, e.g. R6 (422 with an E code).")
     lock: dict[str, Any] | None = Field(default=None, description="The lock holder (423).")
     details: list[dict[str, Any]] | None = Field(default=None,
                                                  description="Validation errors (422).")
