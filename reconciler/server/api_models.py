@@ -32,7 +32,8 @@ class AccountPut(_Body):
 class EventCreate(_Body):
     """``POST /v1/accounts/{name}/events``: an ``EventWrite`` whose account is the path's."""
 
-    name: str = Field(min_length=1, max_length=200, description="Event name, unique per account.")
+    name: str = Field(description="Event name, unique per account; the name rule is checked "
+                      "with the manifest rules (422 E106).")
     spec: EventSpec = Field(description="The event's settings, as in its manifest.")
     labels: dict[str, str] = Field(default_factory=dict)
     api: Literal["enhanced", "legacy"] = "enhanced"

@@ -30,6 +30,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from reconciler import __version__
+from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import LockInfo
@@ -102,6 +103,8 @@ class HttpProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
+        # Checked here too: a name such as "../x" cannot travel as one path segment.
+        rules.check_account_rules(name, spec, labels)
         body = {"spec": spec.model_dump(mode="json", by_alias=True), "labels": labels}
         response = self._call("PUT", f"/v1/accounts/{_seg(name)}", body=body,
                               version=expected_version)
