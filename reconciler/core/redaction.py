@@ -15,7 +15,9 @@ import re
 MASK = "***redacted***"
 TOKEN = re.compile(r"EAA[A-Za-z0-9]{20,}|cvt_[A-Za-z0-9_-]{16,}")
 """A Meta access token or a ``cvt_`` control-plane token, anywhere in a text."""
+_TOKEN_BYTES = re.compile(TOKEN.pattern.encode())
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNSAFE_IN_JSON = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def looks_like_token(text: str) -> bool:
@@ -28,6 +30,12 @@ def mask_tokens(text: str) -> str:
     return TOKEN.sub(MASK, text)
 
 
+def mask_tokens_bytes(data: bytes) -> bytes:
+    """``mask_tokens`` for serialized JSON: a token's characters never need escaping in JSON,
+    so masking the bytes masks every string value (and key) in the document."""
+    return _TOKEN_BYTES.sub(MASK.encode(), data)
+
+
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\u{ord(char):04x}")
@@ -38,3 +46,9 @@ def printable(text: str) -> str:
     (``\\n``, ``\\u202e``): one line, read in the order it is stored."""
     masked = mask_tokens(text)
     return masked if masked.isascii() and masked.isprintable() else _UNSAFE.sub(_escape, masked)
+
+
+def printable_json(text: str) -> str:
+    """Serialized JSON masked, with the characters a JSON encoder leaves raw (C1 controls, bidi
+    controls) written as ``\\uXXXX`` escapes: the same JSON value, safe on a terminal."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", mask_tokens(text))
