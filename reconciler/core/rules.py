@@ -138,11 +138,11 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
         forms.add(form.id)
     stages: set[str] = set()
     for i, stage in enumerate(spec.custom_lifecycle_stages):
-        where = doc.at("spec", "customLifecycleStages", i, "id")
-        if not _DIGITS.match(stage.id):
-            diags.error("E207", f"custom stage id '{stage.id}' must be numeric", where, "R6")
-        elif stage.id in stages:
-            diags.error("E207", f"custom stage id '{stage.id}' is listed twice", where, "R6")
+        problem = ("must be numeric" if not _DIGITS.match(stage.id)
+                   else "is listed twice" if stage.id in stages else None)
+        if problem:  # the position only when needed: every event write checks its account
+            diags.error("E207", f"custom stage id '{stage.id}' {problem}",
+                        doc.at("spec", "customLifecycleStages", i, "id"), "R6")
         stages.add(stage.id)
 
 

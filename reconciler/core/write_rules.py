@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core import rules, validate
-from reconciler.core.models import API_VERSION, AccountSpec, EventSpec
-from reconciler.core.source import RawDocument, SourceMap
+from reconciler.core.models import API_VERSION, Account, AccountSpec, EventSpec, Metadata
+from reconciler.core.source import Located, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostic, Diagnostics
 
 _ACCOUNT, _EVENT = "<account>", "<event>"
@@ -30,9 +30,13 @@ def _document(kind: str, name: str, labels: Mapping[str, str], spec: dict[str, A
             "metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
 
 
-def _findings(docs: list[RawDocument], source: str) -> list[Diagnostic]:
+def _findings(docs: list[RawDocument], source: str, account: Account | None = None
+              ) -> list[Diagnostic]:
     diags = Diagnostics()
-    rules.check(validate.build(docs, diags), diags)
+    manifests = validate.build(docs, diags)
+    if account is not None:  # already a validated model: not parsed again for every event
+        manifests.accounts.insert(0, Located(account, SourceMap(_ACCOUNT)))
+    rules.check(manifests, diags)
     return [d for d in diags.errors if d.code not in _BACKEND_RULES
             and d.location is not None and d.location.file == source]
 
@@ -53,5 +57,8 @@ def event_findings(account: str, account_spec: AccountSpec, name: str, spec: Eve
     """The errors ``validate`` reports for this event's ConversionEvent manifest, next to its
     account's manifest (findings about the account itself are not the event's)."""
     event = _document("ConversionEvent", name, labels, spec.model_dump(mode="json", by_alias=True))
-    return _findings([_account_doc(account, account_spec, {}),
-                      RawDocument(event, SourceMap(_EVENT))], _EVENT)
+    model = Account.model_construct(api_version="convctl/v1", kind="Account",
+                                    metadata=Metadata.model_construct(name=account, labels={},
+                                                                      renamed_from=None),
+                                    spec=account_spec)
+    return _findings([RawDocument(event, SourceMap(_EVENT))], _EVENT, model)
