@@ -10,7 +10,7 @@ import pytest
 from statekit import account_spec, form_event, lifecycle_event
 
 from reconciler.core.live import EventWrite
-from reconciler.core.models import AccountSpec, EventSpec
+from reconciler.core.models import EventSpec
 from reconciler.core.provider import Provider
 from reconciler.errors import RuleViolationError
 
@@ -129,10 +129,6 @@ def test_replace_may_park_the_old_event_under_its_parked_name(provider: Provider
         provider.update_event(live.id, write.model_copy(update={"name": "x.replaced-ev_1"}), 2)
 
 
-def _bad_account(**overrides: Any) -> AccountSpec:
-    return account_spec(**overrides)
-
-
 @pytest.mark.parametrize(("overrides", "code", "rule"), [
     ({"facebook": {"businessId": "12", "pixelId": "123456789012345", "adAccounts": ["act_1"],
                    "accessToken": {"env": "T"}}}, "E110", "R2"),
@@ -149,7 +145,7 @@ def _bad_account(**overrides: Any) -> AccountSpec:
 def test_account_writes_are_checked(provider: Provider, overrides: dict[str, Any], code: str,
                                     rule: str | None) -> None:
     with pytest.raises(RuleViolationError) as caught:
-        provider.put_account("acme", _bad_account(**overrides), {}, None)
+        provider.put_account("acme", account_spec(**overrides), {}, None)
     assert (caught.value.code, caught.value.rule) == (code, rule)
     assert META_TOKEN not in str(caught.value)
     assert provider.list_accounts() == []
@@ -160,4 +156,12 @@ def test_account_names_are_checked(provider: Provider, name: str) -> None:
     with pytest.raises(RuleViolationError) as caught:
         provider.put_account(name, account_spec(), {}, None)
     assert caught.value.code == "E106"
+    assert provider.list_accounts() == []
+
+
+@pytest.mark.parametrize("token", [META_TOKEN, CVT_TOKEN])
+def test_token_in_an_account_label_is_refused(provider: Provider, token: str) -> None:
+    with pytest.raises(RuleViolationError) as caught:
+        provider.put_account("acme", account_spec(), {"owner": token}, None)
+    assert caught.value.code == "E104" and token not in str(caught.value)
     assert provider.list_accounts() == []
