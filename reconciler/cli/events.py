@@ -133,6 +133,7 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
     refused, as a plan would refuse it (E401), unless --force."""
     from reconciler.adapters.state import open_provider
     from reconciler.errors import UsageError
+    from reconciler.render.redact import printable
 
     provider = open_provider(state)
     try:
@@ -144,10 +145,8 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
             if not sys.stdin.isatty():
                 raise UsageError(f"no terminal to confirm deleting {ev.account}/{ev.name} on; "
                                  "pass --yes")
-            click.confirm(f"Delete {ev.account}/{ev.name} ({ev.id})?", abort=True)
+            click.confirm(printable(f"Delete {ev.account}/{ev.name} ({ev.id})?"), abort=True)
         provider.delete_event(ev.id, ev.version)
     finally:
         provider.close()
-    from reconciler.render.redact import printable
-
     App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) deleted."))

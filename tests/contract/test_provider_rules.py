@@ -1,6 +1,8 @@
 """Every backend refuses the writes ``convctl validate`` refuses, with validate's code and R-rule
-(issue 10 item 9, item 12): one attack per test, run on memory, sqlite, http and a real
-``convctl serve``. A refused write changes nothing."""
+(issue 10 item 9, item 12): one attack per test, run on memory, sqlite and http (the server app
+behind the test harness). A refused write changes nothing. The real ``convctl serve`` gets the
+same attacks in ``tests/server/test_server_rules.py`` and the property in
+``test_rules_property.py`` (one server each, not one per case)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ CVT_TOKEN = "cvt_" + "Q7-vK_2m" * 4
 # write path runs validate's own checks, so the fix flows here; drop the mark after the merge.
 TODO_H2 = pytest.mark.xfail(reason="validate accepts it until issue 10 items 4/6 land",
                             strict=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_per_case(request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params.get("provider") == "serve":
+        pytest.skip("one `convctl serve` per case is slow: see tests/server/test_server_rules.py")
 
 
 def _acme(provider: Provider) -> None:
