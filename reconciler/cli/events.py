@@ -74,7 +74,7 @@ def show(ref: str, state: str | None) -> None:
     import orjson
 
     from reconciler.adapters.state import open_provider
-    from reconciler.render.redact import printable_json, redact
+    from reconciler.render.redact import printable_lines, redact
 
     provider = open_provider(state)
     try:
@@ -84,7 +84,7 @@ def show(ref: str, state: str | None) -> None:
     data = redact(ev.model_dump(mode="json", by_alias=True))
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
-    App().out(printable_json(text))
+    App().out(printable_lines(text))
 
 
 def _toggle(ref: str, state: str | None, enabled: bool) -> None:

@@ -17,7 +17,10 @@ TOKEN = re.compile(r"EAA[A-Za-z0-9]{20,}|cvt_[A-Za-z0-9_-]{16,}")
 """A Meta access token or a ``cvt_`` control-plane token, anywhere in a text."""
 _TOKEN_BYTES = re.compile(TOKEN.pattern.encode())
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-_UNSAFE_IN_JSON = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+# ESC stays: the text renderer's own colours use it; values reach it JSON-encoded (ESC escaped)
+# and names through ``printable``.
+_UNSAFE_IN_LINES = re.compile(
+    r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def looks_like_token(text: str) -> bool:
@@ -48,7 +51,8 @@ def printable(text: str) -> str:
     return masked if masked.isascii() and masked.isprintable() else _UNSAFE.sub(_escape, masked)
 
 
-def printable_json(text: str) -> str:
-    """Serialized JSON masked, with the characters a JSON encoder leaves raw (C1 controls, bidi
-    controls) written as ``\\uXXXX`` escapes: the same JSON value, safe on a terminal."""
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", mask_tokens(text))
+def printable_lines(text: str) -> str:
+    """Multi-line output (a rendered plan, serialized JSON) masked, with every unsafe character
+    but line feeds and tabs written as a ``\\uXXXX`` escape. JSON stays the same JSON value (a
+    JSON encoder leaves C1 and bidi controls raw, and escapes the rest itself)."""
+    return _UNSAFE_IN_LINES.sub(lambda m: f"\\u{ord(m.group()):04x}", mask_tokens(text))

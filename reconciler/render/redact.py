@@ -21,9 +21,9 @@ from dataclasses import replace
 from typing import Any
 
 from reconciler.core.plan import Change, FieldDiff, Plan, PlanMessage, Unmanaged
-from reconciler.core.redaction import MASK, mask_tokens, printable, printable_json
+from reconciler.core.redaction import MASK, mask_tokens, printable, printable_lines
 
-__all__ = ["MASK", "is_sensitive_key", "mask_tokens", "printable", "printable_json", "redact",
+__all__ = ["MASK", "is_sensitive_key", "mask_tokens", "printable", "printable_lines", "redact",
            "redact_plan"]
 _SECRET_KEY = re.compile(r"token|secret|passw|api_?key|authori[sz]ation|credential|bearer",
                          re.IGNORECASE)

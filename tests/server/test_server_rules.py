@@ -215,3 +215,20 @@ def test_events_show_and_list_mask_tokens_and_escape_names(server: Server,
             assert "\u202e" not in out
         assert "leaky\\n\\u202eevil" in listed.stdout
         assert orjson.loads(shown.stdout)["labels"]["meta"] == "***redacted***"
+
+
+def test_plan_prints_a_hostile_live_name_escaped(server: Server, leaky: dict[str, Any],
+                                                 tmp_path: Any) -> None:
+    """Issue 10 item 9: plan printed a stored name's raw newline and RTL override."""
+    account = {"apiVersion": "convctl/v1", "kind": "Account", "metadata": {"name": ACCOUNT},
+               "spec": account_spec().model_dump(mode="json", by_alias=True)}
+    (tmp_path / "account.yaml").write_bytes(orjson.dumps(account))
+    env = {"CONVCTL_TOKEN": server.tokens["read"]}
+    for fmt in ("text", "markdown", "json"):
+        done = convctl("plan", str(tmp_path), "--state", server.url, "--format", fmt,
+                       env=env)
+        assert done.returncode in (0, 1, 2), done.stderr
+        out = done.stdout + done.stderr
+        assert "leaky" in out, out
+        assert "\u202e" not in out and "leaky\nevil" not in out and "leaky\n\u202e" not in out
+        assert META_TOKEN not in out and CVT_TOKEN not in out
