@@ -87,11 +87,12 @@ def test_every_renderer_masks_both_tokens_and_escapes_names(fmt: str) -> None:
     after = {"metadata": {"name": hostile, "labels": {"note": f"{CVT} {TOKEN}"}}}
     plan = Plan(changes=(
         Change("event", "acme", hostile, Action.UPDATE, reason=f"moved {CVT}",
-               diffs=(FieldDiff("metadata.labels.note", "a", f"{CVT} {TOKEN}"),),
+               diffs=(FieldDiff("metadata.labels.note", "a", f"{CVT} {TOKEN}"),
+                      FieldDiff("metadata.labels.k\nq", None, "v")),
                before={"metadata": {"name": hostile}}, after=after),))
     out = render(plan, fmt)
     assert CVT not in out and TOKEN not in out and "\u202e" not in out
-    assert "x\nevil" not in out and "x\n\u202e" not in out
+    assert "x\nevil" not in out and "x\n\u202e" not in out and "k\nq" not in out
 
 
 def test_error_messages_are_masked_and_one_line() -> None:

@@ -50,7 +50,7 @@ def redact(value: Any, key: str | None = None) -> Any:
 
 
 def redact_diff(diff: FieldDiff) -> FieldDiff:
-    return replace(diff, path=mask_tokens(diff.path), before=redact(diff.before, diff.path),
+    return replace(diff, path=printable(diff.path), before=redact(diff.before, diff.path),
                    after=redact(diff.after, diff.path))
 
 
