@@ -173,3 +173,23 @@ def test_token_in_an_account_label_is_refused(provider: Provider, token: str) ->
         provider.put_account("acme", account_spec(), {"owner": token}, None)
     assert caught.value.code == "E104" and token not in str(caught.value)
     assert provider.list_accounts() == []
+
+
+def test_an_event_the_rules_now_refuse_can_still_be_switched_off(provider: Provider) -> None:
+    """R19: switching off stops sending at once, even for an event whose account has moved on
+    (its ad account removed); switching it back on is a write like any other (E202)."""
+    _acme(provider)
+    live = provider.create_event(form_event("demo"))
+    provider.put_account("acme", account_spec(facebook={
+        **account_spec().facebook.model_dump(by_alias=True), "adAccounts": ["act_42"]}), {}, 1)
+    off = EventWrite(account="acme", name="demo", labels=live.labels,
+                     spec=live.spec.model_copy(update={"enabled": False}))
+    stored = provider.update_event(live.id, off, live.version)
+    assert stored.spec.enabled is False
+    on = off.model_copy(update={"spec": live.spec})
+    with pytest.raises(RuleViolationError) as caught:
+        provider.update_event(live.id, on, stored.version)
+    assert (caught.value.code, caught.value.rule) == ("E202", "R1")
+    renamed = off.model_copy(update={"name": "demo-2"})
+    with pytest.raises(RuleViolationError):  # only the switch is exempt
+        provider.update_event(live.id, renamed, stored.version)

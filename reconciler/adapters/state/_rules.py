@@ -118,12 +118,23 @@ def check_account_rules(name: str, spec: AccountSpec, labels: dict[str, str]) ->
         raise _violation(f"account '{name}'", findings)
 
 
+def _exempt(old: LiveEvent, event: EventWrite) -> bool:
+    """Updates that cannot make ``old`` break a rule it does not already break: parking it
+    unchanged under ``NAME.replaced-ID``, or only switching it off (R19: sending stops at once,
+    even for an event stored before the rules, or whose account has changed since)."""
+    if event.labels != old.labels:
+        return False
+    parked = event.name == f"{old.name}{PARK_INFIX}{old.id}" and event.spec == old.spec
+    off = event.name == old.name and not event.spec.enabled and (
+        event.spec == old.spec.model_copy(update={"enabled": False}))
+    return parked or off
+
+
 def check_event_rules(account: LiveAccount, event: EventWrite, old: LiveEvent | None = None
                       ) -> None:
     """Refuse an event write that ``validate`` would refuse next to its account's manifest
-    (same code and R-rule). Parking ``old`` unchanged under ``NAME.replaced-ID`` is allowed."""
-    if old is not None and event.name == f"{old.name}{PARK_INFIX}{old.id}" and (
-            event.spec == old.spec and event.labels == old.labels):
+    (same code and R-rule); ``_exempt`` updates of ``old`` pass."""
+    if old is not None and _exempt(old, event):
         return
     findings = write_rules.event_findings(account.name, account.spec, event.name, event.spec,
                                           event.labels)
