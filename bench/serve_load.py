@@ -159,7 +159,7 @@ def load_phase(url: str, token: str, kind: str, seconds: float, threads: int) ->
 def seed_list_account(url: str, token: str, n: int) -> None:
     from reconciler.core.models import AccountSpec
 
-    spec = {"portalId": 1, "tier": "enterprise", "facebook": {
+    spec = {"portalId": 1, "tier": "enterprise", "forms": [{"id": "f", "name": "F"}], "facebook": {
         "businessId": "1122334455", "pixelId": "123456789012345",
         "adAccounts": ["act_1"], "accessToken": {"env": "X"}}}
     AccountSpec.model_validate(spec)
@@ -168,7 +168,8 @@ def seed_list_account(url: str, token: str, n: int) -> None:
         for i in range(n):
             client.post("/v1/accounts/load/events", json={"name": f"e{i}", "spec": {
                 "account": "load", "adAccount": "act_1", "trigger": {"formSubmission": {
-                    "formId": "f", "facebookEvent": "Lead"}}}}).raise_for_status()
+                    "formId": "f", "facebookEvent": "Lead",
+                    "consent": {"property": "c", "value": "yes"}}}}}).raise_for_status()
 
 
 def report(kind: str, latencies: list[float], seconds: float) -> None:

@@ -3,6 +3,7 @@
     ConvctlError                 base; ``str(exc)`` is one line fit for the user
     ├── UsageError               bad command-line input (exit 1, no traceback)
     ├── StateError               the live state cannot be read or written as asked
+    │   ├── RuleViolationError   a write breaks a manifest rule: validate's code and R-rule (422)
     │   ├── ConflictError        a write refused: name clash, moved account (HTTP 409)
     │   │   ├── StaleVersionError    optimistic concurrency: expected version moved (HTTP 412)
     │   │   └── QuotaExceededError   the tier limit would be exceeded, R9 (HTTP 409)
@@ -13,6 +14,8 @@
     └── PermanentError           retrying will not help
 
 Adapters translate foreign errors (sqlite3, httpx, OS) into these with ``raise X from exc``.
+``str(exc)`` masks tokens and escapes control characters (``core.redaction.printable``), so a
+message that quotes hostile input stays one safe line wherever it is printed or logged.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ class ConvctlError(Exception):
     """Base of every error convctl raises on purpose."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        from reconciler.core.redaction import printable
+
+        return printable(super().__str__())
 
 
 class UsageError(ConvctlError):
@@ -43,6 +51,16 @@ class StaleVersionError(ConflictError):
 class QuotaExceededError(ConflictError):
     """The write would take an account above its tier limit (R9); the message names the
     account, the limit and the count."""
+
+
+class RuleViolationError(StateError):
+    """A write the manifest rules refuse, with the code (``E304``) and R-rule (``R6``) that
+    ``convctl validate`` reports for the same content; ``detail`` is the finding alone."""
+
+    def __init__(self, code: str, rule: str | None, detail: str) -> None:
+        suffix = f" ({rule})" if rule else ""
+        super().__init__(f"error[{code}]: {detail}{suffix}")
+        self.code, self.rule, self.detail = code, rule, detail
 
 
 class NotFoundError(StateError):

@@ -185,3 +185,46 @@ def test_a_fault_inside_a_create_first_replace_converges_on_rerun(tmp_path: Path
         assert [(e.name, e.spec.ad_account) for e in pipelines] == [
             ("pipeline", "act_7788990011")], f"fault at write {k}"
         assert _plan(inner, [copy]).is_empty, f"fault at write {k}"
+
+
+def test_a_tier_downgrade_that_adds_an_ad_account_goes_before_the_events_using_it(
+        tmp_path: Path) -> None:
+    """Every event write is checked against its account (issue 10 item 9, R1): an account
+    change that lowers the tier but adds an ad account must run before the event that uses it
+    (it used to run last, and the event was then refused with E202 on every rerun)."""
+    account = """\
+apiVersion: convctl/v1
+kind: Account
+metadata: {{name: acme}}
+spec:
+  portalId: 1
+  tier: {tier}
+  leadSync: true
+  facebook: {{businessId: "1122334455", pixelId: "123456789012345", adAccounts: [{ads}],
+             accessToken: {{env: T}}}}
+"""
+    event = """\
+---
+apiVersion: convctl/v1
+kind: ConversionEvent
+metadata: {{name: {name}}}
+spec:
+  account: acme
+  adAccount: {ad}
+  trigger: {{lifecycleStageChange: {{stages: [{stage}]}}}}
+  dataSharing: {{properties: [email]}}
+"""
+    first = account.format(tier="enterprise", ads="act_1") + event.format(
+        name="one", ad="act_1", stage="lead")
+    second = account.format(tier="professional", ads="act_1, act_2") + event.format(
+        name="one", ad="act_1", stage="lead") + event.format(name="two", ad="act_2",
+                                                               stage="customer")
+    provider = MemoryProvider()
+    (tmp_path / "m.yaml").write_text(first)
+    assert _apply(provider, paths=[tmp_path]).ok
+    (tmp_path / "m.yaml").write_text(second)
+    plan = _plan(provider, paths=[tmp_path])
+    assert [c.kind for c in plan.changes] == ["account", "event"]
+    assert apply_plan(plan, provider, progress=lambda _: None, holder="test").ok
+    assert provider.list_accounts()[0].spec.tier == "professional"
+    assert not _plan(provider, paths=[tmp_path]).changes

@@ -375,3 +375,46 @@ def test_import_then_plan_is_empty(state: tuple[list[LiveAccount], list[LiveEven
     assert adopt_events(provider, provider.list_events()) == len(events)
     plan = build_plan(manifests, provider.list_accounts(), provider.list_events())
     assert plan.is_empty and not plan.errors, [c.address for c in plan.changes]
+
+
+# --- issue 10 items 9 and 12: a live state written before the rules ---------------------------
+
+def _old_state(tmp_path: Path, account: str, labels: dict[str, str]) -> str:
+    """A SQLite state holding what the write rules now refuse, put there behind their back."""
+    import sqlite3
+
+    import orjson
+
+    from reconciler.adapters.state.sqlite import SqliteProvider
+
+    path = tmp_path / "state.db"
+    provider = SqliteProvider(path)
+    spec = AccountSpec.model_validate({
+        "portalId": 1, "tier": "professional",
+        "facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
+                     "adAccounts": ["act_1"], "accessToken": {"env": "T"}}})
+    provider.put_account("acme", spec, {}, None)
+    provider.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE accounts SET name = ?, labels = ?",
+                   (account, orjson.dumps(labels).decode()))
+    return f"sqlite:///{path}"
+
+
+def test_import_never_writes_outside_the_output_folder(tmp_path: Path) -> None:
+    state = _old_state(tmp_path, "../../escaped", {})
+    out = tmp_path / "deep" / "out"
+    result = CliRunner().invoke(cli, ["import", "--out", str(out), "--state", state])
+    assert result.exit_code == 1
+    assert "refusing to import" in result.output and "E106" in result.output
+    assert not (tmp_path / "escaped").exists() and not out.exists()
+
+
+def test_import_masks_tokens_in_labels(tmp_path: Path) -> None:
+    token = "cvt_" + "Q7-vK_2m" * 4
+    state = _old_state(tmp_path, "acme", {"owner": f"ci {token}"})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["import", "--out", str(out), "--state", state])
+    assert result.exit_code == 0, result.output
+    text = (out / "acme" / "account.yaml").read_text()
+    assert token not in text and "***redacted***" in text

@@ -5,7 +5,9 @@ schema is assumed at ``<repo root>/schemas/convctl.schema.json`` with the repo r
 current folder (where ``convctl`` runs, as for the default ``manifests/``); the link is the path
 from the written file's folder to it, always relative (``../../schemas/convctl.schema.json`` for
 ``--out manifests``), so the files stay valid when the repository is cloned elsewhere.
-Existing files are never overwritten unless asked; nothing is written when any would be.
+Existing files are never overwritten unless asked; nothing is written when any would be, nor
+when a live account's name (stored before names were checked, E106) would lead outside the
+output folder.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def render_files(files: dict[str, list[dict[str, Any]]], out_dir: Path,
     rendered: dict[Path, str] = {}
     for rel, docs in files.items():
         target = out_dir / rel
+        if target.resolve().parent.parent != out_dir.resolve():
+            raise UsageError(f"refusing to import into {target}: not one folder below {out_dir} "
+                             "(a live account's name is not a valid name, E106)")
         header = f"yaml-language-server: $schema={schema_link(target, root)}"
         rendered[target] = dump_documents(docs, header)
     return rendered

@@ -1,7 +1,8 @@
 """``convctl events list|show|enable|disable|delete``: manage live events directly (R19).
 
 Changes made here are outside git: the next ``convctl plan`` reports them as drift and apply
-puts the manifests' intent back.
+puts the manifests' intent back. Output is redacted as a plan is (``render.redact``): tokens
+masked, control and bidi characters in names escaped.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ LIST_FORMAT_VERSION = "1"
 def list_(account: str | None, fmt: str, state: str | None) -> None:
     """List live events: id, account/name, state, api, trigger."""
     from reconciler.adapters.state import open_provider
+    from reconciler.render.redact import printable
 
     app, provider = App(), open_provider(state)
     try:
@@ -70,9 +72,9 @@ def list_(account: str | None, fmt: str, state: str | None) -> None:
         return
     app.out(f"{'ID':<20} {'EVENT':<40} {'ENABLED':<8} {'API':<9} {'MANAGED':<8} TRIGGER")
     for ev in events:
-        app.out(f"{ev.id:<20} {ev.account + '/' + ev.name:<40} "
-                f"{'yes' if ev.spec.enabled else 'no':<8} {ev.api:<9} "
-                f"{'yes' if ev.managed else 'no':<8} {_trigger(ev)}")
+        app.out(printable(f"{ev.id:<20} {ev.account + '/' + ev.name:<40} "
+                          f"{'yes' if ev.spec.enabled else 'no':<8} {ev.api:<9} "
+                          f"{'yes' if ev.managed else 'no':<8} {_trigger(ev)}"))
 
 
 def _row(ev: LiveEvent) -> dict[str, object]:
@@ -94,15 +96,17 @@ def show(ref: str, state: str | None) -> None:
     import orjson
 
     from reconciler.adapters.state import open_provider
+    from reconciler.render.redact import printable_lines, redact
 
     provider = open_provider(state)
     try:
         ev = _find(provider, ref)
     finally:
         provider.close()
-    data = ev.model_dump(mode="json", by_alias=True)
+    data = redact(ev.model_dump(mode="json", by_alias=True))
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
-    App().out(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    App().out(printable_lines(text))
 
 
 def _toggle(ref: str, state: str | None, enabled: bool) -> None:
@@ -119,8 +123,10 @@ def _toggle(ref: str, state: str | None, enabled: bool) -> None:
         provider.update_event(ev.id, write, ev.version)
     finally:
         provider.close()
+    from reconciler.render.redact import printable
+
     word = "on: sending resumes" if enabled else "off: sending stops at once"
-    App().out(f"Event {ev.account}/{ev.name} ({ev.id}) switched {word} (R19).")
+    App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) switched {word} (R19)."))
 
 
 @command.command("enable")
@@ -149,6 +155,7 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
     refused, as a plan would refuse it (E401), unless --force."""
     from reconciler.adapters.state import open_provider
     from reconciler.errors import UsageError
+    from reconciler.render.redact import printable
 
     provider = open_provider(state)
     try:
@@ -160,8 +167,8 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
             if not sys.stdin.isatty():
                 raise UsageError(f"no terminal to confirm deleting {ev.account}/{ev.name} on; "
                                  "pass --yes")
-            click.confirm(f"Delete {ev.account}/{ev.name} ({ev.id})?", abort=True)
+            click.confirm(printable(f"Delete {ev.account}/{ev.name} ({ev.id})?"), abort=True)
         provider.delete_event(ev.id, ev.version)
     finally:
         provider.close()
-    App().out(f"Event {ev.account}/{ev.name} ({ev.id}) deleted.")
+    App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) deleted."))

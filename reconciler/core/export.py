@@ -4,7 +4,8 @@ Pure: builds the documents only; ``adapters.export`` writes them. Each account g
 ``<account>/account.yaml`` (its ``Account``) and, when it has events, ``<account>/events.yaml``
 (its ``ConversionEvent`` documents, by name). Specs are dumped by alias without their default
 values so a manifest says only what differs from the defaults; loading it back gives the live
-spec again (the models fill the same defaults).
+spec again (the models fill the same defaults). A label value holding a token (stored before the
+write rules refused them, E104) is written masked: a manifest goes to git, a token must not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import API_VERSION
+from reconciler.core.redaction import mask_tokens
 
 ACCOUNT_FILE = "account.yaml"
 EVENTS_FILE = "events.yaml"
@@ -21,7 +23,7 @@ EVENTS_FILE = "events.yaml"
 def _metadata(name: str, labels: dict[str, str]) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if labels:
-        meta["labels"] = dict(sorted(labels.items()))
+        meta["labels"] = {key: mask_tokens(value) for key, value in sorted(labels.items())}
     return meta
 
 

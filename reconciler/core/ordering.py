@@ -2,7 +2,10 @@
 
 Phases, in apply order: account changes that keep or raise the limit; deletes and updates that
 free slots (or use the same number); replaces; updates that take slots and creates; account
-changes that lower the limit. Within a phase, by event name. Walking that order decides each
+changes that lower the limit (first instead, when they also change what events may use (ad
+accounts, forms, stages, lead sync) and the live use already fits the lower limit: every write
+is checked against its account, R1, R5, R6, R12). Within a phase, by event name. Walking that
+order decides each
 replace: create-before-delete when there is headroom at that point, else delete-before-create.
 The walk also records every step's slot use (``quota.simulate`` gives before/after/peak).
 """
@@ -59,8 +62,18 @@ class AccountWalk:
     overflow: bool  # a step adding slots, or lowering the limit, ends above the limit then
 
 
-def sort_key(step: Step) -> tuple[int, str, str]:
-    return (step.phase, step.change.name, step.change.renamed_from or "")
+def sort_key(step: Step, early: bool = False) -> tuple[int, str, str]:
+    return (RAISE if early else step.phase, step.change.name, step.change.renamed_from or "")
+
+
+def _early(step: Step, used: int) -> bool:
+    """A limit-lowering account change that must precede the events: it also changes more than
+    the tier (they may need its new ad accounts, forms or stages), and the use already fits."""
+    before, after = step.change.before, step.change.after
+    if not (step.lowers and step.limit_after is not None and used <= step.limit_after
+            and before and after):
+        return False
+    return {**before["spec"], "tier": None} != {**after["spec"], "tier": None}
 
 
 def walk_account(steps: Sequence[Step], used: int, limit: int, final_limit: int) -> AccountWalk:
@@ -69,7 +82,8 @@ def walk_account(steps: Sequence[Step], used: int, limit: int, final_limit: int)
     ``used`` and ``limit`` are the live slot count and limit; ``final_limit`` the desired one.
     """
     start, ordered, deltas, overflow = used, list[Change](), list[int](), False
-    for step in sorted(steps, key=sort_key):
+    early = {id(step) for step in steps if _early(step, used)}
+    for step in sorted(steps, key=lambda s: sort_key(s, id(s) in early)):
         change, sub = _resolve(step, used, limit)
         if step.limit_after is not None:
             limit = step.limit_after

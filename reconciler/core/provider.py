@@ -6,6 +6,8 @@ write, and raises only errors from ``reconciler.errors``:
 
 - ``ConflictError``: quota overflow (message names account, limit and count), stale
   ``expected_version``, an (account, name) clash;
+- ``RuleViolationError``: a write whose manifest ``validate`` would refuse, with validate's code
+  and R-rule (``adapters.state._rules.check_event_rules`` / ``check_account_rules``);
 - ``NotFoundError``: unknown account, event or lock;
 - ``LockedError``: the lock is held (message names holder, pid, host, expiry);
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).

@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from reconciler.core.models import NAME_PATTERN, Account, ConversionEvent
 from reconciler.core.quota import limit_for
+from reconciler.core.redaction import looks_like_token
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
 from reconciler.core.vocabulary import (
@@ -62,6 +63,16 @@ def _check_name(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
         diags.error("E106", f"invalid name '{name}': use lowercase letters, digits and '-', "
                     "starting and ending with a letter or digit, at most 63 characters",
                     doc.at("metadata", "name"))
+    _check_labels(doc, diags)
+
+
+def _check_labels(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    for key, value in doc.model.metadata.labels.items():
+        if looks_like_token(value):
+            # Labels are printed by plan, `events show` and the API: never store a token there.
+            diags.error("E104", f"label '{key}' holds what looks like an access token (value not "
+                        "shown); labels are not secret, keep tokens in {env: NAME} references",
+                        doc.at("metadata", "labels", key))
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, AccountDoc]:
@@ -127,11 +138,11 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
         forms.add(form.id)
     stages: set[str] = set()
     for i, stage in enumerate(spec.custom_lifecycle_stages):
-        where = doc.at("spec", "customLifecycleStages", i, "id")
-        if not _DIGITS.match(stage.id):
-            diags.error("E207", f"custom stage id '{stage.id}' must be numeric", where, "R6")
-        elif stage.id in stages:
-            diags.error("E207", f"custom stage id '{stage.id}' is listed twice", where, "R6")
+        problem = ("must be numeric" if not _DIGITS.match(stage.id)
+                   else "is listed twice" if stage.id in stages else None)
+        if problem:  # the position only when needed: every event write checks its account
+            diags.error("E207", f"custom stage id '{stage.id}' {problem}",
+                        doc.at("spec", "customLifecycleStages", i, "id"), "R6")
         stages.add(stage.id)
 
 

@@ -10,12 +10,12 @@ import json
 
 from reconciler.core.plan import Plan
 from reconciler.render.common import summary_counts
-from reconciler.render.redact import mask_tokens, redact_plan
+from reconciler.render.redact import printable_lines, redact_plan
 
 
 def render_json(plan: Plan) -> str:
     """``{"format_version", "changes", "quotas", ..., "summary": {create, update, ...}}``."""
     plan = redact_plan(plan)
     data = {**plan.to_json(), "summary": summary_counts(plan)}
-    return mask_tokens(json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False,
-                                  default=str))
+    return printable_lines(json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False,
+                                     default=str))

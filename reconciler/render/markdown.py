@@ -27,7 +27,7 @@ from reconciler.render.common import (
     summary_line,
     unmanaged_text,
 )
-from reconciler.render.redact import mask_tokens, redact_plan
+from reconciler.render.redact import printable_lines, redact_plan
 
 MARKER = "<!-- convctl-plan -->"
 LIST_CAP = 50  # items per summary list; the details blocks carry the rest
@@ -151,4 +151,4 @@ def render_markdown(plan: Plan, *, limit: int = 65536) -> str:
     """One PR comment, at most ``limit`` characters, never cut inside a fence or details."""
     plan = redact_plan(plan)
     head = f"{MARKER}\n### {summary_line(plan)}\n\n"  # names are [a-z0-9-]
-    return mask_tokens(_fit(head, _blocks(plan), limit).rstrip("\n"))
+    return printable_lines(_fit(head, _blocks(plan), limit).rstrip("\n"))

@@ -7,8 +7,11 @@ but every renderer still passes the plan through ``redact_plan`` and its final t
 - a plain-string value under a key named like a credential (``accessToken``, ``token``,
   ``clientSecret``, ``password``, ``apiKey``, ``authorization``...) or like contact PII (``email``,
   ``phone``, ``firstname``...) becomes ``MASK``; references (dicts) and non-strings are kept;
-- anything shaped like a Meta access token (``EAA`` + 20 or more letters/digits) is masked
-  wherever it appears.
+- anything shaped like a token (a Meta access token ``EAA...`` or a control-plane ``cvt_...``
+  token: ``core.redaction``, the one detector validate and the write paths also use) is masked
+  wherever it appears;
+- names and messages are made ``printable``: control and bidi-override characters escaped, so a
+  name stored before the rules were enforced cannot break a line or reverse the text.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import replace
 from typing import Any
 
 from reconciler.core.plan import Change, FieldDiff, Plan, PlanMessage, Unmanaged
+from reconciler.core.redaction import MASK, mask_tokens, printable, printable_lines
 
-MASK = "***redacted***"
-META_TOKEN = re.compile(r"EAA[A-Za-z0-9]{20,}")
+__all__ = ["MASK", "is_sensitive_key", "mask_tokens", "printable", "printable_lines", "redact",
+           "redact_plan"]
 _SECRET_KEY = re.compile(r"token|secret|passw|api_?key|authori[sz]ation|credential|bearer",
                          re.IGNORECASE)
 _PII_KEYS = frozenset({
@@ -32,11 +36,6 @@ def is_sensitive_key(key: str) -> bool:
     """A key whose plain-string value must never be rendered (last segment of a dotted path)."""
     last = key.rsplit(".", 1)[-1]
     return bool(_SECRET_KEY.search(last)) or re.sub(r"[_\-]", "", last.lower()) in _PII_KEYS
-
-
-def mask_tokens(text: str) -> str:
-    """Mask every Meta-token-shaped substring."""
-    return META_TOKEN.sub(MASK, text)
 
 
 def redact(value: Any, key: str | None = None) -> Any:
@@ -51,28 +50,28 @@ def redact(value: Any, key: str | None = None) -> Any:
 
 
 def redact_diff(diff: FieldDiff) -> FieldDiff:
-    return replace(diff, path=mask_tokens(diff.path), before=redact(diff.before, diff.path),
+    return replace(diff, path=printable(diff.path), before=redact(diff.before, diff.path),
                    after=redact(diff.after, diff.path))
 
 
 def redact_change(change: Change) -> Change:
     return replace(
         change,
-        name=mask_tokens(change.name),
-        reason=None if change.reason is None else mask_tokens(change.reason),
+        name=printable(change.name),
+        reason=None if change.reason is None else printable(change.reason),
         diffs=tuple(redact_diff(d) for d in change.diffs),
         drift=tuple(redact_diff(d) for d in change.drift),
         before=redact(change.before), after=redact(change.after),
-        renamed_from=None if change.renamed_from is None else mask_tokens(change.renamed_from),
+        renamed_from=None if change.renamed_from is None else printable(change.renamed_from),
     )
 
 
 def _redact_message(msg: PlanMessage) -> PlanMessage:
-    return replace(msg, message=mask_tokens(msg.message))
+    return replace(msg, message=printable(msg.message))
 
 
 def _redact_unmanaged(u: Unmanaged) -> Unmanaged:
-    return replace(u, name=mask_tokens(u.name))
+    return replace(u, name=printable(u.name))
 
 
 def redact_plan(plan: Plan) -> Plan:

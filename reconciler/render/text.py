@@ -20,7 +20,7 @@ from reconciler.render.common import (
     summary_line,
     unmanaged_text,
 )
-from reconciler.render.redact import mask_tokens, redact_plan
+from reconciler.render.redact import printable_lines, redact_plan
 
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"
@@ -89,4 +89,4 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         out += _account_section(plan, account, paint)
     out += _messages(plan, paint)
     out.append(paint("bold", summary_line(plan)))
-    return mask_tokens("\n".join(out))
+    return printable_lines("\n".join(out))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response
+from pydantic import TypeAdapter
 
 from reconciler.core.live import LiveAccount
-from reconciler.core.models import NAME_PATTERN, Form
+from reconciler.core.models import Form
 from reconciler.server.api_models import AccountPut
 from reconciler.server.auth import READ, WRITE
 from reconciler.server.deps import (
@@ -21,9 +22,12 @@ from reconciler.server.deps import (
 from reconciler.server.errors import ApiError
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+FORMS = TypeAdapter(list[Form])
 
-AccountName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63,
-                                  description="Account name (lowercase letters, digits, '-').")]
+# No pattern here: the name rule is the backend's (E106, the code validate gives), not a
+# generic 422 validation_error.
+AccountName = Annotated[str, Path(description="Account name (lowercase letters, digits, '-', "
+                                  "at most 63 characters; else 422 E106).")]
 
 
 @router.get("", response_model=list[LiveAccount], dependencies=[READ], responses=errors())
@@ -39,7 +43,9 @@ def put_account(request: Request, name: AccountName, body: AccountPut,
                 if_match: Annotated[str | None, Header()] = None) -> Response:
     """Create the account (no ``If-Match``) or update the version named by ``If-Match``.
 
-    A tier change that leaves more lifecycle-stage slots in use than the new limit is 409 (R9).
+    A tier change that leaves more lifecycle-stage slots in use than the new limit is 409 (R9);
+    an account its manifest could not be (a bad name, pixel or ad account...) is 422 with the
+    code validate gives (E106, E111 (R3), E112 (R2)...).
     """
     version = parse_if_match(if_match)
     account = provider(request).put_account(name, body.spec, body.labels, version)
@@ -48,9 +54,9 @@ def put_account(request: Request, name: AccountName, body: AccountPut,
 
 @router.get("/{name}/forms", response_model=list[Form], dependencies=[READ],
             responses=errors(404))
-def list_forms(request: Request, name: str) -> list[Form]:
+def list_forms(request: Request, name: str) -> Response:
     """The forms of the account's CRM portal (R12)."""
-    return list(find_account(request, name).spec.forms)
+    return list_response(FORMS, list(find_account(request, name).spec.forms))
 
 
 def find_account(request: Request, name: str) -> LiveAccount:

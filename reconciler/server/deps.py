@@ -1,4 +1,8 @@
-"""Helpers the route modules share: the provider, versions in headers, fast JSON responses."""
+"""Helpers the route modules share: the provider, versions in headers, fast JSON responses.
+
+Every event and account leaves with its tokens masked (``core.redaction``): a label or spec value
+stored before the write rules refused them is never served back.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pydantic import TypeAdapter
 
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.provider import Provider
+from reconciler.core.redaction import mask_tokens_bytes
 from reconciler.server.api_models import ErrorBody
 from reconciler.server.errors import ApiError
 
@@ -45,9 +50,10 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 def model_response(model: LiveEvent | LiveAccount, status: int = 200) -> Response:
-    return Response(model.model_dump_json(by_alias=True), status_code=status, media_type=JSON,
+    body = mask_tokens_bytes(model.model_dump_json(by_alias=True).encode())
+    return Response(body, status_code=status, media_type=JSON,
                     headers={"ETag": etag(model.version)})
 
 
 def list_response(adapter: TypeAdapter[Any], items: list[Any]) -> Response:
-    return Response(adapter.dump_json(items, by_alias=True), media_type=JSON)
+    return Response(mask_tokens_bytes(adapter.dump_json(items, by_alias=True)), media_type=JSON)

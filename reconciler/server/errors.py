@@ -18,6 +18,8 @@ version_mismatch       412     ``If-Match`` / expected version is stale
 payload_too_large      413     the body is over the server's limit
 validation_error       422     the body or a parameter does not match the schema
 invalid_request        422     a well-formed request the state refuses (e.g. a lock TTL)
+E1xx, E2xx, E3xx       422     a write the manifest rules refuse: the code ``convctl validate``
+                               reports for the same content, ``rule`` the R-rule (E304, R6)
 locked                 423     the state lock is held; ``lock`` names holder, pid, host, expiry
 precondition_required  428     ``PATCH`` without ``If-Match``
 state_unavailable      503     the state store failed
@@ -35,12 +37,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reconciler.core.redaction import printable
 from reconciler.errors import (
     ConflictError,
     ConvctlError,
     LockedError,
     NotFoundError,
     QuotaExceededError,
+    RuleViolationError,
     StaleVersionError,
     StateError,
     UsageError,
@@ -65,7 +69,8 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str, *,
                    headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    """The error envelope; the message is masked (tokens) and kept on one line."""
+    body: dict[str, Any] = {"code": code, "message": printable(message)}
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
@@ -76,6 +81,7 @@ def classify(exc: ConvctlError) -> tuple[int, str]:
             (StaleVersionError, 412, "version_mismatch"),
             (QuotaExceededError, 409, "quota_exceeded"),
             (ConflictError, 409, "conflict"),
+            (RuleViolationError, 422, "rule_violation"),
             (NotFoundError, 404, "not_found"),
             (LockedError, 423, "locked"),
             (StateError, 503, "state_unavailable"),
@@ -106,6 +112,8 @@ async def _on_convctl_error(request: Request, exc: Exception) -> JSONResponse:
         request.app.state.metrics.quota_refusals.inc()
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc)
+    if isinstance(exc, RuleViolationError):
+        return error_response(422, exc.code, exc.detail, rule=exc.rule)
     return error_response(status, code, str(exc) if status < 500 or code != "internal_error"
                           else "internal error; see the server log")
 
@@ -115,7 +123,8 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
-    details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")}
+    details = [{"loc": [printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                "msg": printable(str(e.get("msg", ""))), "type": e.get("type")}
                for e in errors[:20]]
     return error_response(422, "validation_error", f"invalid request: {_readable(errors)}",
                           details=details)

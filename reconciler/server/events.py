@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from reconciler.core.live import EventWrite, LiveEvent
+from reconciler.core.live import LiveEvent
 from reconciler.server.accounts import find_account
-from reconciler.server.api_models import EventCreate
+from reconciler.server.api_models import EventCreate, EventUpdate
 from reconciler.server.auth import READ, WRITE
 from reconciler.server.deps import (
     EVENTS,
@@ -48,7 +48,9 @@ def list_events(request: Request, name: str) -> Response:
 @router.post("/accounts/{name}/events", response_model=LiveEvent, status_code=201,
              dependencies=[WRITE], responses=errors(404, 409))
 def create_event(request: Request, name: str, body: EventCreate) -> Response:
-    """Create an event; 409 ``quota_exceeded`` when it would exceed the tier limit (R9)."""
+    """Create an event; 409 ``quota_exceeded`` when it would exceed the tier limit (R9); 422 with
+    validate's code and R-rule when its manifest would not validate (E304 ``other`` (R6), E202
+    an ad account not the account's (R1), E106 a bad name, E104 a token in a label...)."""
     return model_response(provider(request).create_event(body.to_write(name)), 201)
 
 
@@ -60,7 +62,7 @@ def get_event(request: Request, event_id: str) -> Response:
 
 @router.patch("/events/{event_id}", response_model=LiveEvent, dependencies=[WRITE],
               responses=errors(404, 409, 412, 428))
-def update_event(request: Request, event_id: str, body: EventWrite,
+def update_event(request: Request, event_id: str, body: EventUpdate,
                  if_match: IfMatch = None) -> Response:
     """Replace the event's name, spec, labels and marker (the account cannot change).
 
@@ -70,7 +72,8 @@ def update_event(request: Request, event_id: str, body: EventWrite,
     if version is None:
         raise ApiError(428, "precondition_required",
                        "PATCH needs If-Match: <version> (read the event first)")
-    return model_response(provider(request).update_event(event_id, body, version))
+    write = body.to_write(body.account)
+    return model_response(provider(request).update_event(event_id, write, version))
 
 
 @router.delete("/events/{event_id}", status_code=204, dependencies=[WRITE],

@@ -27,10 +27,16 @@ class FakeClock:
         self.current += timedelta(seconds=seconds)
 
 
+CUSTOM_STAGES = 120
+"""The account declares this many numbered custom stages (R6), so ``stages(n)`` is valid."""
+
+
 def account_spec(tier: str = "professional", **overrides: Any) -> AccountSpec:
     data: dict[str, Any] = {
         "portalId": 4412345, "tier": tier, "leadSync": True, "defaultCountryCode": "1",
-        "customLifecycleStages": [{"id": "1452450030", "label": "Demo booked"}],
+        "customLifecycleStages": [{"id": "1452450030", "label": "Demo booked"},
+                                  *({"id": s, "label": f"Step {s}"}
+                                    for s in stages(CUSTOM_STAGES))],
         "forms": [{"id": "0b8f6c9e-2c1a-4bd7-9e0b-6a1f1f9c2d10", "name": "Demo request"}],
         "facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
                      "adAccounts": ["act_1234567890"], "accessToken": {"env": "ACME_TOKEN"}},
@@ -40,7 +46,7 @@ def account_spec(tier: str = "professional", **overrides: Any) -> AccountSpec:
 
 
 def stages(count: int) -> list[str]:
-    """``count`` distinct stage ids (custom-stage style; the store does not check R6)."""
+    """``count`` distinct custom stage ids, declared by ``account_spec`` up to CUSTOM_STAGES."""
     return [str(1_000_000 + i) for i in range(count)]
 
 

@@ -1,6 +1,7 @@
 """Rules every state backend applies the same way, so their refusals read the same.
 
-Pure decisions over values a backend has read inside its write transaction: quota (R7, R9),
+Pure decisions over values a backend has read inside its write transaction: the manifest rules
+(``core.write_rules``: the codes and R-rules validate reports), quota (R7, R9),
 optimistic-concurrency versions, name clashes, lock ownership. Also the id/time helpers and the
 ``Clock`` type the backends take.
 """
@@ -12,18 +13,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from reconciler.core import write_rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import LockInfo
 from reconciler.core.quota import limit_for
+from reconciler.diagnostics import Diagnostic
 from reconciler.errors import (
     ConflictError,
     LockedError,
     NotFoundError,
     QuotaExceededError,
+    RuleViolationError,
     StaleVersionError,
     UsageError,
 )
+
+PARK_INFIX = ".replaced-"
+"""``services.apply`` parks an event it replaces create-first as ``NAME.replaced-ID`` (a name no
+manifest can use) with its old spec: the one write that is not a manifest's."""
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware (UTC)."""
@@ -95,6 +103,43 @@ def check_write(event: EventWrite) -> None:
     if event.spec.account != event.account:
         raise ConflictError(f"event {event.account}/{event.name}: spec.account is "
                             f"'{event.spec.account}', not '{event.account}'")
+
+
+def _violation(what: str, findings: list[Diagnostic]) -> RuleViolationError:
+    first = findings[0]
+    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+    return RuleViolationError(first.code, first.rule, f"{what}: {first.message}{more}")
+
+
+def check_account_rules(name: str, spec: AccountSpec, labels: dict[str, str]) -> None:
+    """Refuse an account write that ``validate`` would refuse as a manifest (same code)."""
+    findings = write_rules.account_findings(name, spec, labels)
+    if findings:
+        raise _violation(f"account '{name}'", findings)
+
+
+def _exempt(old: LiveEvent, event: EventWrite) -> bool:
+    """Updates that cannot make ``old`` break a rule it does not already break: parking it
+    unchanged under ``NAME.replaced-ID``, or only switching it off (R19: sending stops at once,
+    even for an event stored before the rules, or whose account has changed since)."""
+    if event.labels != old.labels:
+        return False
+    parked = event.name == f"{old.name}{PARK_INFIX}{old.id}" and event.spec == old.spec
+    off = event.name == old.name and not event.spec.enabled and (
+        event.spec == old.spec.model_copy(update={"enabled": False}))
+    return parked or off
+
+
+def check_event_rules(account: LiveAccount, event: EventWrite, old: LiveEvent | None = None
+                      ) -> None:
+    """Refuse an event write that ``validate`` would refuse next to its account's manifest
+    (same code and R-rule); ``_exempt`` updates of ``old`` pass."""
+    if old is not None and _exempt(old, event):
+        return
+    findings = write_rules.event_findings(account.name, account.spec, event.name, event.spec,
+                                          event.labels)
+    if findings:
+        raise _violation(f"event {account.name}/{event.name}", findings)
 
 
 def check_same_account(old: LiveEvent, new: EventWrite) -> None:

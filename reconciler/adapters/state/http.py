@@ -8,7 +8,8 @@ retried (a lost answer must not become a double write); a retried DELETE that fi
 
 401 -> ``StateError`` (token refused), 403 -> ``StateError`` naming the missing scope,
 404 -> ``NotFoundError``, 409 -> ``ConflictError`` (``QuotaExceededError`` for R9),
-412 -> ``StaleVersionError``, 423 -> ``LockedError`` (holder's details), 400/413/422/428 ->
+412 -> ``StaleVersionError``, 423 -> ``LockedError`` (holder's details), 422 with a rule code
+(``E304``...) -> ``RuleViolationError`` (same code and R-rule), other 400/413/422/428 ->
 ``UsageError``, 5xx and unreachable -> ``StateError``. The token is sent only in the
 ``Authorization`` header and never appears in an error message.
 """
@@ -16,6 +17,7 @@ retried (a lost answer must not become a double write); a retried DELETE that fi
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from reconciler import __version__
+from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import LockInfo
@@ -37,6 +40,7 @@ from reconciler.errors import (
     LockedError,
     NotFoundError,
     QuotaExceededError,
+    RuleViolationError,
     StaleVersionError,
     StateError,
     UsageError,
@@ -47,18 +51,21 @@ _ACCOUNTS = TypeAdapter(list[LiveAccount])
 _LOCKS = TypeAdapter(list[LockInfo])
 _IDEMPOTENT = frozenset({"GET", "DELETE"})
 _JSON = {"Content-Type": "application/json"}
+_RULE_CODE = re.compile(r"E[0-9]{3}")
 
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _error_body(response: httpx.Response) -> tuple[str, str]:
+def _error_body(response: httpx.Response) -> tuple[str, str, str | None]:
+    """``(code, message, rule)`` of an error envelope (``rule`` only for rule violations)."""
     try:
         error = response.json()["error"]
-        return str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        return "", response.text[:200].strip() or response.reason_phrase
+        rule = error.get("rule")
+        return str(error["code"]), str(error["message"]), None if rule is None else str(rule)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", response.text[:200].strip() or response.reason_phrase, None
 
 
 class HttpProvider:
@@ -96,6 +103,8 @@ class HttpProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
+        # Checked here too: a name such as "../x" cannot travel as one path segment.
+        rules.check_account_rules(name, spec, labels)
         body = {"spec": spec.model_dump(mode="json", by_alias=True), "labels": labels}
         response = self._call("PUT", f"/v1/accounts/{_seg(name)}", body=body,
                               version=expected_version)
@@ -185,13 +194,15 @@ class HttpProvider:
 
     def _refusal(self, response: httpx.Response) -> ConvctlError:
         status = response.status_code
-        code, message = _error_body(response)
+        code, message, rule = _error_body(response)
         if status == 401:
             return StateError(f"the control plane refused the token (401): {message}")
         if status == 403:
             return StateError(f"the control plane refused the request (403): {message}")
         kinds: dict[int, type[ConvctlError]] = {
             404: NotFoundError, 409: ConflictError, 412: StaleVersionError, 423: LockedError}
+        if status == 422 and _RULE_CODE.fullmatch(code):
+            return RuleViolationError(code, rule, message)
         if status == 409 and code == "quota_exceeded":
             return QuotaExceededError(message)
         if status in kinds:

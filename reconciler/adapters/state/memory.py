@@ -48,6 +48,7 @@ class MemoryProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
+        rules.check_account_rules(name, spec, labels)
         with self._mutex:
             old = self._accounts.get(name)
             rules.check_account_version(name, expected_version, old.version if old else None)
@@ -62,6 +63,7 @@ class MemoryProvider:
         with self._mutex:
             rules.check_write(event)
             account = self._account(event.account)
+            rules.check_event_rules(account, event)
             self._check_name_free(event.account, event.name, None)
             used = self._used(event.account)
             rules.check_quota(account, used, used + event.stage_count)
@@ -76,10 +78,12 @@ class MemoryProvider:
             rules.check_event_version(old, expected_version)
             rules.check_same_account(old, event)
             rules.check_write(event)
+            account = self._account(event.account)
+            rules.check_event_rules(account, event, old)
             self._check_name_free(event.account, event.name, event_id)
             used = self._used(event.account)
             after = used - old.stage_count + event.stage_count
-            rules.check_quota(self._account(event.account), used, after)
+            rules.check_quota(account, used, after)
             updated = rules.updated_event(old, event.model_copy(deep=True), self._clock())
             self._events[event_id] = updated
             return updated.model_copy(deep=True)

@@ -147,6 +147,7 @@ class SqliteProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
+        rules.check_account_rules(name, spec, labels)
         with self._write() as conn:
             old = self._find_account(conn, name)
             rules.check_account_version(name, expected_version, old.version if old else None)
@@ -165,6 +166,7 @@ class SqliteProvider:
         with self._write() as conn:
             rules.check_write(event)
             account = self._account(conn, event.account)
+            rules.check_event_rules(account, event)
             self._check_name_free(conn, event.account, event.name, None)
             used = self._used(conn, event.account)
             rules.check_quota(account, used, used + event.stage_count)
@@ -178,10 +180,12 @@ class SqliteProvider:
             rules.check_event_version(old, expected_version)
             rules.check_same_account(old, event)
             rules.check_write(event)
+            account = self._account(conn, event.account)
+            rules.check_event_rules(account, event, old)
             self._check_name_free(conn, event.account, event.name, event_id)
             used = self._used(conn, event.account)
             after = used - old.stage_count + event.stage_count
-            rules.check_quota(self._account(conn, event.account), used, after)
+            rules.check_quota(account, used, after)
             new = rules.updated_event(old, event, self._clock())
             conn.execute(_UPDATE_EVENT, self._event_params(new))
             return new
