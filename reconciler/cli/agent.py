@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler.cli.app import App
+from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
 
 _STORE_HELP = ("Agent store file [env CONVCTL_AGENT_STORE; default: the SQLite state file, "
@@ -134,8 +134,9 @@ def freeze_startup_heap() -> None:
 @run_options
 @state_option
 @store_option
+@log_options
 def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
-        **run_settings: Any) -> None:
+        log_format: str, log_level: str, **run_settings: Any) -> None:
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
@@ -144,7 +145,7 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
     """
     from reconciler.services.agent_setup import open_agent
 
-    setup_logging()
+    setup_logging(log_format, log_level)
     handle = open_agent(agent_settings(state, store, dry_run, role=role, **run_settings))
     signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
     if not once:
@@ -237,8 +238,3 @@ def _section(title: str, counts: dict[str, int]) -> list[str]:
     return [f"{title}:"] + [f"  {reason or '-':<{width}}  {n}"
                             for reason, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
 
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
