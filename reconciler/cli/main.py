@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("reconciler.cli.import_", "Write manifests for live accounts and events."),
     "serve": ("reconciler.cli.serve", "Run the control plane: the live state over HTTP."),
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
+    "explain": ("reconciler.cli.explain", "Explain a diagnostic code (E313) or a rule (R9)."),
 }
 
 
