@@ -43,6 +43,20 @@ def command() -> None:
 def ingest(file: str, state: str | None, store: str | None) -> None:
     """Store the events and contacts of a JSONL FILE in the inbox (durably, deduplicated).
 
+    One JSON object per line (not the HTTP form shape); unknown fields are refused:
+
+    \b
+      {"type": "contact", "portalId": 1, "contactId": "7", "metaLeadId": "...",
+       "adInteraction": false, "properties": {"email": "...", ...}}
+      {"type": "lifecycleStageChange", "portalId": 1, "contactId": "7",
+       "stage": "customer", "occurredAt": "2026-11-20T14:03:00Z"}
+      {"type": "formSubmission", "portalId": 1, "formId": "...", "submissionId": "...",
+       "contactId": "7", "submittedAt": "2026-11-20T14:05:31+01:00", "pageUrl": "...",
+       "ipAddress": "...", "userAgent": "..."}
+
+    Times need a zone: ISO 8601 with Z or an offset, or Unix seconds or milliseconds. Every
+    field and time format, with examples: docs/backfill.md.
+
     Bad lines are reported with their line number and skipped; the rest is ingested (exit 1
     when any line was bad).
     """
