@@ -125,6 +125,19 @@ def test_document_commands_run(doc: str, tmp_path: Path) -> None:
     assert blocks, f"{doc} has no ```{INFO} block: every README command must be run by a test"
     proc = run_session(blocks, doc, tmp_path)
     assert proc.returncode == 0, _failure(proc)
+    for shown in plan_comments((REPO / doc).read_text(encoding="utf-8")):
+        for part in shown.split(" ... "):  # what a comment says plan prints, it prints
+            assert part in proc.stdout, (part, proc.stdout[-3000:])
+
+
+def plan_comments(text: str) -> list[str]:
+    """The comments of walkthrough commands that quote plan's output (``# ~ ...``)."""
+    return re.findall(r"^convctl plan[^#\n]*#\s*(~ .+?)\s*$", text, re.MULTILINE)
+
+
+def test_the_value_change_comment_is_checked() -> None:
+    [comment] = plan_comments((REPO / "README.md").read_text(encoding="utf-8"))
+    assert "value.amount: 40.0 -> 55.0" in comment
 
 
 def test_extract_blocks_reads_only_marked_blocks_and_expectations() -> None:

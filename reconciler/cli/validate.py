@@ -20,7 +20,7 @@ def command(paths: tuple[str, ...], fmt: str) -> None:
     \b
     Examples:
       convctl validate
-      convctl validate manifests/acme.yaml --format json
+      convctl validate manifests/acme --format json
     """
     import orjson
 
