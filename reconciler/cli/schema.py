@@ -35,7 +35,8 @@ def command(check: bool, directory: str, reference: bool) -> None:
         from reconciler.core.reference import REFERENCE_PATH, reference_markdown
 
         files[Path(REFERENCE_PATH)] = reference_markdown()
-    stale, missing = [], []
+    stale: list[str] = []
+    missing: list[str] = []
     for path, text in files.items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
