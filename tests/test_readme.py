@@ -101,12 +101,14 @@ def session_script(blocks: list[Block], doc: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def run_session(blocks: list[Block], doc: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def run_session(blocks: list[Block], doc: str, workdir: Path,
+                bin_dir: Path = BIN) -> subprocess.CompletedProcess[str]:
+    """The blocks as one bash session in ``workdir``, ``convctl`` from ``bin_dir``."""
     for folder in ("manifests", "schemas"):
         shutil.copytree(REPO / folder, workdir / folder)
     (workdir / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVCTL_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
                HOME=str(workdir / "home"), TERM="dumb")
     script = workdir / "session.sh"
     script.write_text(session_script(blocks, doc), encoding="utf-8")
