@@ -77,10 +77,11 @@ def test_the_installed_wheel_runs_the_readme_walkthrough(dist: tuple[Path, Path]
     site-packages (a .pth line: no network), convctl itself only from the wheel."""
     started = time.monotonic()
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    str(dist[1])], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-deps", "--no-index", str(dist[1])], check=True, timeout=120)
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
                            "['purelib'])"], capture_output=True, text=True, check=True)
     ours = sysconfig.get_paths()["purelib"]
