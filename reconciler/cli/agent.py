@@ -12,6 +12,7 @@ import click
 from reconciler.cli.app import App
 from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
+from reconciler.cli.progress import quiet_option, working
 
 _STORE_HELP = ("Agent store file [env CONVCTL_AGENT_STORE; default: the SQLite state file, "
                "else .convctl/agent.db].")
@@ -40,7 +41,8 @@ def command() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @state_option
 @store_option
-def ingest(file: str, state: str | None, store: str | None) -> None:
+@quiet_option
+def ingest(file: str, state: str | None, store: str | None, quiet: bool) -> None:
     """Store the events and contacts of a JSONL FILE in the inbox (durably, deduplicated).
 
     One JSON object per line (not the HTTP form shape); unknown fields are refused:
@@ -66,7 +68,8 @@ def ingest(file: str, state: str | None, store: str | None) -> None:
     app = App()
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        report = ingest_jsonl(agent_store, file)
+        with working(f"Ingesting {file}", quiet=quiet):
+            report = ingest_jsonl(agent_store, file)
     finally:
         agent_store.close()
     for number, message in report.errors:
@@ -149,8 +152,9 @@ def freeze_startup_heap() -> None:
 @state_option
 @store_option
 @log_options
+@quiet_option
 def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
-        log_format: str, log_level: str, **run_settings: Any) -> None:
+        log_format: str, log_level: str, quiet: bool, **run_settings: Any) -> None:
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
@@ -167,7 +171,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
         logging.getLogger("reconciler.agent").info(
             "agent running (role %s; polls every %g s)", role, handle.agent.config.poll_interval)
     try:
-        handle.agent.run(once=once)
+        with working("Processing and delivering (one pass)", quiet=quiet or not once):
+            handle.agent.run(once=once)
         if once:
             App().out(status_text(handle.agent.status()))
     finally:
