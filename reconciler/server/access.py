@@ -4,7 +4,8 @@
 plain short id that does not look like a credential, else a fresh one), echoes it in the
 response's ``X-Request-ID``, holds it in ``REQUEST_ID`` while the request runs (so every log
 line of the request carries it) and logs ``METHOD target status duration`` on the
-``reconciler.access`` logger. The target is the path with token-like text masked and every
+``reconciler.access`` logger (a method outside the standard set is logged as ``other``,
+like in the metrics). The target is the path with token-like text masked and every
 query value masked except those of the API's own parameters (``?access_token=...`` is logged as
 ``?access_token=***``); headers and bodies are never logged.
 
@@ -29,6 +30,7 @@ from reconciler.render.redact import MASK, mask_tokens
 log = logging.getLogger("reconciler.access")
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                        default=None)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Query parameters of the API itself (GET /v1/events?account=NAME): logged, after scrubbing.
 PLAIN_PARAMS = frozenset({"account"})
 MAX_TARGET = 300
@@ -100,7 +102,8 @@ class AccessLogMiddleware:
         client = scope.get("client")
         target = safe_target(scope.get("path", ""), scope.get("query_string", b"").decode(
             "latin-1"))
-        method = scrub(str(scope.get("method", "")))[:16]
+        method = scope.get("method", "")
+        method = method if method in METHODS else "other"  # a client's own verb is not logged
         log.info("%s %s %d %.1fms", method, target, status, seconds * 1000, extra={
             "http": {"method": method, "target": target, "status": status,
                      "duration_ms": round(seconds * 1000, 3),

@@ -29,7 +29,7 @@ from prometheus_client.gc_collector import GCCollector
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+from reconciler.server.access import METHODS
 
 
 class Metrics:

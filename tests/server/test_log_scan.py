@@ -70,3 +70,26 @@ def test_a_full_run_logs_no_token_and_no_pii(tmp_path: object) -> None:
     for value in PII:
         assert value not in text, value
     assert not re.search(r"cvt_[a-z0-9_-]{8}", text)
+
+
+def test_agent_run_logs_json_at_the_level_asked(tmp_path: object) -> None:
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from serverkit import convctl_cmd
+
+    state = f"sqlite:///{Path(str(tmp_path)) / 'state.db'}"
+    quiet = convctl("agent", "run", "--once", "--log-format", "json", "--log-level", "warning",
+                    "--state", state)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    proc = subprocess.Popen([*convctl_cmd(), "agent", "run", "--log-format", "json",
+                             "--poll-interval", "0.1", "--state", state],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    records = [orjson.loads(line) for line in err.splitlines()]
+    assert any(r["message"].startswith("agent running") and r["level"] == "INFO"
+               and r["logger"] == "reconciler.agent" for r in records), err
