@@ -172,3 +172,21 @@ def test_readyz_is_503_once_shutting_down(tmp_path: Path) -> None:
         assert client.get("/livez").status_code == 200
     tokens.close()
     provider.close()
+
+
+def test_forwarded_headers_are_trusted_only_from_the_proxies_given(tmp_path: Path) -> None:
+    import orjson
+
+    def clients(*extra: str) -> list[str | None]:
+        server = start_serve(tmp_path / str(len(extra)), "--no-agent", "--log-format", "json",
+                             *extra)
+        try:
+            httpx.get(f"{server.url}/livez", headers={"X-Forwarded-For": "192.0.2.50"})
+            _wait_for(server, '"target":"/livez"')
+        finally:
+            assert server.stop() == 0
+        return [r["http"]["client"] for r in map(orjson.loads, server.output().splitlines())
+                if r["logger"] == "reconciler.access" and r["http"]["target"] == "/livez"]
+
+    assert clients() == ["127.0.0.1"]
+    assert clients("--forwarded-allow-ips", "127.0.0.1") == ["192.0.2.50"]
