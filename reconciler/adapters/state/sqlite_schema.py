@@ -253,7 +253,7 @@ def schema_problem(path: Path) -> str | None:
     """Why the file at ``path`` is not at this convctl's ``SCHEMA_VERSION`` (None when it is):
     for readiness probes, read-only and without migrating."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                                 timeout=BUSY_TIMEOUT_SECONDS)) as conn:
             version = user_version(conn)
     except sqlite3.Error as exc:
