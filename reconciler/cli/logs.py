@@ -2,7 +2,8 @@
 and ``--log-level``, one handler on stderr for our lines, uvicorn's and the access log.
 
 Every record goes through ``scrub`` (``server.access``) before it is written, its traceback
-too, so a token or an address that reached a message is masked; each line carries the request
+too (whose last line keeps the message of our own errors only), so a token or an address that
+reached a message is masked; each line carries the request
 id of the request it was logged in (``-`` outside requests). httpx stays at WARNING whatever
 the level (its INFO lines are request URLs).
 """
@@ -39,10 +40,23 @@ class ScrubFilter(logging.Filter):
 
         record.msg, record.args = scrub(record.getMessage()), None
         if record.exc_info:
-            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_text = scrub(_traceback(record.exc_info[1]))
             record.exc_info = None
         record.request_id = REQUEST_ID.get() or "-"
         return True
+
+
+def _traceback(exc: BaseException | None) -> str:
+    """The frames of a traceback, and the message only of our own errors (a foreign
+    exception's message may quote the data it choked on, e.g. a contact's e-mail)."""
+    from reconciler.errors import ConvctlError
+
+    if exc is None:
+        return ""
+    head = (f"{type(exc).__name__}: {exc}" if isinstance(exc, ConvctlError)
+            else f"{type(exc).__name__} (message not logged: it may quote data)")
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"Traceback (most recent call last):\n{frames}{head}"
 
 
 def _time(record: logging.LogRecord) -> str:
