@@ -5,6 +5,7 @@ installed into a fresh venv outside the repository runs the README walkthrough."
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -48,7 +49,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_the_sdist_builds_the_same_wheel_as_the_tree(dist: tuple[Path, Path],
                                                      tmp_path: Path) -> None:
-    from_tree = _build(REPO, tmp_path / "tree", "--wheel")
+    tree = tmp_path / "checkout"  # the working tree without build leftovers or caches
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".convctl"))
+    from_tree = _build(tree, tmp_path / "tree", "--wheel")
     assert _contents(dist[1]) == _contents(from_tree)
     with tarfile.open(dist[0]) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
