@@ -57,6 +57,15 @@ def test_the_rules_reference_ships_with_the_package_and_no_doc_links_outside() -
         assert "../shared" not in doc.read_text(), doc
 
 
+def test_without_a_code_every_code_and_rule_is_listed() -> None:
+    done = convctl("explain")
+    assert done.returncode == 0
+    listed = [line.split()[0] for line in done.stdout.splitlines()]
+    assert set(listed) == set(sections("codes.md")) | set(sections("rules.md"))
+    assert "E313  The account would use more lifecycle-stage slots than its tier allows" \
+        in done.stdout
+
+
 @pytest.mark.parametrize(("args", "code", "start"), [
     (("explain", "W301"), 0, "W301: The event does not share email"),
     (("explain", "R19"), 0, "R19: Events can be listed"),

@@ -40,14 +40,23 @@ def explanation(code: str) -> str:
     return "\n\n".join(parts)
 
 
+def index() -> str:
+    """Every code and rule with the first sentence of its explanation."""
+    entries = {**sections("codes.md"), **sections("rules.md")}
+    return "\n".join(f"{code:<5} {' '.join(text.split()).split('. ')[0].rstrip('.')}"
+                     for code, text in entries.items())
+
+
 @click.command("explain")
-@click.argument("code")
-def command(code: str) -> None:
-    """Explain a diagnostic code (E313, W301, ...) or a rule (R1-R19).
+@click.argument("code", required=False)
+def command(code: str | None) -> None:
+    """Explain a diagnostic code (E313, W301, ...) or a rule (R1-R19); without CODE, list
+    them all.
 
     \b
     Examples:
       convctl explain E313
       convctl explain R9
+      convctl explain | grep -i consent
     """
-    click.echo(explanation(code))
+    click.echo(explanation(code) if code else index())
