@@ -82,6 +82,7 @@ def test_compose_has_postgres_two_servers_and_one_agent() -> None:
         assert env["CONVCTL_STATE"].startswith("postgresql://") and "pw" not in env["CONVCTL_STATE"]
         assert env["PGPASSWORD"] == "pw"
         assert found[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert found[name]["stop_grace_period"] == "40s"  # above the 30 s graceful stop
     assert [found[n]["command"][0] for n in ("serve-1", "serve-2", "agent")] == [
         "serve", "serve", "agent"]
     with pytest.raises(AssertionError, match="POSTGRES_PASSWORD"):
