@@ -171,3 +171,16 @@ def test_missing_path_is_a_diagnostic(tmp_path: Path) -> None:
     code, _, err = invoke("validate", str(tmp_path / "nope"))
     assert code == 1
     assert err == f"{tmp_path / 'nope'}: error[E001]: no such file or folder\n"
+
+
+def test_the_help_examples_run_on_the_shipped_repository(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Issue 12: the help cited manifests/acme.yaml, which does not exist."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    shown = CliRunner().invoke(cli, ["validate", "--help"]).stdout
+    examples = [line.split()[1:] for line in shown.splitlines()
+                if line.strip().startswith("convctl validate")]
+    assert len(examples) >= 2
+    for args in examples:
+        done = CliRunner().invoke(cli, args)
+        assert done.exit_code == 0, (args, done.output)

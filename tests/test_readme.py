@@ -101,12 +101,14 @@ def session_script(blocks: list[Block], doc: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-def run_session(blocks: list[Block], doc: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def run_session(blocks: list[Block], doc: str, workdir: Path,
+                bin_dir: Path = BIN) -> subprocess.CompletedProcess[str]:
+    """The blocks as one bash session in ``workdir``, ``convctl`` from ``bin_dir``."""
     for folder in ("manifests", "schemas"):
         shutil.copytree(REPO / folder, workdir / folder)
     (workdir / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVCTL_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", NO_COLOR="1",
                HOME=str(workdir / "home"), TERM="dumb")
     script = workdir / "session.sh"
     script.write_text(session_script(blocks, doc), encoding="utf-8")
@@ -125,6 +127,19 @@ def test_document_commands_run(doc: str, tmp_path: Path) -> None:
     assert blocks, f"{doc} has no ```{INFO} block: every README command must be run by a test"
     proc = run_session(blocks, doc, tmp_path)
     assert proc.returncode == 0, _failure(proc)
+    for shown in plan_comments((REPO / doc).read_text(encoding="utf-8")):
+        for part in shown.split(" ... "):  # what a comment says plan prints, it prints
+            assert part in proc.stdout, (part, proc.stdout[-3000:])
+
+
+def plan_comments(text: str) -> list[str]:
+    """The comments of walkthrough commands that quote plan's output (``# ~ ...``)."""
+    return re.findall(r"^convctl plan[^#\n]*#\s*(~ .+?)\s*$", text, re.MULTILINE)
+
+
+def test_the_value_change_comment_is_checked() -> None:
+    [comment] = plan_comments((REPO / "README.md").read_text(encoding="utf-8"))
+    assert "value.amount: 40.0 -> 55.0" in comment
 
 
 def test_extract_blocks_reads_only_marked_blocks_and_expectations() -> None:

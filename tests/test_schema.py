@@ -105,3 +105,13 @@ def test_every_model_field_has_a_description() -> None:
     assert properties > 50
     for name, text in generated.items():
         assert _undescribed(json.loads(text), name) == [], name
+
+
+def test_schema_check_without_a_schemas_folder_says_missing(tmp_path: Path) -> None:
+    """Issue 12: it said the files "differ" when there were none."""
+    result = CliRunner().invoke(cli, ["schema", "--check", "--dir", str(tmp_path / "schemas")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {(tmp_path / 'schemas').as_posix()}/")
+    assert " missing; run `convctl schema` and commit the result" in result.stderr
+    assert "differ" not in result.stderr
+    assert not (tmp_path / "schemas").exists()

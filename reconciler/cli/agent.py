@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler.cli.app import App
+from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
+from reconciler.cli.progress import quiet_option, working
 
 _STORE_HELP = ("Agent store file [env CONVCTL_AGENT_STORE; default: the SQLite state file, "
                "else .convctl/agent.db].")
@@ -40,8 +41,23 @@ def command() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @state_option
 @store_option
-def ingest(file: str, state: str | None, store: str | None) -> None:
+@quiet_option
+def ingest(file: str, state: str | None, store: str | None, quiet: bool) -> None:
     """Store the events and contacts of a JSONL FILE in the inbox (durably, deduplicated).
+
+    One JSON object per line (not the HTTP form shape); unknown fields are refused:
+
+    \b
+      {"type": "contact", "portalId": 1, "contactId": "7", "metaLeadId": "...",
+       "adInteraction": false, "properties": {"email": "...", ...}}
+      {"type": "lifecycleStageChange", "portalId": 1, "contactId": "7",
+       "stage": "customer", "occurredAt": "2026-11-20T14:03:00Z"}
+      {"type": "formSubmission", "portalId": 1, "formId": "...", "submissionId": "...",
+       "contactId": "7", "submittedAt": "2026-11-20T14:05:31+01:00", "pageUrl": "...",
+       "ipAddress": "...", "userAgent": "..."}
+
+    Times need a zone: ISO 8601 with Z or an offset, or Unix seconds or milliseconds. Every
+    field and time format, with examples: docs/backfill.md.
 
     Bad lines are reported with their line number and skipped; the rest is ingested (exit 1
     when any line was bad).
@@ -52,7 +68,8 @@ def ingest(file: str, state: str | None, store: str | None) -> None:
     app = App()
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        report = ingest_jsonl(agent_store, file)
+        with working(f"Ingesting {file}", quiet=quiet):
+            report = ingest_jsonl(agent_store, file)
     finally:
         agent_store.close()
     for number, message in report.errors:
@@ -138,8 +155,10 @@ def freeze_startup_heap() -> None:
 @run_options
 @state_option
 @store_option
+@log_options
+@quiet_option
 def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
-        **run_settings: Any) -> None:
+        log_format: str, log_level: str, quiet: bool, **run_settings: Any) -> None:
     """Match inbox events, queue payloads and deliver them to Meta, until stopped.
 
     Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
@@ -150,7 +169,7 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
     """
     from reconciler.services.agent_setup import open_agent
 
-    setup_logging()
+    setup_logging(log_format, log_level)
     handle = open_agent(agent_settings(state, store, dry_run, role=role, **run_settings))
     signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
     if not once:
@@ -158,7 +177,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
         logging.getLogger("reconciler.agent").info(
             "agent running (role %s; polls every %g s)", role, handle.agent.config.poll_interval)
     try:
-        handle.agent.run(once=once)
+        with working("Processing and delivering (one pass)", quiet=quiet or not once):
+            handle.agent.run(once=once)
         if handle.dry_run is not None:
             App().out(f"Dry run: {handle.dry_run.requests} request(s) with "
                       f"{handle.dry_run.events} event(s) written to {dry_run}; the store is "
@@ -251,8 +271,3 @@ def _section(title: str, counts: dict[str, int]) -> list[str]:
     return [f"{title}:"] + [f"  {reason or '-':<{width}}  {n}"
                             for reason, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
 
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)

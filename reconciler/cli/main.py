@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("reconciler.cli.serve", "Run the control plane: the live state over HTTP."),
     "show": ("reconciler.cli.show", "Render a saved plan file exactly as plan printed it."),
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
+    "explain": ("reconciler.cli.explain", "Explain a diagnostic code (E313) or a rule (R9)."),
 }
 
 

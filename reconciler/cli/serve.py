@@ -3,12 +3,14 @@ sync agent's ingest endpoints and, unless ``--no-agent``, the agent itself (prod
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import click
 
-from reconciler.cli.agent import agent_settings, freeze_startup_heap, run_options, setup_logging
+from reconciler.cli.agent import agent_settings, freeze_startup_heap, run_options
+from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
 
 SECRET_ENV = "CONVCTL_HUBSPOT_CLIENT_SECRET"
@@ -39,18 +41,25 @@ SECRET_ENV = "CONVCTL_HUBSPOT_CLIENT_SECRET"
               "[env CONVCTL_HUBSPOT_LEGACY_SIGNATURES].")
 @click.option("--dry-run", "dry_run", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="The agent appends each request to FILE instead of sending.")
+@click.option("--forwarded-allow-ips", envvar="CONVCTL_FORWARDED_ALLOW_IPS", default=None,
+              metavar="IPS", help="Proxies (comma-separated IPs, or *) whose X-Forwarded-For "
+              "and X-Forwarded-Proto are trusted [env CONVCTL_FORWARDED_ALLOW_IPS; default: "
+              "none, the headers are ignored].")
+@log_options
 @run_options
 def command(host: str, port: int, state: str | None, tls_cert: str | None,
             tls_key: str | None, insecure: bool, no_agent: bool, max_body_bytes: int,
             public_url: str | None, hubspot_legacy_signatures: bool, dry_run: str | None,
+            forwarded_allow_ips: str | None, log_format: str, log_level: str,
             **run: Any) -> None:
     """Serve the live state over HTTP for `convctl plan/apply --state http(s)://HOST:PORT`,
     take CRM events in and run the sync agent.
 
     The state must be a SQLite file; its tokens come from `convctl token create`. Clients send
     `Authorization: Bearer <token>` (CONVCTL_TOKEN). Binds loopback only unless --tls-cert and
-    --tls-key, or --insecure, are given. SIGTERM stops accepting connections, lets in-flight
-    requests finish, then stops the agent after its current cycle.
+    --tls-key, or --insecure, are given. SIGTERM or Ctrl-C stops accepting connections, lets
+    in-flight requests finish, stops the agent after its current batch and exits 0. Probes:
+    /livez, /readyz (database, schema, not shutting down), /healthz; metrics at /metrics.
 
     HubSpot webhooks (POST /v1/webhooks/hubspot) need the app's client secret in
     CONVCTL_HUBSPOT_CLIENT_SECRET (never on the command line); form submissions
@@ -77,16 +86,19 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
         public_url=check_public_url(public_url) if public_url else None,
         allow_legacy=hubspot_legacy_signatures)
     settings = agent_settings(url, None, dry_run, **run)
-    setup_logging()
+    setup_logging(log_format, log_level)
     _serve(url, webhooks, None if no_agent else settings, host, port, tls_cert, tls_key,
-           max_body_bytes)
+           max_body_bytes, {"log_level": log_level, "forwarded_allow_ips": forwarded_allow_ips})
 
 
 def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
-           tls_cert: str | None, tls_key: str | None, max_body_bytes: int) -> None:
+           tls_cert: str | None, tls_key: str | None, max_body_bytes: int,
+           server_options: dict[str, Any]) -> None:
     from reconciler.adapters.state import open_provider, sqlite_path
+    from reconciler.adapters.state.sqlite_schema import schema_problem
     from reconciler.adapters.state.tokens import SqliteTokenStore
     from reconciler.server.app import create_app
+    from reconciler.server.health import Readiness
     from reconciler.server.run import serve
     from reconciler.services.agent_loop import AgentLoop, Stopper
     from reconciler.services.agent_setup import AgentHandle, open_agent, open_store
@@ -105,14 +117,16 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
             handle = open_agent(settings, sleep=stopper.sleep)
             loop = AgentLoop(handle.agent, stopper)
         app = create_app(provider, tokens, max_body_bytes=max_body_bytes, inbox=inbox,
-                         webhooks=webhooks, background=loop)
+                         webhooks=webhooks, background=loop,
+                         readiness=Readiness(lambda: schema_problem(sqlite_path(url))))
         scheme = "https" if tls_cert else "http"
         agent = "with the agent" if loop else "without the agent"
         hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"
-        click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {url}; "
-                   f"{agent}; webhooks {hooks})", err=True)
+        logging.getLogger("reconciler.serve").info(
+            "convctl control plane on %s://%s:%d (state %s; %s; webhooks %s)", scheme, host,
+            port, url, agent, hooks)
         freeze_startup_heap()
-        serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
+        serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key, **server_options)
     finally:
         if handle is not None:
             handle.close()

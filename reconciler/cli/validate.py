@@ -5,13 +5,15 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.app import App
+from reconciler.cli.progress import quiet_option, working
 
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the diagnostics as a JSON array on stdout.")
-def command(paths: tuple[str, ...], fmt: str) -> None:
+@quiet_option
+def command(paths: tuple[str, ...], fmt: str, quiet: bool) -> None:
     """Check manifests: schema, references, R-rules and the quota of the desired state.
 
     PATHS are folders (every *.yaml / *.yml inside, recursively) or files; default manifests/.
@@ -20,7 +22,7 @@ def command(paths: tuple[str, ...], fmt: str) -> None:
     \b
     Examples:
       convctl validate
-      convctl validate manifests/acme.yaml --format json
+      convctl validate manifests/acme --format json
     """
     import orjson
 
@@ -28,7 +30,8 @@ def command(paths: tuple[str, ...], fmt: str) -> None:
     from reconciler.core.summary import summarize
 
     app = App()
-    manifests, diags = load(list(paths) or ["manifests"])
+    with working("Validating " + " ".join(paths or ("manifests",)), quiet=quiet):
+        manifests, diags = load(list(paths) or ["manifests"])
     ordered = diags.sorted()
     if fmt == "json":
         app.out(orjson.dumps([d.to_json() for d in ordered], option=orjson.OPT_INDENT_2).decode())

@@ -1,8 +1,11 @@
 """``create_app``: the control-plane ASGI app over one live-state provider.
 
-Middleware, outermost first: metrics (every request, by route template), the body guard (413
-over ``max_body_bytes``, 400 for malformed JSON), then FastAPI's routing with the error handlers
-of ``errors``. Routers come from ``ROUTERS`` (the agent's ingest endpoints are in ``ingest``).
+Middleware, outermost first: the access log and request id (``access``), metrics (every
+request, by route template), the body guard (413 over ``max_body_bytes``, 400 for malformed
+JSON), then FastAPI's routing with the error handlers of ``errors``. Routers come from
+``ROUTERS`` (the agent's ingest endpoints are in ``ingest``; the probes in ``health``). The
+OpenAPI document is at ``/openapi.json``; there is no ``/docs`` page (Swagger UI would load
+from a CDN, which fails offline).
 
 ``inbox`` (the agent store the ingest endpoints write to; also read for the agent's metrics),
 ``webhooks`` (how webhook signatures are checked) and ``background`` (the agent loop, started
@@ -22,9 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from reconciler import __version__
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
-from reconciler.server import accounts, errors, events, ingest, locks
+from reconciler.server import accounts, errors, events, health, ingest, locks
+from reconciler.server.access import AccessLogMiddleware
 from reconciler.server.agent_metrics import AgentCollector
-from reconciler.server.api_models import ErrorBody, Health
 from reconciler.server.auth import TokenVerifier
 from reconciler.server.limits import BodyLimitMiddleware
 from reconciler.server.metrics import Metrics, MetricsMiddleware
@@ -45,13 +48,6 @@ class Background(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 _system = APIRouter(tags=["system"])
-
-
-@_system.get("/healthz", response_model=Health, responses={503: {"model": ErrorBody}})
-def healthz(request: Request) -> dict[str, Any]:
-    """Liveness and state readability; no token needed."""
-    request.app.state.provider.current_lock()
-    return {"status": "ok"}
 
 
 @_system.get("/metrics", response_class=Response,
@@ -91,25 +87,29 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
                extra_routers: Sequence[APIRouter] = (),
                inbox: AgentStore | None = None,
                webhooks: ingest.WebhookSettings | None = None,
-               background: Background | None = None) -> FastAPI:
+               background: Background | None = None,
+               readiness: health.Readiness | None = None) -> FastAPI:
     """The control-plane app; ``provider``, ``token_store`` and ``inbox`` must be thread-safe
     (sync routes and store calls run in a thread pool)."""
     app = FastAPI(title="convctl control plane", version=__version__,
                   description="The live state of convctl (product.md §4): accounts, forms, "
                   "conversion events, the state lock and the apply journal; the sync agent's "
-                  "ingest endpoints (product.md §5).", lifespan=_lifespan(background))
+                  "ingest endpoints (product.md §5).", lifespan=_lifespan(background),
+                  docs_url=None, redoc_url=None)
     app.state.provider = provider
     app.state.tokens = token_store
     app.state.metrics = Metrics()
     app.state.inbox = inbox
     app.state.webhooks = webhooks
+    app.state.readiness = readiness or health.Readiness()
     source = _agent_source(inbox, background)
     if source is not None:
         app.state.metrics.registry.register(AgentCollector(source))
     errors.install(app)
-    for router in [_system, *ROUTERS, *extra_routers]:
+    for router in [health.router, _system, *ROUTERS, *extra_routers]:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
                        self_checked=frozenset({ingest.WEBHOOK_PATH}))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AccessLogMiddleware)
     return app

@@ -2,24 +2,43 @@
 
 ``convctl_http_requests_total{method,route,status}`` and
 ``convctl_http_request_duration_seconds{method,route}`` label by the route *template*
-(``/v1/events/{event_id}``), never the concrete path, so ids do not explode the series;
+(``/v1/events/{event_id}``), never the concrete path, so ids do not explode the series: every
+label set is bounded (a method outside ``METHODS`` is ``other``, a path no route matches is
+``unmatched``, a status outside 100-599 is ``other``), whatever a client sends (issue 10);
 ``convctl_quota_refusals_total`` counts writes refused by the tier limit (R9);
 ``convctl_ingest_events_total{source,result}`` the events the ingest endpoints accepted or
 dropped as duplicates and ``convctl_webhook_signature_failures_total{reason}`` the webhook
 requests refused for their signature. The agent's own counts come from ``agent_metrics``.
+The standard ``process_*`` and ``python_*`` collectors are registered; ``_created`` series are
+not exported.
 """
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.gc_collector import GCCollector
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reconciler.server.access import METHODS
 
 
 class Metrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.requests = Counter("convctl_http_requests_total", "HTTP requests by route, status",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("convctl_http_request_duration_seconds",
@@ -41,9 +60,23 @@ class Metrics:
 
 
 def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The template of the route that handled the request; FastAPI's own routes (e.g.
+    ``/openapi.json``) are plain Starlette routes that do not set ``scope["route"]``."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        template = getattr(route, "path", None)
+        if isinstance(template, str) and route.matches(scope)[0] is not Match.NONE:
+            return template
+    return "unmatched"
+
+
+def labels(scope: Scope, status: int) -> tuple[str, str, str]:
+    """``(method, route, status)``, each from a bounded set."""
+    method = scope["method"] if scope["method"] in METHODS else "other"
+    return method, _route(scope), str(status) if 100 <= status <= 599 else "other"
 
 
 class MetricsMiddleware:
@@ -67,6 +100,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            method, route = scope["method"], _route(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
+            method, route, code = labels(scope, status)
+            self.metrics.requests.labels(method, route, code).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

@@ -22,6 +22,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_serve(tmp_path_factory.mktemp("serve"))
     yield srv
     code = srv.stop()
-    assert code in (0, -15), srv.output()  # uvicorn re-raises SIGTERM after a clean stop
+    assert code == 0, srv.output()  # a graceful stop is a success (issue 12)
     for token in srv.tokens.values():  # tokens are never logged
         assert token not in srv.output()

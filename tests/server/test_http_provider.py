@@ -3,9 +3,15 @@ errors for every refusal, one request per listing, never the token in a message.
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
-from serverkit import free_port
+from serverkit import convctl, free_port
 from statekit import form_event
 
 from reconciler.adapters.state.http import HttpProvider
@@ -119,3 +125,31 @@ def test_listing_is_one_request_and_if_match_is_sent() -> None:
     assert [str(r.url) for r in requests] == ["http://cp.test/v1/events?account=acme",
                                               "http://cp.test/v1/events/ev%2Fodd"]
     assert requests[1].headers["if-match"] == '"4"'
+
+
+@pytest.fixture
+def plain_web_server(tmp_path: Path) -> Iterator[str]:
+    """Python's http.server: any web server that is not a control plane (HTML 404s)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "accounts").write_text("<html><body><h1>Welcome</h1></body></html>")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_web_server_that_is_not_a_control_plane_is_one_line(plain_web_server: str) -> None:
+    """Issue 12 item 3: the HTML error page was printed as the error, many lines long."""
+    listed = convctl("events", "list", "--state", plain_web_server, env={"CONVCTL_TOKEN": TOKEN})
+    assert listed.returncode == 1
+    assert listed.stderr == (f"error: {plain_web_server}/v1/events answered 404 File not found: "
+                             "it does not look like a convctl control plane; check the state "
+                             "URL\n")
+    assert TOKEN not in listed.stderr
+    root = HttpProvider(plain_web_server, TOKEN)
+    with pytest.raises(StateError, match=r"answered 200 OK: it does not look like a convctl"):
+        root.list_accounts()  # a 200 HTML page is no answer either
+    root.close()

@@ -37,7 +37,7 @@ def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                       env={"CONVCTL_HUBSPOT_CLIENT_SECRET": SECRET,
                            "CONVCTL_PUBLIC_URL": PUBLIC_URL})
     yield srv
-    assert srv.stop() in (0, -15), srv.output()
+    assert srv.stop() == 0, srv.output()
     log = srv.output()
     assert SECRET not in log and not any(t in log for t in srv.tokens.values())
     assert "jane@" not in log

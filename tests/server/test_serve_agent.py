@@ -123,7 +123,7 @@ def test_sigterm_finishes_the_in_flight_webhook_then_stops(served: Server) -> No
     answer = sock.recv(65536)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
-    assert served.proc.wait(15) in (0, -signal.SIGTERM)
+    assert served.proc.wait(15) == 0
     assert time.monotonic() - started < 10
     log = served.output()
     assert "agent stopped" in log and "Traceback" not in log

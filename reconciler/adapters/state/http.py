@@ -182,6 +182,8 @@ class HttpProvider:
                 return response  # an earlier attempt deleted it; only its answer was lost
             if response.is_error:
                 raise self._refusal(response)
+            if response.content and "json" not in response.headers.get("content-type", ""):
+                raise self._foreign(response)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -192,9 +194,18 @@ class HttpProvider:
         return StateError(f"cannot reach the control plane at {self.base_url}: "
                           f"{exc or type(exc).__name__}")
 
+    def _foreign(self, response: httpx.Response) -> StateError:
+        """One line for an answer that is not ours (an HTML 404 page, a proxy's 502...)."""
+        url = response.request.url.copy_with(query=None)
+        return StateError(f"{url} answered {response.status_code} "
+                          f"{response.reason_phrase}: it does not look like a convctl control "
+                          "plane; check the state URL")
+
     def _refusal(self, response: httpx.Response) -> ConvctlError:
         status = response.status_code
         code, message, rule = _error_body(response)
+        if not code:
+            return self._foreign(response)
         if status == 401:
             return StateError(f"the control plane refused the token (401): {message}")
         if status == 403:

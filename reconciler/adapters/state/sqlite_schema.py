@@ -258,3 +258,17 @@ def _check_foreign_tables(conn: sqlite3.Connection, path: Path) -> None:
     if foreign:
         raise StateError(f"state file {path} is a SQLite database but not a convctl state "
                          f"(it has tables {', '.join(foreign)}); point --state elsewhere")
+
+
+def schema_problem(path: Path) -> str | None:
+    """Why the file at ``path`` is not at this convctl's ``SCHEMA_VERSION`` (None when it is):
+    for readiness probes, read-only and without migrating."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                                timeout=BUSY_TIMEOUT_SECONDS)) as conn:
+            version = user_version(conn)
+    except sqlite3.Error as exc:
+        return f"cannot read the schema version: {exc}"
+    if version != SCHEMA_VERSION:
+        return f"schema version {version}, this convctl needs {SCHEMA_VERSION}"
+    return None
