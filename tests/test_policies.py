@@ -274,3 +274,15 @@ def test_help_does_not_import_the_policy_engine() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_validate_compiles_the_policies_too(repo: Path) -> None:
+    assert run("validate").exit_code == 0
+    write_policy(repo, "bad.rego", "package x\n\ndeny contains msg if {\n  msg := \n}\n")
+    res = run("validate")
+    assert res.exit_code == 1
+    assert "policies/bad.rego:4:7: error[E501]: policy does not compile" in res.stderr
+    as_json = json.loads(run("validate", "--format", "json").stdout)
+    assert [(d["code"], d["file"], d["line"], d["col"]) for d in as_json] == [
+        ("E501", "policies/bad.rego", 4, 7)]
+    assert run("validate", "--policies", str(EXAMPLES)).exit_code == 0
