@@ -270,6 +270,20 @@ def test_apply_step_applies_the_plan_it_shows_then_finds_nothing(tmp_path: Path)
     assert second.returncode == 0 and "No changes: nothing to apply." in second.stdout
 
 
+def test_apply_step_refuses_a_plan_that_violates_a_policy(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    (work / "policies").mkdir()
+    (work / "policies/all.rego").write_text(
+        'package review\nimport rego.v1\ndeny contains "every change needs a review" if '
+        "{ count(input.changes) > 0 }\n")
+    step = _step(_workflow("apply.yml"), "Plan and apply")
+    proc = _run_step(step, work, CONVCTL_STATE="sqlite:///state.db")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "the plan violates 1 policy rule(s)" in errors[0], proc.stdout
+    assert not (work / "plan.json").exists() and not (work / "apply.log").exists()
+
+
 def test_pre_commit_hooks_run_convctl_on_all_manifests() -> None:
     hooks = {hook["id"]: hook for hook in _load_hooks()}
     assert set(hooks) == {"convctl-validate", "convctl-fmt"}
