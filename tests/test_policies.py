@@ -11,11 +11,15 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
+from reconciler.adapters.policy import PolicySet
 from reconciler.cli.main import cli
 from reconciler.core.plan import Plan
 from reconciler.core.policy import Violation, blocking
@@ -222,6 +226,17 @@ def test_a_broken_policy_is_one_positioned_error(repo: Path, source: str, expect
     assert not (repo / "plan.json").exists() and not (repo / ".convctl").exists()
 
 
+def test_every_broken_file_is_reported_at_once(repo: Path) -> None:
+    write_policy(repo, "a.rego", "package a\n\ndeny contains msg if {\n  msg := \n}\n")
+    write_policy(repo, "b.rego", "package b\nimport rego.v1\n\ndeny contains x if {\n")
+    write_policy(repo, "ok.rego", "package ok\nimport rego.v1\ndeny contains 1 if { false }\n")
+    res = run("validate")
+    assert res.exit_code == 1
+    found = [line.split(": error[")[0].split(":")[0] for line in res.stderr.splitlines()
+             if "error[E501]" in line]
+    assert sorted(set(found)) == ["policies/a.rego", "policies/b.rego"], res.stderr
+
+
 def test_a_policy_failing_over_the_plan_refuses_it(repo: Path) -> None:
     """Built-in errors are strict: a sprintf given a number fails instead of passing."""
     write_policy(repo, "rt.rego", 'package rt\nimport rego.v1\n'
@@ -286,3 +301,20 @@ def test_validate_compiles_the_policies_too(repo: Path) -> None:
     assert [(d["code"], d["file"], d["line"], d["col"]) for d in as_json] == [
         ("E501", "policies/bad.rego", 4, 7)]
     assert run("validate", "--policies", str(EXAMPLES)).exit_code == 0
+
+
+@cache
+def _examples() -> PolicySet:
+    return load_policies(str(EXAMPLES))[0]
+
+
+@given(st.lists(st.sampled_from(["act_1", "act_2", "act_3"]), max_size=60))
+def test_the_advisory_limit_fires_exactly_above_25_events(ad_accounts: list[str]) -> None:
+    policies = _examples()
+    events = [{"name": f"e{i}", "labels": {}, "spec": {"adAccount": ad}}
+              for i, ad in enumerate(ad_accounts)]
+    doc = {"changes": [], "desired": {"accounts": {}, "events": events}}
+    found = check_policies(doc, policies)
+    over = {ad for ad in ad_accounts if ad_accounts.count(ad) > 25}
+    assert {v.message.split()[2] for v in found} == over
+    assert all(v.advisory and v.policy == "convctl.max_events_per_ad_account" for v in found)

@@ -168,6 +168,13 @@ def _interpreter(policies: PolicySet) -> Interpreter:
 def _check_compiles(policies: PolicySet, diags: Diagnostics) -> None:
     from regopy import RegoError
 
+    for file, source in policies.modules.items():  # each file alone: every syntax error shown
+        try:
+            _interpreter(PolicySet(policies.directory, (), {file: source}))
+        except RegoError as exc:
+            _compile_errors(str(exc), policies, diags)
+    if diags.has_errors:
+        return
     try:
         interp = _interpreter(policies)
     except RegoError as exc:
@@ -215,7 +222,10 @@ def _locate(message: str, policy: Policy, policies: PolicySet) -> SourceLocation
 
 
 def _query(interp: Interpreter, package: str) -> dict[str, Any]:
-    """``data.<package>`` as JSON; a failed evaluation raises PolicyError with its message."""
+    """``data.<package>`` as JSON; a failed evaluation raises PolicyError with its message.
+
+    Reads the raw output through regopy's C-API wrappers: ``Interpreter.query`` raises a bare
+    JSONDecodeError, losing rego-cpp's message, when the result is an error."""
     from regopy.rego_shared import (  # type: ignore[import-untyped]
         rego_free_output,
         rego_output_ok,
