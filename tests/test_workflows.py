@@ -270,12 +270,27 @@ def test_apply_step_applies_the_plan_it_shows_then_finds_nothing(tmp_path: Path)
     assert second.returncode == 0 and "No changes: nothing to apply." in second.stdout
 
 
-def test_apply_step_refuses_a_plan_that_violates_a_policy(tmp_path: Path) -> None:
-    work = _workdir(tmp_path)
+def _review_policy(work: Path) -> None:
     (work / "policies").mkdir()
     (work / "policies/all.rego").write_text(
         'package review\nimport rego.v1\ndeny contains "every change needs a review" if '
         "{ count(input.changes) > 0 }\n")
+
+
+def test_plan_step_shows_policy_violations_in_the_comment_and_fails(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    _review_policy(work)
+    proc = _run_step(_step(_workflow("plan.yml"), "Plan"), work, CONVCTL_STATE="sqlite:///s.db")
+    assert proc.returncode == 0, proc.stderr  # the last step fails the check
+    assert (tmp_path / "output").read_text() == "exitcode=1\n"
+    comment = (tmp_path / "plan.md").read_text()
+    assert comment.startswith(f"{MARKER}\n### Plan: 7 to create")
+    assert "- `review`: every change needs a review" in comment
+
+
+def test_apply_step_refuses_a_plan_that_violates_a_policy(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    _review_policy(work)
     step = _step(_workflow("apply.yml"), "Plan and apply")
     proc = _run_step(step, work, CONVCTL_STATE="sqlite:///state.db")
     assert proc.returncode == 1
