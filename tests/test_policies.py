@@ -174,8 +174,12 @@ def test_the_default_folder_the_env_and_no_policies(repo: Path,
 def test_a_blocking_violation_saves_no_plan_an_advisory_one_does(repo: Path) -> None:
     path = write_policy(repo, "p.rego", 'package p\nimport rego.v1\n'
                         'deny contains "refused" if { count(input.changes) > 0 }\n')
-    assert run("plan", "--out", "plan.json").exit_code == 1
-    assert not (repo / "plan.json").exists()
+    refused = run("plan", "--out", "plan.json")
+    assert refused.exit_code == 1 and not (repo / "plan.json").exists()
+    assert refused.stderr.splitlines()[-2:] == [
+        "Policies (policies): 1 checked, 1 violation(s), 0 advisory.",
+        "error: the plan violates 1 policy rule(s) (listed above); apply refuses it until they "
+        "pass; the plan was not saved"]
     path.write_text(path.read_text().replace("deny contains", "warn contains"))
     res = run("plan", "--out", "plan.json", "--detailed-exitcode")
     assert res.exit_code == 2 and (repo / "plan.json").exists()

@@ -65,9 +65,13 @@ def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None
         violations = check_plan(plan, manifest_paths, policies)
     app.out(render(plan, fmt, color=app.color, violations=violations))
     refused = blocking(violations or [])
+    if policies is not None:
+        app.err(f"Policies ({policies.directory}): {len(policies.policies)} checked, "
+                f"{len(refused)} violation(s), {len(violations or []) - len(refused)} advisory.")
     if refused:
+        saved = "; the plan was not saved" if out else ""
         app.err(f"error: the plan violates {len(refused)} policy rule(s) (listed above); "
-                "apply refuses it until they pass")
+                f"apply refuses it until they pass{saved}")
     if plan.errors or refused:
         raise click.exceptions.Exit(1)
     if out:
