@@ -51,7 +51,6 @@ class Policy:
     name: str
     file: str
     advisory: bool = False
-    title: str | None = None
 
 
 @dataclass
@@ -61,10 +60,6 @@ class PolicySet:
     directory: str
     policies: tuple[Policy, ...] = ()
     modules: dict[str, str] = field(default_factory=dict)  # file -> source
-
-    @property
-    def names(self) -> list[str]:
-        return [p.name for p in self.policies]
 
 
 def discover(directory: Path) -> list[Path]:
@@ -91,7 +86,7 @@ def load(directory: str | Path, diags: Diagnostics) -> PolicySet:
         if policy.name not in seen:
             seen[policy.name] = policy
         elif policy.advisory and not seen[policy.name].advisory:
-            seen[policy.name] = Policy(policy.name, seen[policy.name].file, True, policy.title)
+            seen[policy.name] = Policy(policy.name, seen[policy.name].file, True)
     out.policies = tuple(seen.values())
     if not diags.has_errors:
         _check_compiles(out, diags)
@@ -109,7 +104,7 @@ def _read(path: Path, diags: Diagnostics) -> str | None:
 
 
 def _header(file: str, source: str, diags: Diagnostics) -> Policy | None:
-    """The package name and the package-scope METADATA annotation (advisory, title)."""
+    """The package name and whether its package-scope METADATA marks it advisory."""
     match = _PACKAGE.search(source)
     if match is None:
         diags.error("E503", "no `package NAME` line (a policy is a Rego package named with "
@@ -118,9 +113,7 @@ def _header(file: str, source: str, diags: Diagnostics) -> Policy | None:
     line = source.count("\n", 0, match.start()) + 1
     meta = _metadata(source.splitlines()[:line - 1], file, line, diags)
     custom = meta.get("custom")
-    advisory = isinstance(custom, dict) and custom.get("advisory") is True
-    title = meta.get("title")
-    return Policy(match.group(1), file, advisory, title if isinstance(title, str) else None)
+    return Policy(match.group(1), file, isinstance(custom, dict) and custom.get("advisory") is True)
 
 
 def _metadata(above: list[str], file: str, package_line: int,
