@@ -156,7 +156,8 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_a_version_comment() ->
 def test_plan_gives_secrets_only_to_same_repository_pull_requests() -> None:
     workflow = _workflow("plan.yml")
     assert list(workflow[True]) == ["pull_request"]  # PyYAML reads the key `on` as True
-    assert workflow[True]["pull_request"]["paths"] == ["manifests/**"]
+    # a pull request that changes only a policy is planned too (under its new policies)
+    assert workflow[True]["pull_request"]["paths"] == ["manifests/**", "policies/**"]
     assert "pull_request_target" not in (REPO / ".github/workflows/plan.yml").read_text()
     for step in _steps(workflow):
         text = yaml.safe_dump(step)
