@@ -53,3 +53,9 @@ def test_yaml_parsers_quick(loader: str, yaml_parsers_output: str) -> None:
 @pytest.fixture(scope="module")
 def yaml_parsers_output() -> str:
     return run_script("yaml_parsers.py", "--quick")
+
+
+def test_policy_engines_quick() -> None:
+    out = run_script("policy_engines.py", "--quick")
+    rego = next(line for line in out.splitlines() if line.startswith("| Rego"))
+    assert "form_email 7" in rego and "max_events_per_ad_account 0" in rego, out
