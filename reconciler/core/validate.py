@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,10 +129,29 @@ def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics,
     elif kind in CODE_RULES:
         diags.error(kind, err["msg"], src.at(path), CODE_RULES[kind])
     else:
-        hint = ""
-        if kind == "string_type" and isinstance(_get(data, path), bool | int | float):
-            hint = " (YAML read an unquoted number or yes/no/true/false: quote the value)"
+        hint = _type_hint(kind, _get(data, path)) if path == _full(loc) else ""
         diags.error("E103", f"{dotted}: {err['msg']}{hint}", src.at(path))
+
+
+def _full(loc: tuple[Any, ...]) -> Path:
+    return tuple(step for step in loc if not _is_tag(step))
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    """Why YAML gave a field the wrong type, when an unquoted scalar is the likely cause."""
+    if value is None:
+        return " (the value is empty or null)"
+    if kind == "string_type":
+        if isinstance(value, bool):
+            return (" (YAML 1.1 reads unquoted yes/no/on/off/true/false as a boolean: quote the "
+                    "value, e.g. \"yes\")")
+        if isinstance(value, int | float):
+            return " (YAML read an unquoted number: quote the value)"
+        if isinstance(value, datetime.date):
+            return " (YAML read an unquoted date: quote the value)"
+    if kind in ("int_type", "float_type", "bool_type") and isinstance(value, str):
+        return " (the value is quoted or is not a plain YAML number or true/false)"
+    return ""
 
 
 def _get(data: Any, path: Path) -> Any:
