@@ -16,10 +16,9 @@ documents (a ``---`` with nothing after it, common in generated YAML) are skippe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
-
-import re
 
 import yaml
 

@@ -12,8 +12,10 @@ import functools
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
-from reconciler.core.models import NAME_PATTERN, Account, ConversionEvent
+from reconciler.core import models
+from reconciler.core.models import Account, ConversionEvent
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
@@ -26,11 +28,20 @@ from reconciler.core.vocabulary import (
 )
 from reconciler.diagnostics import Diagnostics
 
-_NAME = re.compile(NAME_PATTERN)
-_DIGITS = re.compile(r"^\d+$")
-_AD_ACCOUNT = re.compile(r"^act_\d+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CUSTOM_EVENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}$")
+
+def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A whole-string, ASCII-only matcher for one of the models' published patterns."""
+    return re.compile(pattern, re.ASCII).fullmatch
+
+
+is_name = _full(models.NAME_PATTERN)
+_STAGE_ID = _full(models.STAGE_ID_PATTERN)
+_AD_ACCOUNT = _full(models.AD_ACCOUNT_PATTERN)
+_ENV_NAME = _full(models.ENV_NAME_PATTERN)
+_BUSINESS_ID = _full(models.BUSINESS_ID_PATTERN)
+_PIXEL_ID = _full(models.PIXEL_ID_PATTERN)
+_COUNTRY_CODE = _full(models.COUNTRY_CODE_PATTERN)
+_CUSTOM_EVENT = _full(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}")
 
 AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
@@ -57,11 +68,18 @@ def check(ms: ManifestSet, diags: Diagnostics) -> None:
 
 
 def _check_name(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
-    name = doc.model.metadata.name
-    if not _NAME.match(name):
-        diags.error("E106", f"invalid name '{name}': use lowercase letters, digits and '-', "
-                    "starting and ending with a letter or digit, at most 63 characters",
-                    doc.at("metadata", "name"))
+    meta = doc.model.metadata
+    for field, name in (("name", meta.name), ("renamedFrom", meta.renamed_from)):
+        if name is not None and not is_name(name):
+            diags.error("E106", f"invalid {field} {_shown(name)}: use lowercase letters, digits "
+                        "and '-', starting and ending with a letter or digit, at most 63 "
+                        "characters", doc.at("metadata", field))
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for a message: escapes make newlines and bidi controls visible."""
+    shown = ascii(text[:64]) if not text.isascii() or not text.isprintable() else f"'{text[:64]}'"
+    return shown + ("..." if len(text) > 64 else "")
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, AccountDoc]:
@@ -87,29 +105,29 @@ def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, Acc
 def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
     spec = doc.model.spec
     fb = spec.facebook
-    if not re.fullmatch(r"\d{5,20}", fb.business_id):
+    if not _BUSINESS_ID(fb.business_id):
         diags.error("E110", f"businessId must be the Business Manager's numeric id (5-20 digits), "
-                    f"got '{fb.business_id}'", doc.at("spec", "facebook", "businessId"), "R2")
-    if not re.fullmatch(r"\d{15,16}", fb.pixel_id):
+                    f"got {_shown(fb.business_id)}", doc.at("spec", "facebook", "businessId"), "R2")
+    if not _PIXEL_ID(fb.pixel_id):
         diags.error("E111", f"pixelId must be the Meta pixel's numeric id (15-16 digits), got "
-                    f"'{fb.pixel_id}'", doc.at("spec", "facebook", "pixelId"), "R3")
+                    f"{_shown(fb.pixel_id)}", doc.at("spec", "facebook", "pixelId"), "R3")
     if not fb.ad_accounts:
         diags.error("E112", "adAccounts must list at least one ad account (act_<digits>)",
                     doc.at("spec", "facebook", "adAccounts"), "R2")
     for i, ad in enumerate(fb.ad_accounts):
-        if not _AD_ACCOUNT.match(ad):
-            diags.error("E112", f"ad account '{ad}' must look like act_<digits>",
+        if not _AD_ACCOUNT(ad):
+            diags.error("E112", f"ad account {_shown(ad)} must look like act_<1-20 digits>",
                         doc.at("spec", "facebook", "adAccounts", i), "R2")
     env = fb.access_token.env
-    if env is not None and not _ENV_NAME.match(env):
+    if env is not None and not _ENV_NAME(env):
         # May be a pasted token: never echo it (product.md §1, literal secrets are refused).
         diags.error("E104", "accessToken.env must be an environment variable name "
                     "(letters, digits, '_'; value not shown)",
                     doc.at("spec", "facebook", "accessToken", "env"))
     code = spec.default_country_code
-    if code is not None and not re.fullmatch(r"[1-9]\d{0,2}", code):
+    if code is not None and not _COUNTRY_CODE(code):
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
-                    f"'{code}'", doc.at("spec", "defaultCountryCode"))
+                    f"{_shown(code)}", doc.at("spec", "defaultCountryCode"))
     _check_unique_ids(doc, diags)
     if not spec.sync_web_conversions:
         diags.warning("W302", f"account '{doc.model.name}' has syncWebConversions off: its events "
@@ -128,8 +146,9 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
     stages: set[str] = set()
     for i, stage in enumerate(spec.custom_lifecycle_stages):
         where = doc.at("spec", "customLifecycleStages", i, "id")
-        if not _DIGITS.match(stage.id):
-            diags.error("E207", f"custom stage id '{stage.id}' must be numeric", where, "R6")
+        if not _STAGE_ID(stage.id):
+            diags.error("E207", f"custom stage id {_shown(stage.id)} must be numeric "
+                        "(1-20 digits)", where, "R6")
         elif stage.id in stages:
             diags.error("E207", f"custom stage id '{stage.id}' is listed twice", where, "R6")
         stages.add(stage.id)
@@ -201,8 +220,9 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
                             ev.at(*base, "consent", field), "R14")
     _check_facebook_event(fs.facebook_event, ev, diags)
     if fs.value is not None:
-        if not (math.isfinite(fs.value.amount) and fs.value.amount > 0):
-            diags.error("E309", "value amount must be a finite number greater than 0",
+        if not (math.isfinite(fs.value.amount) and 0 < fs.value.amount <= models.MAX_AMOUNT):
+            diags.error("E309", "value amount must be a finite number greater than 0 and at most "
+                        f"{models.MAX_AMOUNT:,}",
                         ev.at(*base, "value", "amount"), "R13")
         _check_currency(fs.value.currency, ev, diags)
     _check_data_sharing(ev, diags)
@@ -214,8 +234,8 @@ def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
         return
     if name.startswith(CUSTOM_EVENT_PREFIX):
         custom = name[len(CUSTOM_EVENT_PREFIX):]
-        if not _CUSTOM_EVENT.match(custom):
-            diags.error("E308", f"custom event name '{custom}' must be 1-50 letters, digits, "
+        if not _CUSTOM_EVENT(custom):
+            diags.error("E308", f"custom event name {_shown(custom)} must be 1-50 letters, digits, "
                         "'_', '-' or spaces", where, "R13")
         return
     exact = {n.lower(): n for n in STANDARD_META_EVENTS}.get(name.lower())

@@ -1,0 +1,122 @@
+"""Hostile and careless manifests (issue 10, items 3-8 and 12): each is one positioned error, or
+(empty documents) nothing at all. The one-mistake-per-file cases live in ``tests/data/broken``;
+what needs a property, a generated value or the CLI is here.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from reconciler.adapters.manifests import load
+from reconciler.adapters.yamlparse import parse_documents
+from reconciler.cli.main import cli
+from reconciler.diagnostics import Diagnostics
+
+BROKEN = Path(__file__).parent / "data" / "broken"
+ACCOUNT = (BROKEN / "e309-infinite-value.yaml").read_text().split("---\n")[0]
+_TMP = Path(tempfile.mkdtemp(prefix="convctl-hardening-"))
+
+
+def _load_text(text: str) -> tuple[list[str], list[str]]:
+    """(account names loaded, rendered diagnostics) for one file holding ``text``."""
+    path = _TMP / "case.yaml"
+    path.write_text(text, encoding="utf-8")
+    manifests, diags = load([path])
+    return [a.model.name for a in manifests.accounts], [d.render() for d in diags]
+
+
+# --- item 8: empty documents are skipped ------------------------------------------------------
+
+def test_empty_documents_are_skipped_as_kubectl_does() -> None:
+    for text in (f"---\n{ACCOUNT}---\n", f"---\n---\n{ACCOUNT}", f"{ACCOUNT}---\n# generated\n\n",
+                 f"---\n...\n---\n{ACCOUNT}", f"{ACCOUNT}--- # nothing here\n---\n"):
+        assert _load_text(text) == (["acme"], []), text
+
+
+def test_a_document_that_says_null_is_still_not_a_manifest() -> None:
+    names, diags = _load_text(f"{ACCOUNT}---\n~\n")
+    assert names == ["acme"] and len(diags) == 1 and "error[E008]" in diags[0]
+
+
+# --- item 3: numbers are plain decimal --------------------------------------------------------
+
+def test_yaml_1_1_numbers_are_refused_saying_what_they_would_mean() -> None:
+    cases = {"04412345": "octal number: YAML 1.1 reads it as 1184997, YAML 1.2 as 4412345",
+             "1:20": "base-60 number: YAML 1.1 reads it as 80, YAML 1.2 as text",
+             "0b101": "binary number", "4_412_345": "'_' separators",
+             "0x4353B9": "hexadecimal number (4412345)"}
+    for text, why in cases.items():
+        names, diags = _load_text(ACCOUNT.replace("portalId: 4412345", f"portalId: {text}"))
+        assert names == [] and len(diags) == 1, diags
+        assert diags[0].startswith(f"{_TMP / 'case.yaml'}:8:13: error[E011]: '{text}' is ")
+        assert why in diags[0] and "quote the value if it is text" in diags[0]
+
+
+def test_decimal_numbers_and_quoted_look_alikes_are_fine() -> None:
+    text = ACCOUNT.replace("portalId: 4412345", "portalId: +4412345").replace(
+        "metadata:\n  name: acme", 'metadata:\n  name: acme\n  labels: {build: "04412345", '
+        "at: '1:20', size: 1_0x}")
+    assert _load_text(text) == (["acme"], [])
+
+
+def test_keys_are_the_text_as_written() -> None:
+    diags = Diagnostics()
+    (doc,) = parse_documents("{no: a, yes: b, on: c, 01: d, ~: e, 2024-01-01: f}\n", "x", diags)
+    assert list(diags) == []
+    assert list(doc.data) == ["no", "yes", "on", "01", "~", "2024-01-01"]
+
+
+def test_unquoted_yes_for_a_text_field_says_to_quote_it() -> None:
+    _, diags = load([BROKEN / "e103-unquoted-consent-yes.yaml"])
+    (d,) = diags
+    assert d.code == "E103" and (d.location.line, d.location.col) == (32, 46)  # type: ignore
+    assert 'quote the value, e.g. "yes"' in d.message
+
+
+def test_validate_exits_1_on_a_yaml_1_1_number() -> None:
+    result = CliRunner().invoke(cli, ["validate", str(BROKEN / "e011-octal-portal-id.yaml")])
+    assert result.exit_code == 1 and "error[E011]" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- item 6: names and ids are ASCII, matched whole -------------------------------------------
+
+_HOSTILE = st.sampled_from(["\n", "\r", "\t", " ", "\uff11", "\u0661", "\u202e", "\u00e9", "K",
+                            "_", ".", "\u0130", "\u212a", "\x85"])
+_NAMEISH = st.text(st.sampled_from("az09-") | _HOSTILE, min_size=1, max_size=70)
+_DIGITISH = st.text(st.sampled_from("0123456789") | _HOSTILE, min_size=1, max_size=22)
+
+
+def _account_with(name: str, pixel: str, ad_account: str) -> str:
+    return (ACCOUNT.replace("name: acme", f"name: {json.dumps(name)}")
+            .replace('pixelId: "123456789012345"', f"pixelId: {json.dumps(pixel)}")
+            .replace("adAccounts: [act_1234567890]", f"adAccounts: [{json.dumps(ad_account)}]"))
+
+
+@given(_NAMEISH, _DIGITISH, _DIGITISH)
+@example("demo\n", "123456789012345", "1234567890")
+@example("demo", "12345678901234\uff15", "1\n")
+def test_accepted_names_and_ids_are_ascii_and_round_trip(name: str, pixel: str, ad: str) -> None:
+    names, diags = _load_text(_account_with(name, pixel, f"act_{ad}"))
+    codes = {d.split("error[")[1][:4] for d in diags if "error[" in d}
+    if "E106" not in codes and names:
+        assert names == [name] and name.isascii() and name.isprintable() and "\n" not in name
+    if "E111" not in codes and names:
+        assert pixel.isascii() and pixel.isdigit() and 15 <= len(pixel) <= 16
+    if "E112" not in codes and names:
+        assert ad.isascii() and ad.isdigit()
+
+
+# --- item 7: integers and amounts are bounded -------------------------------------------------
+
+def test_largest_portal_id_is_accepted_and_one_more_is_refused() -> None:
+    ok = ACCOUNT.replace("portalId: 4412345", f"portalId: {2**53 - 1}")
+    assert _load_text(ok) == (["acme"], [])
+    names, diags = _load_text(ACCOUNT.replace("portalId: 4412345", f"portalId: {2**53}"))
+    assert names == [] and len(diags) == 1 and ":8:13: error[E103]" in diags[0]
