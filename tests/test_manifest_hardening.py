@@ -120,3 +120,50 @@ def test_largest_portal_id_is_accepted_and_one_more_is_refused() -> None:
     assert _load_text(ok) == (["acme"], [])
     names, diags = _load_text(ACCOUNT.replace("portalId: 4412345", f"portalId: {2**53}"))
     assert names == [] and len(diags) == 1 and ":8:13: error[E103]" in diags[0]
+
+
+# --- items 4 and 12: token-shaped references and labels are refused, never echoed -------------
+
+SECRETS = {"e104-meta-token-as-env-name.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
+           "e104-meta-token-as-file.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
+           "e104-cvt-token-in-label.yaml": "cvt_Xq3vK9mL2pR8sT4wY7zA1bC5dE6fG0hJ",
+           "e104-meta-token-in-label.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
+           "e104-random-secret-in-label.yaml": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+
+
+def test_token_shaped_values_are_refused_and_never_echoed() -> None:
+    runner = CliRunner()
+    for name, secret in SECRETS.items():
+        assert secret in (BROKEN / name).read_text()
+        for fmt in ("text", "json"):
+            result = runner.invoke(cli, ["validate", str(BROKEN / name), "--format", fmt])
+            assert result.exit_code == 1 and "E104" in result.output, name
+            assert secret[:12] not in result.output, name
+
+
+def test_a_token_pasted_as_a_key_or_a_name_is_not_echoed() -> None:
+    token = SECRETS["e104-meta-token-as-env-name.yaml"]
+    for text in (ACCOUNT.replace("  tier:", f"  {token}: x\n  tier:"),
+                 ACCOUNT.replace("name: acme", f"name: {token}"),
+                 ACCOUNT.replace("  tier:", f"  tier: professional\n  {token}: x\n  tier:")):
+        _, diags = _load_text(text)
+        assert len(diags) == 1 and token[:12] not in diags[0], diags
+
+
+# --- item 5: file references stay in the secrets folder ---------------------------------------
+
+def test_validate_takes_the_secrets_folder_from_the_option_or_the_environment(
+        tmp_path: Path) -> None:
+    path = tmp_path / "acme.yaml"
+    path.write_text(ACCOUNT.replace("{env: ACME_META_TOKEN}", "{file: /srv/keys/acme}"))
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["validate", str(path)], env={"CONVCTL_SECRETS_DIR": None})
+    assert refused.exit_code == 1
+    assert "error[E114]: accessToken.file '/srv/keys/acme': the path is outside the secrets " \
+           "folder; the agent reads secret files only from its secrets folder /run/secrets" \
+           in refused.output
+    assert runner.invoke(cli, ["validate", str(path), "--secrets-dir", "/srv/keys"]).exit_code == 0
+    assert runner.invoke(cli, ["validate", str(path)],
+                         env={"CONVCTL_SECRETS_DIR": "/srv/keys/"}).exit_code == 0
+    near_miss = runner.invoke(cli, ["validate", str(path), "--secrets-dir", "/srv/key"])
+    assert near_miss.exit_code == 1 and "E114" in near_miss.output

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.credentials import shown
 from reconciler.core.source import Path, Position, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics, SourceLocation
 
@@ -159,7 +160,8 @@ class _Converter:
                 key = self._key(key_node)
             if key in out:
                 first = keys.get((*path, key), (0, 0))[0]
-                raise _Refused("E003", f"duplicate key '{key}' (first defined on line {first})",
+                raise _Refused("E003", f"duplicate key {shown(key)} (first defined on line "
+                               f"{first})",
                                key_node.start_mark)
             key = share(key, key)
             key_path = (*path, key)

@@ -11,7 +11,11 @@ from reconciler.cli.app import App
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the diagnostics as a JSON array on stdout.")
-def command(paths: tuple[str, ...], fmt: str) -> None:
+@click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
+              show_default=True, metavar="DIR",
+              help="The agent's secrets folder: accessToken {file: PATH} must be inside it "
+              "[env CONVCTL_SECRETS_DIR].")
+def command(paths: tuple[str, ...], fmt: str, secrets_dir: str) -> None:
     """Check manifests: schema, references, R-rules and the quota of the desired state.
 
     PATHS are folders (every *.yaml / *.yml inside, recursively) or files; default manifests/.
@@ -28,7 +32,7 @@ def command(paths: tuple[str, ...], fmt: str) -> None:
     from reconciler.core.summary import summarize
 
     app = App()
-    manifests, diags = load(list(paths) or ["manifests"])
+    manifests, diags = load(list(paths) or ["manifests"], secrets_dir=secrets_dir)
     ordered = diags.sorted()
     if fmt == "json":
         app.out(orjson.dumps([d.to_json() for d in ordered], option=orjson.OPT_INDENT_2).decode())

@@ -83,7 +83,9 @@ class SecretRef(_Model):
 
     env: str | None = Field(default=None, description="Name of an environment variable.",
                             json_schema_extra=_pattern(ENV_NAME_PATTERN))
-    file: str | None = Field(default=None, description="Path of a file holding the token.")
+    file: str | None = Field(default=None, description="Absolute path of a file holding the "
+                             "token, inside the agent's secrets folder (--secrets-dir, "
+                             "default /run/secrets).")
 
     @model_validator(mode="before")
     @classmethod

@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from reconciler.core import models
+from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
+from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Account, ConversionEvent
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
@@ -47,12 +49,13 @@ AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
 
 
-def check(ms: ManifestSet, diags: Diagnostics) -> None:
-    """Run every rule over the desired state."""
-    accounts = _check_accounts(ms.accounts, diags)
+def check(ms: ManifestSet, diags: Diagnostics, *, secrets_dir: str = DEFAULT_SECRETS_DIR) -> None:
+    """Run every rule over the desired state; ``file:`` references must name a file inside
+    ``secrets_dir``, the agent's secrets folder."""
+    accounts = _check_accounts(ms.accounts, diags, secrets_dir)
     seen: dict[tuple[str, str], EventDoc] = {}
     for ev in ms.events:
-        _check_name(ev, diags)
+        _check_metadata(ev, diags)
         key = (ev.model.spec.account, ev.model.name)
         if key in seen:
             first = seen[key].at("metadata", "name")
@@ -67,26 +70,27 @@ def check(ms: ManifestSet, diags: Diagnostics) -> None:
     _check_quota(list(seen.values()), accounts, diags)
 
 
-def _check_name(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    """Names match whole; labels hold no secrets (issue 10: they are printed everywhere)."""
     meta = doc.model.metadata
     for field, name in (("name", meta.name), ("renamedFrom", meta.renamed_from)):
         if name is not None and not is_name(name):
             diags.error("E106", f"invalid {field} {_shown(name)}: use lowercase letters, digits "
                         "and '-', starting and ending with a letter or digit, at most 63 "
                         "characters", doc.at("metadata", field))
+    for key, value in meta.labels.items():
+        if looks_like_secret(key) or looks_like_secret(value):
+            diags.error("E104", f"label {_shown(key)} holds a value that looks like a token (not "
+                        "shown): labels are printed in plans, the API and logs, so they must not "
+                        "hold secrets", doc.at("metadata", "labels", key))
 
 
-def _shown(text: str) -> str:
-    """``text`` quoted for a message: escapes make newlines and bidi controls visible."""
-    shown = ascii(text[:64]) if not text.isascii() or not text.isprintable() else f"'{text[:64]}'"
-    return shown + ("..." if len(text) > 64 else "")
-
-
-def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, AccountDoc]:
+def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
+                    secrets_dir: str) -> dict[str, AccountDoc]:
     by_name: dict[str, AccountDoc] = {}
     by_portal: dict[int, AccountDoc] = {}
     for doc in docs:
-        _check_name(doc, diags)
+        _check_metadata(doc, diags)
         acc = doc.model
         if acc.name in by_name:
             diags.error("E204", f"account '{acc.name}' is declared twice (first at "
@@ -99,6 +103,7 @@ def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, Acc
         by_name[acc.name] = doc
         by_portal[acc.spec.portal_id] = doc
         _check_account(doc, diags)
+        _check_secret_ref(doc, diags, secrets_dir)
     return by_name
 
 
@@ -118,12 +123,6 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         if not _AD_ACCOUNT(ad):
             diags.error("E112", f"ad account {_shown(ad)} must look like act_<1-20 digits>",
                         doc.at("spec", "facebook", "adAccounts", i), "R2")
-    env = fb.access_token.env
-    if env is not None and not _ENV_NAME(env):
-        # May be a pasted token: never echo it (product.md §1, literal secrets are refused).
-        diags.error("E104", "accessToken.env must be an environment variable name "
-                    "(letters, digits, '_'; value not shown)",
-                    doc.at("spec", "facebook", "accessToken", "env"))
     code = spec.default_country_code
     if code is not None and not _COUNTRY_CODE(code):
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
@@ -133,6 +132,27 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         diags.warning("W302", f"account '{doc.model.name}' has syncWebConversions off: its events "
                       "exist but Meta cannot use them to optimize ad delivery",
                       doc.at("spec", "syncWebConversions"), "R17")
+
+
+def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str) -> None:
+    """The token reference names a variable or a file in the secrets folder, never a token.
+
+    A reference that may be a pasted token is never echoed (product.md §1: literal secrets are
+    refused)."""
+    ref = doc.model.spec.facebook.access_token
+    field, value = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
+    where = doc.at("spec", "facebook", "accessToken", field)
+    if looks_like_secret(value):
+        diags.error("E104", f"accessToken.{field} looks like a token, not a reference (value not "
+                    "shown): put the token in an environment variable or a secret file and name "
+                    "that here", where)
+    elif field == "env" and not _ENV_NAME(value):
+        diags.error("E104", "accessToken.env must be an environment variable name "
+                    "(letters, digits, '_'; value not shown)", where)
+    elif field == "file" and (problem := file_ref_problem(value, secrets_dir)) is not None:
+        diags.error("E114", f"accessToken.file {_shown(value)}: {problem}; the agent reads "
+                    f"secret files only from its secrets folder {secrets_dir} (set with "
+                    "--secrets-dir or CONVCTL_SECRETS_DIR)", where)
 
 
 def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.core.credentials import NOT_SHOWN, looks_like_secret
 from reconciler.core.models import API_VERSION, KINDS, Account, ConversionEvent
 from reconciler.core.source import Located, Path, RawDocument
 from reconciler.diagnostics import Diagnostics
@@ -123,7 +124,11 @@ def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics,
     if kind == "extra_forbidden":
         name = str(loc[-1])
         hint = _suggest(name, _fields_at(model_cls, loc[:-1]))
-        diags.error("E101", f"unknown field '{name}' at {dotted}{hint}", src.at(path, key=True))
+        if looks_like_secret(name) or looks_like_secret(dotted):
+            diags.error("E101", f"unknown field {NOT_SHOWN}", src.at(path, key=True))
+        else:
+            diags.error("E101", f"unknown field '{name}' at {dotted}{hint}",
+                        src.at(path, key=True))
     elif kind == "missing":
         diags.error("E102", f"missing required field '{dotted}'", src.at(path, key=True))
     elif kind in CODE_RULES:

@@ -8,6 +8,7 @@ Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unl
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from reconciler.adapters.contacts import (
     LayeredContacts,
 )
 from reconciler.adapters.meta import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphSender
+from reconciler.adapters.secrets import resolve_secret
 from reconciler.adapters.state import open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
 from reconciler.errors import UsageError
@@ -48,6 +50,7 @@ class AgentSettings:
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
     hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
+    secrets_dir: str | None = None  # where {file: PATH} tokens may be read; None: the default
 
 
 @dataclass
@@ -96,7 +99,9 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
                              poll_interval=settings.poll_interval,
                              retention_days=settings.retention_days, role=settings.role,
                              test_event_code=settings.test_event_code, dry_run=settings.dry_run)
-        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep)
+        resolve = functools.partial(resolve_secret, secrets_dir=settings.secrets_dir)
+        agent = Agent(provider, store, contacts, sender, config, clock=now, sleep=sleep,
+                      resolve=resolve)
     except BaseException:
         for close in reversed(closers):
             close()
