@@ -6,9 +6,11 @@ what needs a property, a generated value or the CLI is here.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from reconciler.cli.main import cli
 from reconciler.diagnostics import Diagnostics
 
 BROKEN = Path(__file__).parent / "data" / "broken"
+ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = (BROKEN / "e309-infinite-value.yaml").read_text().split("---\n")[0]
 _TMP = Path(tempfile.mkdtemp(prefix="convctl-hardening-"))
 
@@ -167,3 +170,41 @@ def test_validate_takes_the_secrets_folder_from_the_option_or_the_environment(
                          env={"CONVCTL_SECRETS_DIR": "/srv/keys/"}).exit_code == 0
     near_miss = runner.invoke(cli, ["validate", str(path), "--secrets-dir", "/srv/key"])
     assert near_miss.exit_code == 1 and "E114" in near_miss.output
+
+
+# --- every hostile manifest: apply exits 1 before any write -----------------------------------
+
+def test_apply_refuses_each_hostile_edit_and_leaves_the_state_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONVCTL_SECRETS_DIR", raising=False)
+    monkeypatch.setenv("CONVCTL_STATE", f"sqlite:///{tmp_path / 'state.db'}")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["apply", "--auto-approve"]).exit_code == 0
+    before = _live_state(tmp_path)
+    account = tmp_path / "manifests" / "acme" / "account.yaml"
+    shipped = account.read_text()
+    edits = {"portalId: 4412345": ["portalId: 99999999999999999999999", "portalId: 04412345",
+                                   "portalId: 1:20"],
+             "name: acme": ['name: "acme\\n"'],
+             "{env: ACME_META_TOKEN}": ["{env: EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123}",
+                                        "{file: ../../../../etc/hostname}"]}
+    for old, news in edits.items():
+        for new in news:
+            account.write_text(shipped.replace(old, new, 1))
+            result = runner.invoke(cli, ["apply", "--auto-approve"])
+            assert result.exit_code == 1 and "error[E" in result.output, (new, result.output)
+            assert "Traceback" not in result.output and "EAAGm0PX4ZCp" not in result.output
+            assert _live_state(tmp_path) == before
+
+
+def _live_state(root: Path) -> tuple[list[object], list[object]]:
+    from reconciler.adapters.state import open_provider
+
+    provider = open_provider(f"sqlite:///{root / 'state.db'}")
+    try:
+        return ([a.model_dump() for a in provider.list_accounts()],
+                [e.model_dump() for e in provider.list_events()])
+    finally:
+        provider.close()
