@@ -208,3 +208,15 @@ def _live_state(root: Path) -> tuple[list[object], list[object]]:
                 [e.model_dump() for e in provider.list_events()])
     finally:
         provider.close()
+
+
+# --- item 6 beyond manifests: str.isdigit() is not "ASCII digits" -----------------------------
+
+def test_a_graph_error_with_non_ascii_digits_is_parsed_not_raised() -> None:
+    from reconciler.core.backoff import parse_graph_error
+
+    error = parse_graph_error({"error": {"code": "\u00b2", "error_subcode": "\u0661",
+                                         "message": "m"}})
+    assert error is not None and error.code is None and error.subcode is None
+    error = parse_graph_error({"error": {"code": "190", "message": "m"}})
+    assert error is not None and error.code == 190
