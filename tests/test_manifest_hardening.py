@@ -220,3 +220,13 @@ def test_a_graph_error_with_non_ascii_digits_is_parsed_not_raised() -> None:
     assert error is not None and error.code is None and error.subcode is None
     error = parse_graph_error({"error": {"code": "190", "message": "m"}})
     assert error is not None and error.code == 190
+
+
+def test_messages_escape_what_they_echo_and_hide_what_looks_like_a_token() -> None:
+    event = (BROKEN / "e309-infinite-value.yaml").read_text().split("---\n")[1].replace(
+        "      value: {amount: .inf, currency: EUR}\n", "")
+    token = SECRETS["e104-meta-token-as-env-name.yaml"]
+    _, diags = _load_text(event.replace("account: acme", f"account: {token}"))
+    assert len(diags) == 1 and "error[E201]" in diags[0] and token[:12] not in diags[0]
+    _, diags = _load_text(event.replace("account: acme", 'account: "acme\\n\\u202e"'))
+    assert len(diags) == 1 and "account 'acme\\n\\u202e' is not declared" in diags[0]

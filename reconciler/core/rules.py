@@ -59,8 +59,8 @@ def check(ms: ManifestSet, diags: Diagnostics, *, secrets_dir: str = DEFAULT_SEC
         key = (ev.model.spec.account, ev.model.name)
         if key in seen:
             first = seen[key].at("metadata", "name")
-            diags.error("E205", f"event '{ev.model.name}' is declared twice for account "
-                        f"'{key[0]}' (first at {first})", ev.at("metadata", "name"))
+            diags.error("E205", f"event {_shown(ev.model.name)} is declared twice for account "
+                        f"{_shown(key[0])} (first at {first})", ev.at("metadata", "name"))
             continue
         seen[key] = ev
         if ev.model.spec.account in accounts or ev.model.spec.account not in ms.invalid_accounts:
@@ -93,13 +93,13 @@ def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
         _check_metadata(doc, diags)
         acc = doc.model
         if acc.name in by_name:
-            diags.error("E204", f"account '{acc.name}' is declared twice (first at "
+            diags.error("E204", f"account {_shown(acc.name)} is declared twice (first at "
                         f"{by_name[acc.name].at('metadata', 'name')})", doc.at("metadata", "name"))
             continue
         if acc.spec.portal_id in by_portal:
             other = by_portal[acc.spec.portal_id].model.name
             diags.error("E206", f"portalId {acc.spec.portal_id} is already used by account "
-                        f"'{other}'", doc.at("spec", "portalId"))
+                        f"{_shown(other)}", doc.at("spec", "portalId"))
         by_name[acc.name] = doc
         by_portal[acc.spec.portal_id] = doc
         _check_account(doc, diags)
@@ -129,8 +129,8 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
                     f"{_shown(code)}", doc.at("spec", "defaultCountryCode"))
     _check_unique_ids(doc, diags)
     if not spec.sync_web_conversions:
-        diags.warning("W302", f"account '{doc.model.name}' has syncWebConversions off: its events "
-                      "exist but Meta cannot use them to optimize ad delivery",
+        diags.warning("W302", f"account {_shown(doc.model.name)} has syncWebConversions off: "
+                      "its events exist but Meta cannot use them to optimize ad delivery",
                       doc.at("spec", "syncWebConversions"), "R17")
 
 
@@ -160,7 +160,7 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
     forms: set[str] = set()
     for i, form in enumerate(spec.forms):
         if form.id in forms:
-            diags.error("E207", f"form id '{form.id}' is listed twice",
+            diags.error("E207", f"form id {_shown(form.id)} is listed twice",
                         doc.at("spec", "forms", i, "id"), "R12")
         forms.add(form.id)
     stages: set[str] = set()
@@ -170,19 +170,20 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
             diags.error("E207", f"custom stage id {_shown(stage.id)} must be numeric "
                         "(1-20 digits)", where, "R6")
         elif stage.id in stages:
-            diags.error("E207", f"custom stage id '{stage.id}' is listed twice", where, "R6")
+            diags.error("E207", f"custom stage id {_shown(stage.id)} is listed twice", where, "R6")
         stages.add(stage.id)
 
 
 def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
     spec = ev.model.spec
     if account is None:
-        diags.error("E201", f"account '{spec.account}' is not declared in any manifest",
+        diags.error("E201", f"account {_shown(spec.account)} is not declared in any manifest",
                     ev.at("spec", "account"), "R1")
     elif spec.ad_account not in account.model.spec.facebook.ad_accounts:
         known = ", ".join(account.model.spec.facebook.ad_accounts) or "none"
-        diags.error("E202", f"ad account '{spec.ad_account}' is not one of account "
-                    f"'{spec.account}' ad accounts ({known})", ev.at("spec", "adAccount"), "R1")
+        diags.error("E202", f"ad account {_shown(spec.ad_account)} is not one of account "
+                    f"{_shown(spec.account)} ad accounts ({known})", ev.at("spec", "adAccount"),
+                    "R1")
     _check_trigger(ev, account, diags)
 
 
@@ -204,7 +205,7 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
     base = ("spec", "trigger", "lifecycleStageChange")
     if account is not None and not account.model.spec.lead_sync:
         diags.error("E302", f"lifecycle-stage events need leadSync: true on account "
-                    f"'{account.model.name}'", ev.at(*base, key=True), "R5")
+                    f"{_shown(account.model.name)}", ev.at(*base, key=True), "R5")
     if not lc.stages:
         diags.error("E303", "select at least one lifecycle stage", ev.at(*base, "stages"), "R6")
     known = account.model.stage_ids() if account is not None else None
@@ -214,10 +215,10 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
         if stage == REFUSED_STAGE:
             diags.error("E304", "the lifecycle stage 'other' is not supported", where, "R6")
         elif stage in seen:
-            diags.error("E306", f"stage '{stage}' is selected twice", where, "R6")
+            diags.error("E306", f"stage {_shown(stage)} is selected twice", where, "R6")
         elif known is not None and stage not in known:
-            diags.error("E305", f"unknown lifecycle stage '{stage}'{_hint(stage, known)}; custom "
-                        "stages must be declared in the account's customLifecycleStages",
+            diags.error("E305", f"unknown lifecycle stage {_shown(stage)}{_hint(stage, known)}; "
+                        "custom stages must be declared in the account's customLifecycleStages",
                         where, "R6")
         seen.add(stage)
 
@@ -227,8 +228,8 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
     assert fs is not None
     base = ("spec", "trigger", "formSubmission")
     if account is not None and fs.form_id not in {f.id for f in account.model.spec.forms}:
-        diags.error("E203", f"form '{fs.form_id}' is not one of account "
-                    f"'{account.model.name}' forms; external forms are refused",
+        diags.error("E203", f"form {_shown(fs.form_id)} is not one of account "
+                    f"{_shown(account.model.name)} forms; external forms are refused",
                     ev.at(*base, "formId"), "R12")
     if fs.consent is None:
         diags.error("E307", "form events need consent: {property: NAME, value: VALUE}",
@@ -260,8 +261,8 @@ def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
         return
     exact = {n.lower(): n for n in STANDARD_META_EVENTS}.get(name.lower())
     hint = f"; did you mean '{exact}'?" if exact else _hint(name, set(STANDARD_META_EVENTS))
-    diags.error("E308", f"'{name}' is not a standard Meta event{hint} (use custom:<EventName> "
-                "for a custom conversion)", where, "R13")
+    diags.error("E308", f"{_shown(name)} is not a standard Meta event{hint} (use "
+                "custom:<EventName> for a custom conversion)", where, "R13")
 
 
 @functools.lru_cache(maxsize=512)
@@ -278,7 +279,7 @@ def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
     hint = ""
     if _is_currency(code.upper()):
         hint = f"; did you mean '{code.upper()}'?"
-    diags.error("E310", f"'{code}' is not an ISO 4217 currency code{hint}",
+    diags.error("E310", f"{_shown(code)} is not an ISO 4217 currency code{hint}",
                 ev.at("spec", "trigger", "formSubmission", "value", "currency"), "R13")
 
 
@@ -294,12 +295,12 @@ def _check_data_sharing(ev: EventDoc, diags: Diagnostics) -> None:
     for i, prop in enumerate(ds.properties):
         if isinstance(prop, str):
             if prop not in PROPERTY_KEYS:
-                diags.error("E312", f"property '{prop}' has no Meta key; map it explicitly: "
-                            f"{{property: {prop}, as: external_id}}",
+                diags.error("E312", f"property {_shown(prop)} has no Meta key; map it explicitly: "
+                            f"{{property: {_shown(prop)}, as: external_id}}",
                             ev.at(*base, "properties", i), "R15")
             keys.append(PROPERTY_KEYS.get(prop, ""))
         elif prop.as_ not in META_USER_KEYS:
-            diags.error("E312", f"'{prop.as_}' is not a Meta user_data key (one of "
+            diags.error("E312", f"{_shown(prop.as_)} is not a Meta user_data key (one of "
                         f"{', '.join(META_USER_KEYS)})", ev.at(*base, "properties", i, "as"), "R15")
         else:
             keys.append(prop.as_)
@@ -323,8 +324,8 @@ def _check_quota(events: list[EventDoc], accounts: dict[str, AccountDoc],
         if used[name] > limit and name not in reported:
             reported.add(name)
             total = sum(e.model.stage_count for e in events if e.model.spec.account == name)
-            diags.error("E313", f"account '{name}' ({account.model.spec.tier}) would use {total} "
-                        f"lifecycle-stage slots, limit {limit}: this event takes it from "
+            diags.error("E313", f"account {_shown(name)} ({account.model.spec.tier}) would use "
+                        f"{total} lifecycle-stage slots, limit {limit}: this event takes it from "
                         f"{before} to {used[name]}", ev.at("spec", "trigger",
                                                             "lifecycleStageChange", "stages"),
                         "R9")
