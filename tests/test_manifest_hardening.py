@@ -70,9 +70,18 @@ def test_decimal_numbers_and_quoted_look_alikes_are_fine() -> None:
 
 def test_keys_are_the_text_as_written() -> None:
     diags = Diagnostics()
-    (doc,) = parse_documents("{no: a, yes: b, on: c, 01: d, ~: e, 2024-01-01: f}\n", "x", diags)
+    (doc,) = parse_documents("{no: a, yes: b, on: c, 01: d, ~: e, 2024-01-01: f, =: g}\n", "x",
+                             diags)
     assert list(diags) == []
-    assert list(doc.data) == ["no", "yes", "on", "01", "~", "2024-01-01"]
+    assert list(doc.data) == ["no", "yes", "on", "01", "~", "2024-01-01", "="]
+
+
+def test_equals_and_double_angle_values_are_text_not_yaml_1_1_types() -> None:
+    diags = Diagnostics()
+    (doc,) = parse_documents("a: =\nb: <<\n", "x", diags)
+    assert list(diags) == [] and doc.data == {"a": "=", "b": "<<"}
+    parse_documents("<<: {a: 1}\n", "x", diags)
+    assert [d.code for d in diags] == ["E004"]  # a merge key is still refused
 
 
 def test_unquoted_yes_for_a_text_field_says_to_quote_it() -> None:

@@ -74,6 +74,9 @@ _SCALAR_TAGS = {
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _NULL = "tag:yaml.org,2002:null"
+# YAML 1.1 types of the plain scalars `=` and `<<`; as values (and `=` as a key) they are text.
+_VALUE = "tag:yaml.org,2002:value"
+_MERGE = "tag:yaml.org,2002:merge"
 _DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _constructor = yaml.constructor.SafeConstructor()
 _ScalarNode = yaml.ScalarNode
@@ -185,12 +188,14 @@ class _Converter:
                            key_node.start_mark)
         if not isinstance(key_node, _ScalarNode):
             raise _Refused("E103", "mapping keys must be plain strings", key_node.start_mark)
-        if key_node.tag not in _SCALAR_TAGS:
+        if key_node.tag not in _SCALAR_TAGS and key_node.tag != _VALUE:
             raise _Refused("E004", f"tag '{_short_tag(key_node.tag)}' is not allowed in "
                            "manifests", key_node.start_mark)
         return str(key_node.value)  # the text as written: `no:` is "no", `01:` is "01"
 
     def _scalar(self, node: Any) -> Any:
+        if node.tag in (_VALUE, _MERGE):
+            return node.value
         if node.tag not in _SCALAR_TAGS:
             raise _Refused("E004", f"tag '{_short_tag(node.tag)}' is not allowed in manifests",
                            node.start_mark)
