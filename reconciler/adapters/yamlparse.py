@@ -237,8 +237,8 @@ def _check_decimal(node: Any, value: float) -> None:
     else:
         why = (f"an octal number: YAML 1.1 reads it as {read}, YAML 1.2 as "
                f"{int(text, 10) if text.lstrip('+-').isdigit() else 'text'}")
-    shown = text if len(text) <= 40 else text[:40] + "..."
-    raise _Refused("E011", f"'{shown}' is {why}; write numbers in plain decimal, or quote the "
+    written = text if len(text) <= 40 else text[:40] + "..."
+    raise _Refused("E011", f"'{written}' is {why}; write numbers in plain decimal, or quote the "
                    "value if it is text", node.start_mark)
 
 

@@ -134,11 +134,12 @@ def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics,
     elif kind in CODE_RULES:
         diags.error(kind, err["msg"], src.at(path), CODE_RULES[kind])
     else:
-        hint = _type_hint(kind, _get(data, path)) if path == _full(loc) else ""
+        hint = _type_hint(kind, _get(data, path)) if path == _untagged(loc) else ""
         diags.error("E103", f"{dotted}: {err['msg']}{hint}", src.at(path))
 
 
-def _full(loc: tuple[Any, ...]) -> Path:
+def _untagged(loc: tuple[Any, ...]) -> Path:
+    """``loc`` without pydantic's union member tags: the data path it names."""
     return tuple(step for step in loc if not _is_tag(step))
 
 
