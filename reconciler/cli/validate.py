@@ -20,8 +20,13 @@ if TYPE_CHECKING:
 @click.option("--policies", "policies_opt", metavar="DIR", default=None,
               help="Also compile the Rego policies in DIR [env CONVCTL_POLICIES; default "
               "policies/ when it exists].")
+@click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
+              show_default=True, metavar="DIR",
+              help="The agent's secrets folder: accessToken {file: PATH} must be inside it "
+              "[env CONVCTL_SECRETS_DIR].")
 @quiet_option
-def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, quiet: bool) -> None:
+def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_dir: str,
+            quiet: bool) -> None:
     """Check manifests: schema, references, R-rules and the quota of the desired state.
 
     PATHS are folders (every *.yaml / *.yml inside, recursively) or files; default manifests/.
@@ -40,7 +45,7 @@ def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, quiet: b
 
     app = App()
     with working("Validating " + " ".join(paths or ("manifests",)), quiet=quiet):
-        manifests, diags = load(list(paths) or ["manifests"])
+        manifests, diags = load(list(paths) or ["manifests"], secrets_dir=secrets_dir)
     _check_policies(policies_opt, diags)
     ordered = diags.sorted()
     if fmt == "json":

@@ -49,10 +49,12 @@ def run(*args: str) -> Result:
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped manifests, globex's token file moved into the temp dir, applied."""
+    """The shipped manifests, globex's token file moved into a temp secrets folder, applied."""
     shutil.copytree(MANIFESTS, tmp_path / "manifests")
-    token_file = tmp_path / "globex_meta_token"
+    (tmp_path / "secrets").mkdir()
+    token_file = tmp_path / "secrets" / "globex_meta_token"
     token_file.write_text(GLOBEX_TOKEN + "\n")
+    monkeypatch.setenv("CONVCTL_SECRETS_DIR", str(tmp_path / "secrets"))
     account = tmp_path / "manifests" / "globex" / "account.yaml"
     account.write_text(account.read_text().replace("/run/secrets/globex_meta_token",
                                                    str(token_file)))
