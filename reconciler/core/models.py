@@ -106,6 +106,19 @@ class Facebook(_Model):
         description="Contact property telling the contact interacted with tracked ads (R8).")
 
 
+class DataProcessingOptions(_Model):
+    """Meta's Limited Data Use (capi-contract.md): sent as ``data_processing_options`` with
+    ``_country``/``_state``; checked in ``privacy.py`` (E114)."""
+
+    options: list[str] = Field(
+        description="[] (no restriction, stated explicitly) or [LDU] (Limited Data Use).")
+    country: int | None = Field(
+        default=None, description="With LDU: 1 (United States) or 0 (Meta geolocates the "
+        "event); omitted with state: Meta geolocates.")
+    state: int | None = Field(
+        default=None, description="With LDU: 1000 (California) or 0 (Meta geolocates).")
+
+
 class AccountSpec(_Model):
     portal_id: int = Field(alias="portalId", description="CRM account (portal) id.", gt=0)
     tier: Literal["professional", "enterprise"] = Field(
@@ -120,6 +133,13 @@ class AccountSpec(_Model):
         default=None, alias="defaultCountryCode",
         description="Calling code used to complete phone numbers without one, e.g. \"1\".",
         json_schema_extra=_pattern(r"^\d{1,3}$"))
+    date_order: Literal["mdy", "dmy", "ymd"] | None = Field(
+        default=None, alias="dateOrder",
+        description="Order of day and month in the CRM's dates of birth when both could be "
+        "either (mdy: 02/03/1990 is February 3); default: the region of defaultCountryCode.")
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions",
+        description="Limited Data Use for every event of the account (events may override).")
     custom_lifecycle_stages: list[CustomStage] = Field(
         default_factory=list, alias="customLifecycleStages",
         description="The account's custom lifecycle stages (R6).")
@@ -220,6 +240,9 @@ class EventSpec(_Model):
     trigger: Trigger = Field(description="Exactly one trigger (R1).")
     data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
                                       description="What is sent to Meta (R15).")
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions",
+        description="Limited Data Use for this event; overrides the account's.")
 
 
 class ConversionEvent(_Model):

@@ -143,9 +143,10 @@ def _check_user_key(i: int, key: str, value: Any) -> None:
         if key in HASHED and not HEX64.fullmatch(str(v)):
             raise Reject(f"event {i}: user_data.{key} must be a SHA-256 hash (64 lowercase hex)",
                          subcode=2804008)
-    if key == "lead_id" and not LEAD_ID.fullmatch(str(value)):
-        raise Reject(f"event {i}: user_data.lead_id must be 15-17 digits, not hashed",
-                     subcode=2804008)
+    if key == "lead_id" and (type(value) is not int or not LEAD_ID.fullmatch(str(value))):
+        # Meta's payload specification: lead_id is an integer of 15-17 digits (issue 13 item 8)
+        raise Reject(f"event {i}: user_data.lead_id must be an integer of 15-17 digits, "
+                     "not hashed", subcode=2804008)
     if key == "client_ip_address":
         try:
             ipaddress.ip_address(str(value))
