@@ -18,7 +18,8 @@ letter are removed, and the text is NFC. Then, per key:
   country is unknown): first 5 digits |
 | country | ISO 3166-1 alpha-2, lowercase (``places.country_code``: names, aliases, names in
   other languages); unknown values are dropped (their hash could never match) |
-| db | ``YYYYMMDD`` (``birthdates.birth_date``: many orders and separators, 1900 to today) |
+| db | ``YYYYMMDD`` (``birthdates.birth_date``: many orders and separators, 1900 to today;
+  an ambiguous day/month follows the account's ``dateOrder`` or its calling code's region) |
 | ge | ``f``/``m`` from female/male/woman/man/f/m/w; anything else is dropped |
 | external_id | trim, lowercase, then hashed like the others (our one rule, applied everywhere) |
 
@@ -42,7 +43,7 @@ from typing import Final
 
 import phonenumbers
 
-from reconciler.core.birthdates import birth_date
+from reconciler.core.birthdates import birth_date, date_order_for_calling_code
 from reconciler.core.places import country_code, state_code
 
 HASHED_KEYS = frozenset(
@@ -54,7 +55,7 @@ DROP_REASONS: Final = ("not_a_string", "unusable")
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
-_PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/]+", re.ASCII)
+_PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/_|]+", re.ASCII)
 _NON_DIGIT = re.compile(r"[^0-9]")
 _ASCII_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _GENDER = {"f": "f", "female": "f", "w": "f", "woman": "f",
@@ -204,7 +205,8 @@ _VALUE_ONLY: dict[str, Callable[[str], str | None]] = {
 _RULES: dict[str, _Rule] = {
     "ph": lambda value, code, _country, _order: norm_ph(value, code),
     "zp": lambda value, _code, country, _order: norm_zp(value, country),
-    "db": lambda value, _code, _country, order: norm_db(value, order),
+    "db": lambda value, code, _country, order: norm_db(
+        value, order or date_order_for_calling_code(code)),
     **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
 }
 
