@@ -68,18 +68,23 @@ def list_(account: str | None, state: str | None) -> None:
 @click.argument("ref")
 @state_option
 def show(ref: str, state: str | None) -> None:
-    """Show one event (REF: an id or ACCOUNT/NAME) as JSON."""
+    """Show one event (REF: an id or ACCOUNT/NAME) as JSON, with what it sends to Meta."""
     import orjson
 
     from reconciler.adapters.state import open_provider
+    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
 
     provider = open_provider(state)
     try:
         ev = _find(provider, ref)
+        account = next((a for a in provider.list_accounts() if a.name == ev.account), None)
     finally:
         provider.close()
     data = ev.model_dump(mode="json", by_alias=True)
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
+    # what leaves per event: the user_data keys and the Limited Data Use fields it sends
+    data["sends"] = {"userData": sent_keys(data["spec"]), "dataProcessingOptions": payload_fields(
+        effective_options(ev.spec, account.spec if account else None))}
     App().out(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "convctl/v1"
@@ -243,6 +250,16 @@ class EventSpec(_Model):
     data_processing_options: DataProcessingOptions | None = Field(
         default=None, alias="dataProcessingOptions",
         description="Limited Data Use for this event; overrides the account's.")
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dump without ``dataProcessingOptions`` when unset, so an event's content hash (drift,
+        R19) stays what it was before the field existed."""
+        data: dict[str, Any] = handler(self)
+        for key in ("dataProcessingOptions", "data_processing_options"):
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
 
 class ConversionEvent(_Model):

@@ -17,10 +17,10 @@ together, only with LDU; country 0 (geolocate) goes with state 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.core.models import AccountSpec, DataProcessingOptions, DataSharing, EventSpec
+from reconciler.core.models import AccountSpec, DataProcessingOptions, EventSpec
 from reconciler.core.normalize import UNHASHED_KEYS
 from reconciler.core.vocabulary import PROPERTY_KEYS
 
@@ -87,19 +87,40 @@ def describe(options: DataProcessingOptions | None) -> str:
     return f"LDU (country {options.country}, state {options.state})"
 
 
-def sent_keys(sharing: DataSharing, trigger_kind: str) -> list[str]:
-    """The user_data keys an event can send (R15), in a stable order, hashed ones marked
-    ``(hashed)``: a reviewer sees which personal data a change starts sending."""
+def sent_keys(spec: Mapping[str, Any]) -> list[str]:
+    """The user_data keys an event sends (R15), from its spec as dumped with aliases (a plan's
+    before/after document or ``EventSpec.model_dump(by_alias=True)``): the shared properties'
+    keys in the order listed (Meta receives them hashed, except the clear keys), then the clear
+    keys (``fbc``/``fbp`` when the contact has them; the user agent and, unless switched off, the
+    IP of a form event; the lead id of a lifecycle event). A reviewer sees which personal data
+    a change starts sending."""
+    sharing = spec.get("dataSharing") or {}
     keys: list[str] = []
-    for item in sharing.properties:
-        key = PROPERTY_KEYS.get(item) if isinstance(item, str) else item.as_
-        if key is not None and key not in keys:
+    for item in sharing.get("properties") or []:
+        key = PROPERTY_KEYS.get(item) if isinstance(item, str) else (
+            item.get("as") if isinstance(item, Mapping) else None)
+        if isinstance(key, str) and key not in keys:
             keys.append(key)
     clear = ["fbc", "fbp"]
-    if trigger_kind == "formSubmission":
+    if (spec.get("trigger") or {}).get("formSubmission") is not None:
         clear.append("client_user_agent")
-        if sharing.ip_address:
+        if sharing.get("ipAddress", True):
             clear.append("client_ip_address")
     else:
         clear.append("lead_id")
-    return [k if k in UNHASHED_KEYS else f"{k} (hashed)" for k in keys] + clear
+    return keys + [k for k in clear if k not in keys]
+
+
+def label(key: str) -> str:
+    """``em (hashed)`` for a key Meta receives hashed, the key alone for a clear one."""
+    return key if key in UNHASHED_KEYS else f"{key} (hashed)"
+
+
+def sent_keys_change(before: Mapping[str, Any] | None,
+                     after: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """``{"sends", "hashed", "starts", "stops"}`` of a change between two spec documents (None:
+    absent): the keys sent after it, which of them are hashed, which are new, which are gone."""
+    old = sent_keys(before) if before is not None else []
+    new = sent_keys(after) if after is not None else []
+    return {"sends": new, "hashed": [k for k in new if k not in UNHASHED_KEYS],
+            "starts": [k for k in new if k not in old], "stops": [k for k in old if k not in new]}

@@ -14,6 +14,7 @@ import re
 from collections import defaultdict
 
 from reconciler.core.models import NAME_PATTERN, Account, ConversionEvent
+from reconciler.core.privacy import check_options
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
@@ -111,6 +112,7 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
                     f"'{code}'", doc.at("spec", "defaultCountryCode"))
     _check_unique_ids(doc, diags)
+    _check_data_processing(doc, diags)
     if not spec.sync_web_conversions:
         diags.warning("W302", f"account '{doc.model.name}' has syncWebConversions off: its events "
                       "exist but Meta cannot use them to optimize ad delivery",
@@ -145,6 +147,16 @@ def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -
         diags.error("E202", f"ad account '{spec.ad_account}' is not one of account "
                     f"'{spec.account}' ad accounts ({known})", ev.at("spec", "adAccount"), "R1")
     _check_trigger(ev, account, diags)
+    _check_data_processing(ev, diags)
+
+
+def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    """E114: Limited Data Use options Meta documents (privacy.py)."""
+    options = doc.model.spec.data_processing_options
+    if options is not None:
+        check_options(options, lambda message, path: diags.error(
+            "E114", f"dataProcessingOptions: {message}",
+            doc.at("spec", "dataProcessingOptions", *path)))
 
 
 def _check_trigger(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:

@@ -1,5 +1,8 @@
 """The machine form of a plan: ``Plan.to_json()`` plus a ``summary`` object, deterministic.
 
+Each event change that sends events also carries ``user_data: {sends, starts, stops}``: the
+user_data keys it sends after the change and those it starts or stops sending.
+
 Keys sorted, two-space indent, UTF-8 kept as is, no trailing newline. ``Plan.from_json`` reads
 it back (it ignores ``summary``). Values are redacted (``render.redact``) first.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 
 from reconciler.core.plan import Plan
-from reconciler.render.common import summary_counts
+from reconciler.render.common import summary_counts, user_data_change
 from reconciler.render.redact import mask_tokens, redact_plan
 
 
@@ -17,5 +20,9 @@ def render_json(plan: Plan) -> str:
     """``{"format_version", "changes", "quotas", ..., "summary": {create, update, ...}}``."""
     plan = redact_plan(plan)
     data = {**plan.to_json(), "summary": summary_counts(plan)}
+    for change, out in zip(plan.changes, data["changes"], strict=True):
+        sent = user_data_change(change)
+        if sent is not None:  # what leaves: the user_data keys the event sends
+            out["user_data"] = sent
     return mask_tokens(json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False,
                                   default=str))
