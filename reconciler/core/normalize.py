@@ -7,15 +7,16 @@ letter are removed, and the text is NFC. Then, per key:
 | key | rule |
 |---|---|
 | em | trim, lowercase |
-| ph | digits only, no leading zeros, with country code (E.164 without ``+``; the account's default
-  calling code completes national numbers; unparsable input falls back to digits only) |
+| ph | digits only (symbols and letters removed), no leading zeros, with country code (E.164
+  without ``+``; the account's default calling code completes national numbers; unparsable
+  input falls back to digits only) |
 | fn, ln | lowercase, keep letters and digits (any script), drop punctuation and spaces: digits
   are not punctuation (``John2`` -> ``john2``) |
 | ct | lowercase, keep letters and digits (no punctuation, no spaces) |
 | st | 2-letter code, lowercase (``places.state_code``: names, ``Calif.``, ``D.C.``); other values
   lowercased without punctuation or spaces |
-| zp | lowercase, letters and digits only; US (country ``us``, or a ``NNNNN-NNNN`` shape when the
-  country is unknown): first 5 digits |
+| zp | lowercase, letters and digits only; US (country ``us``, or 5 or 9 digits with only spaces
+  or dashes between when the country is unknown): first 5 digits |
 | country | ISO 3166-1 alpha-2, lowercase (``places.country_code``: names, aliases, names in
   other languages); unknown values are dropped (their hash could never match) |
 | db | ``YYYYMMDD`` (``birthdates.birth_date``: many orders and separators, 1900 to today;
@@ -54,7 +55,9 @@ UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp
 DROP_REASONS: Final = ("not_a_string", "unusable")
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
+_US_ZIP = re.compile(r"[0-9]{5}([0-9]{4})?")  # on the compact form: 94035, 94035-1234
+_ZIP_SEPARATORS = re.compile(r"[0-9\s\-]+")
+_LETTERS = re.compile(r"[^\W\d_]+")
 _PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/_|]+", re.ASCII)
 _NON_DIGIT = re.compile(r"[^0-9]")
 _ASCII_NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -126,6 +129,8 @@ def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
     v = value.strip()
     if not v:
         return None
+    if not _PLAIN_PHONE.fullmatch(v):  # Meta: remove symbols, letters and leading zeros
+        v = _LETTERS.sub("", v).strip()
     if _PLAIN_PHONE.fullmatch(v):
         digits = _NON_DIGIT.sub("", v)
         if v.startswith("+") and "(0" not in v:
@@ -171,7 +176,8 @@ def norm_zp(value: str, country: str | None = None) -> str | None:
     compact = _alnum(raw)
     if not compact:
         return None
-    us = country == "us" or (country is None and _US_ZIP.fullmatch(raw) is not None)
+    us = country == "us" or (country is None and _US_ZIP.fullmatch(compact) is not None
+                             and _ZIP_SEPARATORS.fullmatch(raw) is not None)
     if us and compact[:5].isdigit():
         return compact[:5]
     return compact

@@ -10,13 +10,16 @@ and looked up in one table built at first use from
 3. CLDR territory names in the languages of ``_LANGUAGES`` through Babel's locale data
    (``Deutschland``, ``España``, ``México``, ``Brasil``, ``Türkiye``, ``Россия``, ``日本`` ...).
 
-Earlier sources win a clash. A leading ``the`` is ignored (``The Netherlands``). An unknown name
-is dropped: a code is never guessed from its first letters (``UAE`` is not Ukraine).
+Earlier sources win a clash; a CLDR name meaning two countries is left out. Leading ``the``,
+``Republic of``, ``Kingdom of`` or ``State of`` are ignored when the whole name is unknown. An
+unknown name is dropped: a code is never guessed from its first letters (``UAE`` is not
+Ukraine).
 
-States: a 2-letter value is kept; otherwise US state and Canadian province names (pycountry
-subdivisions), USPS and AP-style abbreviations (``Calif.``, ``Mass.``, ``Fla.``, ``D.C.``) and a
-``state`` prefix or suffix (``CaliforniaState``, ``State of New York``) map to the 2-letter code.
-Other values are lowercased without punctuation or spaces (Meta's rule outside the US).
+States: a 2-letter value is kept; otherwise US state names (pycountry subdivisions), USPS and
+AP-style abbreviations (``Calif.``, ``Mass.``, ``Fla.``, ``D.C.``) and a ``state`` prefix or
+suffix (``CaliforniaState``, ``State of New York``) map to the 2-letter code. Other values are
+lowercased without punctuation or spaces: Meta's rule for states outside the US (``Ontario`` ->
+``ontario``, ``New South Wales`` -> ``newsouthwales``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import pycountry
 
 # Languages whose CLDR territory names are looked up (most CRM exports come from these).
 _LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "sv", "da", "nb", "fi", "cs",
-              "hu", "ro", "tr", "ru", "uk", "el", "he", "ar", "ja", "zh", "ko", "id", "vi", "th",
-              "hi")
+              "sk", "sl", "hr", "sr_Latn", "bg", "hu", "ro", "lt", "lv", "et", "is", "ga", "ca",
+              "tr", "ru", "uk", "el", "he", "ar", "fa", "ja", "zh", "ko", "id", "ms", "vi", "th",
+              "hi", "fil", "sw", "af")
 
 _COUNTRY_ALIASES = {
     "uae": "ae", "emirates": "ae", "uk": "gb", "greatbritain": "gb", "britain": "gb",
@@ -42,8 +46,13 @@ _COUNTRY_ALIASES = {
     "republicofcongo": "cg", "laos": "la", "syria": "sy", "iran": "ir", "moldova": "md",
     "bolivia": "bo", "venezuela": "ve", "tanzania": "tz", "vietnam": "vn", "taiwan": "tw",
     "hongkong": "hk", "macau": "mo", "micronesia": "fm", "saintkitts": "kn", "stkitts": "kn",
-    "stlucia": "lc", "stvincent": "vc", "trinidad": "tt", "bosnia": "ba", "kyrgyzstan": "kg",
+    "stkittsandnevis": "kn", "stlucia": "lc", "stvincent": "vc", "trinidad": "tt",
+    "bosnia": "ba", "kyrgyzstan": "kg", "koreasouth": "kr", "skorea": "kr", "koreanorth": "kp",
+    "nkorea": "kp", "fyrom": "mk", "ksa": "sa", "saudi": "sa", "eire": "ie", "eeuu": "us",
+    "nireland": "gb", "antigua": "ag", "greatbritainandnorthernireland": "gb",
 }
+# Leading words a name may carry (``The Netherlands``, ``Republic of Korea``).
+_PREFIXES = ("the", "republicof", "kingdomof", "stateof")
 
 # USPS codes come from pycountry; these are the AP-style and other common abbreviations.
 _STATE_ABBREVIATIONS = {
@@ -53,8 +62,6 @@ _STATE_ABBREVIATIONS = {
     "neb": "ne", "nebr": "ne", "nev": "nv", "okla": "ok", "ore": "or", "oreg": "or",
     "penn": "pa", "penna": "pa", "tenn": "tn", "tex": "tx", "wash": "wa", "wis": "wi",
     "wisc": "wi", "wyo": "wy", "wva": "wv", "washingtondc": "dc", "washdc": "dc",
-    "newfoundland": "nl", "pei": "pe", "alta": "ab", "sask": "sk", "man": "mb", "que": "qc",
-    "ont": "on",
 }
 
 
@@ -91,15 +98,20 @@ def _countries() -> dict[str, str]:
 
 
 def _add_cldr_names(table: dict[str, str], codes: set[str]) -> None:
+    """CLDR names of ISO countries; a name meaning two countries (``Kongo``) is left out."""
     try:
         from babel import Locale
     except ImportError:  # pragma: no cover - Babel is a dependency; the table still works
         return
+    found: dict[str, set[str]] = {}
     for language in _LANGUAGES:
         for territory, name in Locale.parse(language).territories.items():
             code = territory.lower()
-            if code in codes:
-                _add(table, name, code)
+            if code in codes and (key := fold(name)):
+                found.setdefault(key, set()).add(code)
+    for key, meanings in found.items():
+        if len(meanings) == 1:
+            table.setdefault(key, next(iter(meanings)))
 
 
 @lru_cache(maxsize=8192)
@@ -111,8 +123,9 @@ def country_code(value: str) -> str | None:
         return None
     table = _countries()
     found = table.get(key)
-    if found is None and key.startswith("the"):
-        found = table.get(key[3:])
+    for prefix in _PREFIXES:
+        if found is None and key.startswith(prefix):
+            found = table.get(key[len(prefix):])
     return found
 
 
@@ -120,7 +133,7 @@ def country_code(value: str) -> str | None:
 def _states() -> dict[str, str]:
     table: dict[str, str] = {}
     for sub in pycountry.subdivisions:
-        if sub.country_code in ("US", "CA"):
+        if sub.country_code == "US":
             code = sub.code.split("-", 1)[1].lower()
             _add(table, sub.name, code)
     table["virginislands"] = "vi"
