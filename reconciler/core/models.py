@@ -10,14 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "convctl/v1"
@@ -247,19 +240,11 @@ class EventSpec(_Model):
     trigger: Trigger = Field(description="Exactly one trigger (R1).")
     data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
                                       description="What is sent to Meta (R15).")
+    # Not dumped when unset, so an event's content hash (drift, R19) stays what it was before
+    # the field existed.
     data_processing_options: DataProcessingOptions | None = Field(
-        default=None, alias="dataProcessingOptions",
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
         description="Limited Data Use for this event; overrides the account's.")
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Dump without ``dataProcessingOptions`` when unset, so an event's content hash (drift,
-        R19) stays what it was before the field existed."""
-        data: dict[str, Any] = handler(self)
-        for key in ("dataProcessingOptions", "data_processing_options"):
-            if key in data and data[key] is None:
-                del data[key]
-        return data
 
 
 class ConversionEvent(_Model):

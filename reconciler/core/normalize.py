@@ -240,8 +240,7 @@ Hasher = Callable[[str, str, str | None, str | None, str | None], str | None]
 
 def _hash(key: str, value: str, default_country_code: str | None, country: str | None,
           date_order: str | None) -> str | None:
-    if type(value) is not str:
-        return None
+    """The hot path: callers have checked that ``value`` is a string."""
     stripped = (value if value.isascii() else clean(value)).strip()
     if len(stripped) == 64 and _HEX64.fullmatch(stripped):  # is_hashed, inlined
         return stripped.lower()
