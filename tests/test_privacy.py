@@ -128,6 +128,8 @@ def test_events_show_lists_what_leaves(repo: Path) -> None:
     assert sends["dataProcessingOptions"] == {"data_processing_options": ["LDU"],
                                               "data_processing_options_country": 0,
                                               "data_processing_options_state": 0}
-    assert "em" in sends["userData"] and "client_user_agent" in sends["userData"]
+    assert sends["userData"][:5] == ["em", "ph", "fn", "ln", "country"]  # as listed (R15)
+    assert "client_user_agent" in sends["userData"] and "client_ip_address" in sends["userData"]
+    assert sends["hashed"] == ["em", "ph", "fn", "ln", "country"]
     funnel = json.loads(run("events", "show", "acme/funnel").output)["sends"]["userData"]
     assert "lead_id" in funnel and "client_user_agent" not in funnel

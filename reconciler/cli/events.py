@@ -72,6 +72,7 @@ def show(ref: str, state: str | None) -> None:
     import orjson
 
     from reconciler.adapters.state import open_provider
+    from reconciler.core.normalize import HASHED_KEYS
     from reconciler.core.privacy import effective_options, payload_fields, sent_keys
 
     provider = open_provider(state)
@@ -83,8 +84,10 @@ def show(ref: str, state: str | None) -> None:
     data = ev.model_dump(mode="json", by_alias=True)
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
     # what leaves per event: the user_data keys and the Limited Data Use fields it sends
-    data["sends"] = {"userData": sent_keys(data["spec"]), "dataProcessingOptions": payload_fields(
-        effective_options(ev.spec, account.spec if account else None))}
+    keys = sent_keys(data["spec"])
+    data["sends"] = {"userData": keys, "hashed": [k for k in keys if k in HASHED_KEYS],
+                     "dataProcessingOptions": payload_fields(
+                         effective_options(ev.spec, account.spec if account else None))}
     App().out(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
 
 
