@@ -2,7 +2,7 @@
 
 Payloads are plain dicts (orjson-ready). Normalization and hashing live in ``normalize.py``
 (re-exported here): hashed keys are normalized then SHA-256 (lowercase hex); ``external_id`` is
-hashed too, after trim + lowercase; 64-char lowercase hex values pass through; clear keys
+hashed too, after trim + lowercase; 64-char hex digests pass through lowercased; clear keys
 (IP, user agent, fbc, fbp, lead_id) are never hashed. Choices where the contracts are silent:
 
 - ``event_id`` = first 32 hex chars of SHA-256(conversion event id, source event id): identical on
@@ -26,7 +26,6 @@ hashed too, after trim + lowercase; 64-char lowercase hex values pass through; c
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, DataSharing
 from reconciler.core.normalize import (
     HASHED_KEYS,
+    LEAD_ID,
     UNHASHED_KEYS,
     Hasher,
     clear_value,
@@ -55,6 +55,7 @@ from reconciler.core.vocabulary import CUSTOM_EVENT_PREFIX, PROPERTY_KEYS, STAGE
 
 __all__ = [
     "HASHED_KEYS",
+    "LEAD_ID",
     "MAX_BATCH",
     "UNHASHED_KEYS",
     "PayloadBuilder",
@@ -81,7 +82,6 @@ MAX_FUTURE: Final = timedelta(seconds=60)
 ACTION_SOURCES: Final = frozenset({"email", "website", "app", "phone_call", "chat",
                                    "physical_store", "system_generated", "business_messaging",
                                    "other"})
-LEAD_ID = re.compile(r"[0-9]{15,17}")  # ASCII digits only: \d matches any script's
 
 InvalidReason = Literal["missing_field", "bad_action_source", "no_customer_info", "too_old",
                         "future", "missing_event_source_url", "missing_user_agent",

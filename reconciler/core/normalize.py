@@ -51,6 +51,7 @@ HASHED_KEYS = frozenset(
     {"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"})
 UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id",
                            "subscription_id", "fb_login_id"})
+LEAD_ID = re.compile(r"[0-9]{15,17}")  # a Meta lead id; ASCII digits only: \d matches any script's
 # Why a raw value was not sent: not a string, or nothing usable once normalized.
 DROP_REASONS: Final = ("not_a_string", "unusable")
 
@@ -269,14 +270,11 @@ def hasher(key: str) -> Hasher:
     return _hash_repeating if key in _REPEATING_KEYS else _hash
 
 
-_LEAD_ID = re.compile(r"[0-9]{15,17}")
-
-
 def clear_value(key: str, value: str) -> str | int | None:
     """A key Meta wants in clear, cleaned and trimmed; ``lead_id`` of 15-17 ASCII digits as the
     integer Meta's payload specification gives (other lead ids stay strings: refused later)."""
     text = (value if value.isascii() else clean(value)).strip()
-    if key == "lead_id" and _LEAD_ID.fullmatch(text):
+    if key == "lead_id" and LEAD_ID.fullmatch(text):
         return int(text)
     return text or None
 
