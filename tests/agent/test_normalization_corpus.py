@@ -97,3 +97,30 @@ def test_phone_output_is_stable(value: str) -> None:
     assert once is None or (once.isdigit() and not once.startswith("0"))
     if once is not None:
         assert normalize("ph", once) == once
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"defaultCountryCode": "1"}, "19900203"),  # US: month first
+    ({"defaultCountryCode": "44"}, "19900302"),  # GB: day first (CLDR)
+    ({"defaultCountryCode": "1", "dateOrder": "dmy"}, "19900302"),  # the account decides
+    ({"defaultCountryCode": "44", "dateOrder": "mdy"}, "19900203"),
+])
+def test_an_ambiguous_birth_date_follows_the_account(spec: dict[str, str],
+                                                    expected: str) -> None:
+    from agentkit import account_spec, contact, form_event
+
+    from reconciler.core.capi import PayloadBuilder
+
+    builder = PayloadBuilder(form_event(properties=["date_of_birth"]), account_spec(**spec))
+    sent = builder.user_data(contact(properties={"date_of_birth": "02/03/1990"}))
+    assert sent["db"] == hashlib.sha256(expected.encode()).hexdigest()
+
+
+def test_month_names_and_date_orders_are_looked_up_once() -> None:
+    from reconciler.core import birthdates
+
+    birthdates.birth_date("16 Feb 1997")
+    before = birthdates._months.cache_info()
+    for value in ("3 März 1990", "1er janvier 1990", "February 16, 1997"):
+        assert birthdates.birth_date(value)
+    assert birthdates._months.cache_info().misses == before.misses
