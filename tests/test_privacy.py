@@ -96,6 +96,20 @@ def test_an_event_without_options_keeps_its_content_hash() -> None:
     assert EventSpec.model_validate(with_ldu.model_dump(by_alias=True)) == with_ldu
 
 
+def test_an_account_without_the_new_fields_keeps_its_document() -> None:
+    """Saved plans compare account fingerprints: an upgrade must not make them all stale."""
+    from reconciler.core.diff import account_document
+    from reconciler.core.models import AccountSpec
+
+    spec = AccountSpec.model_validate({"portalId": 1, "tier": "professional", "facebook": {
+        "businessId": "1122334455", "pixelId": "123456789012345", "adAccounts": ["act_1"],
+        "accessToken": {"env": "T"}}})
+    dumped = account_document("a", spec, {})["spec"]
+    assert "dateOrder" not in dumped and "dataProcessingOptions" not in dumped
+    set_ = spec.model_copy(update={"date_order": "dmy"})
+    assert account_document("a", set_, {})["spec"]["dateOrder"] == "dmy"
+
+
 # --- planned and shown --------------------------------------------------------------------------
 
 def test_ldu_and_new_user_data_show_in_the_plan(repo: Path) -> None:

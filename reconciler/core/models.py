@@ -133,12 +133,14 @@ class AccountSpec(_Model):
         default=None, alias="defaultCountryCode",
         description="Calling code used to complete phone numbers without one, e.g. \"1\".",
         json_schema_extra=_pattern(r"^\d{1,3}$"))
+    # The two fields below are not dumped when unset: an account's document and fingerprint
+    # stay what they were before the fields existed (saved plans stay valid across upgrades).
     date_order: Literal["mdy", "dmy", "ymd"] | None = Field(
-        default=None, alias="dateOrder",
+        default=None, alias="dateOrder", exclude_if=lambda v: v is None,
         description="Order of day and month in the CRM's dates of birth when both could be "
         "either (mdy: 02/03/1990 is February 3); default: the region of defaultCountryCode.")
     data_processing_options: DataProcessingOptions | None = Field(
-        default=None, alias="dataProcessingOptions",
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
         description="Limited Data Use for every event of the account (events may override).")
     custom_lifecycle_stages: list[CustomStage] = Field(
         default_factory=list, alias="customLifecycleStages",
