@@ -230,16 +230,16 @@ class PayloadBuilder:
             if type(value) is not str:
                 self.dropped[(key, "not_a_string")] += 1
                 continue
-            if not value.strip():
-                continue
-            if taken is not None:
-                taken.add(key)
             usable = (clear_value(key, value) if hash_ is None
                       else hash_(key, value, dcc, country, order))
             if usable:
                 out[key] = usable
-            else:
+            elif value.strip():  # a value, but nothing Meta could match
                 self.dropped[(key, "unusable")] += 1
+            else:  # blank: as if missing, a later property may give the key
+                continue
+            if taken is not None:
+                taken.add(key)
         if contact.fbc:
             out["fbc"] = contact.fbc
         if contact.fbp:

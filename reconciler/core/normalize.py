@@ -57,7 +57,6 @@ DROP_REASONS: Final = ("not_a_string", "unusable")
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _US_ZIP = re.compile(r"[0-9]{5}([0-9]{4})?")  # on the compact form: 94035, 94035-1234
-_ZIP_SEPARATORS = re.compile(r"[0-9\s\-]+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/_|]+", re.ASCII)
 _NON_DIGIT = re.compile(r"[^0-9]")
@@ -130,9 +129,11 @@ def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
     v = value.strip()
     if not v:
         return None
-    if not _PLAIN_PHONE.fullmatch(v):  # Meta: remove symbols, letters and leading zeros
+    plain = _PLAIN_PHONE.fullmatch(v)
+    if plain is None:  # Meta: remove symbols, letters and leading zeros
         v = _LETTERS.sub("", v).strip()
-    if _PLAIN_PHONE.fullmatch(v):
+        plain = _PLAIN_PHONE.fullmatch(v)
+    if plain is not None:
         digits = _NON_DIGIT.sub("", v)
         if v.startswith("+") and "(0" not in v:
             return digits.lstrip("0") or None
@@ -174,11 +175,14 @@ def norm_country(value: str) -> str | None:
 def norm_zp(value: str, country: str | None = None) -> str | None:
     """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``)."""
     raw = value.strip().lower()
-    compact = _alnum(raw)
+    compact = raw.replace(" ", "").replace("-", "")
+    plain = compact.isascii() and compact.isalnum()  # only spaces or dashes were removed
+    if not plain:
+        compact = _alnum(compact)
     if not compact:
         return None
-    us = country == "us" or (country is None and _US_ZIP.fullmatch(compact) is not None
-                             and _ZIP_SEPARATORS.fullmatch(raw) is not None)
+    us = country == "us" or (country is None and plain
+                             and _US_ZIP.fullmatch(compact) is not None)
     if us and compact[:5].isdigit():
         return compact[:5]
     return compact
@@ -207,14 +211,18 @@ def _value_only(fn: Callable[[str], str | None]) -> _Rule:
 
 
 _VALUE_ONLY: dict[str, Callable[[str], str | None]] = {
-    "em": norm_em, "fn": norm_name, "ln": norm_name, "ct": norm_ct, "st": norm_st,
-    "country": norm_country, "ge": norm_ge, "external_id": norm_external_id}
+    "fn": norm_name, "ln": norm_name, "ct": norm_ct, "st": norm_st, "country": norm_country,
+    "ge": norm_ge}
 _RULES: dict[str, _Rule] = {
+    **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
+    # em and external_id are hashed for every event and never cached: one call, not two (the
+    # value is trimmed already: norm_em and norm_external_id without their strip)
+    "em": lambda value, _code, _country, _order: value.lower() or None,
+    "external_id": lambda value, _code, _country, _order: value.lower() or None,
     "ph": lambda value, code, _country, _order: norm_ph(value, code),
     "zp": lambda value, _code, country, _order: norm_zp(value, country),
     "db": lambda value, code, _country, order: norm_db(
         value, order or date_order_for_calling_code(code)),
-    **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
 }
 
 
