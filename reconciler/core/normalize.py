@@ -300,6 +300,8 @@ def user_data(raw: Mapping[str, object], *, default_country_code: str | None = N
             raise ValueError(f"unknown user_data key {key!r}")
         if value is None or value == "":
             continue
+        if key == "lead_id" and type(value) is int:  # already Meta's type
+            value = str(value)
         if type(value) is not str:
             if dropped is not None:
                 dropped[(key, "not_a_string")] += 1

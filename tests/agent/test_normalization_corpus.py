@@ -67,6 +67,12 @@ def test_wrong_types_are_counted_not_raised() -> None:
                        ("zp", "not_a_string"): 1, ("country", "unusable"): 1}
 
 
+def test_a_lead_id_given_as_a_number_stays_one() -> None:
+    assert user_data({"lead_id": 1234567890123456}) == {"lead_id": 1234567890123456}
+    assert user_data({"lead_id": " 1234567890123456 "}) == {"lead_id": 1234567890123456}
+    assert user_data({"lead_id": True}) == {}  # a bool is not a lead id
+
+
 def test_a_country_table_is_built_once_not_per_event() -> None:
     from reconciler.core import places
 
