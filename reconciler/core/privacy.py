@@ -76,17 +76,6 @@ def payload_fields(options: DataProcessingOptions | None) -> dict[str, Any]:
     return fields
 
 
-def describe(options: DataProcessingOptions | None) -> str:
-    """One line for plans and ``events show``: ``LDU (country 1, state 1000)``, ``[]``, ``none``."""
-    if options is None:
-        return "none"
-    if not options.options:
-        return "[] (no restriction)"
-    if options.country is None:
-        return "LDU (Meta geolocates)"
-    return f"LDU (country {options.country}, state {options.state})"
-
-
 def sent_keys(spec: Mapping[str, Any]) -> list[str]:
     """The user_data keys an event sends (R15), from its spec as dumped with aliases (a plan's
     before/after document or ``EventSpec.model_dump(by_alias=True)``): the shared properties'
