@@ -28,7 +28,6 @@ from functools import lru_cache
 
 from reconciler.core.places import fold
 
-DATE_ORDERS = ("mdy", "dmy", "ymd")
 _DIGITS = re.compile(r"[0-9]+")
 _WORDS = re.compile(r"[^\W\d_]+")
 _MIN_YEAR = 1900

@@ -29,7 +29,8 @@ Hashed keys get lowercase hex SHA-256 of the UTF-8 normalized value. A value tha
 Meta's SDKs do. Keys that Meta wants in clear (``client_ip_address``, ``client_user_agent``,
 ``fbc``, ``fbp``, ``lead_id``, ``subscription_id``, ``fb_login_id``) are passed through trimmed.
 A value that is not a string (a number, None, a list from a CRM export) is dropped, never an
-error; ``user_data`` counts why each value was dropped (``DROP_REASONS``).
+error; ``user_data`` counts why each value was dropped: ``not_a_string``, or ``unusable``
+(nothing left once normalized, e.g. an unknown country).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Final
 
 import phonenumbers
 
@@ -52,8 +52,6 @@ HASHED_KEYS = frozenset(
 UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id",
                            "subscription_id", "fb_login_id"})
 LEAD_ID = re.compile(r"[0-9]{15,17}")  # a Meta lead id; ASCII digits only: \d matches any script's
-# Why a raw value was not sent: not a string, or nothing usable once normalized.
-DROP_REASONS: Final = ("not_a_string", "unusable")
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _US_ZIP = re.compile(r"[0-9]{5}([0-9]{4})?")  # on the compact form: 94035, 94035-1234
@@ -106,10 +104,6 @@ def _alnum(value: str) -> str:
     if text.isalpha():
         return text
     return "".join(c for c in text if unicodedata.category(c)[0] in "LMN")
-
-
-def norm_em(value: str) -> str | None:
-    return value.strip().lower() or None
 
 
 def norm_name(value: str) -> str | None:
@@ -198,10 +192,6 @@ def norm_ge(value: str) -> str | None:
     return _GENDER.get(_alnum(value))
 
 
-def norm_external_id(value: str) -> str | None:
-    return value.strip().lower() or None
-
-
 # Every normalizer as (cleaned value, default calling code, contact country, date order).
 _Rule = Callable[[str, str | None, str | None, str | None], str | None]
 
@@ -215,8 +205,8 @@ _VALUE_ONLY: dict[str, Callable[[str], str | None]] = {
     "ge": norm_ge}
 _RULES: dict[str, _Rule] = {
     **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
-    # em and external_id are hashed for every event and never cached: one call, not two (the
-    # value is trimmed already: norm_em and norm_external_id without their strip)
+    # em and external_id (trim, lowercase) are hashed for every event and never cached: one
+    # call, not two (the value is trimmed already)
     "em": lambda value, _code, _country, _order: value.lower() or None,
     "external_id": lambda value, _code, _country, _order: value.lower() or None,
     "ph": lambda value, code, _country, _order: norm_ph(value, code),
