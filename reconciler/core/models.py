@@ -124,6 +124,19 @@ class Facebook(_Model):
         description="Contact property telling the contact interacted with tracked ads (R8).")
 
 
+class DataProcessingOptions(_Model):
+    """Meta's Limited Data Use: sent with every event as data_processing_options,
+    data_processing_options_country and data_processing_options_state (E115)."""
+
+    options: list[str] = Field(
+        description="[] (no restriction, stated explicitly) or [LDU] (Limited Data Use).")
+    country: int | None = Field(
+        default=None, description="With LDU: 1 (United States) or 0 (Meta geolocates the "
+        "event); omitted with state: Meta geolocates.")
+    state: int | None = Field(
+        default=None, description="With LDU: 1000 (California) or 0 (Meta geolocates).")
+
+
 class AccountSpec(_Model):
     portal_id: int = Field(alias="portalId", gt=0, le=MAX_PORTAL_ID,
                            description="CRM account (portal) id, 1 to 2**53 - 1.")
@@ -139,6 +152,15 @@ class AccountSpec(_Model):
         default=None, alias="defaultCountryCode",
         description="Calling code used to complete phone numbers without one, e.g. \"1\".",
         json_schema_extra=_pattern(COUNTRY_CODE_PATTERN))
+    # The two fields below are not dumped when unset: an account's document and fingerprint
+    # stay what they were before the fields existed (saved plans stay valid across upgrades).
+    date_order: Literal["mdy", "dmy", "ymd"] | None = Field(
+        default=None, alias="dateOrder", exclude_if=lambda v: v is None,
+        description="Order of day and month in the CRM's dates of birth when both could be "
+        "either (mdy: 02/03/1990 is February 3); default: the region of defaultCountryCode.")
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
+        description="Limited Data Use for every event of the account (events may override).")
     custom_lifecycle_stages: list[CustomStage] = Field(
         default_factory=list, alias="customLifecycleStages",
         description="The account's custom lifecycle stages (R6).")
@@ -240,6 +262,11 @@ class EventSpec(_Model):
     trigger: Trigger = Field(description="Exactly one trigger (R1).")
     data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
                                       description="What is sent to Meta (R15).")
+    # Not dumped when unset, so an event's content hash (drift, R19) stays what it was before
+    # the field existed.
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
+        description="Limited Data Use for this event; overrides the account's.")
 
 
 class ConversionEvent(_Model):

@@ -18,6 +18,7 @@ from reconciler.core import models
 from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
 from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Account, ConversionEvent
+from reconciler.core.privacy import check_options
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
@@ -128,6 +129,7 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
                     f"{_shown(code)}", doc.at("spec", "defaultCountryCode"))
     _check_unique_ids(doc, diags)
+    _check_data_processing(doc, diags)
     if not spec.sync_web_conversions:
         diags.warning("W302", f"account {_shown(doc.model.name)} has syncWebConversions off: "
                       "its events exist but Meta cannot use them to optimize ad delivery",
@@ -184,6 +186,16 @@ def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -
                     f"{_shown(spec.account)} ad accounts ({known})", ev.at("spec", "adAccount"),
                     "R1")
     _check_trigger(ev, account, diags)
+    _check_data_processing(ev, diags)
+
+
+def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    """E115: Limited Data Use options as Meta documents them (privacy.py)."""
+    options = doc.model.spec.data_processing_options
+    if options is not None:
+        check_options(options, lambda message, path: diags.error(
+            "E115", f"dataProcessingOptions: {message}",
+            doc.at("spec", "dataProcessingOptions", *path)))
 
 
 def _check_trigger(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
