@@ -96,9 +96,9 @@ def show(ref: str, state: str | None) -> None:
     import orjson
 
     from reconciler.adapters.state import open_provider
-    from reconciler.render.redact import printable_lines, redact
     from reconciler.core.normalize import HASHED_KEYS
     from reconciler.core.privacy import effective_options, payload_fields, sent_keys
+    from reconciler.render.redact import printable_lines, redact
 
     provider = open_provider(state)
     try:
