@@ -55,14 +55,17 @@ def shown(text: str, limit: int = 64) -> str:
     return quoted + ("..." if len(text) > limit else "")
 
 
-def file_ref_problem(path: str, folder: str) -> str | None:
-    """Why ``path`` may not be a ``file:`` reference with secrets in ``folder`` (None: it may)."""
+def file_ref_problem(path: str, folder: str | None) -> str | None:
+    """Why ``path`` may not be a ``file:`` reference with secrets in ``folder`` (None: it may;
+    ``folder=None``: any absolute path without ``..`` may)."""
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         return "the path contains control characters"
     if not path.startswith("/"):
         return "the path is relative"
     if ".." in path.split("/"):
         return "the path has '..' segments"
+    if folder is None:
+        return None
     root = posixpath.normpath(folder).rstrip("/") + "/"
     if not posixpath.normpath(path).startswith(root):
         return "the path is outside the secrets folder"

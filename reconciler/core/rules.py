@@ -50,7 +50,8 @@ AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
 
 
-def check(ms: ManifestSet, diags: Diagnostics, *, secrets_dir: str = DEFAULT_SECRETS_DIR) -> None:
+def check(ms: ManifestSet, diags: Diagnostics, *,
+          secrets_dir: str | None = DEFAULT_SECRETS_DIR) -> None:
     """Run every rule over the desired state; ``file:`` references must name a file inside
     ``secrets_dir``, the agent's secrets folder."""
     accounts = _check_accounts(ms.accounts, diags, secrets_dir)
@@ -87,7 +88,7 @@ def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
-                    secrets_dir: str) -> dict[str, AccountDoc]:
+                    secrets_dir: str | None) -> dict[str, AccountDoc]:
     by_name: dict[str, AccountDoc] = {}
     by_portal: dict[int, AccountDoc] = {}
     for doc in docs:
@@ -136,8 +137,10 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
                       doc.at("spec", "syncWebConversions"), "R17")
 
 
-def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str) -> None:
+def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str | None) -> None:
     """The token reference names a variable or a file in the secrets folder, never a token.
+    ``secrets_dir=None`` (a write to the live state, which serves agents with folders of their
+    own) checks the path's shape only: absolute, no ``..``; each agent checks its folder.
 
     A reference that may be a pasted token is never echoed (product.md §1: literal secrets are
     refused)."""
@@ -152,8 +155,9 @@ def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str) -> 
         diags.error("E104", "accessToken.env must be an environment variable name "
                     "(letters, digits, '_'; value not shown)", where)
     elif field == "file" and (problem := file_ref_problem(value, secrets_dir)) is not None:
+        folder = f" {secrets_dir}" if secrets_dir else ""
         diags.error("E114", f"accessToken.file {_shown(value)}: {problem}; the agent reads "
-                    f"secret files only from its secrets folder {secrets_dir} (set with "
+                    f"secret files only from its secrets folder{folder} (set with "
                     "--secrets-dir or CONVCTL_SECRETS_DIR)", where)
 
 
