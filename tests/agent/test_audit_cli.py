@@ -140,7 +140,9 @@ def test_dry_run_lines_per_pixel_hold_no_token_and_no_raw_contact_data(
         assert line["body"]["test_event_code"] == "TEST42"
     for secret in (ACME_TOKEN, GLOBEX_TOKEN, "access_token", "appsecret"):
         assert secret not in text
-    for raw in ("example.com", "example.co.uk", "valéry", "brien", "london", "sw1a", "555"):
+    # raw values only: a short digit run such as "555" turns up inside SHA-256 digests by chance
+    for raw in ("example.com", "example.co.uk", "valéry", "brien", "london", "sw1a", "555-12",
+                "6505551"):
         assert raw not in text.lower(), raw
     assert not graph.requests
 
