@@ -47,7 +47,8 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
     """Serve the live state over HTTP for `convctl plan/apply --state http(s)://HOST:PORT`,
     take CRM events in and run the sync agent.
 
-    The state must be a SQLite file; its tokens come from `convctl token create`. Clients send
+    The state is a SQLite file or a PostgreSQL database (several servers may share one);
+    its tokens come from `convctl token create`. Clients send
     `Authorization: Bearer <token>` (CONVCTL_TOKEN). Binds loopback only unless --tls-cert and
     --tls-key, or --insecure, are given. SIGTERM stops accepting connections, lets in-flight
     requests finish, then stops the agent after its current cycle.
@@ -64,12 +65,13 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
       CONVCTL_HUBSPOT_CLIENT_SECRET=... convctl serve --public-url https://hooks.example.com
       convctl serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --no-agent
     """
-    from reconciler.adapters.state import resolve_url, sqlite_path
+    from reconciler.adapters.state import is_postgres, resolve_url, sqlite_path
     from reconciler.server.run import check_bind
 
     check_bind(host, tls_cert, tls_key, insecure)  # before the heavy imports: fails fast
     url = resolve_url(state)
-    sqlite_path(url)
+    if not is_postgres(url):
+        sqlite_path(url)
     from reconciler.server.ingest import WebhookSettings, check_public_url
 
     webhooks = WebhookSettings(
@@ -84,8 +86,7 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
 
 def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
            tls_cert: str | None, tls_key: str | None, max_body_bytes: int) -> None:
-    from reconciler.adapters.state import open_provider, sqlite_path
-    from reconciler.adapters.state.tokens import SqliteTokenStore
+    from reconciler.adapters.state import open_provider, open_token_store, redact_url
     from reconciler.server.app import create_app
     from reconciler.server.run import serve
     from reconciler.services.agent_loop import AgentLoop, Stopper
@@ -95,7 +96,7 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
     closers = [provider.close]
     handle: AgentHandle | None = None
     try:
-        tokens = SqliteTokenStore(sqlite_path(url))
+        tokens = open_token_store(url)
         closers.append(tokens.close)
         inbox = open_store(settings or agent_settings(url, None, None))
         closers.append(inbox.close)
@@ -109,7 +110,7 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
         scheme = "https" if tls_cert else "http"
         agent = "with the agent" if loop else "without the agent"
         hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"
-        click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {url}; "
+        click.echo(f"convctl control plane on {scheme}://{host}:{port} (state {redact_url(url)}; "
                    f"{agent}; webhooks {hooks})", err=True)
         freeze_startup_heap()
         serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key)
