@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("reconciler.cli.import_", "Write manifests for live accounts and events."),
     "serve": ("reconciler.cli.serve", "Run the control plane: the live state over HTTP."),
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
+    "state": ("reconciler.cli.state", "Show, migrate or copy the live-state store itself."),
 }
 
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
-from statekit import FakeClock  # noqa: E402
+from statekit import FakeClock
 
 from reconciler.adapters.state import _rules
 from reconciler.adapters.state.postgres import PostgresProvider

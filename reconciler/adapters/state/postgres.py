@@ -42,7 +42,7 @@ _UPDATE_EVENT = ("UPDATE events SET "
                  + ", ".join(f"{c} = %({c})s" for c in _EVENT_COLUMNS
                              if c not in ("id", "account", "created_at"))
                  + " WHERE id = %(id)s")
-_EVENT_JSON = "SELECT json_build_object({})::text FROM events".format(", ".join(
+EVENT_JSON = "SELECT json_build_object({})::text FROM events".format(", ".join(
     f"'{c}', {c}" for c in _EVENT_COLUMNS if c != "stage_count"))
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 _ACCOUNT_COLUMNS = "name, spec, labels, version, updated_at"
@@ -56,7 +56,7 @@ def _account(row: tuple[Any, ...]) -> LiveAccount:
                                        "version": version, "updated_at": updated_at})
 
 
-def _lock(row: tuple[Any, ...] | None) -> LockInfo | None:
+def lock_from_row(row: tuple[Any, ...] | None) -> LockInfo | None:
     if row is None:
         return None
     return LockInfo.model_validate(dict(zip(_LOCK_COLUMNS.split(", "), row, strict=True)))
@@ -85,20 +85,21 @@ class PostgresProvider:
     def list_events(self, account: str | None = None) -> list[LiveEvent]:
         with self.db.transaction() as conn:
             if account is None:
-                cur = conn.execute(f"{_EVENT_JSON} ORDER BY account, name")
+                cur = conn.execute(f"{EVENT_JSON} ORDER BY account, name")
             else:
-                cur = conn.execute(f"{_EVENT_JSON} WHERE account = %s ORDER BY name", (account,))
+                cur = conn.execute(f"{EVENT_JSON} WHERE account = %s ORDER BY name", (account,))
             texts = [row[0] for row in cur.fetchall()]
-        return self._events(texts)
+        return self.parse_events(texts)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self.db.transaction() as conn:
-            row = conn.execute(f"{_EVENT_JSON} WHERE id = %s", (event_id,)).fetchone()
+            row = conn.execute(f"{EVENT_JSON} WHERE id = %s", (event_id,)).fetchone()
         if row is None:
             raise rules.unknown_event(event_id)
-        return self._events([row[0]])[0]
+        return self.parse_events([row[0]])[0]
 
-    def _events(self, texts: list[str]) -> list[LiveEvent]:
+    def parse_events(self, texts: list[str]) -> list[LiveEvent]:
+        """Event rows selected as ``EVENT_JSON`` texts, validated in one call."""
         events: list[LiveEvent] = []
         try:
             for start in range(0, len(texts), _BULK_ROWS):
@@ -250,7 +251,7 @@ class PostgresProvider:
         return account
 
     def _event(self, conn: Conn, event_id: str, *, lock: bool = False) -> LiveEvent:
-        row = conn.execute(f"{_EVENT_JSON} WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+        row = conn.execute(f"{EVENT_JSON} WHERE id = %s" + (" FOR UPDATE" if lock else ""),
                            (event_id,)).fetchone()
         if row is None:
             raise rules.unknown_event(event_id)
@@ -270,7 +271,7 @@ class PostgresProvider:
     def _stored_lock(self, conn: Conn, *, lock: bool = False) -> LockInfo | None:
         row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE slot = 1"
                            + (" FOR UPDATE" if lock else "")).fetchone()
-        return _lock(row)
+        return lock_from_row(row)
 
 
 def _event_params(event: LiveEvent) -> dict[str, Any]:
