@@ -71,6 +71,7 @@ class PgServer:
     host: str
     port: int
     stop: Callable[[], None] = lambda: None
+    restart: Callable[[], None] | None = None  # only for a server started here
 
     def url(self, database: str) -> str:
         return (f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
@@ -150,10 +151,18 @@ def start_server(bindir: Path) -> PgServer:
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], user)
         shutil.rmtree(folder, ignore_errors=True)
 
+    def restart() -> None:
+        """Stop the server, cutting every connection, and start it again on the same port
+        (``fast``: with ``synchronous_commit = off`` an immediate stop could lose the last
+        commits, which a real server would keep)."""
+        _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], user)
+        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w",
+              "-t", "60", "start"], user)
+
     atexit.register(stop)  # also when the session ends without running its finalizers
     admin_url = f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}/postgres"
     server = PgServer(admin_url=admin_url, user=ROLE, password=secrets.token_urlsafe(12),
-                      host="127.0.0.1", port=port, stop=stop)
+                      host="127.0.0.1", port=port, stop=stop, restart=restart)
     server.admin(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{server.password}'")
     return server
 

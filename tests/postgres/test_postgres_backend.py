@@ -153,3 +153,16 @@ def test_tokens_create_verify_list_revoke(postgres_url: str) -> None:
         stored = conn.execute("SELECT string_agg(hash || id || name || scopes, '') FROM tokens")
         assert secret not in str(stored.fetchone()[0])  # type: ignore[index]
     store.close()
+
+
+# -- the database restarted under a running process -------------------------------------------
+
+def test_a_restarted_database_is_reconnected_to(postgres_url: str, postgres_server: Any) -> None:
+    if postgres_server.restart is None:
+        pytest.skip("the server comes from CONVCTL_TEST_POSTGRES_URL: not restarted by tests")
+    provider = PostgresProvider(postgres_url)
+    provider.record_step("run", 0, "before", "done")
+    postgres_server.restart()  # every pooled connection is now dead
+    provider.record_step("run", 1, "after", "done")  # a fresh connection from the pool
+    assert [s["description"] for s in provider.journal("run")] == ["before", "after"]
+    provider.close()
