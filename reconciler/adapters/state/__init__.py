@@ -24,7 +24,6 @@ import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from reconciler.errors import UsageError
 
@@ -106,6 +105,8 @@ def is_postgres(url: str) -> bool:
 
 def redact_url(url: str) -> str:
     """``url`` with any password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:
