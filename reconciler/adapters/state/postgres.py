@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter, ValidationError
 
 from reconciler.adapters.state import _rules as rules
+from reconciler.adapters.state._bulk import BULK_ROWS, bulk_gc
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
@@ -47,7 +48,6 @@ EVENT_JSON = "SELECT json_build_object({})::text FROM events".format(", ".join(
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 _ACCOUNT_COLUMNS = "name, spec, labels, version, updated_at"
 _EVENTS_ADAPTER: TypeAdapter[list[LiveEvent]] = TypeAdapter(list[LiveEvent])
-_BULK_ROWS = 2_000
 
 
 def _account(row: tuple[Any, ...]) -> LiveAccount:
@@ -89,7 +89,8 @@ class PostgresProvider:
             else:
                 cur = conn.execute(f"{EVENT_JSON} WHERE account = %s ORDER BY name", (account,))
             texts = [row[0] for row in cur.fetchall()]
-        return self.parse_events(texts)
+        with bulk_gc(len(texts)):
+            return self.parse_events(texts)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self.db.transaction() as conn:
@@ -102,8 +103,8 @@ class PostgresProvider:
         """Event rows selected as ``EVENT_JSON`` texts, validated in one call."""
         events: list[LiveEvent] = []
         try:
-            for start in range(0, len(texts), _BULK_ROWS):
-                chunk = ",".join(texts[start:start + _BULK_ROWS])
+            for start in range(0, len(texts), BULK_ROWS):
+                chunk = ",".join(texts[start:start + BULK_ROWS])
                 events.extend(_EVENTS_ADAPTER.validate_json(f"[{chunk}]"))
         except ValidationError as exc:
             raise StateError(f"state database {self.db.shown} holds an event this version cannot "

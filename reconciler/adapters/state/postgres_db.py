@@ -57,6 +57,7 @@ class Database:
         self._kwargs = self._connect_kwargs()
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
+        self._reached = False  # a direct connection worked: the pool's will too
         self._mutex = threading.Lock()
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -78,6 +79,7 @@ class Database:
             raise self.cannot_connect(exc) from exc
         with self.translate():
             _configure(conn)
+        self._reached = True
         return conn
 
     @contextmanager
@@ -100,11 +102,12 @@ class Database:
     def _open_pool(self) -> ConnectionPool:
         with self._mutex:
             if self._pool is None:
-                self.connect().close()  # a bad password or a missing database fails here, clearly
+                if not self._reached:  # a bad password or a missing database fails here, clearly
+                    self.connect().close()
                 self._pool = ConnectionPool(
                     kwargs=self._kwargs, min_size=1, max_size=self._pool_size, open=False,
                     configure=_configure, check=ConnectionPool.check_connection,
-                    name="convctl-state", timeout=CONNECT_TIMEOUT_SECONDS * 3)
+                    name="convctl-state", timeout=CONNECT_TIMEOUT_SECONDS * 3, num_workers=1)
                 self._pool.open()
             return self._pool
 
