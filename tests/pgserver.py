@@ -122,7 +122,8 @@ def start_server(bindir: Path, *, durable: bool = False) -> PgServer:
             conf.write(f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
                        f"unix_socket_directories = '{folder}'\nmax_connections = 300\n")
             if not durable:
-                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                           "shared_buffers = 32MB\n")
         try:
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
                   "-w", "-t", "60", "start"], user)
