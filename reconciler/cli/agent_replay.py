@@ -39,7 +39,7 @@ def retry_dead_command(*, reason: str | None, events: tuple[str, ...], since: st
         at = datetime.fromtimestamp(row["eventTime"], UTC).isoformat().replace("+00:00", "Z")
         app.out(f"  {row['eventName']} {row['eventId']} at {at} (pixel {row['pixelId']}, "
                 f"{row['reason']})")
-    if len(result.rows) < result.queued:
+    if dry_run and len(result.rows) < result.queued:
         app.out(f"  ... and {result.queued - len(result.rows)} more")
     verb = "Would queue" if dry_run else "Queued"
     text = f"{verb} {result.queued} dead letter(s) again" + (

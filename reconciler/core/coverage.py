@@ -25,17 +25,25 @@ MATCH_KEYS: Final = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", 
 _BITS: Final = {key: 1 << index for index, key in enumerate(MATCH_KEYS)}
 WINDOWS: Final = {"24h": 24, "7d": 7 * 24}  # window name -> hours
 KEEP_HOURS: Final = WINDOWS["7d"]  # buckets older than the longest window can go
+_MASKS: dict[tuple[str, ...], int] = {}  # key_mask's cache: user_data keys -> mask
+_MASKS_MAX: Final = 4096
 
 
 def key_mask(user_data: Mapping[str, Any] | None) -> int:
-    """The bits of the ``MATCH_KEYS`` this user_data holds with a value."""
-    mask = 0
-    if user_data:
-        bits = _BITS
-        for key, value in user_data.items():
-            bit = bits.get(key)
-            if bit is not None and value:
-                mask |= bit
+    """The bits of the ``MATCH_KEYS`` present in this user_data (other keys are ignored).
+
+    Presence is what counts: payloads never carry a key without a value (the builder leaves
+    such keys out, and Meta refuses empty values, so a sent event cannot have one). Cached by
+    the keys in their order: payloads of one event share a handful of key sets, so this is a
+    tuple and one lookup per payload on the hot path."""
+    if not user_data:
+        return 0
+    keys = tuple(user_data)
+    mask = _MASKS.get(keys)
+    if mask is None:
+        if len(_MASKS) >= _MASKS_MAX:
+            _MASKS.clear()
+        mask = _MASKS[keys] = sum(_BITS.get(key, 0) for key in set(keys))
     return mask
 
 
