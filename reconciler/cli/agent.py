@@ -1,4 +1,5 @@
-"""``convctl agent ...``: the sync agent (product.md §5): ingest, run, status, retry-dead."""
+"""``convctl agent ...``: the sync agent (product.md §5): ingest, run, status, retry-dead,
+quality."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 
+from reconciler.cli import agent_quality
 from reconciler.cli.agent_coverage import coverage_lines
 from reconciler.cli.app import App
 from reconciler.cli.logs import log_options, setup_logging
@@ -274,6 +276,9 @@ def _live_events(state: str | None) -> Any:
         return live_events_or_none(provider.list_events)
     finally:
         provider.close()
+
+
+command.add_command(agent_quality.quality)
 
 
 def status_text(data: dict[str, Any]) -> str:

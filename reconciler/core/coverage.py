@@ -123,6 +123,16 @@ def summarize(buckets: Iterable[Bucket], now_hour: int) -> dict[str, dict[str, W
             for event, windows in sums.items()}
 
 
+def combine(windows: Iterable[WindowCoverage]) -> WindowCoverage:
+    """Several events' coverage of one window as one (sent and key counts added)."""
+    sent, keys = 0, dict.fromkeys(MATCH_KEYS, 0)
+    for window in windows:
+        sent += window.sent
+        for key in MATCH_KEYS:
+            keys[key] += window.count(key)
+    return WindowCoverage(sent, {k: n for k, n in keys.items() if n})
+
+
 def _window(masks: Mapping[int, int]) -> WindowCoverage:
     keys = {key: sum(n for mask, n in masks.items() if mask & bit)
             for key, bit in _BITS.items()}
