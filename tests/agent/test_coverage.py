@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.state import sqlite_schema
 from reconciler.core.coverage import (
     MATCH_KEYS,
     WINDOWS,
@@ -88,15 +89,30 @@ def test_windows_are_whole_hours_and_old_buckets_are_dropped(store: AgentStore,
     assert hours == [hour_of(clock())]
 
 
-def test_rows_queued_before_coverage_existed_are_not_counted(store: AgentStore) -> None:
-    store.commit_processed([], [row("a", ("em",)), row("b", ("em",))], {})
-    conn = sqlite3.connect(store.path)
-    conn.execute("UPDATE outbox SET key_mask = NULL WHERE event_id = 'a'")  # as migrated
-    conn.commit()
+def test_a_version_5_store_upgrades_and_counts_only_rows_queued_after(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """Schema step 5 -> 6: rows queued before it have no key mask (unknown keys) and are left
+    out of the coverage when sent; rows queued after it are counted."""
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in sqlite_schema.MIGRATIONS[:5]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 5")
+    conn.execute("INSERT INTO outbox (conversion_event_id, event_id, account, pixel_id, "
+                 "event_name, event_time, payload, status, next_attempt_at, created_at, "
+                 "updated_at) VALUES ('ev_1', 'old', 'acme', '1', 'Lead', 1, '{}', 'queued', 0, "
+                 "'2026-11-28T09:00:00+00:00', '2026-11-28T09:00:00+00:00')")
     conn.close()
-    store.mark_sent([r.seq for r in store.due(NOW.timestamp() + 10**6, 100)])
-    [c] = event_coverage(store, None, NOW)
-    assert c.window("24h").sent == 1
+    upgraded = AgentStore(path, clock=clock)
+    try:
+        upgraded.commit_processed([], [row("new", ("em",))], {})
+        upgraded.mark_sent([r.seq for r in upgraded.due(NOW.timestamp() + 10**6, 100)])
+        assert upgraded.status()["outbox"]["sent"] == 2
+        [c] = event_coverage(upgraded, None, NOW)
+        assert (c.window("24h").sent, c.window("24h").count("em")) == (1, 1)
+    finally:
+        upgraded.close()
 
 
 def test_live_events_give_names_and_come_first(store: AgentStore) -> None:

@@ -327,24 +327,13 @@ class FakeGraph:
                 raise Reject(f"Unsupported get request. Object with ID '{dataset[:40]}' does "
                              "not exist, cannot be loaded due to missing permissions, or does "
                              "not support this operation", subcode=33)
-            asked = self._quality_fields(query.get("fields"))
+            try:
+                asked = graph_quality.asked_fields(query.get("fields"))
+            except graph_quality.FieldError as exc:
+                raise Reject(f"(#100) {exc}", subcode=0) from None
         except Reject as rej:
             return rej.status, rej.envelope(), {}
-        body = graph_quality.project({"web": self.quality[dataset]}, asked)
-        return 200, body, {}
-
-    @staticmethod
-    def _quality_fields(text: str | None) -> graph_quality.FieldTree:
-        if not text:
-            raise Reject("(#100) The parameter fields is required: ask for web{...}", subcode=0)
-        try:
-            asked = graph_quality.parse_fields(text)
-            if set(asked) != {"web"} or asked["web"] is None:
-                raise graph_quality.FieldError("fields must be web{...}")
-            graph_quality.check_fields(asked, graph_quality.SCHEMA)
-        except graph_quality.FieldError as exc:
-            raise Reject(f"(#100) {exc}", subcode=0) from None
-        return asked
+        return 200, graph_quality.project({"web": self.quality[dataset]}, asked), {}
 
     def _check_token(self, pixel: str, given: Any) -> None:
         if not given:

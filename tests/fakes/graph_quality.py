@@ -74,6 +74,17 @@ def _parse(text: str, pos: int, *, top: bool) -> tuple[FieldTree, int]:
     return tree, pos
 
 
+def asked_fields(text: str | None) -> FieldTree:
+    """The ``fields`` parameter as a tree, checked against ``SCHEMA``; ``FieldError``."""
+    if not text:
+        raise FieldError("The parameter fields is required: ask for web{...}")
+    asked = parse_fields(text)
+    if set(asked) != {"web"} or asked["web"] is None:
+        raise FieldError("fields must be web{...}")
+    check_fields(asked, SCHEMA)
+    return asked
+
+
 def check_fields(asked: FieldTree, schema: FieldTree, path: str = "") -> None:
     for name, child in asked.items():
         if name not in schema:
