@@ -15,7 +15,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     value = text.strip()
     duration = _DURATION.fullmatch(value)
     if duration:
-        return now - timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from agentio import ACME_PIXEL, MANIFESTS
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.cli.main import cli
+from reconciler.core.timespec import parse_moment
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -97,6 +100,7 @@ def test_filters_choose_the_rows_and_too_old_ones_stay_dead(state: Path) -> None
     (("--since", "yesterday"), "--since: 'yesterday' is neither a duration"),
     (("--until", "2026-11-20T10:00:00"), "--until: '2026-11-20T10:00:00' has no zone"),
     (("--since", "1h", "--until", "2h"), "--since must be before --until"),
+    (("--since", "999999w"), "--since: '999999w' reaches back before the year 1"),
     (("--event", "acme/nope"), "--event acme/nope: no such conversion event"),
     (("--event", "funnel"), "--event 'funnel': give it as ACCOUNT/NAME"),
 ])
@@ -108,3 +112,21 @@ def test_bad_input_is_one_line_and_changes_nothing(state: Path, args: tuple[str,
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output and result.stdout == ""
     assert statuses(state) == before
+
+
+@given(st.integers(min_value=0, max_value=999_999), st.sampled_from("smhdw"))
+def test_durations_count_back_from_now(n: int, unit: str) -> None:
+    names = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    try:
+        expected = NOW - timedelta(**{names[unit]: n})
+    except OverflowError:  # before the year 1: a clear error, not a traceback
+        with pytest.raises(ValueError, match="before the year 1"):
+            parse_moment(f"{n}{unit}", NOW)
+    else:
+        assert parse_moment(f"{n}{unit}", NOW) == expected
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])))
+def test_iso_times_with_a_zone_round_trip(moment: datetime) -> None:
+    assert parse_moment(moment.isoformat(), NOW) == moment
