@@ -207,6 +207,14 @@ class SqliteProvider:
                           lock.created_at.isoformat(), lock.expires_at.isoformat()))
             return lock
 
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        with self._write() as conn:
+            lock = rules.renewed_lock(self._stored_lock(conn), lock_id, ttl_seconds,
+                                      self._clock())
+            conn.execute("UPDATE locks SET expires_at = ? WHERE slot = 1 AND id = ?",
+                         (lock.expires_at.isoformat(), lock_id))
+            return lock
+
     def release_lock(self, lock_id: str) -> None:
         with self._write() as conn:
             stored = self._stored_lock(conn)
