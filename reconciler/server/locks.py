@@ -32,8 +32,11 @@ def acquire_lock(request: Request, body: LockRequest) -> LockInfo:
     """Take the state lock (an expired one is taken over); 423 naming the holder if held."""
     state = provider(request)
     try:
+        # Always name the client's host: a lock taken for a client is never the server's own
+        # (the SQLite provider commits its own locks' writes in a group: sqlite.py).
+        host = body.host or (request.client.host if request.client else "unknown")
         return state.acquire_lock(body.holder, body.operation, body.ttl_seconds,
-                                  pid=body.pid, host=body.host)
+                                  pid=body.pid, host=host)
     except LockedError as exc:
         current = state.current_lock()
         raise ApiError(423, "locked", str(exc),
