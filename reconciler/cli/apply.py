@@ -82,6 +82,8 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
         raise click.exceptions.Exit(1)
     if outcome.report is not None:
         _summarize(app, outcome.report)
+    elif planfile:
+        app.out("No changes: the saved plan is empty and still fresh; nothing was applied.")
 
 
 def _show(app: App, plan: Plan) -> None:
