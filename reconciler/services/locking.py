@@ -149,5 +149,8 @@ def hold_lock(provider: Provider, holder: str, operation: str, policy: LockPolic
     held = HeldLock(provider, acquire(provider, holder, operation, policy, progress), policy)
     try:
         yield held
-    finally:
-        held.stop()
+    except BaseException:
+        with suppress(ConvctlError):  # the error under way is the one to report
+            held.stop()
+        raise
+    held.stop()
