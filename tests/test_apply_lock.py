@@ -263,3 +263,20 @@ def test_apply_whose_expired_lock_was_taken_stops_and_leaves_it() -> None:
     assert outcome.report.count("done") == 2 and not outcome.report.ok
     assert "held by bob@ci" in outcome.report.stopped
     assert provider.current_lock() == taken[0], "bob's lock is not released by the loser"
+
+
+def test_pid_running_sees_dead_and_zombie_processes() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from reconciler.adapters.process import pid_running
+
+    assert pid_running(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while pid_running(child.pid):  # exited, not reaped yet: a zombie
+        assert time.monotonic() < deadline, "a zombie counted as running"
+        time.sleep(0.05)
+    child.wait()
+    assert not pid_running(child.pid)

@@ -11,7 +11,6 @@ gone from this host (the lock is never broken automatically: that is the user's 
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import threading
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+from reconciler.adapters.process import pid_running
 from reconciler.core.provider import LockInfo, Provider
 from reconciler.errors import ConvctlError, LockedError, NotFoundError
 
@@ -41,19 +41,6 @@ class LockPolicy:
     @property
     def renew_every(self) -> float:
         return self.ttl_seconds / 3
-
-
-def pid_running(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (another user's process counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError):
-        return True  # cannot tell: assume it runs, never suggest breaking a live lock
-    return True
 
 
 def explain_holder(lock: LockInfo, *, host: str | None = None,
