@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -144,3 +145,45 @@ def test_eight_applies_without_a_timeout_fail_naming_the_holder(fresh: Server,
             assert holder and int(holder.group(1)) != i, err
             assert "`convctl unlock " in err and err.count("\n") == 1, err
     check_serialized(fresh, sets, results)
+
+
+def _form_event(name: str) -> str:
+    return (f"---\napiVersion: convctl/v1\nkind: ConversionEvent\nmetadata: {{name: {name}}}\n"
+            "spec:\n  account: acme\n  adAccount: act_1234567890\n  trigger:\n"
+            "    formSubmission:\n      formId: 0b8f6c9e-2c1a-4bd7-9e0b-6a1f1f9c2d10\n"
+            "      facebookEvent: Lead\n      consent: {property: fb_consent, value: \"yes\"}\n"
+            "  dataSharing:\n    properties: [email]\n")
+
+
+def test_an_apply_whose_lock_is_broken_stops_before_its_next_write(fresh: Server,
+                                                                  tmp_path: Path) -> None:
+    """Issue 10 item 2 with real processes: the lock broken (`convctl unlock ID`'s request)
+    while an apply over HTTP is under way; the apply stops before its next write, says why and
+    reports the rest pending; the live state holds exactly the steps it reported done."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    shutil.copy(ROOT / "manifests/acme/account.yaml", folder / "account.yaml")
+    (folder / "events.yaml").write_text("".join(_form_event(f"form-{i:03d}") for i in range(400)))
+    env = {"CONVCTL_STATE": fresh.url, "CONVCTL_TOKEN": fresh.tokens["write"]}
+    log = tmp_path / "apply.err"
+    with log.open("w") as sink:
+        proc = subprocess.Popen([*convctl_cmd(), "apply", "--path", str(folder),
+                                 "--auto-approve"], env={**os.environ, "NO_COLOR": "1", **env},
+                                stdout=subprocess.DEVNULL, stderr=sink, text=True)
+    deadline = time.monotonic() + 120
+    while "[20/401]" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    with fresh.client("write") as client:  # what `convctl unlock ID` does, without its start-up
+        [lock] = client.get("/v1/locks").json()
+        assert client.delete(f"/v1/locks/{lock['id']}").status_code == 204
+    proc.communicate(timeout=120)
+    err = log.read_text()
+    assert proc.returncode == 1, err
+    done = len(re.findall(r"^\[\d+/401\] .*: done", err, re.M))
+    assert 20 <= done < 401 and ": failed" not in err
+    assert f"error: lost the state lock {lock['id']}" in err
+    assert "Apply stopped (run " in err and f"{done} done, 0 failed, {401 - done} pending" in err
+    with fresh.client("read") as client:
+        assert len(client.get("/v1/events").json()) == done - 1  # the account was step 1
+        assert client.get("/v1/locks").json() == []
