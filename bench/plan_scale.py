@@ -5,7 +5,8 @@ it generates valid manifests (bench/validate_scale.py's generator), fills an emb
 to match them, changes 1% of the events in the manifests, then times ``convctl plan`` as a whole
 process (wall time and the child's peak RSS) and checks it reports exactly those updates.
 It also times ``convctl apply --auto-approve`` creating 1,000 events from an empty state (each
-create is its own durable transaction, as in production).
+create is its own transaction, as in production; the apply syncs them to disk once, when it
+releases the lock). ``bench/apply_scale.py`` measures apply at 1k / 10k / 50k creates.
 
 Filling the 10k/50k states goes through the same provider calls as apply, with SQLite's
 ``synchronous=OFF`` on the bench's own connection only, so set-up takes seconds, not minutes.

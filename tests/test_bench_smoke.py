@@ -39,6 +39,13 @@ def test_plan_scale_quick() -> None:
         assert "| apply (creates) | postgresql |    200 |" in out
 
 
+def test_apply_scale_quick() -> None:
+    """Each size applies every create (checked by the script) and prints CPU per create."""
+    out = run_script("apply_scale.py", "--quick")
+    assert "| 300 | 1 |" in out and "| 1,000 | 1 |" in out and "1.00x" in out
+    assert out.startswith("load average before: ") and "load average after: " in out
+
+
 def test_startup_quick() -> None:
     out = run_script("startup.py", "--quick")
     for command in ("python -c pass", "import click", "convctl --help",

@@ -10,6 +10,7 @@ import click
 
 from reconciler.cli.app import App
 from reconciler.core.plan import Plan
+from reconciler.diagnostics import Diagnostics
 from reconciler.errors import UsageError
 
 
@@ -24,15 +25,21 @@ def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged:
                            allow_mass_delete=allow_mass_delete)
     finally:
         provider.close()
-    if result.plan is None:
-        for diag in result.diagnostics.sorted():
+    show_diagnostics(app, result.diagnostics)
+    assert result.plan is not None  # no errors: show_diagnostics exits on them
+    return result.plan
+
+
+def show_diagnostics(app: App, diagnostics: Diagnostics) -> None:
+    """Print the manifests' errors and exit 1, or print their warnings."""
+    if diagnostics.has_errors:
+        for diag in diagnostics.sorted():
             app.err(diag.render())
-        app.err(f"error: the manifests have {len(result.diagnostics.errors)} error(s); "
+        app.err(f"error: the manifests have {len(diagnostics.errors)} error(s); "
                 "nothing was planned")
         raise click.exceptions.Exit(1)
-    for diag in result.diagnostics.warnings:
+    for diag in diagnostics.warnings:
         app.err(diag.render())
-    return result.plan
 
 
 def render(plan: Plan, fmt: str, *, color: bool = False) -> str:

@@ -8,7 +8,7 @@ write, and raises only errors from ``reconciler.errors``:
   ``expected_version``, an (account, name) clash;
 - ``RuleViolationError``: a write whose manifest ``validate`` would refuse, with validate's code
   and R-rule (``adapters.state._rules.check_event_rules`` / ``check_account_rules``);
-- ``NotFoundError``: unknown account, event or lock;
+- ``NotFoundError``: unknown account, event or lock (also a lock renewed after it was lost);
 - ``LockedError``: the lock is held (message names holder, pid, host, expiry);
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
 
@@ -75,6 +75,13 @@ class Locker(Protocol):
         """Take the state lock or raise ``LockedError`` naming the current holder. An expired
         lock is taken over. ``pid``/``host`` name the holder's process (default: the caller's;
         a control plane passes its client's)."""
+        ...
+
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        """Extend the lock ``lock_id`` to expire ``ttl_seconds`` from now and return it. Raise
+        ``NotFoundError`` (naming the current holder, if any) when the lock is no longer this
+        one: released (``convctl unlock``) or, after expiring, taken by another holder. A lock
+        that expired but was not taken over is renewed: nobody else held the state meanwhile."""
         ...
 
     def release_lock(self, lock_id: str) -> None: ...

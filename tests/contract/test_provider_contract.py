@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from datetime import timedelta
 
 import pytest
 from statekit import START, FakeClock, account_spec, form_event, lifecycle_event
@@ -358,6 +359,55 @@ def test_release_of_an_expired_lock(provider: Provider, clock: FakeClock) -> Non
 def test_lock_needs_a_positive_ttl(provider: Provider) -> None:
     with pytest.raises(UsageError):
         provider.acquire_lock("alice", "apply", 0)
+
+
+@pytest.mark.fake_clock
+def test_renewed_lock_outlives_its_first_ttl(provider: Provider, clock: FakeClock) -> None:
+    """Issue 10 item 2: a running apply keeps its lock past the TTL by renewing it."""
+    lock = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(50)
+    renewed = provider.renew_lock(lock.id, 60)
+    assert (renewed.id, renewed.holder, renewed.created_at) == (lock.id, "alice", START)
+    assert renewed.expires_at == clock.now() + timedelta(seconds=60)
+    clock.advance(50)  # 100 s after taking it: past the first TTL, within the renewed one
+    assert provider.current_lock() == renewed
+    with pytest.raises(LockedError, match=f"lock {lock.id} held by alice"):
+        provider.acquire_lock("bob", "apply", 60)
+
+
+@pytest.mark.fake_clock
+def test_an_expired_lock_nobody_took_can_be_renewed(provider: Provider,
+                                                    clock: FakeClock) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(90)
+    assert provider.current_lock() is None
+    assert provider.renew_lock(lock.id, 60).expires_at == clock.now() + timedelta(seconds=60)
+    assert provider.current_lock() is not None and provider.current_lock().id == lock.id
+
+
+def test_renewing_a_released_lock_is_refused(provider: Provider) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    provider.release_lock(lock.id)  # `convctl unlock ID`
+    with pytest.raises(NotFoundError, match=f"no lock with id {lock.id}; the state is unlocked"):
+        provider.renew_lock(lock.id, 60)
+    assert provider.current_lock() is None
+
+
+@pytest.mark.fake_clock
+def test_renewing_a_lock_taken_over_is_refused(provider: Provider, clock: FakeClock) -> None:
+    old = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(61)
+    new = provider.acquire_lock("bob", "apply", 60)
+    with pytest.raises(NotFoundError, match=f"no lock with id {old.id}.*held by bob"):
+        provider.renew_lock(old.id, 60)
+    assert provider.current_lock() == new
+
+
+def test_lock_renewal_needs_a_positive_ttl(provider: Provider) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    with pytest.raises(UsageError):
+        provider.renew_lock(lock.id, 0)
+    assert provider.current_lock() == lock
 
 
 # -- journal -------------------------------------------------------------------------------

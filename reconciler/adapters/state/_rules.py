@@ -185,6 +185,17 @@ def live_lock(current: LockInfo | None, now: datetime) -> LockInfo | None:
     return current if current is not None and current.expires_at > now else None
 
 
+def renewed_lock(stored: LockInfo | None, lock_id: str, ttl_seconds: float,
+                 now: datetime) -> LockInfo:
+    """``stored`` (the lock row, expired or not) extended to ``now + ttl_seconds``; refused
+    unless it is still lock ``lock_id`` (not released, not taken over after expiring)."""
+    if ttl_seconds <= 0:
+        raise UsageError(f"a lock needs a positive time to live, not {ttl_seconds}s")
+    if stored is None or stored.id != lock_id:
+        raise no_such_lock(lock_id, live_lock(stored, now))
+    return stored.model_copy(update={"expires_at": now + timedelta(seconds=ttl_seconds)})
+
+
 def no_such_lock(lock_id: str, current: LockInfo | None) -> NotFoundError:
     held = f"; the state is held by {current.describe()}" if current else "; the state is unlocked"
     return NotFoundError(f"no lock with id {lock_id}{held}")

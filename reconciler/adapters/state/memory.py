@@ -105,6 +105,11 @@ class MemoryProvider:
                                         host or socket.gethostname())
             return self._lock
 
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        with self._mutex:
+            self._lock = rules.renewed_lock(self._lock, lock_id, ttl_seconds, self._clock())
+            return self._lock
+
     def release_lock(self, lock_id: str) -> None:
         with self._mutex:
             if self._lock is None or self._lock.id != lock_id:
