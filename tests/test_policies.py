@@ -1,6 +1,6 @@
 """Plan policies (Rego, docs/policies.md): the four shipped examples each pass and fail on a
 crafted plan, violations in every format, advisory ones only warn, broken policies are one
-positioned error with nothing planned or written, and apply's entry point (``policy_gate``).
+positioned error with nothing planned or written, and apply's refusal of a violating plan.
 
 Runs the CLI in-process against a real SQLite file, as tests/test_cli_plan_apply.py does.
 """
@@ -21,10 +21,8 @@ from hypothesis import strategies as st
 
 from reconciler.adapters.policy import PolicySet
 from reconciler.cli.main import cli
-from reconciler.core.plan import Plan
-from reconciler.core.policy import Violation, blocking
-from reconciler.errors import PolicyError
-from reconciler.services.policies import check_policies, load_policies, policy_gate
+from reconciler.core.policy import blocking
+from reconciler.services.policies import check_policies, load_policies
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "policies"
@@ -274,15 +272,11 @@ def test_check_policies_over_a_crafted_plan_document() -> None:
     assert found[1].message == "ad account act_1 would have 26 events, more than 25"
 
 
-def test_policy_gate_for_apply(repo: Path) -> None:
-    assert policy_gate(Plan(), ["manifests"], None) is None
-    assert policy_gate(Plan(), ["manifests"], str(EXAMPLES)) == []
-    write_policy(repo, "x.rego", 'package gate\nimport rego.v1\ndeny contains "no" if { true }\n')
-    assert policy_gate(Plan(), ["manifests"], "policies") == [
-        Violation("gate", "no", False, "policies/x.rego")]
-    (repo / "policies/x.rego").write_text("package gate\ndeny contains msg if {\n")
-    with pytest.raises(PolicyError, match=r"policies/x.rego:\d+:\d+: error\[E501\]"):
-        policy_gate(Plan(), ["manifests"], "policies")
+def test_apply_refuses_a_policy_that_does_not_compile_before_the_lock(repo: Path) -> None:
+    write_policy(repo, "x.rego", "package gate\ndeny contains msg if {\n")
+    res = CliRunner().invoke(cli, ["apply", "--auto-approve"])
+    assert res.exit_code == 1 and "policies/x.rego:" in res.stderr and "E501" in res.stderr
+    assert not (repo / ".convctl").exists()  # the state was never opened
 
 
 def test_help_does_not_import_the_policy_engine() -> None:
@@ -324,12 +318,9 @@ def test_the_advisory_limit_fires_exactly_above_25_events(ad_accounts: list[str]
     assert all(v.advisory and v.policy == "convctl.max_events_per_ad_account" for v in found)
 
 
-# --- apply (wired by the lead after h1's apply work lands: remove the xfail then) ----------------
-
-APPLY_PENDING = pytest.mark.xfail(strict=True, reason="apply calls policy_gate after h1 lands")
+# --- apply: the plan decided under the lock is checked too -------------------------------------
 
 
-@APPLY_PENDING
 def test_apply_refuses_a_violating_plan_and_changes_nothing(repo: Path) -> None:
     write_policy(repo, "r.rego", 'package review\nimport rego.v1\n'
                  'deny contains "needs a review" if { count(input.changes) > 0 }\n')
@@ -341,7 +332,6 @@ def test_apply_refuses_a_violating_plan_and_changes_nothing(repo: Path) -> None:
     assert res.exit_code == 2 and "7 to create" in res.stdout  # nothing was applied
 
 
-@APPLY_PENDING
 def test_apply_goes_ahead_when_only_advisory_policies_are_violated(repo: Path) -> None:
     write_policy(repo, "w.rego", 'package soft\nimport rego.v1\n'
                  'warn contains "careful" if { count(input.changes) > 0 }\n'

@@ -16,6 +16,7 @@ from reconciler.cli.options import Duration, state_option
 
 if TYPE_CHECKING:
     from reconciler.core.plan import Plan
+    from reconciler.core.policy import Violation
     from reconciler.services.apply import ApplyReport
 
 
@@ -30,11 +31,15 @@ if TYPE_CHECKING:
               metavar="DURATION",
               help="Wait this long (e.g. 30s, 5m) for a state lock another apply holds "
               "[env CONVCTL_LOCK_TIMEOUT; default 0: fail at once, naming the holder].")
+@click.option("--policies", "policies_opt", metavar="DIR", default=None,
+              help="Refuse the plan when it violates a blocking Rego policy in DIR [env "
+              "CONVCTL_POLICIES; default policies/ when it exists].")
 @click.option("--prune-unmanaged", is_flag=True, help="Also delete live events not in git.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Allow deleting every event of an account, or more than half of them.")
 def command(planfile: str | None, paths: tuple[str, ...], state: str | None, auto_approve: bool,
-            lock_timeout: float, prune_unmanaged: bool, allow_mass_delete: bool) -> None:
+            lock_timeout: float, policies_opt: str | None, prune_unmanaged: bool,
+            allow_mass_delete: bool) -> None:
     """Apply a saved plan exactly, or plan now, show it, ask, and apply.
 
     Apply takes the state lock first and holds it to the end (renewed while it runs): the plan is
@@ -49,21 +54,26 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
       convctl apply --auto-approve       # in CI on merge to main
       convctl apply --auto-approve --lock-timeout 5m   # wait for another apply to finish
       convctl plan --out plan.json && convctl apply plan.json
+
+    With a policies folder, the plan decided under the lock is checked against its policies
+    and refused (exit 1, nothing applied) when a blocking one is violated.
     """
     from reconciler.adapters.state import open_provider
-    from reconciler.cli.planning import load_saved, show_diagnostics
+    from reconciler.cli.planning import load_policies_or_exit, load_saved, show_diagnostics
     from reconciler.services.apply import FromManifests, SavedPlan, apply
     from reconciler.services.locking import LockPolicy
     from reconciler.services.planning import load_manifests
 
     app = App()
     source: SavedPlan | FromManifests
+    policies = load_policies_or_exit(app, policies_opt)  # before the lock: compile errors
     if planfile:
         plan, saved_paths, saved_state = load_saved(planfile)
         source, state = SavedPlan(plan, saved_paths), state or saved_state
-        show = confirm = None
+        show, confirm, manifest_paths = None, None, saved_paths
     else:
-        loaded = load_manifests(list(paths) or ["manifests"])
+        manifest_paths = list(paths) or ["manifests"]
+        loaded = load_manifests(manifest_paths)
         show_diagnostics(app, loaded.diagnostics)  # before the lock: no live state needed
         if not auto_approve and not sys.stdin.isatty():
             app.err("error: no terminal to confirm on; review the plan and pass --auto-approve, "
@@ -72,12 +82,20 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
         source = FromManifests(loaded, prune_unmanaged, allow_mass_delete)
         show = partial(_show, app)
         confirm = None if auto_approve else partial(_confirm, app)
+    check = None
+    if policies is not None:
+        from reconciler.services.policies import check_plan
+
+        check = partial(check_plan, paths=manifest_paths, policies=policies)
     provider = open_provider(state)
     try:
         outcome = apply(provider, source, holder=_holder(), progress=app.err, show=show,
-                        confirm=confirm, policy=LockPolicy(timeout_seconds=lock_timeout))
+                        confirm=confirm, policy=LockPolicy(timeout_seconds=lock_timeout),
+                        check=check)
     finally:
         provider.close()
+    if outcome.refused:
+        _refuse(app, outcome.refused, listed=show is not None)
     if outcome.cancelled or (outcome.plan is not None and outcome.plan.errors):
         raise click.exceptions.Exit(1)
     if outcome.report is not None:
@@ -86,10 +104,18 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
         app.out("No changes: the saved plan is empty and still fresh; nothing was applied.")
 
 
-def _show(app: App, plan: Plan) -> None:
-    from reconciler.cli.planning import render
+def _show(app: App, plan: Plan, violations: list[Violation] | None) -> None:
+    from reconciler.render import render
 
-    app.out(render(plan, "text", color=app.color))
+    app.out(render(plan, "text", color=app.color, violations=violations))
+
+
+def _refuse(app: App, refused: list[Violation], *, listed: bool) -> None:
+    if not listed:  # a saved plan is not printed again: name each violation here
+        for violation in refused:
+            app.err(f"error: policy {violation.render()}")
+    app.err(f"error: the plan violates {len(refused)} policy rule(s); nothing was applied")
+    raise click.exceptions.Exit(1)
 
 
 def _confirm(app: App, plan: Plan) -> bool:

@@ -7,15 +7,10 @@ with its policy's name; a non-advisory one makes the plan fail (exit 1, nothing 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from reconciler.cli.app import App
 from reconciler.cli.options import manifests_argument, state_option
-
-if TYPE_CHECKING:
-    from reconciler.adapters.policy import PolicySet
 
 
 @click.command("plan")
@@ -50,13 +45,13 @@ def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None
       convctl plan --out plan.json && convctl apply plan.json
       convctl plan --policies examples/policies
     """
-    from reconciler.cli.planning import plan_or_exit, save_plan
+    from reconciler.cli.planning import load_policies_or_exit, plan_or_exit, save_plan
     from reconciler.core.policy import blocking
     from reconciler.render import render
 
     app = App()
     manifest_paths = list(paths) or ["manifests"]
-    policies = None if no_policies else _load_policies(app, policies_opt)
+    policies = None if no_policies else load_policies_or_exit(app, policies_opt)
     plan = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete)
     violations = None
     if policies is not None:
@@ -80,18 +75,3 @@ def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None
     if detailed_exitcode and not plan.is_empty:
         raise click.exceptions.Exit(2)
 
-
-def _load_policies(app: App, option: str | None) -> PolicySet | None:
-    """The compiled policies, or None without a policies folder; exit 1 on a broken one."""
-    from reconciler.services.policies import load_policies, policies_dir
-
-    directory = policies_dir(option)
-    if directory is None:
-        return None
-    policies, diags = load_policies(directory)
-    for diag in diags.sorted():
-        app.err(diag.render())
-    if diags.has_errors:
-        app.err(f"error: the policies have {len(diags.errors)} error(s); nothing was planned")
-        raise click.exceptions.Exit(1)
-    return policies

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from reconciler.core.live import EventWrite, LiveEvent, content_hash
 from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.policy import Violation, blocking
 from reconciler.core.provider import Provider
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import ConvctlError, LockedError, StalePlanError
@@ -85,6 +86,12 @@ class ApplyOutcome:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     report: ApplyReport | None = None
     cancelled: bool = False
+    violations: list[Violation] | None = None  # None: no policies were checked
+
+    @property
+    def refused(self) -> list[Violation]:
+        """The violations of blocking policies: the plan was not applied."""
+        return blocking(self.violations or [])
 
 
 def live_fingerprints(provider: Provider) -> tuple[dict[str, str], dict[str, str]]:
@@ -162,12 +169,15 @@ def _steps(change: Change) -> list[tuple[str, Callable[[Provider], object]]]:
 
 
 def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
-          progress: Progress, show: Callable[[Plan], None] | None = None,
+          progress: Progress,
+          show: Callable[[Plan, list[Violation] | None], None] | None = None,
           confirm: Callable[[Plan], bool] | None = None,
-          policy: LockPolicy | None = None) -> ApplyOutcome:
+          policy: LockPolicy | None = None,
+          check: Callable[[Plan], list[Violation]] | None = None) -> ApplyOutcome:
     """Take the lock, decide the plan under it (plan now, or refuse a stale saved plan with
-    ``StalePlanError`` before any write), ``show`` it, ask ``confirm`` (still holding the lock),
-    run its steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
+    ``StalePlanError`` before any write), ``check`` it against the policies, ``show`` it, refuse
+    it when a blocking policy is violated, ask ``confirm`` (still holding the lock), run its
+    steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
     with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
         if isinstance(source, SavedPlan):
             check_fresh(source.plan, provider, manifests_hash(source.paths))
@@ -179,9 +189,11 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
         plan = outcome.plan
         if plan is None:
             return outcome
+        if check is not None:
+            outcome.violations = check(plan)
         if show is not None:
-            show(plan)
-        if plan.errors or plan.is_empty:
+            show(plan, outcome.violations)
+        if plan.errors or plan.is_empty or outcome.refused:
             return outcome
         if confirm is not None and not confirm(plan):
             outcome.cancelled = True

@@ -78,15 +78,3 @@ def check_plan(plan: Plan, paths: Sequence[str | Path], policies: PolicySet) -> 
     if diags.has_errors:
         raise PolicyError("; ".join(d.render() for d in diags.sorted()[:3]))
     return check_policies(policy_input(plan, manifests), policies)
-
-
-def policy_gate(plan: Plan, paths: Sequence[str | Path],
-                directory: str | None) -> list[Violation] | None:
-    """For apply: load the policies of ``directory`` and check ``plan``. ``None`` when there
-    are no policies; raises ``PolicyError`` with the first diagnostics when they do not load."""
-    if directory is None:
-        return None
-    policies, diags = load_policies(directory)
-    if diags.has_errors:
-        raise PolicyError("; ".join(d.render() for d in diags.sorted()[:3]))
-    return check_plan(plan, paths, policies)
