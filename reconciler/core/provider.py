@@ -18,7 +18,7 @@ One contract test suite (``tests/contract``) runs against every backend.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,6 +91,17 @@ class Journal(Protocol):
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         """The steps recorded for ``run_id`` in the order they were recorded: dicts with
         ``run_id``, ``index``, ``description``, ``status``, ``detail`` and ``at`` (datetime)."""
+        ...
+
+
+@runtime_checkable
+class RunHistory(Protocol):
+    """The apply runs a journal holds (the dashboard's Runs page); optional for a backend."""
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first: dicts with ``run_id``, ``started_at`` and
+        ``finished_at`` (datetimes), ``steps`` and the count per status (``done``, ``failed``,
+        ``pending``)."""
         ...
 
 

@@ -1,0 +1,120 @@
+"""What every dashboard response shares: the app's parts, templates, flash messages, headers.
+
+Pages are server-rendered Jinja2 (autoescaped) from the package's ``templates/``; the page's
+``live`` block alone answers a poll. Every response carries a strict Content-Security-Policy
+(scripts, styles and images from this server only; no inline script or style), ``no-store``
+caching and ``frame-ancestors 'none'``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from reconciler import __version__
+from reconciler.core.provider import Provider
+from reconciler.server.auth import allows
+from reconciler.server.ui.sessions import COOKIE, Session, Sessions, TokenDirectory
+from reconciler.server.ui.views import AgentReads
+
+POLL_HEADER = "x-convctl-poll"
+FLASH_COOKIE = "convctl_flash"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+           "X-Frame-Options": "DENY"}
+
+
+@dataclass
+class UiState:
+    """The parts of the app the dashboard reads: state, agent store, agent status, sessions."""
+
+    provider: Provider
+    store: AgentReads | None
+    status: Callable[[], dict[str, Any] | None]
+    sessions: Sessions
+    tokens: TokenDirectory
+
+    def session(self, request: Request) -> Session | None:
+        return self.sessions.check(request.cookies.get(COOKIE), self.tokens)
+
+
+def ui_state(request: Request) -> UiState:
+    state: UiState = request.app.state.ui
+    return state
+
+
+@functools.cache
+def templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reconciler.server.ui", "templates"),
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["when"] = _when
+    env.globals["version"] = __version__
+    return env
+
+
+def _when(value: Any) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM:SS UTC`` (ISO text or datetime); ``-`` when empty."""
+    if not value:
+        return "-"
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text[:19].replace("T", " ") + " UTC"
+
+
+def secure(response: Response) -> Response:
+    response.headers.update(HEADERS)
+    return response
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    template = templates().get_template(name)
+    if request.headers.get(POLL_HEADER) == "1" and "live" in template.blocks:
+        html = "".join(template.blocks["live"](template.new_context(context)))
+    else:
+        html = template.render(context)
+    return secure(HTMLResponse(html, status_code=status))
+
+
+def page(request: Request, session: Session, name: str, nav: str, data: dict[str, Any],
+         status: int = 200, error: str | None = None) -> Response:
+    """A page for a logged-in session: the data plus the session's name, write right, CSRF
+    token and the flash message left by the last action."""
+    ui = ui_state(request)
+    flash = ui.sessions.read_flash(request.cookies.get(FLASH_COOKIE))
+    context = {**data, "nav": nav, "user": session.token.name, "csrf": session.csrf,
+               "can_write": allows(session.token, "write"), "flash": flash, "error": error,
+               "path": request.url.path, "query_string": request.url.query}
+    response = render(request, name, context, status)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/ui")
+    return response
+
+
+def login_redirect(request: Request) -> Response:
+    if request.headers.get(POLL_HEADER) == "1":
+        return secure(Response(status_code=401))
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return secure(RedirectResponse(f"/ui/login?next={quote(target, safe='')}",
+                                   status_code=303))
+
+
+def safe_next(target: str | None) -> str:
+    """Only a dashboard path: never another host (an open redirect)."""
+    if target and target.startswith("/ui") and "//" not in target and "\\" not in target:
+        return target
+    return "/ui"
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str,
+               max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/ui", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")

@@ -1,0 +1,252 @@
+"""The dashboard's view data: plain dicts and lists built from the Provider and the agent store.
+
+Only the ``Provider`` protocol (plus the optional ``RunHistory``) and the agent store's public
+read methods are used, never SQL, so every state backend serves the same pages. Templates get
+these values and nothing else; everything here is tested without a browser.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from reconciler.core.live import LiveAccount, LiveEvent
+from reconciler.core.provider import Provider, RunHistory
+from reconciler.server.ui.charts import sent_chart
+
+STATES = ("enabled", "disabled", "managed", "unmanaged", "drifted")
+TRIGGERS = ("form", "lifecycle")
+SORTS = ("name", "account", "trigger", "state", "last_sent", "sent", "dead")
+PAGE_SIZE = 50
+
+
+class AgentReads(Protocol):
+    """The agent store's read methods the dashboard uses."""
+
+    def event_activity(self, since: datetime) -> dict[str, dict[str, Any]]: ...
+    def sent_per_minute(self, since: datetime) -> dict[str, int]: ...
+    def deliveries(self, conversion_event_id: str, limit: int = ...) -> list[dict[str, Any]]: ...
+    def dead_letter_groups(self) -> list[dict[str, Any]]: ...
+    def retry_dead(self, reason: str | None = None, event: str | None = None) -> int: ...
+
+
+def trigger_of(ev: LiveEvent) -> tuple[str, str]:
+    """(``form`` | ``lifecycle``, what fires it: the Meta event for a form, or the stages)."""
+    lc, fs = ev.spec.trigger.lifecycle_stage_change, ev.spec.trigger.form_submission
+    if lc is not None:
+        return "lifecycle", ", ".join(lc.stages)
+    return "form", fs.facebook_event if fs is not None else "-"
+
+
+def states_of(ev: LiveEvent) -> set[str]:
+    out = {"enabled" if ev.spec.enabled else "disabled",
+           "managed" if ev.managed else "unmanaged"}
+    if ev.drifted:
+        out.add("drifted")
+    return out
+
+
+# -- overview -----------------------------------------------------------------------------
+
+def account_summary(account: LiveAccount, events: list[LiveEvent]) -> dict[str, Any]:
+    """Quota (slots used of the tier's limit, R7/R9), slots per stage, events by state."""
+    stages: Counter[str] = Counter()
+    for ev in events:
+        lc = ev.spec.trigger.lifecycle_stage_change
+        if lc is not None:
+            stages.update(set(lc.stages))
+    used, limit = sum(ev.stage_count for ev in events), account.limit
+    counts = Counter(state for ev in events for state in states_of(ev))
+    return {"name": account.name, "tier": account.spec.tier, "limit": limit, "used": used,
+            "percent": min(100, round(100 * used / limit)) if limit else 0,
+            "level": "danger" if used >= limit else "warn" if used >= 0.8 * limit else "ok",
+            "stages": sorted(stages.items(), key=lambda kv: (-kv[1], kv[0])),
+            "events": len(events), "states": {s: counts.get(s, 0) for s in STATES}}
+
+
+def accounts_overview(provider: Provider) -> list[dict[str, Any]]:
+    by_account: dict[str, list[LiveEvent]] = {}
+    for ev in provider.list_events():
+        by_account.setdefault(ev.account, []).append(ev)
+    return [account_summary(acc, by_account.get(acc.name, []))
+            for acc in sorted(provider.list_accounts(), key=lambda a: a.name)]
+
+
+def minute_series(per_minute: dict[str, int], now: datetime, minutes: int = 60
+                  ) -> list[tuple[str, int]]:
+    """The last ``minutes`` UTC minutes, oldest first, with zero where nothing was sent."""
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    keys = [(end - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M")
+            for i in range(minutes - 1, -1, -1)]
+    return [(key, per_minute.get(key, 0)) for key in keys]
+
+
+def agent_health(status: dict[str, Any] | None, store: AgentReads | None,
+                 now: datetime) -> dict[str, Any] | None:
+    """Inbox backlog, queue, dead letters, paused and held-off work (``agent status``'s
+    numbers), and sends per minute over the last hour as a chart."""
+    if status is None:
+        return None
+    series = minute_series(store.sent_per_minute(now - timedelta(hours=1)) if store else {}, now)
+    paused = [{"target": f"pixel {pid}", **info} for pid, info in status["paused"].items()]
+    held = [{"target": target, **info} for target, info in status["held"].items()]
+    backoff = [{"target": f"pixel {pid}", "reason": "backoff",
+                "message": f"retrying in {secs:.0f} s", "since": ""}
+               for pid, secs in status.get("heldOff", {}).items()]
+    return {"backlog": status["inbox"]["new"], "processed": status["inbox"]["processed"],
+            "queued": status["outbox"]["queued"], "sent": status["outbox"]["sent"],
+            "dead": status["outbox"]["dead"], "oldestQueuedAt": status.get("oldestQueuedAt"),
+            "deadReasons": status.get("deadLetters", {}), "skips": status.get("skips", {}),
+            "stopped": [*paused, *held, *backoff], "series": series,
+            "lastHour": sum(n for _, n in series), "chart": sent_chart(series)}
+
+
+def last_run(provider: Provider) -> dict[str, Any] | None:
+    runs = recent_runs(provider, 1)
+    return runs[0] if runs else None
+
+
+def has_history(provider: Provider) -> bool:
+    return isinstance(provider, RunHistory)
+
+
+def recent_runs(provider: Provider, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest apply runs with their steps (empty when the backend keeps no history)."""
+    if not isinstance(provider, RunHistory):
+        return []
+    runs = provider.runs(limit)
+    for run in runs:
+        run["entries"] = provider.journal(run["run_id"])
+        run["outcome"] = ("failed" if run["failed"] else "partial" if run["pending"]
+                          else "done")
+    return runs
+
+
+# -- events -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Filters, sort and page of the Events list, read from the query string."""
+
+    account: str = ""
+    trigger: str = ""
+    state: str = ""
+    q: str = ""
+    sort: str = "name"
+    desc: bool = False
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> EventQuery:
+        def pick(name: str, allowed: Iterable[str]) -> str:
+            value = params.get(name, "")
+            return value if value in allowed else ""
+
+        page = params.get("page", "1")
+        return cls(account=params.get("account", "")[:100], trigger=pick("trigger", TRIGGERS),
+                   state=pick("state", STATES), q=params.get("q", "")[:100].strip(),
+                   sort=pick("sort", SORTS) or "name", desc=params.get("dir") == "desc",
+                   page=int(page) if page.isdigit() and 0 < len(page) < 7 else 1)
+
+    def link(self, **changes: Any) -> str:
+        """The query string of this view with ``changes`` (page back to 1 unless given)."""
+        values = {"account": self.account, "trigger": self.trigger, "state": self.state,
+                  "q": self.q, "sort": self.sort, "dir": "desc" if self.desc else "",
+                  "page": 1, **changes}
+        from urllib.parse import urlencode
+
+        return "?" + urlencode({k: v for k, v in values.items()
+                                if v not in ("", None) and not (k == "page" and v == 1)
+                                and not (k == "sort" and v == "name")})
+
+
+@dataclass
+class EventPage:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    pages: int
+    accounts: list[str] = field(default_factory=list)
+
+
+def event_row(ev: LiveEvent, activity: dict[str, Any] | None) -> dict[str, Any]:
+    kind, fires = trigger_of(ev)
+    act = activity or {}
+    return {"id": ev.id, "name": ev.name, "account": ev.account, "trigger": kind,
+            "fires": fires, "network": "Meta", "adAccount": ev.spec.ad_account,
+            "enabled": ev.spec.enabled, "managed": ev.managed, "drifted": ev.drifted,
+            "protect": ev.spec.protect, "version": ev.version,
+            "lastSent": act.get("lastSent"), "sent": act.get("sent", 0),
+            "dead": act.get("dead", 0), "skipped": sum(act.get("skips", {}).values())}
+
+
+def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
+    keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "name": lambda r: (r["name"], r["account"]),
+        "account": lambda r: (r["account"], r["name"]),
+        "trigger": lambda r: (r["trigger"], r["fires"], r["name"]),
+        "state": lambda r: (not r["enabled"], r["drifted"], r["name"]),
+        "last_sent": lambda r: (r["lastSent"] or "", r["name"]),
+        "sent": lambda r: (r["sent"], r["name"]),
+        "dead": lambda r: (r["dead"], r["name"]),
+    }
+    return keys[sort]
+
+
+def event_page(events: list[LiveEvent], activity: dict[str, dict[str, Any]],
+               query: EventQuery, page_size: int = PAGE_SIZE) -> EventPage:
+    """Filter, sort and cut one page; only that page's rows are built in full."""
+    needle = query.q.lower()
+    chosen = [ev for ev in events
+              if (not query.account or ev.account == query.account)
+              and (not query.trigger or trigger_of(ev)[0] == query.trigger)
+              and (not query.state or query.state in states_of(ev))
+              and (not needle or needle in ev.name or needle in ev.id)]
+    rows = [event_row(ev, activity.get(ev.id)) for ev in chosen]
+    rows.sort(key=_sort_key(query.sort), reverse=query.desc)
+    pages = max(1, -(-len(rows) // page_size))
+    page = min(query.page, pages)
+    start = (page - 1) * page_size
+    return EventPage(rows[start:start + page_size], len(rows), page, pages,
+                     sorted({ev.account for ev in events}))
+
+
+def event_detail(ev: LiveEvent, activity: dict[str, Any] | None,
+                 store: AgentReads | None) -> dict[str, Any]:
+    """The details panel: live spec, skip reasons, data shared, recent deliveries."""
+    from reconciler.render.redact import redact
+
+    sharing = ev.spec.data_sharing
+    props = [p if isinstance(p, str) else f"{p.property} → {p.as_}" for p in sharing.properties]
+    return {**event_row(ev, activity), "labels": dict(sorted(ev.labels.items())),
+            "api": ev.api, "createdAt": ev.created_at, "updatedAt": ev.updated_at,
+            "spec": redact(ev.spec.model_dump(mode="json", by_alias=True)),
+            "skips": sorted((activity or {}).get("skips", {}).items(), key=lambda kv: -kv[1]),
+            "properties": props,
+            "sharing": {"IP address": sharing.ip_address, "User agent": sharing.user_agent,
+                        "Action source": sharing.action_source,
+                        "Event source URL": sharing.event_source_url},
+            "deliveries": store.deliveries(ev.id, 15) if store else []}
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+def dead_letter_view(store: AgentReads | None, events: dict[str, LiveEvent]
+                     ) -> dict[str, Any] | None:
+    """Dead letters grouped by reason, then by event, with Meta's latest message."""
+    if store is None:
+        return None
+    reasons: dict[str, dict[str, Any]] = {}
+    for group in store.dead_letter_groups():
+        ev = events.get(group["conversionEventId"])
+        label = f"{ev.account}/{ev.name}" if ev else f"{group['conversionEventId']} (deleted)"
+        reason = reasons.setdefault(group["reason"] or "unknown",
+                                    {"reason": group["reason"] or "unknown", "count": 0,
+                                     "groups": []})
+        reason["count"] += group["count"]
+        reason["groups"].append({**group, "event": label})
+    ordered = sorted(reasons.values(), key=lambda r: (-r["count"], r["reason"]))
+    return {"reasons": ordered, "total": sum(r["count"] for r in ordered)}
