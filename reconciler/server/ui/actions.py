@@ -56,7 +56,7 @@ def _refuse(request: Request, status: int, message: str) -> Response:
 @router.get("/ui/login")
 def login_form(request: Request) -> Response:
     return render(request, "login.html", {"next": safe_next(request.query_params.get("next")),
-                                          "error": None})
+                                          "login_error": None})
 
 
 @router.post("/ui/login")
@@ -69,7 +69,7 @@ async def login(request: Request) -> Response:
     if token is None or not allows(token, "read"):
         why = "unknown or revoked token" if token is None else \
             f"token '{token.name}' lacks the 'read' scope"
-        return render(request, "login.html", {"next": target, "error": why}, 401)
+        return render(request, "login.html", {"next": target, "login_error": why}, 401)
     response = secure(RedirectResponse(target, status_code=303))
     set_cookie(request, response, COOKIE, ui.sessions.issue(token), SESSION_SECONDS)
     return response

@@ -25,7 +25,7 @@ def sent_chart(series: list[tuple[str, int]]) -> Markup:
     plot_w, plot_h = WIDTH - PAD_LEFT, HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = plot_w / max(1, len(series))
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             'aria-labelledby="chart-title chart-desc" preserveAspectRatio="none">',
+             'aria-labelledby="chart-title chart-desc">',
              '<title id="chart-title">Events sent per minute, last hour</title>',
              f'<desc id="chart-desc">{total} sent in the last hour; at most {peak} in one '
              'minute.</desc>']
@@ -40,10 +40,12 @@ def sent_chart(series: list[tuple[str, int]]) -> Markup:
         x, y = PAD_LEFT + i * slot + 1, PAD_TOP + plot_h - h
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(1.0, slot - 2):.1f}"'
                      f' height="{h:.1f}"><title>{escape(minute[11:])} UTC: {n}</title></rect>')
-    for i in (0, len(series) // 2, len(series) - 1):
-        if 0 <= i < len(series):
-            x = PAD_LEFT + i * slot + slot / 2
+    last = len(series) - 1
+    for i, anchor in ((0, "start"), (last // 2, "middle"), (last, "end")):
+        if 0 <= i <= last:
+            x = PAD_LEFT + i * slot + (0 if anchor == "start" else slot if anchor == "end"
+                                       else slot / 2)
             parts.append(f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 4}" '
-                         f'text-anchor="middle">{escape(series[i][0][11:])}</text>')
+                         f'text-anchor="{anchor}">{escape(series[i][0][11:])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -58,6 +58,7 @@ def templates() -> jinja2.Environment:
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["when"] = _when
+    env.filters["clock"] = lambda value: _when(value)[11:19] if value else "-"
     env.globals["version"] = __version__
     return env
 

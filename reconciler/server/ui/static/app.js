@@ -51,6 +51,9 @@
     });
   });
 
+  var detail = document.getElementById("detail");
+  if (detail && window.matchMedia("(max-width: 900px)").matches) { detail.scrollIntoView(); }
+
   var region = document.querySelector("[data-poll]");
   var stamp = document.getElementById("updated");
   if (!region || !window.fetch) { return; }
@@ -76,7 +79,7 @@
           var again = document.getElementById(focused);
           if (again) { again.focus({ preventScroll: true }); }
         }
-        if (stamp) { stamp.textContent = "updated " + new Date().toLocaleTimeString(); }
+        if (stamp) { stamp.textContent = "· updated " + new Date().toLocaleTimeString(); }
       }
     }).catch(function () { /* offline for a moment: try again later */ })
       .then(function () { setTimeout(poll, every); });
