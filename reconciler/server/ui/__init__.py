@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Response
 from reconciler.server.ui import actions, pages
 from reconciler.server.ui.render import UiState, secure
 from reconciler.server.ui.sessions import Sessions
+from reconciler.server.ui.snapshot import Snapshots
 
 STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
@@ -38,6 +39,7 @@ def install(app: FastAPI, *, session_key: bytes | None = None,
     ``status`` gives the agent's status (the running loop's, or the store's)."""
     app.state.ui = UiState(provider=app.state.provider, store=app.state.inbox,
                            status=status or (lambda: None),
-                           sessions=Sessions(session_key), tokens=app.state.tokens)
+                           sessions=Sessions(session_key), tokens=app.state.tokens,
+                           snapshots=Snapshots(app.state.provider))
     for router in (pages.router, actions.router, _static):
         app.include_router(router)

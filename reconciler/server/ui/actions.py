@@ -135,7 +135,8 @@ async def _act(request: Request, action: str, question: Any, work: Any) -> Respo
 
 @router.post("/ui/events/{event_id}/toggle")
 async def toggle(request: Request, event_id: str) -> Response:
-    provider = ui_state(request).provider
+    ui = ui_state(request)
+    provider = ui.provider
 
     def wanted(form: dict[str, str]) -> bool:
         return form.get("enabled") == "1"
@@ -152,6 +153,7 @@ async def toggle(request: Request, event_id: str) -> Response:
         version = form.get("version", "")
         ev = set_enabled(provider, event_id, wanted(form),
                          int(version) if version.isdigit() and len(version) < 18 else None)
+        ui.snapshots.patch(ev)
         return printable(f"{ev.account}/{ev.name} switched {'on' if ev.spec.enabled else 'off'} "
                          "(R19): the next convctl plan reports this drift.")
 

@@ -44,7 +44,7 @@ def overview(request: Request) -> Response:
     ui, session = guarded
     now = _now()
     return page(request, session, "overview.html", "overview", {
-        "accounts": views.accounts_overview(ui.provider),
+        "accounts": views.accounts_overview(ui.snapshots.get()),
         "agent": views.agent_health(ui.status(), ui.store, now),
         "run": views.last_run(ui.provider), "lock": ui.provider.current_lock()})
 
@@ -56,17 +56,17 @@ def events(request: Request) -> Response:
         return guarded
     ui, session = guarded
     query = views.EventQuery.parse(dict(request.query_params))
-    live = ui.provider.list_events()
+    snap = ui.snapshots.get()
     activity = ui.store.event_activity(_now() - timedelta(hours=24)) if ui.store else {}
     detail, selected, error = None, request.query_params.get("selected", ""), None
     if selected:
-        match = next((ev for ev in live if ev.id == selected), None)
+        match = snap.events.get(selected)
         if match is None:
             error = f"no live event {selected[:40]} (deleted?)"
         else:
             detail = views.event_detail(match, activity.get(match.id), ui.store)
     return page(request, session, "events.html", "events", {
-        "query": query, "result": views.event_page(live, activity, query), "detail": detail,
+        "query": query, "result": views.event_page(snap.rows, activity, query), "detail": detail,
         "selected": selected, "states": views.STATES, "triggers": views.TRIGGERS},
         error=error)
 
@@ -77,9 +77,8 @@ def dead_letters(request: Request) -> Response:
     if isinstance(guarded, Response):
         return guarded
     ui, session = guarded
-    by_id = {ev.id: ev for ev in ui.provider.list_events()}
     return page(request, session, "dead.html", "dead",
-                {"dead": views.dead_letter_view(ui.store, by_id)})
+                {"dead": views.dead_letter_view(ui.store, ui.snapshots.get().events)})
 
 
 @router.get("/ui/runs")

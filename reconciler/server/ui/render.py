@@ -22,6 +22,7 @@ from reconciler import __version__
 from reconciler.core.provider import Provider
 from reconciler.server.auth import allows
 from reconciler.server.ui.sessions import COOKIE, Session, Sessions, TokenDirectory
+from reconciler.server.ui.snapshot import Snapshots
 from reconciler.server.ui.views import AgentReads
 
 POLL_HEADER = "x-convctl-poll"
@@ -35,13 +36,15 @@ HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
 
 @dataclass
 class UiState:
-    """The parts of the app the dashboard reads: state, agent store, agent status, sessions."""
+    """The parts of the app the dashboard reads: state, agent store, agent status, sessions,
+    the snapshot of the live events."""
 
     provider: Provider
     store: AgentReads | None
     status: Callable[[], dict[str, Any] | None]
     sessions: Sessions
     tokens: TokenDirectory
+    snapshots: Snapshots
 
     def session(self, request: Request) -> Session | None:
         return self.sessions.check(request.cookies.get(COOKIE), self.tokens)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.provider import Provider, RunHistory
 from reconciler.server.ui.charts import sent_chart
+from reconciler.server.ui.snapshot import Snapshot, base_row
 
 STATES = ("enabled", "disabled", "managed", "unmanaged", "drifted")
 TRIGGERS = ("form", "lifecycle")
@@ -33,46 +34,26 @@ class AgentReads(Protocol):
     def retry_dead(self, reason: str | None = None, event: str | None = None) -> int: ...
 
 
-def trigger_of(ev: LiveEvent) -> tuple[str, str]:
-    """(``form`` | ``lifecycle``, what fires it: the Meta event for a form, or the stages)."""
-    lc, fs = ev.spec.trigger.lifecycle_stage_change, ev.spec.trigger.form_submission
-    if lc is not None:
-        return "lifecycle", ", ".join(lc.stages)
-    return "form", fs.facebook_event if fs is not None else "-"
-
-
-def states_of(ev: LiveEvent) -> set[str]:
-    out = {"enabled" if ev.spec.enabled else "disabled",
-           "managed" if ev.managed else "unmanaged"}
-    if ev.drifted:
-        out.add("drifted")
-    return out
-
-
 # -- overview -----------------------------------------------------------------------------
 
-def account_summary(account: LiveAccount, events: list[LiveEvent]) -> dict[str, Any]:
+def account_summary(account: LiveAccount, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Quota (slots used of the tier's limit, R7/R9), slots per stage, events by state."""
-    stages: Counter[str] = Counter()
-    for ev in events:
-        lc = ev.spec.trigger.lifecycle_stage_change
-        if lc is not None:
-            stages.update(set(lc.stages))
-    used, limit = sum(ev.stage_count for ev in events), account.limit
-    counts = Counter(state for ev in events for state in states_of(ev))
+    stages: Counter[str] = Counter(stage for row in rows for stage in row["stages"])
+    used, limit = sum(row["stageCount"] for row in rows), account.limit
+    counts = Counter(state for row in rows for state in row["states"])
     return {"name": account.name, "tier": account.spec.tier, "limit": limit, "used": used,
             "percent": min(100, round(100 * used / limit)) if limit else 0,
             "level": "danger" if used >= limit else "warn" if used >= 0.8 * limit else "ok",
             "stages": sorted(stages.items(), key=lambda kv: (-kv[1], kv[0])),
-            "events": len(events), "states": {s: counts.get(s, 0) for s in STATES}}
+            "events": len(rows), "states": {s: counts.get(s, 0) for s in STATES}}
 
 
-def accounts_overview(provider: Provider) -> list[dict[str, Any]]:
-    by_account: dict[str, list[LiveEvent]] = {}
-    for ev in provider.list_events():
-        by_account.setdefault(ev.account, []).append(ev)
+def accounts_overview(snap: Snapshot) -> list[dict[str, Any]]:
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for row in snap.rows:
+        by_account.setdefault(row["account"], []).append(row)
     return [account_summary(acc, by_account.get(acc.name, []))
-            for acc in sorted(provider.list_accounts(), key=lambda a: a.name)]
+            for acc in sorted(snap.accounts, key=lambda a: a.name)]
 
 
 def minute_series(per_minute: dict[str, int], now: datetime, minutes: int = 60
@@ -172,46 +153,45 @@ class EventPage:
     accounts: list[str] = field(default_factory=list)
 
 
-def event_row(ev: LiveEvent, activity: dict[str, Any] | None) -> dict[str, Any]:
-    kind, fires = trigger_of(ev)
+def event_row(row: dict[str, Any], activity: dict[str, Any] | None) -> dict[str, Any]:
     act = activity or {}
-    return {"id": ev.id, "name": ev.name, "account": ev.account, "trigger": kind,
-            "fires": fires, "network": "Meta", "adAccount": ev.spec.ad_account,
-            "enabled": ev.spec.enabled, "managed": ev.managed, "drifted": ev.drifted,
-            "protect": ev.spec.protect, "version": ev.version,
-            "lastSent": act.get("lastSent"), "sent": act.get("sent", 0),
+    return {**row, "lastSent": act.get("lastSent"), "sent": act.get("sent", 0),
             "dead": act.get("dead", 0), "skipped": sum(act.get("skips", {}).values())}
 
 
-def _sort_key(sort: str) -> Callable[[dict[str, Any]], Any]:
+def _sort_key(sort: str, activity: dict[str, dict[str, Any]]
+              ) -> Callable[[dict[str, Any]], Any]:
+    def act(row: dict[str, Any], key: str, default: Any) -> Any:
+        return activity.get(row["id"], {}).get(key) or default
+
     keys: dict[str, Callable[[dict[str, Any]], Any]] = {
         "name": lambda r: (r["name"], r["account"]),
         "account": lambda r: (r["account"], r["name"]),
         "trigger": lambda r: (r["trigger"], r["fires"], r["name"]),
         "state": lambda r: (not r["enabled"], r["drifted"], r["name"]),
-        "last_sent": lambda r: (r["lastSent"] or "", r["name"]),
-        "sent": lambda r: (r["sent"], r["name"]),
-        "dead": lambda r: (r["dead"], r["name"]),
+        "last_sent": lambda r: (act(r, "lastSent", ""), r["name"]),
+        "sent": lambda r: (act(r, "sent", 0), r["name"]),
+        "dead": lambda r: (act(r, "dead", 0), r["name"]),
     }
     return keys[sort]
 
 
-def event_page(events: list[LiveEvent], activity: dict[str, dict[str, Any]],
+def event_page(rows: list[dict[str, Any]], activity: dict[str, dict[str, Any]],
                query: EventQuery, page_size: int = PAGE_SIZE) -> EventPage:
-    """Filter, sort and cut one page; only that page's rows are built in full."""
+    """Filter, sort and cut one page; only that page's rows get their activity."""
     needle = query.q.lower()
-    chosen = [ev for ev in events
-              if (not query.account or ev.account == query.account)
-              and (not query.trigger or trigger_of(ev)[0] == query.trigger)
-              and (not query.state or query.state in states_of(ev))
-              and (not needle or needle in ev.name or needle in ev.id)]
-    rows = [event_row(ev, activity.get(ev.id)) for ev in chosen]
-    rows.sort(key=_sort_key(query.sort), reverse=query.desc)
-    pages = max(1, -(-len(rows) // page_size))
+    chosen = [row for row in rows
+              if (not query.account or row["account"] == query.account)
+              and (not query.trigger or row["trigger"] == query.trigger)
+              and (not query.state or query.state in row["states"])
+              and (not needle or needle in row["name"] or needle in row["id"])]
+    chosen.sort(key=_sort_key(query.sort, activity), reverse=query.desc)
+    pages = max(1, -(-len(chosen) // page_size))
     page = min(query.page, pages)
     start = (page - 1) * page_size
-    return EventPage(rows[start:start + page_size], len(rows), page, pages,
-                     sorted({ev.account for ev in events}))
+    return EventPage([event_row(row, activity.get(row["id"]))
+                      for row in chosen[start:start + page_size]], len(chosen), page, pages,
+                     sorted({row["account"] for row in rows}))
 
 
 def event_detail(ev: LiveEvent, activity: dict[str, Any] | None,
@@ -221,7 +201,7 @@ def event_detail(ev: LiveEvent, activity: dict[str, Any] | None,
 
     sharing = ev.spec.data_sharing
     props = [p if isinstance(p, str) else f"{p.property} → {p.as_}" for p in sharing.properties]
-    return {**event_row(ev, activity), "labels": dict(sorted(ev.labels.items())),
+    return {**event_row(base_row(ev), activity), "labels": dict(sorted(ev.labels.items())),
             "api": ev.api, "createdAt": ev.created_at, "updatedAt": ev.updated_at,
             "spec": redact(ev.spec.model_dump(mode="json", by_alias=True)),
             "skips": sorted((activity or {}).get("skips", {}).items(), key=lambda kv: -kv[1]),
