@@ -5,7 +5,7 @@ request, by route template), the body guard (413 over ``max_body_bytes``, 400 fo
 JSON), then FastAPI's routing with the error handlers of ``errors``. Routers come from
 ``ROUTERS`` (the agent's ingest endpoints are in ``ingest``; the probes in ``health``). The
 OpenAPI document is at ``/openapi.json``; there is no ``/docs`` page (Swagger UI would load
-from a CDN, which fails offline).
+from a CDN, which fails offline). The web dashboard (``server.ui``) is at ``/ui``.
 
 ``inbox`` (the agent store the ingest endpoints write to; also read for the agent's metrics),
 ``webhooks`` (how webhook signatures are checked) and ``background`` (the agent loop, started

@@ -16,6 +16,7 @@ from conftest import screens_dir
 from serverkit import Server, convctl
 
 from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.state.sqlite import SqliteProvider
 
 
 def login(page: Any, server: Server, scope: str) -> None:
@@ -26,11 +27,18 @@ def login(page: Any, server: Server, scope: str) -> None:
     page.wait_for_url(f"{server.url}/ui")
 
 
-def shoot(page: Any, name: str) -> None:
+def shoot(page: Any, name: str, phone: bool = False) -> None:
+    """Light and dark at 1280x800 (and, with ``phone``, light at a phone's 390x844)."""
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
         page.screenshot(path=str(screens_dir() / f"{name}-{scheme}.png"))
     page.emulate_media(color_scheme="light")
+    if phone:
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(screens_dir() / f"{name}-phone.png"), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        page.set_viewport_size({"width": 1280, "height": 800})
+        assert width <= 390, f"{name} scrolls sideways on a phone ({width} px)"
 
 
 def csrf_of(page: Any) -> str:
@@ -51,7 +59,7 @@ def test_overview_events_dead_runs_after_apply(page: Any, ui_server: Server) -> 
     cookie = next(c for c in page.context.cookies() if c["name"] == "convctl_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert ui_server.tokens["write"] not in cookie["value"]
-    shoot(page, "overview")
+    shoot(page, "overview", phone=True)
 
     page.get_by_role("link", name="Events").click()
     names = page.locator("table.data tbody tr td:nth-child(2) a").all_inner_texts()
@@ -61,7 +69,7 @@ def test_overview_events_dead_runs_after_apply(page: Any, ui_server: Server) -> 
     detail = page.get_by_role("complementary")
     assert "acme/demo-booked" in detail.inner_text()
     assert "no_consent" in detail.inner_text()  # skip reasons with counts
-    shoot(page, "events")
+    shoot(page, "events", phone=True)
     page.get_by_role("link", name="Dead letters").click()
     assert "event_time is too far in the past" in page.inner_text("main")  # Meta's message
     shoot(page, "dead-letters")
@@ -156,3 +164,46 @@ def test_forged_post_without_csrf_is_refused(page: Any, ui_server: Server) -> No
                                    headers={"Origin": "https://evil.example"}, max_redirects=0)
     assert other_site.status == 403
     assert _enabled(ui_server, "acme/demo-booked")
+
+
+def test_break_the_lock_from_the_runs_page(page: Any, ui_server: Server) -> None:
+    provider = SqliteProvider(ui_server.state_url.removeprefix("sqlite:///"))
+    try:
+        lock = provider.acquire_lock("ci-apply", "apply", 600, pid=4242, host="runner-7")
+        login(page, ui_server, "write")
+        page.get_by_role("link", name="Runs").click()
+        held = page.locator("#lock").inner_text()
+        assert "ci-apply" in held and "pid 4242 on runner-7" in held
+        page.get_by_role("button", name="Break the lock").click()
+        dialog = page.get_by_role("dialog")
+        assert lock.id in dialog.inner_text()
+        dialog.get_by_role("button", name="Confirm").click()
+        page.wait_for_url(f"{ui_server.url}/ui/runs")
+        assert f"Lock {lock.id} released." in page.get_by_role("status").first.inner_text()
+        assert provider.current_lock() is None
+    finally:
+        current = provider.current_lock()
+        if current is not None:
+            provider.release_lock(current.id)
+        provider.close()
+
+
+def test_switch_from_a_stale_page_is_refused(page: Any, ui_server: Server) -> None:
+    login(page, ui_server, "write")
+    page.goto(f"{ui_server.url}/ui/events?q=demo-booked")
+    event_id = page.get_by_role("link", name="demo-booked").get_attribute("id")[3:]
+    answer = page.request.post(f"{ui_server.url}/ui/events/{event_id}/toggle", form={
+        "csrf": csrf_of(page), "enabled": "0", "version": "999", "confirmed": "yes"},
+        max_redirects=0)
+    assert answer.status == 412, answer.text()
+    assert _enabled(ui_server, "acme/demo-booked")
+
+
+def test_without_script_a_switch_asks_on_its_own_page(page: Any, ui_server: Server) -> None:
+    login(page, ui_server, "write")
+    page.goto(f"{ui_server.url}/ui/events?q=demo-booked")
+    event_id = page.get_by_role("link", name="demo-booked").get_attribute("id")[3:]
+    answer = page.request.post(f"{ui_server.url}/ui/events/{event_id}/toggle", form={
+        "csrf": csrf_of(page), "enabled": "0"}, max_redirects=0)
+    assert answer.status == 200 and "Sending stops at once (R19)" in unescape(answer.text())
+    assert _enabled(ui_server, "acme/demo-booked")  # asking changed nothing
