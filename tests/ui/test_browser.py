@@ -8,6 +8,7 @@ refused and change nothing. Every page is photographed at 1280x800, light and da
 
 from __future__ import annotations
 
+import json
 import re
 from html import unescape
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from conftest import screens_dir
 from serverkit import Server, convctl
 
-from reconciler.adapters.agentstore import AgentStore
+from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.sqlite import SqliteProvider
 
 
@@ -100,19 +101,37 @@ def test_toggle_off_is_drift_in_the_next_plan(page: Any, ui_server: Server) -> N
     assert page.get_by_role("switch", name=re.compile(r"globex\/contact-sales: on")).is_visible()
 
 
+def _dead(server: Server, reason: str, count: int) -> dict[str, int]:
+    """Add ``count`` dead letters of acme/funnel with ``reason``; the dead count per event."""
+    store = AgentStore(server.state_url.removeprefix("sqlite:///"))
+    try:
+        if count:
+            funnel = convctl("events", "list", "--format", "json", "--account", "acme",
+                             "--state", server.state_url)
+            [event_id] = [ev["id"] for ev in json.loads(funnel.stdout)["events"]
+                          if ev["name"] == "funnel"]
+            store.commit_processed([], [NewOutbox(
+                event_id, f"{reason}-{i}", "acme", "111111111111111",
+                {"event_name": "funnel", "event_time": 1}, status="dead", reason=reason,
+                error="(#100) Invalid parameter") for i in range(count)], {})
+        return {g["eventName"]: g["count"] for g in store.dead_letter_groups()
+                if g["reason"] == reason}
+    finally:
+        store.close()
+
+
 def test_requeue_dead_letters_then_log_out(page: Any, ui_server: Server) -> None:
+    assert _dead(ui_server, "invalid_payload", 2) == {"funnel": 2}
     login(page, ui_server, "write")
     page.get_by_role("link", name="Dead letters").click()
-    page.get_by_role("button", name=re.compile(r"Re-queue 2 letters of acme\/demo-booked")).click()
+    page.get_by_role("button", name=re.compile(
+        r"Re-queue 2 letters of acme\/funnel, reason invalid_payload")).click()
     page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
     page.wait_for_url(f"{ui_server.url}/ui/dead")
     assert "Queued 2 dead letter(s) again" in page.get_by_role("status").first.inner_text()
-    assert "No dead letters" in page.inner_text("main")
-    store = AgentStore(ui_server.state_url.removeprefix("sqlite:///"))
-    try:
-        assert store.status()["outbox"]["dead"] == 0
-    finally:
-        store.close()
+    assert "invalid_payload" not in page.inner_text("#live")
+    assert "event_time is too far in the past" in page.inner_text("#live")  # the other group
+    assert _dead(ui_server, "invalid_payload", 0) == {}
     session = next(c for c in page.context.cookies() if c["name"] == "convctl_session")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/ui/login"))
@@ -207,3 +226,53 @@ def test_without_script_a_switch_asks_on_its_own_page(page: Any, ui_server: Serv
         "csrf": csrf_of(page), "enabled": "0"}, max_redirects=0)
     assert answer.status == 200 and "Sending stops at once (R19)" in unescape(answer.text())
     assert _enabled(ui_server, "acme/demo-booked")  # asking changed nothing
+
+
+def test_keyboard_only_switch_asks_and_cancels(page: Any, ui_server: Server) -> None:
+    login(page, ui_server, "write")
+    page.goto(f"{ui_server.url}/ui/events?q=demo-booked")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    switch = page.get_by_role("switch", name=re.compile(r"acme\/demo-booked: on"))
+    for _ in range(30):  # the switch is reachable by Tab alone
+        page.keyboard.press("Tab")
+        if switch.evaluate("el => el === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the switch")
+    page.keyboard.press("Space")
+    dialog = page.get_by_role("dialog")
+    assert dialog.is_visible()
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"  # the safe choice
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert switch.evaluate("el => el === document.activeElement")  # focus comes back
+    assert _enabled(ui_server, "acme/demo-booked")
+
+
+def test_pages_poll_at_most_every_5_s_and_update_in_place(page: Any, ui_server: Server) -> None:
+    login(page, ui_server, "write")
+    polls: list[str] = []
+    page.on("request", lambda req: polls.append(req.url)
+            if req.headers.get("x-convctl-poll") == "1" else None)
+    page.clock.install()
+    page.goto(f"{ui_server.url}/ui/dead")
+    page.evaluate("window.__same_page = true")
+    store = AgentStore(ui_server.state_url.removeprefix("sqlite:///"))
+    try:
+        event = page.request.get(f"{ui_server.url}/v1/events", headers={
+            "Authorization": f"Bearer {ui_server.tokens['read']}"}).json()[0]
+        store.commit_processed([], [NewOutbox(event["id"], "late-1", event["account"], "1",
+                                              {"event_name": "x", "event_time": 1},
+                                              status="dead", reason="expired",
+                                              error="older than 7 days (R16)")], {})
+        page.clock.run_for(4900)
+        assert polls == []  # not before 5 s
+        with page.expect_response(lambda r: r.request.headers.get("x-convctl-poll") == "1"):
+            page.clock.run_for(200)
+        page.locator("#live").get_by_text("older than 7 days (R16)").wait_for()
+        assert page.evaluate("window.__same_page") is True  # updated without a reload
+        assert len(polls) == 1
+    finally:
+        store.retry_dead("expired")
+        store.close()

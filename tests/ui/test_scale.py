@@ -67,6 +67,10 @@ def test_pages_answer_in_under_300_ms_with_10000_events(big_server: Server) -> N
                 assert answer.status_code == 200, (path, answer.text[:300])
             medians[path] = statistics.median(times)
         events = client.get("/ui/events").text
+        for path in paths:  # a poll gets the page's live region only
+            poll = client.get(path, headers={"X-Convctl-Poll": "1"})
+            assert poll.status_code == 200 and "<html" not in poll.text, path
+            assert poll.text.strip() and poll.text.strip() in client.get(path).text, path
     assert "10000 events" in events and "page 1 of 200" in events
     print({p: round(t * 1000) for p, t in medians.items()})
     slow = {path: f"{t * 1000:.0f} ms" for path, t in medians.items() if t > BUDGET_SECONDS}

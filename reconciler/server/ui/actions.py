@@ -11,7 +11,7 @@ the agent store's ``retry_dead`` (``convctl agent retry-dead``) and ``Provider.r
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
@@ -113,7 +113,11 @@ def _confirm(request: Request, session: Session, form: dict[str, str], action: s
         "flash": None, "error": None})
 
 
-async def _act(request: Request, action: str, question: Any, work: Any) -> Response:
+Form = dict[str, str]
+
+
+async def _act(request: Request, action: str, question: Callable[[Form], str],
+               work: Callable[[Form], str]) -> Response:
     """Check, confirm, run ``work(form) -> message`` in a thread, redirect with a flash."""
     checked = await _checked(request)
     if isinstance(checked, Response):
@@ -162,12 +166,15 @@ async def toggle(request: Request, event_id: str) -> Response:
 
 @router.post("/ui/dead/requeue")
 async def requeue(request: Request) -> Response:
-    store = ui_state(request).store
+    ui = ui_state(request)
+    store = ui.store
 
     def scope(form: dict[str, str]) -> str:
         reason, event = form.get("reason") or None, form.get("event") or None
+        live = ui.snapshots.get().events.get(event or "")
+        name = f"{live.account}/{live.name}" if live else event
         return (f"reason {reason}" if reason else "every reason") + \
-            (f", event {event}" if event else "")
+            (f", event {name}" if event else "")
 
     def work(form: dict[str, str]) -> str:
         if store is None:

@@ -1,8 +1,8 @@
 """The dashboard's read pages: Overview, Events (list + details panel), Dead letters, Runs.
 
 Each page renders one template; a poll (``X-Convctl-Poll: 1``, sent by ``app.js`` at most every
-5 s) gets only the page's ``live`` block. A request without a live session is sent to the login
-form (a poll gets 401, and the script reloads into the form).
+5 s) gets only the page's live region (``#live``). A request without a live session is sent to
+the login form (a poll gets 401, and the script reloads into the form).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What every dashboard response shares: the app's parts, templates, flash messages, headers.
 
 Pages are server-rendered Jinja2 (autoescaped) from the package's ``templates/``; the page's
-``live`` block alone answers a poll. Every response carries a strict Content-Security-Policy
+live region alone answers a poll. Every response carries a strict Content-Security-Policy
 (scripts, styles and images from this server only; no inline script or style), ``no-store``
 caching and ``frame-ancestors 'none'``.
 """
@@ -27,6 +27,7 @@ from reconciler.server.ui.views import AgentReads
 
 POLL_HEADER = "x-convctl-poll"
 FLASH_COOKIE = "convctl_flash"
+LIVE_START, LIVE_END = "<!--live-start-->", "<!--live-end-->"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
@@ -80,11 +81,11 @@ def secure(response: Response) -> Response:
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    template = templates().get_template(name)
-    if request.headers.get(POLL_HEADER) == "1" and "live" in template.blocks:
-        html = "".join(template.blocks["live"](template.new_context(context)))
-    else:
-        html = template.render(context)
+    """The page; for a poll, only what is between its ``<!--live-start-->`` and
+    ``<!--live-end-->`` markers (data cannot forge them: autoescape turns ``<`` into ``&lt;``)."""
+    html = templates().get_template(name).render(context)
+    if request.headers.get(POLL_HEADER) == "1" and LIVE_START in html:
+        html = html.split(LIVE_START, 1)[1].split(LIVE_END, 1)[0]
     return secure(HTMLResponse(html, status_code=status))
 
 
