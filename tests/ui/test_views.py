@@ -188,9 +188,13 @@ def test_agent_health_lists_paused_held_and_backoff() -> None:
                                  "since": "2026-11-20T14:00:00+00:00"}},
               "held": {"inbox": {"reason": "contacts_unavailable", "message": "HubSpot 503",
                                  "since": "2026-11-20T14:10:00+00:00"}},
-              "heldOff": {"222": 30.0}, "deadLetters": {"rejected": 1}}
+              "heldOff": {"222": NOW.timestamp() + 30}, "deadLetters": {"rejected": 1}}
     health = views.agent_health(status, None, NOW)
     assert health is not None and (health["backlog"], health["queued"], health["dead"]) == (
         4, 2, 1)
     assert [s["target"] for s in health["stopped"]] == ["pixel 111", "inbox", "pixel 222"]
+    assert health["stopped"][2]["message"] == "next try in 30 s"  # heldOff holds epoch times
+    assert health["running"] is None  # a store's status: no loop in this server
+    running = views.agent_health({**status, "loop": {"running": True, "failures": 0}}, None, NOW)
+    assert running is not None and running["running"] is True
     assert views.agent_health(None, None, NOW) is None

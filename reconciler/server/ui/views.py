@@ -75,13 +75,15 @@ def agent_health(status: dict[str, Any] | None, store: AgentReads | None,
     paused = [{"target": f"pixel {pid}", **info} for pid, info in status["paused"].items()]
     held = [{"target": target, **info} for target, info in status["held"].items()]
     backoff = [{"target": f"pixel {pid}", "reason": "backoff",
-                "message": f"retrying in {secs:.0f} s", "since": ""}
-               for pid, secs in status.get("heldOff", {}).items()]
+                "message": f"next try in {max(0.0, until - now.timestamp()):.0f} s", "since": ""}
+               for pid, until in status.get("heldOff", {}).items()]
+    loop = status.get("loop")
     return {"backlog": status["inbox"]["new"], "processed": status["inbox"]["processed"],
             "queued": status["outbox"]["queued"], "sent": status["outbox"]["sent"],
             "dead": status["outbox"]["dead"], "oldestQueuedAt": status.get("oldestQueuedAt"),
             "deadReasons": status.get("deadLetters", {}), "skips": status.get("skips", {}),
             "stopped": [*paused, *held, *backoff], "series": series,
+            "running": None if loop is None else bool(loop.get("running")),
             "lastHour": sum(n for _, n in series), "chart": sent_chart(series)}
 
 
