@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,23 +21,13 @@ from typing import Any
 
 import pytest
 from serverkit import Server, convctl, start_serve
+from uikit import CHROMIUM, CHROMIUM_ARGS
 
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.sqlite import SqliteProvider
 
-CHROMIUM = Path(os.environ.get("CONVCTL_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
 META_REJECTION = "(#100) Invalid parameter: event_time is too far in the past"
-
-
-def screens_dir() -> Path:
-    folder = Path(os.environ.get("CONVCTL_SCREENS")
-                  or Path(tempfile.gettempdir()) / "convctl-screens")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _need_browser() -> None:

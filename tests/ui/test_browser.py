@@ -13,8 +13,8 @@ import re
 from html import unescape
 from typing import Any
 
-from conftest import screens_dir
 from serverkit import Server, convctl
+from uikit import screens_dir
 
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.sqlite import SqliteProvider
@@ -147,6 +147,10 @@ def test_wrong_token_is_refused(page: Any, ui_server: Server) -> None:
     page.get_by_label("Token").fill("cvt_not-a-real-token-000000000000")
     page.get_by_role("button", name="Log in").click()
     assert "unknown or revoked token" in page.get_by_role("alert").inner_text()
+    assert not [c for c in page.context.cookies() if c["name"] == "convctl_session"]
+    page.get_by_label("Token").fill(ui_server.tokens["ingest"])  # a real token, no read
+    page.get_by_role("button", name="Log in").click()
+    assert "token 't-ingest' lacks the 'read' scope" in page.get_by_role("alert").inner_text()
     assert not [c for c in page.context.cookies() if c["name"] == "convctl_session"]
     page.goto(f"{ui_server.url}/ui/events")
     assert "/ui/login" in page.url

@@ -1,0 +1,22 @@
+"""What the dashboard's browser tests share: where Chromium is, its flags, the screenshots."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+CHROMIUM = Path(os.environ.get("CONVCTL_CHROMIUM", "/usr/bin/chromium"))
+# On these machines Chromium needs all of these; without the background-networking ones its
+# outbound attempts are refused by the closed network.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def screens_dir() -> Path:
+    """``$CONVCTL_SCREENS`` or ``$TMPDIR/convctl-screens``: outside the repository."""
+    folder = Path(os.environ.get("CONVCTL_SCREENS")
+                  or Path(tempfile.gettempdir()) / "convctl-screens")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
