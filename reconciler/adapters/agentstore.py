@@ -19,6 +19,8 @@
   cannot send (token unavailable, or a token or permission error: code 190/102/10/200-299),
   with the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
   the work held off, with why (the inbox while the contact source refuses it).
+- the dashboard's activity reads (sends per minute, per-event counts, deliveries, dead letters
+  grouped) are in ``agentstore_reads``.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
 disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
@@ -46,6 +48,7 @@ import orjson
 
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.crm import Contact
 from reconciler.errors import StateError, TransientError
@@ -135,7 +138,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-class AgentStore:
+class AgentStore(ActivityReads):
     """The agent's tables in one SQLite file; share one instance between threads freely."""
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
@@ -445,68 +448,6 @@ class AgentStore:
                                 "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
         return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    # -- activity (the dashboard's reads) ---------------------------------------------------
-
-    def sent_per_minute(self, since: datetime) -> dict[str, int]:
-        """Rows sent since ``since``, per UTC minute (``YYYY-MM-DDTHH:MM``)."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT substr(updated_at, 1, 16), COUNT(*) FROM outbox WHERE "
-                                "status = 'sent' AND updated_at >= ? GROUP BY 1",
-                                (_iso(since),)).fetchall()
-        return {minute: n for minute, n in rows}
-
-    def event_activity(self, since: datetime) -> dict[str, dict[str, Any]]:
-        """Per conversion event: rows sent and dead-lettered since ``since``, and when it last
-        sent (ISO, any time), plus skip counts by reason (all time)."""
-        out: dict[str, dict[str, Any]] = {}
-
-        def entry(event_id: str) -> dict[str, Any]:
-            return out.setdefault(event_id, {"sent": 0, "dead": 0, "queued": 0,
-                                             "lastSent": None, "skips": {}})
-
-        with self._read() as conn:
-            for event_id, state, n in conn.execute(
-                    "SELECT conversion_event_id, status, COUNT(*) FROM outbox WHERE "
-                    "updated_at >= ? GROUP BY 1, 2", (_iso(since),)):
-                entry(event_id)[state] = n
-            for event_id, last in conn.execute("SELECT conversion_event_id, MAX(updated_at) "
-                                               "FROM outbox WHERE status = 'sent' GROUP BY 1"):
-                entry(event_id)["lastSent"] = last
-            for reason, event_id, n in conn.execute("SELECT reason, conversion_event_id, count "
-                                                    "FROM skips"):
-                entry(event_id)["skips"][reason] = n
-        return out
-
-    def deliveries(self, conversion_event_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The event's latest outbox rows, newest first (ids, state, attempts, Meta's message;
-        no payload)."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT seq, event_id, event_name, pixel_id, status, attempts, "
-                                "reason, last_error, updated_at FROM outbox WHERE "
-                                "conversion_event_id = ? ORDER BY seq DESC LIMIT ?",
-                                (conversion_event_id, limit)).fetchall()
-        keys = ("seq", "eventId", "eventName", "pixelId", "status", "attempts", "reason",
-                "error", "updatedAt")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    def dead_letter_groups(self) -> list[dict[str, Any]]:
-        """Dead letters grouped by (reason, conversion event): count, pixel, latest message and
-        when the latest one died, most numerous first."""
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT reason, conversion_event_id, COUNT(*), MAX(seq), MAX(updated_at) "
-                "FROM outbox WHERE status = 'dead' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
-            ).fetchall()
-            latest = {seq: (pixel, name, error) for seq, pixel, name, error in conn.execute(
-                "SELECT seq, pixel_id, event_name, last_error FROM outbox WHERE seq IN "
-                "(SELECT value FROM json_each(?))", (orjson.dumps([r[3] for r in rows]).decode(),))}
-        groups = []
-        for reason, event_id, count, seq, at in rows:
-            pixel, name, error = latest.get(seq, ("", "", None))
-            groups.append({"reason": reason, "conversionEventId": event_id, "count": count,
-                           "pixelId": pixel, "eventName": name, "error": error, "lastAt": at})
-        return groups
 
     def copy_to(self, path: str | Path) -> None:
         """A consistent copy of the whole file at ``path`` (SQLite's online backup): what a
