@@ -126,3 +126,56 @@ def test_snapshot_serves_the_old_one_while_reading_the_next() -> None:
     snapshots.patch(off.model_copy(update={"spec": off.spec.model_copy(
         update={"enabled": False})}))
     assert next(r for r in snapshots.get().rows if r["name"] == "first")["enabled"] is False
+
+
+class _Gated:
+    """A provider whose event listing waits for a gate (a read in progress)."""
+
+    def __init__(self, inner: MemoryProvider) -> None:
+        self.inner, self.gate, self.reading = inner, threading.Event(), threading.Event()
+
+    def list_events(self, account: str | None = None) -> list[object]:
+        self.reading.set()
+        assert self.gate.wait(5)
+        return self.inner.list_events(account)  # type: ignore[return-value]
+
+    def list_accounts(self) -> list[object]:
+        return self.inner.list_accounts()  # type: ignore[return-value]
+
+
+def _join_refresh() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "ui-snapshot":
+            thread.join(5)
+
+
+def test_a_read_older_than_a_write_does_not_undo_it() -> None:
+    inner = MemoryProvider()
+    inner.put_account("acme", account_spec("enterprise"), {}, None)
+    ev = inner.create_event(form_event("one"))
+    gated, now = _Gated(inner), [0.0]
+    snapshots = Snapshots(gated, max_age=5.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    gated.gate.set()
+    snapshots.get()
+    gated.gate.clear()
+    gated.reading.clear()
+    now[0] = 10.0
+    snapshots.get()  # stale: a background read starts, and waits at the gate
+    assert gated.reading.wait(5)
+    off = ev.model_copy(update={"spec": ev.spec.model_copy(update={"enabled": False})})
+    snapshots.patch(off)  # the dashboard's write lands while that read is under way
+    gated.gate.set()
+    _join_refresh()
+    assert snapshots.get().rows[0]["enabled"] is False  # the older read was dropped
+
+
+def test_the_login_form_warms_the_first_snapshot() -> None:
+    inner = MemoryProvider()
+    inner.put_account("acme", account_spec("enterprise"), {}, None)
+    inner.create_event(form_event("one"))
+    gated = _Gated(inner)
+    snapshots = Snapshots(gated)  # type: ignore[arg-type]
+    snapshots.warm()
+    assert gated.reading.wait(5)  # read in the background, before any page asks
+    threading.Timer(0.2, gated.gate.set).start()
+    assert [r["name"] for r in snapshots.get().rows] == ["one"]  # waited for that read

@@ -55,6 +55,7 @@ def _refuse(request: Request, status: int, message: str) -> Response:
 
 @router.get("/ui/login")
 def login_form(request: Request) -> Response:
+    ui_state(request).snapshots.warm()  # read while the user pastes the token
     return render(request, "login.html", {"next": safe_next(request.query_params.get("next")),
                                           "login_error": None})
 

@@ -65,7 +65,7 @@ class Snapshots:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._provider, self._max_age, self._clock = provider, max_age, clock
         self._current: Snapshot | None = None
-        self._mutex = threading.Lock()
+        self._mutex = threading.Condition()  # notified when a background read ends
         self._refreshing = False
         self._written = float("-inf")  # when a write last patched the snapshot
 
@@ -73,29 +73,44 @@ class Snapshots:
         with self._mutex:
             current, stale = self._current, self._current is not None and (
                 self._clock() - self._current.taken > self._max_age)
-            if stale and not self._refreshing:
-                self._refreshing = True
-                threading.Thread(target=self._refresh, daemon=True,
-                                 name="ui-snapshot").start()
+            if stale:
+                self._start_refresh()
+            elif current is None and self._refreshing:  # a warm-up is reading: wait for it
+                self._mutex.wait_for(lambda: not self._refreshing, timeout=30)
+                current = self._current
         if current is None:
             current = self._store(take(self._provider))
         return current
 
+    def warm(self) -> None:
+        """Start reading the first snapshot in the background (the login form calls this, so
+        the first page after logging in is fast too)."""
+        with self._mutex:
+            if self._current is None:
+                self._start_refresh()
+
+    def _start_refresh(self) -> None:  # with the mutex held
+        if not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, daemon=True, name="ui-snapshot").start()
+
     def _refresh(self) -> None:
         started = self._clock()
+        snap = None
         try:
             snap = take(self._provider)
-            with self._mutex:  # a write patched in meanwhile: this read may predate it
-                if self._written >= started:
-                    return
-            self._store(snap)
         finally:
             with self._mutex:
+                # a write patched the snapshot meanwhile: this read may predate it
+                if snap is not None and self._written < started:
+                    snap.taken = self._clock()
+                    self._current = snap
                 self._refreshing = False
+                self._mutex.notify_all()
 
     def _store(self, snap: Snapshot) -> Snapshot:
-        snap.taken = self._clock()
         with self._mutex:
+            snap.taken = self._clock()
             self._current = snap
         return snap
 
