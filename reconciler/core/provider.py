@@ -12,7 +12,8 @@ write, and raises only errors from ``reconciler.errors``:
 - ``LockedError``: the lock is held (message names holder, pid, host, expiry);
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
 
-One contract test suite (``tests/contract``) runs against every backend.
+One contract test suite (``tests/contract``) runs against every backend. ``RunHistory`` (the
+apply runs in the journal, for the dashboard) is optional: SQLite and memory have it.
 """
 
 from __future__ import annotations
