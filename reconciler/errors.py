@@ -10,6 +10,7 @@
     │   ├── NotFoundError        an account, event or lock does not exist
     │   ├── LockedError          another apply holds the lock
     │   └── StalePlanError       a saved plan no longer matches the live state or the manifests
+    ├── PolicyError              a plan policy could not be evaluated (E505)
     ├── TransientError           worth retrying, optionally after ``retry_after`` seconds
     └── PermanentError           retrying will not help
 
@@ -73,6 +74,10 @@ class LockedError(StateError):
 
 class StalePlanError(StateError):
     """A saved plan was made against a live state or manifests that have since changed."""
+
+
+class PolicyError(ConvctlError):
+    """A plan policy failed while evaluating (not a violation: the policy itself is broken)."""
 
 
 class TransientError(ConvctlError):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from reconciler.core.credentials import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV
 from reconciler.core.rules import check
 from reconciler.core.source import RawDocument
 from reconciler.core.validate import ManifestSet, build
@@ -185,14 +186,24 @@ def _document_boundary(text: str, near: int) -> int:
     return found.start() if found else 0
 
 
-def load(paths: Sequence[str | Path]) -> tuple[ManifestSet, Diagnostics]:
-    """Load, validate and check every manifest under ``paths``."""
+def load(paths: Sequence[str | Path], *,
+         secrets_dir: str | None = None) -> tuple[ManifestSet, Diagnostics]:
+    """Load, validate and check every manifest under ``paths``.
+
+    ``secrets_dir`` is the agent's secrets folder ``file:`` references must point into
+    (default: ``CONVCTL_SECRETS_DIR``, else ``/run/secrets``)."""
+    folder = secrets_folder(secrets_dir)
     with _bulk_gc():
         diags = Diagnostics()
         docs = parse_files(paths, diags)
         manifests = build(docs, diags)
-        check(manifests, diags)
+        check(manifests, diags, secrets_dir=folder)
     return manifests, diags
+
+
+def secrets_folder(given: str | None = None) -> str:
+    """The secrets folder, absolute: ``given``, else ``CONVCTL_SECRETS_DIR``, else the default."""
+    return os.path.abspath(given or os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR)
 
 
 @contextmanager

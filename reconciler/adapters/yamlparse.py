@@ -5,15 +5,24 @@ ruamel.yaml round-trip loader, see README "Performance") and convert nodes to pl
 which lets us record the 1-based position of every key and value and refuse what a manifest must
 never contain: duplicate keys, unknown or Python tags, merge keys, alias bombs, deep nesting.
 Every problem becomes a diagnostic; nothing here raises on bad input.
+
+YAML 1.1 (what libyaml resolves) and YAML 1.2 read some plain numbers differently: ``04412345``
+is octal (1184997) in 1.1 and decimal in 1.2, ``1:20`` is base 60 (80) in 1.1 and text in 1.2.
+A manifest must mean one thing in every tool, so numbers are plain decimal only: octal, base 60,
+binary, hexadecimal and ``_`` separators are refused (E011) with what YAML 1.1 would have read.
+Mapping keys are always the text as written (``no:`` is the key ``no``, not ``False``). Empty
+documents (a ``---`` with nothing after it, common in generated YAML) are skipped, as kubectl does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from reconciler.core.credentials import shown
 from reconciler.core.source import Path, Position, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics, SourceLocation
 
@@ -62,6 +71,13 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
     "tag:yaml.org,2002:timestamp",
 }
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_NULL = "tag:yaml.org,2002:null"
+# YAML 1.1 types of the plain scalars `=` and `<<`; as values (and `=` as a key) they are text.
+_VALUE = "tag:yaml.org,2002:value"
+_MERGE = "tag:yaml.org,2002:merge"
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _constructor = yaml.constructor.SafeConstructor()
 _ScalarNode = yaml.ScalarNode
 
@@ -147,7 +163,8 @@ class _Converter:
                 key = self._key(key_node)
             if key in out:
                 first = keys.get((*path, key), (0, 0))[0]
-                raise _Refused("E003", f"duplicate key '{key}' (first defined on line {first})",
+                raise _Refused("E003", f"duplicate key {shown(key)} (first defined on line "
+                               f"{first})",
                                key_node.start_mark)
             key = share(key, key)
             key_path = (*path, key)
@@ -171,26 +188,64 @@ class _Converter:
                            key_node.start_mark)
         if not isinstance(key_node, _ScalarNode):
             raise _Refused("E103", "mapping keys must be plain strings", key_node.start_mark)
-        key = self._scalar(key_node)
-        return key if isinstance(key, str) else str(key)
+        if key_node.tag not in _SCALAR_TAGS and key_node.tag != _VALUE:
+            raise _Refused("E004", f"tag '{_short_tag(key_node.tag)}' is not allowed in "
+                           "manifests", key_node.start_mark)
+        return str(key_node.value)  # the text as written: `no:` is "no", `01:` is "01"
 
     def _scalar(self, node: Any) -> Any:
+        if node.tag in (_VALUE, _MERGE):
+            return node.value
         if node.tag not in _SCALAR_TAGS:
             raise _Refused("E004", f"tag '{_short_tag(node.tag)}' is not allowed in manifests",
                            node.start_mark)
         if node.tag == _STR:
             return node.value
         try:
-            return _constructor.yaml_constructors[node.tag](_constructor, node)
+            value = _constructor.yaml_constructors[node.tag](_constructor, node)
         except (ValueError, TypeError, yaml.YAMLError) as exc:
             raise _Refused("E002", f"invalid {_short_tag(node.tag)} value",
                            node.start_mark) from exc
+        if node.tag in (_INT, _FLOAT):
+            _check_decimal(node, value)
+        return value
 
     @staticmethod
     def _check_tag(node: Any, expected: str) -> None:
         if node.tag != expected:
             raise _Refused("E004", f"tag '{_short_tag(node.tag)}' is not allowed in manifests",
                            node.start_mark)
+
+
+def _check_decimal(node: Any, value: float) -> None:
+    """Refuse a number not written in plain decimal (YAML 1.1 and 1.2 may disagree on it)."""
+    text = node.value.strip()
+    if node.tag == _INT and _DECIMAL_INT.fullmatch(text):
+        return
+    if node.tag == _FLOAT and ":" not in text and "_" not in text:
+        return
+    read = repr(value)[:40]
+    digits = text.lstrip("+-").lower()
+    if ":" in text:
+        why = f"a base-60 number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif "_" in text:
+        why = f"a number with '_' separators: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif digits.startswith("0b"):
+        why = f"a binary number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif digits.startswith("0x"):
+        why = f"a hexadecimal number ({read})"
+    else:
+        why = (f"an octal number: YAML 1.1 reads it as {read}, YAML 1.2 as "
+               f"{int(text, 10) if text.lstrip('+-').isdigit() else 'text'}")
+    written = text if len(text) <= 40 else text[:40] + "..."
+    raise _Refused("E011", f"'{written}' is {why}; write numbers in plain decimal, or quote the "
+                   "value if it is text", node.start_mark)
+
+
+def _is_empty(node: Any) -> bool:
+    """A document with nothing in it: a ``---`` followed by comments or blank lines only."""
+    return (isinstance(node, _ScalarNode) and node.tag == _NULL and node.value == ""
+            and not node.style)
 
 
 def _short_tag(tag: str) -> str:
@@ -213,7 +268,7 @@ def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocumen
     try:
         while loader.check_node():
             node = loader.get_node()
-            if node is None:
+            if node is None or _is_empty(node):
                 continue
             source = SourceMap(file)
             try:

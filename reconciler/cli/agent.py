@@ -113,6 +113,10 @@ _RUN_OPTIONS = [
     click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
                  type=click.FloatRange(0.1, 600), show_default=True,
                  help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),
+    click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
+                 show_default=True, metavar="DIR",
+                 help="Folder of the token files accessToken {file: PATH} may name; nothing "
+                 "outside it is read, symlinks resolved [env CONVCTL_SECRETS_DIR]."),
     click.option("--contacts", envvar="CONVCTL_CONTACT_SOURCE", default="embedded",
                  type=click.Choice(["embedded", "hubspot"]), show_default=True,
                  help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "

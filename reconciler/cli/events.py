@@ -78,20 +78,28 @@ def _row(ev: LiveEvent) -> dict[str, object]:
 @click.argument("ref")
 @state_option
 def show(ref: str, state: str | None) -> None:
-    """Show one event (REF: an id or ACCOUNT/NAME) as JSON."""
+    """Show one event (REF: an id or ACCOUNT/NAME) as JSON, with what it sends to Meta."""
     import orjson
 
     from reconciler.adapters.state import open_provider
+    from reconciler.core.normalize import HASHED_KEYS
+    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
     from reconciler.render.redact import printable_lines, redact
     from reconciler.services.events import find_event
 
     provider = open_provider(state)
     try:
         ev = find_event(provider, ref)
+        account = next((a for a in provider.list_accounts() if a.name == ev.account), None)
     finally:
         provider.close()
     data = redact(ev.model_dump(mode="json", by_alias=True))
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
+    # what leaves per event: the user_data keys and the Limited Data Use fields it sends
+    keys = sent_keys(data["spec"])
+    data["sends"] = {"userData": keys, "hashed": [k for k in keys if k in HASHED_KEYS],
+                     "dataProcessingOptions": payload_fields(
+                         effective_options(ev.spec, account.spec if account else None))}
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     App().out(printable_lines(text))
 

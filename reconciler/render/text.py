@@ -9,9 +9,10 @@ magenta ``-/+`` and ``+/-``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.core.plan import Plan
+from reconciler.core.policy import Violation
 from reconciler.render.common import (
     Line,
     accounts,
@@ -72,14 +73,20 @@ def _account_section(plan: Plan, account: str, paint: Paint) -> list[str]:
     return out
 
 
-def _messages(plan: Plan, paint: Paint) -> list[str]:
+def _messages(plan: Plan, paint: Paint, violations: Sequence[Violation]) -> list[str]:
     out = [f"{paint('warning', 'Warning:')} {w.render()}" for w in plan.warnings]
+    out += [f"{paint('warning', 'Warning:')} policy {v.render()} (advisory)"
+            for v in violations if v.advisory]
     out += [f"{paint('error', 'Error:')} {e.render()}" for e in plan.errors]
+    out += [f"{paint('error', 'Error:')} policy {v.render()}"
+            for v in violations if not v.advisory]
     return [*out, ""] if out else []
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
-    """The plan for a terminal; its last line is the summary line (no trailing newline)."""
+def render_text(plan: Plan, *, color: bool = False,
+                violations: Sequence[Violation] | None = None) -> str:
+    """The plan for a terminal; its last line is the summary line (no trailing newline).
+    Policy violations (when policies were checked) are listed with the warnings and errors."""
     plan = redact_plan(plan)
     paint = _painter(color)
     out: list[str] = []
@@ -87,6 +94,6 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         out += ["convctl will perform the following actions:", ""]
     for account in accounts(plan):
         out += _account_section(plan, account, paint)
-    out += _messages(plan, paint)
+    out += _messages(plan, paint, violations or ())
     out.append(paint("bold", summary_line(plan)))
     return printable_lines("\n".join(out))

@@ -15,6 +15,7 @@ the queue holds, with no token in it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -65,6 +66,7 @@ class AgentSettings:
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
     hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
+    secrets_dir: str | None = None  # where {file: PATH} tokens may be read; None: the default
 
 
 @dataclass
@@ -130,7 +132,7 @@ def _store_and_destination(settings: AgentSettings, now: Callable[[], datetime],
         graph = GraphSender(settings.meta_base_url, settings.api_version,
                             timeout=settings.timeout, clock=now)
         closers.append(graph.close)
-        return store, graph, resolve_secret
+        return store, graph, functools.partial(resolve_secret, secrets_dir=settings.secrets_dir)
     copy = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
     closers.append(copy.close)
     for pixel in copy.paused_pixels():

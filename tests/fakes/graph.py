@@ -109,6 +109,7 @@ def check_event(i: int, event: Any, now: float) -> None:
         raise Reject(f"event {i}: action_source must be one of {', '.join(sorted(ACTION_SOURCES))}")
     if "event_id" in event and not isinstance(event["event_id"], str):
         raise Reject(f"event {i}: event_id must be a string")
+    _check_data_processing(i, event)
     ud = event.get("user_data")
     if not isinstance(ud, dict) or not ud:
         raise Reject(f"event {i}: user_data is required and needs at least one key")
@@ -135,6 +136,18 @@ def _check_time(i: int, value: Any, now: float) -> None:
         raise Reject(f"event {i}: event_time is in the future", subcode=2804004)
 
 
+def _check_data_processing(i: int, event: dict[str, Any]) -> None:
+    """Meta's Limited Data Use fields: [] or ["LDU"]; country 0/1 and state 0/1000 as integers."""
+    options = event.get("data_processing_options")
+    if "data_processing_options" in event and options not in ([], ["LDU"]):
+        raise Reject(f"event {i}: data_processing_options must be [] or [\"LDU\"]")
+    for key, allowed in (("data_processing_options_country", (0, 1)),
+                         ("data_processing_options_state", (0, 1000))):
+        if key in event and (options != ["LDU"] or type(event[key]) is not int
+                             or event[key] not in allowed):
+            raise Reject(f"event {i}: {key} must be one of {allowed} with [\"LDU\"]")
+
+
 def _check_user_key(i: int, key: str, value: Any) -> None:
     if key not in USER_KEYS:
         raise Reject(f"event {i}: unknown user_data key {key}")
@@ -145,9 +158,10 @@ def _check_user_key(i: int, key: str, value: Any) -> None:
         if key in HASHED and not HEX64.fullmatch(str(v)):
             raise Reject(f"event {i}: user_data.{key} must be a SHA-256 hash (64 lowercase hex)",
                          subcode=2804008)
-    if key == "lead_id" and not LEAD_ID.fullmatch(str(value)):
-        raise Reject(f"event {i}: user_data.lead_id must be 15-17 digits, not hashed",
-                     subcode=2804008)
+    if key == "lead_id" and (type(value) is not int or not LEAD_ID.fullmatch(str(value))):
+        # Meta's payload specification: lead_id is an integer of 15-17 digits (issue 13 item 8)
+        raise Reject(f"event {i}: user_data.lead_id must be an integer of 15-17 digits, "
+                     "not hashed", subcode=2804008)
     if key == "client_ip_address":
         try:
             ipaddress.ip_address(str(value))
