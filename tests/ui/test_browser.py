@@ -70,6 +70,10 @@ def test_overview_events_dead_runs_after_apply(page: Any, ui_server: Server) -> 
     detail = page.get_by_role("complementary")
     assert "acme/demo-booked" in detail.inner_text()
     assert "no_consent" in detail.inner_text()  # skip reasons with counts
+    shown = json.loads(convctl("events", "show", "acme/demo-booked", "--state",
+                               ui_server.state_url).stdout)
+    keys = page.get_by_label("user_data keys").locator("code").all_inner_texts()
+    assert keys == shown["sends"]["userData"]  # exactly what `convctl events show` lists
     shoot(page, "events", phone=True)
     page.get_by_role("link", name="Dead letters").click()
     assert "event_time is too far in the past" in page.inner_text("main")  # Meta's message

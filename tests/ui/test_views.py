@@ -155,9 +155,13 @@ def test_agent_store_reads_and_the_views_over_them(tmp_path: Path) -> None:
         assert [r["reason"] for r in dead["reasons"]] == ["rejected", "expired"]
         group = dead["reasons"][0]["groups"][0]
         assert (group["event"], group["count"], group["error"]) == ("acme/a", 2, "(#100) newest")
-        detail = views.event_detail(snap.events[ids["a"]], activity[ids["a"]], store)
+        detail = views.event_detail(snap.events[ids["a"]], snap.accounts[0], activity[ids["a"]],
+                                    store)
         assert detail["skips"] == [("no_consent", 5)] and len(detail["deliveries"]) == 4
         assert detail["properties"] == ["email", "crm_id → external_id"]
+        # the user_data keys, as `convctl events show` lists them: em hashed, lead_id clear
+        assert detail["sends"] == [("em", True), ("external_id", True), ("fbc", False),
+                                   ("fbp", False), ("lead_id", False)]
         assert store.retry_dead("rejected", ids["b"]) == 0  # both filters apply
         assert store.retry_dead("rejected", ids["a"]) == 2
         assert store.status()["outbox"] == {"queued": 2, "sent": 3, "dead": 1}

@@ -64,7 +64,8 @@ def events(request: Request) -> Response:
         if match is None:
             error = f"no live event {selected[:40]} (deleted?)"
         else:
-            detail = views.event_detail(match, activity.get(match.id), ui.store)
+            account = next((a for a in snap.accounts if a.name == match.account), None)
+            detail = views.event_detail(match, account, activity.get(match.id), ui.store)
     return page(request, session, "events.html", "events", {
         "query": query, "result": views.event_page(snap.rows, activity, query), "detail": detail,
         "selected": selected, "states": views.STATES, "triggers": views.TRIGGERS},

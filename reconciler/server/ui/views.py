@@ -196,21 +196,23 @@ def event_page(rows: list[dict[str, Any]], activity: dict[str, dict[str, Any]],
                      sorted({row["account"] for row in rows}))
 
 
-def event_detail(ev: LiveEvent, activity: dict[str, Any] | None,
+def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str, Any] | None,
                  store: AgentReads | None) -> dict[str, Any]:
-    """The details panel: live spec, skip reasons, data shared, recent deliveries."""
+    """The details panel: live spec, the user_data keys it sends (as ``convctl events show``),
+    its Limited Data Use fields, skip reasons, recent deliveries."""
+    from reconciler.core.normalize import HASHED_KEYS
+    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
     from reconciler.render.redact import redact
 
+    spec = ev.spec.model_dump(mode="json", by_alias=True)
     sharing = ev.spec.data_sharing
     props = [p if isinstance(p, str) else f"{p.property} → {p.as_}" for p in sharing.properties]
     return {**event_row(base_row(ev), activity), "labels": dict(sorted(ev.labels.items())),
             "api": ev.api, "createdAt": ev.created_at, "updatedAt": ev.updated_at,
-            "spec": redact(ev.spec.model_dump(mode="json", by_alias=True)),
+            "spec": redact(spec), "properties": props,
+            "sends": [(key, key in HASHED_KEYS) for key in sent_keys(spec)],
+            "ldu": payload_fields(effective_options(ev.spec, account.spec if account else None)),
             "skips": sorted((activity or {}).get("skips", {}).items(), key=lambda kv: -kv[1]),
-            "properties": props,
-            "sharing": {"IP address": sharing.ip_address, "User agent": sharing.user_agent,
-                        "Action source": sharing.action_source,
-                        "Event source URL": sharing.event_source_url},
             "deliveries": store.deliveries(ev.id, 15) if store else []}
 
 
