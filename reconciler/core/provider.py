@@ -13,7 +13,8 @@ write, and raises only errors from ``reconciler.errors``:
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
 
 One contract test suite (``tests/contract``) runs against every backend. ``RunHistory`` (the
-apply runs in the journal, for the dashboard) is optional: SQLite and memory have it.
+apply runs in the journal, for the dashboard) is optional: SQLite, PostgreSQL and memory
+have it.
 """
 
 from __future__ import annotations
