@@ -12,7 +12,6 @@ missing browser is a failure. Screenshots go to ``$CONVCTL_SCREENS`` (default
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,28 +20,13 @@ from typing import Any
 
 import pytest
 from serverkit import Server, convctl, start_serve
-from uikit import CHROMIUM, CHROMIUM_ARGS
+from uikit import CHROMIUM, CHROMIUM_ARGS, need_browser
 
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.sqlite import SqliteProvider
 
 REPO = Path(__file__).resolve().parents[2]
 META_REJECTION = "(#100) Invalid parameter: event_time is too far in the past"
-
-
-def _need_browser() -> None:
-    if CHROMIUM.exists():
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            return
-    why = (f"browser tests need {CHROMIUM} (apt-get install -y chromium) and playwright "
-           "(pip install -e '.[test]')")
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true: {why}")
-    pytest.skip(why)
 
 
 def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
@@ -81,7 +65,7 @@ def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``convctl serve --no-agent`` over the shipped manifests, applied, with a seeded store."""
-    _need_browser()
+    need_browser(CHROMIUM)
     work = tmp_path_factory.mktemp("ui")
     shutil.copytree(REPO / "manifests", work / "manifests")
     state_url = f"sqlite:///{work / 'state.db'}"
@@ -100,7 +84,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One Chromium for the session, with a fresh profile, at 1280x800."""
-    _need_browser()
+    need_browser(CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

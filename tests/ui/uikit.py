@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = Path(os.environ.get("CONVCTL_CHROMIUM", "/usr/bin/chromium"))
 # On these machines Chromium needs all of these; without the background-networking ones its
 # outbound attempts are refused by the closed network.
@@ -20,3 +22,19 @@ def screens_dir() -> Path:
                   or Path(tempfile.gettempdir()) / "convctl-screens")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def need_browser(chromium: Path) -> None:
+    """Skip (with the reason) when Chromium or Playwright is missing; fail under ``CI=true``."""
+    if chromium.exists():
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return
+    why = (f"browser tests need {chromium} (apt-get install -y chromium) and playwright "
+           "(pip install -e '.[test]')")
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true: {why}")
+    pytest.skip(why)
