@@ -284,3 +284,20 @@ def test_pages_poll_at_most_every_5_s_and_update_in_place(page: Any, ui_server: 
     finally:
         store.retry_dead("expired")
         store.close()
+
+
+def test_a_refresh_keeps_the_details_scrolled_and_focus(page: Any, ui_server: Server) -> None:
+    login(page, ui_server, "write")
+    page.clock.install()
+    page.goto(f"{ui_server.url}/ui/events")
+    page.get_by_role("link", name="demo-booked").click()
+    panel = page.locator("#detail")
+    panel.evaluate("el => { el.scrollTop = 120; }")
+    assert panel.evaluate("el => el.scrollTop") == 120  # it does overflow at 1280x800
+    page.get_by_role("link", name="funnel").focus()
+    with page.expect_response(lambda r: r.request.headers.get("x-convctl-poll") == "1"):
+        page.clock.run_for(5100)
+    page.wait_for_function("() => document.getElementById('updated').textContent !== ''")
+    assert page.locator("#detail").evaluate("el => el.scrollTop") == 120
+    assert page.evaluate("document.activeElement.id").startswith("ev-")
+    assert page.evaluate("document.activeElement.textContent") == "funnel"

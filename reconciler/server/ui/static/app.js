@@ -1,7 +1,8 @@
 /* convctl dashboard: progressive enhancement only (every page works without it).
  * 1. Forms with data-confirm ask in a dialog, then post with confirmed=yes.
  * 2. A [data-poll] region is refreshed from the same URL (header X-Convctl-Poll: 1), at most
- *    once per 5 s, only while the tab is visible and no dialog is open; focus is kept. */
+ *    once per 5 s, only while the tab is visible and no dialog is open; focus, open
+ *    <details> and the scroll of [data-keep-scroll] boxes are kept. */
 (function () {
   "use strict";
   var dialogOpen = false;
@@ -58,6 +59,7 @@
   var stamp = document.getElementById("updated");
   if (!region || !window.fetch) { return; }
   var every = Math.max(5000, parseInt(region.dataset.poll, 10) || 5000);
+  var last = null;  // the last region received: an unchanged one is not put in again
 
   function poll() {
     if (document.hidden || dialogOpen) { setTimeout(poll, every); return; }
@@ -67,14 +69,22 @@
       if (response.status === 401) { location.reload(); return null; }
       return response.ok ? response.text() : null;
     }).then(function (html) {
-      if (html !== null && html !== undefined && !dialogOpen) {
+      if (html !== null && html !== undefined && !dialogOpen && html !== last) {
+        last = html;
         var focused = document.activeElement && region.contains(document.activeElement)
           ? document.activeElement.id : "";
-        var open = Array.prototype.map.call(region.querySelectorAll("details[open]"),
-          function (d, i) { return i; });
+        var open = Array.prototype.map.call(region.querySelectorAll("details"),
+          function (d) { return d.open; });
+        var scrolled = Array.prototype.map.call(region.querySelectorAll("[data-keep-scroll]"),
+          function (el) { return [el.scrollTop, el.scrollLeft]; });
         region.innerHTML = html;
-        var details = region.querySelectorAll("details");
-        open.forEach(function (i) { if (details[i]) { details[i].open = true; } });
+        Array.prototype.forEach.call(region.querySelectorAll("details"), function (d, i) {
+          if (open[i]) { d.open = true; }
+        });
+        Array.prototype.forEach.call(region.querySelectorAll("[data-keep-scroll]"),
+          function (el, i) {
+            if (scrolled[i]) { el.scrollTop = scrolled[i][0]; el.scrollLeft = scrolled[i][1]; }
+          });
         if (focused) {
           var again = document.getElementById(focused);
           if (again) { again.focus({ preventScroll: true }); }
