@@ -25,19 +25,21 @@ from starlette.concurrency import run_in_threadpool
 from reconciler import __version__
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
-from reconciler.server import accounts, errors, events, health, ingest, locks, ui
+from reconciler.server import accounts, coverage, errors, events, health, ingest, locks, ui
 from reconciler.server.access import AccessLogMiddleware
 from reconciler.server.agent_metrics import AgentCollector
 from reconciler.server.auth import TokenVerifier
 from reconciler.server.limits import BodyLimitMiddleware
 from reconciler.server.metrics import Metrics, MetricsMiddleware
 from reconciler.services.agent import agent_status
+from reconciler.services.coverage import live_events_or_none
 
 MAX_BODY_BYTES = 1 << 20
 
 # The API's routers, in order. Extend this list to add endpoints (e.g. the agent's ingest
 # router from reconciler.server.ingest, which needs the `ingest` scope).
-ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router, ingest.router]
+ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router, ingest.router,
+                             coverage.router]
 
 
 class Background(Protocol):
@@ -74,11 +76,12 @@ def _lifespan(background: Background | None) -> Any:
     return lifespan
 
 
-def _agent_source(inbox: AgentStore | None, background: Background | None) -> Any:
+def _agent_source(inbox: AgentStore | None, background: Background | None,
+                  provider: Provider) -> Any:
     if background is not None:
         return background.status
     if inbox is not None:
-        return lambda: agent_status(inbox)
+        return lambda: agent_status(inbox, events=live_events_or_none(provider.list_events))
     return None
 
 
@@ -104,7 +107,7 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
     app.state.inbox = inbox
     app.state.webhooks = webhooks
     app.state.readiness = readiness or health.Readiness()
-    source = _agent_source(inbox, background)
+    source = _agent_source(inbox, background, provider)
     if source is not None:
         app.state.metrics.registry.register(AgentCollector(source))
     errors.install(app)

@@ -57,6 +57,7 @@ from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, UsageError
 from reconciler.services.agent_holds import ContactSourceFailed, InboxHold
+from reconciler.services.coverage import event_coverage, live_events_or_none
 from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 
 log = logging.getLogger("reconciler.agent")
@@ -269,7 +270,9 @@ class Agent:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return agent_status(self._store, self.deliverer.held_off(self._clock().timestamp()))
+        now = self._clock()
+        return agent_status(self._store, self.deliverer.held_off(now.timestamp()),
+                            live_events_or_none(self._provider.list_events), now)
 
     def retry_dead(self, reason: str | None = None) -> int:
         return self._store.retry_dead(reason)
@@ -322,10 +325,14 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
     return report
 
 
-def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> dict[str, Any]:
+def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
+                 events: list[LiveEvent] | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
     """The store's counts plus paused pixels and held-off work (and, in a running agent,
-    pixels waiting out a backoff)."""
+    pixels waiting out a backoff), and the match-key coverage per event (named from
+    ``events``, the live events, when given)."""
     status = store.status()
+    status["coverage"] = [c.to_json() for c in event_coverage(store, events, now)]
     status["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
                                      "since": p.paused_at}
                         for p in store.paused_pixels().values()}

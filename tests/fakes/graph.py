@@ -21,6 +21,10 @@ would), ``drop`` (close the connection without an answer, nothing accepted) and 
 ``200 {"events_received": received}``: Meta's answer when it lost events).
 
 Subcodes other than 2804050 are this fake's choice; clients must classify by ``code``.
+
+``GET /{version}/dataset_quality`` (Meta's Dataset Quality API) serves ``quality`` (pixel ->
+its ``web`` entries) as ``graph_quality`` describes, strict about the token, the dataset id and
+the ``fields`` parameter; ``fail_next`` applies to it too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fakes import graph_quality
 
 MAX_EVENTS = 1000
 MAX_AGE_S = 7 * 24 * 3600
@@ -231,6 +237,8 @@ class FakeGraph:
     payloads: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[RequestLog] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    quality: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    quality_requests: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._mutex = threading.Lock()
@@ -316,6 +324,31 @@ class FakeGraph:
         return 200, {"events_received": len(events), "messages": [],
                      "fbtrace_id": secrets.token_hex(8)}, {}
 
+    def handle_quality(self, path: str, authorization: str | None
+                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``GET /{version}/dataset_quality``: the asked fields of the dataset's web events."""
+        route, query = graph_quality.parse_query(path)
+        if graph_quality.PATH.fullmatch(route) is None:
+            return 400, Reject("Unsupported get request", subcode=33).envelope(), {}
+        dataset = query.get("dataset_id", "")
+        with self._mutex:
+            self.quality_requests.append(query)
+        try:
+            if not dataset:
+                raise Reject("(#100) The parameter dataset_id is required", subcode=0)
+            self._check_token(dataset, graph_quality.token_of(query, authorization))
+            if not re.fullmatch(r"[0-9]{1,20}", dataset) or dataset not in self.quality:
+                raise Reject(f"Unsupported get request. Object with ID '{dataset[:40]}' does "
+                             "not exist, cannot be loaded due to missing permissions, or does "
+                             "not support this operation", subcode=33)
+            try:
+                asked = graph_quality.asked_fields(query.get("fields"))
+            except graph_quality.FieldError as exc:
+                raise Reject(f"(#100) {exc}", subcode=0) from None
+        except Reject as rej:
+            return rej.status, rej.envelope(), {}
+        return 200, graph_quality.project({"web": self.quality[dataset]}, asked), {}
+
     def _check_token(self, pixel: str, given: Any) -> None:
         if not given:
             raise Reject("An access token is required to request this resource.", code=104,
@@ -375,6 +408,22 @@ def _parse_body(body: bytes, content_type: str, query: str) -> tuple[dict[str, A
 def _handler(graph: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            fault = graph._next_fault()
+            if fault is not None and fault.kind == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.delay)
+                fault = None
+            if fault is not None:
+                status, answer, headers = fault_answer(fault)
+            else:
+                status, answer, headers = graph.handle_quality(
+                    self.path, self.headers.get("authorization"))
+            self._send(status, answer, headers)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))

@@ -29,6 +29,16 @@ REPO = Path(__file__).resolve().parents[2]
 META_REJECTION = "(#100) Invalid parameter: event_time is too far in the past"
 
 
+def _user_data(i: int) -> dict[str, Any]:
+    """Match keys as sent: every event a lead id, most an email, some a phone, few an fbc."""
+    keys = {"lead_id": 1, "em": ["e" * 64]} if i % 5 else {"lead_id": 1}
+    if i % 3 == 0:
+        keys["ph"] = ["p" * 64]
+    if i % 7 == 0:
+        keys["fbc"] = "fb.1.1.x"
+    return keys
+
+
 def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
     """An hour of sends (a few a minute, spread over the events), two dead letters of one
     event with Meta's message, skips, a paused pixel; all through the store's own methods."""
@@ -43,7 +53,8 @@ def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
             moment[0] = now - timedelta(minutes=minute)
             count = 4 + int(3 * math.sin(minute / 5)) + (6 if minute % 11 == 0 else 0)
             rows = [NewOutbox(ev.id, f"sent-{minute}-{i}", ev.account, pixels[ev.account],
-                              {"event_name": ev.name, "event_time": int(moment[0].timestamp())})
+                              {"event_name": ev.name, "event_time": int(moment[0].timestamp()),
+                               "user_data": _user_data(i)})
                     for i in range(count) for ev in [events[(minute + i) % len(events)]]]
             store.commit_processed([], rows, {})
             store.mark_sent([row.seq for row in store.due(now.timestamp(), 1000)])

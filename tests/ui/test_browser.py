@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from html import unescape
 from typing import Any
 
@@ -74,6 +75,8 @@ def test_overview_events_dead_runs_after_apply(page: Any, ui_server: Server) -> 
                                ui_server.state_url).stdout)
     keys = page.get_by_label("user_data keys").locator("code").all_inner_texts()
     assert keys == shown["sends"]["userData"]  # exactly what `convctl events show` lists
+    coverage = detail.locator("table.coverage").inner_text()
+    assert "lead_id" in coverage and "100 %" in coverage  # every send carried a lead id
     shoot(page, "events", phone=True)
     page.get_by_role("link", name="Dead letters").click()
     assert "event_time is too far in the past" in page.inner_text("main")  # Meta's message
@@ -105,8 +108,10 @@ def test_toggle_off_is_drift_in_the_next_plan(page: Any, ui_server: Server) -> N
     assert page.get_by_role("switch", name=re.compile(r"globex\/contact-sales: on")).is_visible()
 
 
-def _dead(server: Server, reason: str, count: int) -> dict[str, int]:
-    """Add ``count`` dead letters of acme/funnel with ``reason``; the dead count per event."""
+def _dead(server: Server, reason: str, count: int, event_time: int | None = None
+          ) -> dict[str, int]:
+    """Add ``count`` dead letters of acme/funnel with ``reason`` (events of ``event_time``,
+    default now); the dead count per event."""
     store = AgentStore(server.state_url.removeprefix("sqlite:///"))
     try:
         if count:
@@ -116,7 +121,9 @@ def _dead(server: Server, reason: str, count: int) -> dict[str, int]:
                           if ev["name"] == "funnel"]
             store.commit_processed([], [NewOutbox(
                 event_id, f"{reason}-{i}", "acme", "111111111111111",
-                {"event_name": "funnel", "event_time": 1}, status="dead", reason=reason,
+                {"event_name": "funnel", "event_time": event_time or int(time.time())},
+                status="dead",
+                reason=reason,
                 error="(#100) Invalid parameter") for i in range(count)], {})
         return {g["eventName"]: g["count"] for g in store.dead_letter_groups()
                 if g["reason"] == reason}
@@ -136,6 +143,14 @@ def test_requeue_dead_letters_then_log_out(page: Any, ui_server: Server) -> None
     assert "invalid_payload" not in page.inner_text("#live")
     assert "event_time is too far in the past" in page.inner_text("#live")  # the other group
     assert _dead(ui_server, "invalid_payload", 0) == {}
+    _dead(ui_server, "stale", 1, event_time=1)  # 1970: past Meta's 7-day window (R16)
+    page.goto(f"{ui_server.url}/ui/dead")
+    page.get_by_role("button", name=re.compile(r"acme\/funnel, reason stale")).click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{ui_server.url}/ui/dead")
+    flash = page.get_by_role("status").first.inner_text()
+    assert "Queued 0" in flash and "Refused 1 older than Meta's 7-day window" in flash
+    assert _dead(ui_server, "stale", 0) == {"funnel": 1}  # as `agent retry-dead`: it stays dead
     session = next(c for c in page.context.cookies() if c["name"] == "convctl_session")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/ui/login"))

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reconciler.adapters.agentquality import DeadSelection
 from reconciler.adapters.agentstore import AgentStore, NewOutbox
 from reconciler.adapters.state.memory import MemoryProvider
 from reconciler.adapters.state.sqlite import SqliteProvider
@@ -19,6 +20,7 @@ from reconciler.core.live import EventWrite, content_hash, spec_document
 from reconciler.server.ui import views
 from reconciler.server.ui.charts import sent_chart
 from reconciler.server.ui.snapshot import take
+from reconciler.services.replay import replay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
 from statekit import account_spec, form_event, lifecycle_event
@@ -131,7 +133,8 @@ def test_agent_store_reads_and_the_views_over_them(tmp_path: Path) -> None:
     try:
         def row(event: str, n: int, **kw: object) -> NewOutbox:
             return NewOutbox(ids[event], f"{event}-{n}", "acme", "111",
-                             {"event_name": event, "event_time": 1}, **kw)  # type: ignore[arg-type]
+                             {"event_name": event, "event_time": int(NOW.timestamp())},
+                             **kw)  # type: ignore[arg-type]
 
         store.commit_processed([], [row("a", 1), row("a", 2), row("form", 1)],
                                {("no_consent", ids["a"]): 5})
@@ -162,8 +165,9 @@ def test_agent_store_reads_and_the_views_over_them(tmp_path: Path) -> None:
         # the user_data keys, as `convctl events show` lists them: em hashed, lead_id clear
         assert detail["sends"] == [("em", True), ("external_id", True), ("fbc", False),
                                    ("fbp", False), ("lead_id", False)]
-        assert store.retry_dead("rejected", ids["b"]) == 0  # both filters apply
-        assert store.retry_dead("rejected", ids["a"]) == 2
+        # the dashboard's re-queue of one group is `agent retry-dead --reason --event`
+        assert replay(store, DeadSelection("rejected", (ids["b"],)), NOW).queued == 0
+        assert replay(store, DeadSelection("rejected", (ids["a"],)), NOW).queued == 2
         assert store.status()["outbox"] == {"queued": 2, "sent": 3, "dead": 1}
     finally:
         store.close()
@@ -202,3 +206,16 @@ def test_agent_health_lists_paused_held_and_backoff() -> None:
     running = views.agent_health({**status, "loop": {"running": True, "failures": 0}}, None, NOW)
     assert running is not None and running["running"] is True
     assert views.agent_health(None, None, NOW) is None
+
+
+def test_coverage_rows_show_the_sent_keys_and_any_seen() -> None:
+    from reconciler.core.coverage import EventCoverage, WindowCoverage
+
+    coverage = EventCoverage("ev_1", "acme/a", True, {
+        "24h": WindowCoverage(4, {"em": 2, "lead_id": 4}),
+        "7d": WindowCoverage(10, {"em": 5, "lead_id": 10, "ph": 1})})
+    rows = views.coverage_rows(coverage, ["em", "lead_id", "fbc"])
+    assert [(r["key"], r["day"], r["week"]) for r in rows] == [
+        ("em", 0.5, 0.5), ("ph", 0.0, 0.1), ("lead_id", 1.0, 1.0), ("fbc", 0.0, 0.0)]
+    assert rows[0]["daySent"] == 4 and rows[0]["weekSent"] == 10
+    assert views.coverage_rows(None, ["em"]) == []

@@ -5,19 +5,22 @@ in, carries the session's CSRF token. Writes need a token with the ``write`` sco
 confirmation: without ``confirmed=yes`` the answer is a page that asks (the script asks in a
 dialog instead and sends ``confirmed=yes``). They call the same service code as the CLI:
 ``services.events.set_enabled`` (``convctl events enable/disable``: drift for the next plan),
-the agent store's ``retry_dead`` (``convctl agent retry-dead``) and ``Provider.release_lock``
+``services.replay.replay`` (``convctl agent retry-dead``: letters past Meta's 7-day window
+stay dead) and ``Provider.release_lock``
 (``convctl unlock``). A refused write shows its error on the page and changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from reconciler.adapters.agentquality import DeadSelection
 from reconciler.errors import ConvctlError
 from reconciler.render.redact import printable
 from reconciler.server.auth import allows
@@ -32,6 +35,7 @@ from reconciler.server.ui.render import (
 )
 from reconciler.server.ui.sessions import COOKIE, SESSION_SECONDS, Session
 from reconciler.services.events import find_event, set_enabled
+from reconciler.services.replay import replay
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM = 8192
@@ -180,9 +184,15 @@ async def requeue(request: Request) -> Response:
     def work(form: dict[str, str]) -> str:
         if store is None:
             return "no agent store: nothing to re-queue"
-        count = store.retry_dead(form.get("reason") or None, form.get("event") or None)
-        return printable(f"Queued {count} dead letter(s) again ({scope(form)}); the agent "
-                         "checks and sends them on its next pass.")
+        event = form.get("event") or None
+        done = replay(store, DeadSelection(form.get("reason") or None,
+                                           (event,) if event else None), datetime.now(UTC))
+        text = (f"Queued {done.queued} dead letter(s) again ({scope(form)}); the agent checks "
+                "and sends them on its next pass.")
+        if done.too_old:
+            text += (f" Refused {done.too_old} older than Meta's 7-day window: they stay dead "
+                     "(Meta would reject them).")
+        return printable(text)
 
     return await _act(request, "/ui/dead/requeue",
                       lambda form: f"Queue the dead letters again ({scope(form)})?", work)

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from reconciler.server.ui import views
 from reconciler.server.ui.render import UiState, login_redirect, page, ui_state
+from reconciler.services.coverage import event_coverage
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,7 +66,10 @@ def events(request: Request) -> Response:
             error = f"no live event {selected[:40]} (deleted?)"
         else:
             account = next((a for a in snap.accounts if a.name == match.account), None)
-            detail = views.event_detail(match, account, activity.get(match.id), ui.store)
+            coverage = next((c for c in event_coverage(ui.store, [match])
+                             if c.conversion_event_id == match.id), None) if ui.store else None
+            detail = views.event_detail(match, account, activity.get(match.id), ui.store,
+                                        coverage)
     return page(request, session, "events.html", "events", {
         "query": query, "result": views.event_page(snap.rows, activity, query), "detail": detail,
         "selected": selected, "states": views.STATES, "triggers": views.TRIGGERS},

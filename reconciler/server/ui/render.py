@@ -19,11 +19,11 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reconciler import __version__
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
 from reconciler.server.auth import allows
 from reconciler.server.ui.sessions import COOKIE, Session, Sessions, TokenDirectory
 from reconciler.server.ui.snapshot import Snapshots
-from reconciler.server.ui.views import AgentReads
 
 POLL_HEADER = "x-convctl-poll"
 FLASH_COOKIE = "convctl_flash"
@@ -41,7 +41,7 @@ class UiState:
     the snapshot of the live events."""
 
     provider: Provider
-    store: AgentReads | None
+    store: AgentStore | None
     status: Callable[[], dict[str, Any] | None]
     sessions: Sessions
     tokens: TokenDirectory

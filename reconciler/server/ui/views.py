@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from reconciler.core.coverage import MATCH_KEYS, EventCoverage
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.provider import Provider, RunHistory
 from reconciler.server.ui.charts import sent_chart
@@ -31,7 +32,6 @@ class AgentReads(Protocol):
     def sent_per_minute(self, since: datetime) -> dict[str, int]: ...
     def deliveries(self, conversion_event_id: str, limit: int = ...) -> list[dict[str, Any]]: ...
     def dead_letter_groups(self) -> list[dict[str, Any]]: ...
-    def retry_dead(self, reason: str | None = None, event: str | None = None) -> int: ...
 
 
 # -- overview -----------------------------------------------------------------------------
@@ -196,10 +196,22 @@ def event_page(rows: list[dict[str, Any]], activity: dict[str, dict[str, Any]],
                      sorted({row["account"] for row in rows}))
 
 
+def coverage_rows(coverage: EventCoverage | None, sends: list[str]) -> list[dict[str, Any]]:
+    """Match-key coverage (``services.coverage``): for each key the event sends or that was
+    seen, its share of the events sent over 24 hours and 7 days."""
+    if coverage is None:
+        return []
+    day, week = coverage.window("24h"), coverage.window("7d")
+    keys = [k for k in MATCH_KEYS if k in sends or week.count(k)]
+    return [{"key": k, "day": day.share(k), "week": week.share(k), "daySent": day.sent,
+             "weekSent": week.sent} for k in keys]
+
+
 def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str, Any] | None,
-                 store: AgentReads | None) -> dict[str, Any]:
+                 store: AgentReads | None, coverage: EventCoverage | None = None
+                 ) -> dict[str, Any]:
     """The details panel: live spec, the user_data keys it sends (as ``convctl events show``),
-    its Limited Data Use fields, skip reasons, recent deliveries."""
+    its Limited Data Use fields, match-key coverage, skip reasons, recent deliveries."""
     from reconciler.core.normalize import HASHED_KEYS
     from reconciler.core.privacy import effective_options, payload_fields, sent_keys
     from reconciler.render.redact import redact
@@ -211,6 +223,7 @@ def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str,
             "api": ev.api, "createdAt": ev.created_at, "updatedAt": ev.updated_at,
             "spec": redact(spec), "properties": props,
             "sends": [(key, key in HASHED_KEYS) for key in sent_keys(spec)],
+            "coverage": coverage_rows(coverage, sent_keys(spec)),
             "ldu": payload_fields(effective_options(ev.spec, account.spec if account else None)),
             "skips": sorted((activity or {}).get("skips", {}).items(), key=lambda kv: -kv[1]),
             "deliveries": store.deliveries(ev.id, 15) if store else []}
