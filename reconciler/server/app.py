@@ -113,7 +113,8 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
     errors.install(app)
     for router in [health.router, _system, *ROUTERS, *extra_routers]:
         app.include_router(router)
-    ui.install(app, session_key=ui_session_key, status=source)
+    ui.install(app, session_key=ui_session_key,
+               background_status=background.status if background is not None else None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
                        self_checked=frozenset({ingest.WEBHOOK_PATH}))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -17,6 +17,7 @@ from reconciler.server.ui import actions, pages
 from reconciler.server.ui.render import UiState, secure
 from reconciler.server.ui.sessions import Sessions
 from reconciler.server.ui.snapshot import Snapshots
+from reconciler.services.agent import agent_status
 
 STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
@@ -34,11 +35,18 @@ def static(name: str) -> Response:
 
 
 def install(app: FastAPI, *, session_key: bytes | None = None,
-            status: Callable[[], dict[str, Any] | None] | None = None) -> None:
+            background_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Mount the dashboard on ``app`` (its provider, tokens and agent store in ``app.state``).
-    ``status`` gives the agent's status (the running loop's, or the store's)."""
-    app.state.ui = UiState(provider=app.state.provider, store=app.state.inbox,
-                           status=status or (lambda: None),
+    The agent's status is the running loop's (``background_status``), else the store's, read
+    without naming the coverage's events: that would read every live event on each page."""
+    store = app.state.inbox
+
+    def status() -> dict[str, Any] | None:
+        if background_status is not None:
+            return background_status()
+        return agent_status(store) if store is not None else None
+
+    app.state.ui = UiState(provider=app.state.provider, store=store, status=status,
                            sessions=Sessions(session_key), tokens=app.state.tokens,
                            snapshots=Snapshots(app.state.provider))
     for router in (pages.router, actions.router, _static):
