@@ -219,3 +219,18 @@ def test_coverage_rows_show_the_sent_keys_and_any_seen() -> None:
         ("em", 0.5, 0.5), ("ph", 0.0, 0.1), ("lead_id", 1.0, 1.0), ("fbc", 0.0, 0.0)]
     assert rows[0]["daySent"] == 4 and rows[0]["weekSent"] == 10
     assert views.coverage_rows(None, ["em"]) == []
+
+
+def test_templates_mask_tokens_and_escape_bidi_in_any_printed_text() -> None:
+    from markupsafe import Markup
+
+    from reconciler.server.ui.render import templates
+
+    token = "cvt_" + "A" * 32
+    meta = "EAAB" + "x" * 60
+    html = templates().from_string("<p>{{ a }}</p><p>{{ b }}</p><i>{{ c }}</i>").render(
+        a=f"label \u202eevil{token}", b=f"(#190) bad token {meta}", c=Markup("kept\u202e"))
+    assert token not in html and meta not in html
+    assert "\u202e" not in html.split("<i>")[0] and "\\u202e" in html  # escaped, visible
+    assert "kept\u202e" in html  # Markup (the CSRF token, charts) is left alone
+    assert "&lt;" not in html  # autoescape still applies, nothing double-escaped here

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from reconciler.adapters.agentquality import DeadSelection
@@ -114,7 +115,7 @@ def _confirm(request: Request, session: Session, form: dict[str, str], action: s
     fields = {k: v for k, v in form.items() if k not in ("csrf", "confirmed")}
     return render(request, "confirm.html", {
         "action": action, "question": question, "fields": fields, "back": back,
-        "csrf": session.csrf, "user": session.token.name, "nav": "", "can_write": True,
+        "csrf": Markup(session.csrf), "user": session.token.name, "nav": "", "can_write": True,
         "flash": None, "error": None})
 
 

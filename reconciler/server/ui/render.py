@@ -17,10 +17,12 @@ from urllib.parse import quote
 import jinja2
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 
 from reconciler import __version__
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
+from reconciler.core.redaction import printable
 from reconciler.server.auth import allows
 from reconciler.server.ui.sessions import COOKIE, Session, Sessions, TokenDirectory
 from reconciler.server.ui.snapshot import Snapshots
@@ -60,11 +62,20 @@ def ui_state(request: Request) -> UiState:
 def templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reconciler.server.ui", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, finalize=_clean)
     env.filters["when"] = _when
     env.filters["clock"] = lambda value: _when(value)[11:19] if value else "-"
     env.globals["version"] = __version__
     return env
+
+
+def _clean(value: Any) -> Any:
+    """Every text a template prints: token-shaped parts masked, control and bidi characters
+    escaped (a label or Meta's message could hold either). ``Markup`` (the CSRF token, the
+    charts, JSON already redacted) is left as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value)
+    return value
 
 
 def _when(value: Any) -> str:
@@ -95,7 +106,7 @@ def page(request: Request, session: Session, name: str, nav: str, data: dict[str
     token and the flash message left by the last action."""
     ui = ui_state(request)
     flash = ui.sessions.read_flash(request.cookies.get(FLASH_COOKIE))
-    context = {**data, "nav": nav, "user": session.token.name, "csrf": session.csrf,
+    context = {**data, "nav": nav, "user": session.token.name, "csrf": Markup(session.csrf),
                "can_write": allows(session.token, "write"), "flash": flash, "error": error,
                "path": request.url.path, "query_string": request.url.query}
     response = render(request, name, context, status)
