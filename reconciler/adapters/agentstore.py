@@ -19,6 +19,8 @@
   cannot send (token unavailable, or a token or permission error: code 190/102/10/200-299),
   with the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
   the work held off, with why (the inbox while the contact source refuses it).
+- the dashboard's activity reads (sends per minute, per-event counts, deliveries, dead letters
+  grouped) are in ``agentstore_reads``.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
 disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
@@ -48,6 +50,7 @@ from reconciler.adapters import agentcodec as codec
 from reconciler.adapters import agentquality
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of, key_mask
 from reconciler.core.crm import Contact
@@ -138,7 +141,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-class AgentStore:
+class AgentStore(ActivityReads):
     """The agent's tables in one SQLite file; share one instance between threads freely."""
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:

@@ -12,13 +12,15 @@ write, and raises only errors from ``reconciler.errors``:
 - ``LockedError``: the lock is held (message names holder, pid, host, expiry);
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
 
-One contract test suite (``tests/contract``) runs against every backend.
+One contract test suite (``tests/contract``) runs against every backend. ``RunHistory`` (the
+apply runs in the journal, for the dashboard) is optional: SQLite, PostgreSQL and memory
+have it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -98,6 +100,17 @@ class Journal(Protocol):
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         """The steps recorded for ``run_id`` in the order they were recorded: dicts with
         ``run_id``, ``index``, ``description``, ``status``, ``detail`` and ``at`` (datetime)."""
+        ...
+
+
+@runtime_checkable
+class RunHistory(Protocol):
+    """The apply runs a journal holds (the dashboard's Runs page); optional for a backend."""
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first: dicts with ``run_id``, ``started_at`` and
+        ``finished_at`` (datetimes), ``steps`` and the count per status (``done``, ``failed``,
+        ``pending``)."""
         ...
 
 

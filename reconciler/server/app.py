@@ -5,7 +5,7 @@ request, by route template), the body guard (413 over ``max_body_bytes``, 400 fo
 JSON), then FastAPI's routing with the error handlers of ``errors``. Routers come from
 ``ROUTERS`` (the agent's ingest endpoints are in ``ingest``; the probes in ``health``). The
 OpenAPI document is at ``/openapi.json``; there is no ``/docs`` page (Swagger UI would load
-from a CDN, which fails offline).
+from a CDN, which fails offline). The web dashboard (``server.ui``) is at ``/ui``.
 
 ``inbox`` (the agent store the ingest endpoints write to; also read for the agent's metrics),
 ``webhooks`` (how webhook signatures are checked) and ``background`` (the agent loop, started
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from reconciler import __version__
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
-from reconciler.server import accounts, coverage, errors, events, health, ingest, locks
+from reconciler.server import accounts, coverage, errors, events, health, ingest, locks, ui
 from reconciler.server.access import AccessLogMiddleware
 from reconciler.server.agent_metrics import AgentCollector
 from reconciler.server.auth import TokenVerifier
@@ -91,9 +91,11 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
                inbox: AgentStore | None = None,
                webhooks: ingest.WebhookSettings | None = None,
                background: Background | None = None,
-               readiness: health.Readiness | None = None) -> FastAPI:
+               readiness: health.Readiness | None = None,
+               ui_session_key: bytes | None = None) -> FastAPI:
     """The control-plane app; ``provider``, ``token_store`` and ``inbox`` must be thread-safe
-    (sync routes and store calls run in a thread pool)."""
+    (sync routes and store calls run in a thread pool). The dashboard (``/ui``) signs its
+    sessions with ``ui_session_key`` (random per process without one)."""
     app = FastAPI(title="convctl control plane", version=__version__,
                   description="The live state of convctl (product.md §4): accounts, forms, "
                   "conversion events, the state lock and the apply journal; the sync agent's "
@@ -111,6 +113,8 @@ def create_app(provider: Provider, token_store: TokenVerifier, *,
     errors.install(app)
     for router in [health.router, _system, *ROUTERS, *extra_routers]:
         app.include_router(router)
+    ui.install(app, session_key=ui_session_key,
+               background_status=background.status if background is not None else None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes,
                        self_checked=frozenset({ingest.WEBHOOK_PATH}))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -11,7 +11,7 @@ import pytest
 from statekit import START, FakeClock, account_spec, form_event, lifecycle_event
 
 from reconciler.core.live import LiveEvent
-from reconciler.core.provider import Provider
+from reconciler.core.provider import Provider, RunHistory
 from reconciler.errors import ConflictError, LockedError, NotFoundError, UsageError
 
 
@@ -429,3 +429,21 @@ def test_journal_round_trip(provider: Provider, clock: FakeClock) -> None:
     ]
     assert [s["description"] for s in provider.journal("run-2")] == ["delete acme/old"]
     assert provider.journal("nope") == []
+
+
+@pytest.mark.fake_clock
+def test_run_history_newest_first(provider: Provider, clock: FakeClock) -> None:
+    """The dashboard's Runs page (optional: a backend without it shows no history)."""
+    if not isinstance(provider, RunHistory):
+        pytest.skip(f"{type(provider).__name__} keeps no run history (RunHistory is optional)")
+    provider.record_step("run-1", 0, "create acme/demo", "done")
+    clock.advance(5)
+    provider.record_step("run-2", 0, "delete acme/old", "failed", "conflict")
+    provider.record_step("run-2", 1, "create acme/new", "pending")
+    provider.record_step("run-1", 1, "update acme/funnel", "done")  # run-1 recorded last
+    runs = provider.runs()
+    assert [r["run_id"] for r in runs] == ["run-1", "run-2"]
+    assert runs[0] == {"run_id": "run-1", "started_at": START, "finished_at": clock.now(),
+                       "steps": 2, "done": 2, "failed": 0, "pending": 0}
+    assert (runs[1]["failed"], runs[1]["pending"]) == (1, 1)
+    assert [r["run_id"] for r in provider.runs(1)] == ["run-1"]

@@ -205,3 +205,18 @@ def journal_entry(run_id: str, index: int, description: str, status: str, detail
                   at: datetime) -> dict[str, Any]:
     return {"run_id": run_id, "index": index, "description": description, "status": status,
             "detail": detail, "at": at}
+
+
+def run_summaries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Journal entries (in recorded order) -> one summary per run, the latest recorded first."""
+    runs: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        run = runs.pop(entry["run_id"], None) or {
+            "run_id": entry["run_id"], "started_at": entry["at"], "steps": 0, "done": 0,
+            "failed": 0, "pending": 0}
+        run["finished_at"] = entry["at"]
+        run["steps"] += 1
+        if entry["status"] in ("done", "failed", "pending"):
+            run[entry["status"]] += 1
+        runs[entry["run_id"]] = run  # re-inserted: dict order is "last recorded"
+    return list(reversed(runs.values()))

@@ -132,6 +132,10 @@ class MemoryProvider:
         with self._mutex:
             return [dict(entry) for entry in self._journal if entry["run_id"] == run_id]
 
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._mutex:
+            return rules.run_summaries(list(self._journal))[:limit]
+
     def close(self) -> None:
         """Nothing to release; the data stays readable (a shared ``memory://NAME`` store)."""
 

@@ -249,6 +249,13 @@ class PostgresProvider:
             "ORDER BY seq", (run_id,)).fetchall())
         return [rules.journal_entry(*row) for row in rows]
 
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.db.run(lambda conn: conn.execute(
+            "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id IN "
+            "(SELECT run_id FROM journal GROUP BY run_id ORDER BY MAX(seq) DESC LIMIT %s) "
+            "ORDER BY seq", (limit,)).fetchall())
+        return rules.run_summaries([rules.journal_entry(*row) for row in rows])
+
     def close(self) -> None:
         self.db.close()
 

@@ -254,6 +254,16 @@ class SqliteProvider:
                                         r["detail"], datetime.fromisoformat(r["at"]))
                     for r in rows]
 
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id "
+                "IN (SELECT run_id FROM journal GROUP BY run_id ORDER BY MAX(seq) DESC LIMIT ?) "
+                "ORDER BY seq", (limit,)).fetchall()
+        return rules.run_summaries([rules.journal_entry(
+            r["run_id"], r["idx"], r["description"], r["status"], r["detail"],
+            datetime.fromisoformat(r["at"])) for r in rows])
+
     def close(self) -> None:
         with self._mutex, self._translate():
             if self._own_lock is not None:  # lost or never released: sync what was written
