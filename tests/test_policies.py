@@ -8,14 +8,14 @@ Runs the CLI in-process against a real SQLite file, as tests/test_cli_plan_apply
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from clikit import run, shipped_repo
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,16 +30,8 @@ EXAMPLES = ROOT / "examples" / "policies"
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    for var in ("CONVCTL_STATE", "CONVCTL_POLICIES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch)
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def edit(path: Path, old: str, new: str) -> None:

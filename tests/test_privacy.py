@@ -7,32 +7,21 @@ Runs the CLI in-process against a real SQLite file, like ``test_cli_plan_apply``
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from clikit import run, shipped_repo
 from test_rules import account, codes, form, write
 
 from reconciler.adapters.manifests import load
-from reconciler.cli.main import cli
 from reconciler.core.live import spec_document
 from reconciler.core.models import EventSpec
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CONVCTL_STATE", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch)
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def edit(path: Path, old: str, new: str) -> None:

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from clikit import shipped_repo
 
 from reconciler.adapters.state import open_provider, open_token_store
 from reconciler.cli.main import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CONVCTL_STATE", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch)
 
 
 def _url(request: pytest.FixtureRequest, backend: str, name: str) -> str:
