@@ -282,7 +282,7 @@ class Timed:
 
     def ratio(self) -> str:
         """Each run's CPU over the floor measured beside it."""
-        return self.spread([r.cpu_seconds / f for r, f in zip(self.runs, self.floors)],
+        return self.spread([r.cpu_seconds / f for r, f in zip(self.runs, self.floors, strict=True)],
                            "{:.2f}x")
 
     def best(self) -> Run:
