@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--apply-size", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3, help="plan runs per size (default 3)")
     parser.add_argument("--quick", action="store_true", help="500 events: a smoke test")
     parser.add_argument("--prepare", nargs=3, metavar=("N", "FOLDER", "STATE"),
                         help=argparse.SUPPRESS)
