@@ -116,6 +116,10 @@ def test_hand_written_hostile_cases() -> None:
         "f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",  # a billion laughs
         "kind: Account\nmetadata: {name: acme}\na: 1\na: 2\n",  # refused, identity kept
         "a: 1\na: 2\nb: *zz\n",  # a YAML error later in a refused document wins
+        # the identity of a refused document: aliases followed, the last duplicate wins
+        "&r {metadata: *r, name: n, kind: K, kind: !!int 5, a: 1, a: 2}\n",
+        "kind: &k [*k]\nspec: &m {name: x}\nmetadata: *m\n? [kind]\n: y\n",
+        "kind: A\n*q : 1\n", "- kind\n- x\n- x: !!python/object x\n",
         "<<: {a: 1}\n", "a: {'<<': 1, b: <<, c: =, =: d}\n",
         "? [a]\n: 1\n", "? &k [a]\n: 1\nb: *k\n", "&k a: 1\n*k : 2\n",
         "- " * 70 + "x\n", "--- &e\n---\n!!null ''\n---\n'' \n---\n~\n",

@@ -34,7 +34,6 @@ from reconciler.diagnostics import Diagnostics, SourceLocation
 
 # The event parser: libyaml's when PyYAML has it (CBaseLoader is CParser + no-op resolvers).
 _Parser: Any = getattr(yaml, "CBaseLoader", yaml.SafeLoader)
-_Composer: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # only to name refused documents
 
 MAX_NODES = 200_000  # per document, counting every alias expansion
 MAX_DEPTH = 64
@@ -412,25 +411,63 @@ def _read_documents(parser: Any, text: str, file: str, diags: Diagnostics,
 
 
 def _identity(text: str) -> dict[str, Any]:
-    """``kind`` and ``metadata.name`` of a refused document, when they are plain scalars."""
+    """``kind`` and ``metadata.name`` of a refused document, when they are scalars (the text as
+    written, whatever its tag; aliases followed; the last of duplicate keys wins)."""
     try:
-        node = yaml.compose(text, Loader=_Composer)  # a node tree: aliases are not expanded
+        top = _outline(text)
     except yaml.YAMLError:
         return {}
-
-    def scalars(mapping: Any) -> dict[str, Any]:
-        if not isinstance(mapping, yaml.MappingNode):
-            return {}
-        return {k.value: v for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
-
-    top = scalars(node)
     out: dict[str, Any] = {}
-    if isinstance(top.get("kind"), yaml.ScalarNode):
-        out["kind"] = top["kind"].value
-    name = scalars(top.get("metadata")).get("name")
-    if isinstance(name, yaml.ScalarNode):
-        out["metadata"] = {"name": name.value}
+    if not isinstance(top, dict):
+        return out
+    if isinstance(top.get("kind"), str):
+        out["kind"] = top["kind"]
+    metadata = top.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        out["metadata"] = {"name": metadata["name"]}
     return out
+
+
+_OUTLINED = {"kind", "metadata", "name"}
+_KEY = object()  # a mapping frame waiting for its next key
+
+
+def _outline(text: str) -> Any:
+    """One document read again from its events, no node tree: a scalar is its text, a mapping
+    a dict of its ``kind``/``metadata``/``name`` entries, a sequence ``()``."""
+    anchors: dict[str, Any] = {}
+    stack: list[list[Any]] = []  # [container, pending key or _KEY]
+    root: Any = None
+    event: Any
+    for event in yaml.parse(text, Loader=_Parser):
+        kind = type(event)
+        if kind is _MapStart or kind is _SeqStart:
+            container: Any = {} if kind is _MapStart else ()
+            if event.anchor is not None:  # registered now: an alias inside sees it
+                anchors[event.anchor] = container
+            stack.append([container, _KEY])
+            continue
+        if kind is _MapEnd or kind is _SeqEnd:
+            value = stack.pop()[0]
+        elif kind is _Scalar:
+            value = event.value
+            if event.anchor is not None:
+                anchors[event.anchor] = value
+        elif kind is _Alias:
+            value = anchors.get(event.anchor)
+        else:
+            continue
+        if not stack:
+            root = value
+        elif isinstance(stack[-1][0], dict):
+            frame = stack[-1]
+            if frame[1] is _KEY:
+                frame[1] = value
+            else:
+                if isinstance(frame[1], str) and frame[1] in _OUTLINED:
+                    frame[0][frame[1]] = value
+                frame[1] = _KEY
+    return root
 
 
 def _offset_location(file: str, text: str, offset: int) -> SourceLocation:
