@@ -24,6 +24,7 @@ from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.policy import Violation, blocking
 from reconciler.core.provider import Provider
+from reconciler.core.scope import Scope, in_scope
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import ConvctlError, LockedError, StalePlanError
 from reconciler.services.locking import HeldLock, LockPolicy, Progress, hold_lock
@@ -66,6 +67,7 @@ class SavedPlan:
 
     plan: Plan
     paths: list[str]
+    scope: Scope = None  # the accounts it was planned for (``--account``), None: all
 
 
 @dataclass(frozen=True)
@@ -94,25 +96,32 @@ class ApplyOutcome:
         return blocking(self.violations or [])
 
 
-def live_fingerprints(provider: Provider) -> tuple[dict[str, str], dict[str, str]]:
-    """Fingerprint of every live object, keyed like ``Plan.fingerprints``, and the readable
-    name (``event acme/funnel (ev_...)``) of each key."""
+def live_fingerprints(provider: Provider,
+                      scope: Scope = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Fingerprint of every live object (of the accounts in ``scope``), keyed like
+    ``Plan.fingerprints``, and the readable name (``event acme/funnel (ev_...)``) of each key."""
     prints, names = {}, {}
     for acc in provider.list_accounts():
+        if not in_scope(scope, acc.name):
+            continue
         prints[f"account:{acc.name}"] = acc.fingerprint()
         names[f"account:{acc.name}"] = f"account {acc.name}"
     for ev in provider.list_events():
+        if not in_scope(scope, ev.account):
+            continue
         prints[f"event:{ev.id}"] = ev.fingerprint()
         names[f"event:{ev.id}"] = f"event {ev.account}/{ev.name} ({ev.id})"
     return prints, names
 
 
-def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None) -> None:
-    """Refuse a saved plan when any live object it read, or the manifests, changed since."""
+def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None,
+                scope: Scope = None) -> None:
+    """Refuse a saved plan when any live object it read (of its scope), or the manifests,
+    changed since."""
     if manifests_hash is not None and manifests_hash != plan.manifests_hash:
         raise StalePlanError("the manifests changed since this plan was made; run "
                              "`convctl plan --out` again")
-    now, names = live_fingerprints(provider)
+    now, names = live_fingerprints(provider, scope)
     for key in sorted(set(now) | set(plan.fingerprints)):
         old, new = plan.fingerprints.get(key), now.get(key)
         if old == new:
@@ -180,7 +189,7 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
     steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
     with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
         if isinstance(source, SavedPlan):
-            check_fresh(source.plan, provider, manifests_hash(source.paths))
+            check_fresh(source.plan, provider, manifests_hash(source.paths), source.scope)
             outcome = ApplyOutcome(source.plan)
         else:
             result = plan_loaded(source.loaded, provider, prune_unmanaged=source.prune_unmanaged,
