@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import sys
 from functools import partial
 from typing import TYPE_CHECKING
@@ -66,7 +63,7 @@ def command(planfile: str | None, paths: tuple[str, ...], accounts: tuple[str, .
     from reconciler.cli.planning import load_policies_or_exit, load_saved, show_diagnostics
     from reconciler.core.scope import make_scope
     from reconciler.services.apply import FromManifests, SavedPlan, apply
-    from reconciler.services.locking import LockPolicy
+    from reconciler.services.locking import LockPolicy, default_holder
     from reconciler.services.planning import load_manifests
 
     app = App()
@@ -98,7 +95,7 @@ def command(planfile: str | None, paths: tuple[str, ...], accounts: tuple[str, .
         check = partial(check_plan, paths=manifest_paths, policies=policies)
     provider = open_provider(state)
     try:
-        outcome = apply(provider, source, holder=_holder(), progress=app.err, show=show,
+        outcome = apply(provider, source, holder=default_holder(), progress=app.err, show=show,
                         confirm=confirm, policy=LockPolicy(timeout_seconds=lock_timeout),
                         check=check)
     finally:
@@ -135,14 +132,6 @@ def _confirm(app: App, plan: Plan) -> bool:
         app.err("Apply cancelled.")
         return False
     return True
-
-
-def _holder() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return os.environ.get("CONVCTL_LOCK_HOLDER") or f"{user}@{socket.gethostname()}"
 
 
 def _summarize(app: App, report: ApplyReport) -> None:

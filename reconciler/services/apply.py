@@ -187,7 +187,9 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
     ``StalePlanError`` before any write), ``check`` it against the policies, ``show`` it, refuse
     it when a blocking policy is violated, ask ``confirm`` (still holding the lock), run its
     steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
-    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
+    scope = source.scope if isinstance(source, SavedPlan) else source.loaded.scope
+    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress,
+                   accounts=scope) as held:
         if isinstance(source, SavedPlan):
             check_fresh(source.plan, provider, manifests_hash(source.paths), source.scope)
             outcome = ApplyOutcome(source.plan)

@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -127,9 +127,12 @@ class HttpProvider:
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
         body = {"holder": holder, "operation": operation, "ttl_seconds": ttl_seconds,
                 "pid": os.getpid() if pid is None else pid, "host": host or socket.gethostname()}
+        if accounts is not None:  # the whole-state lock's request is the same as before
+            body["accounts"] = list(accounts)
         return LockInfo.model_validate_json(self._call("POST", "/v1/locks", body=body).content)
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
@@ -141,8 +144,10 @@ class HttpProvider:
         self._call("DELETE", f"/v1/locks/{_seg(lock_id)}")
 
     def current_lock(self) -> LockInfo | None:
-        locks = _LOCKS.validate_json(self._call("GET", "/v1/locks").content)
-        return locks[0] if locks else None
+        return rules.main_lock(self.current_locks())
+
+    def current_locks(self) -> list[LockInfo]:
+        return _LOCKS.validate_json(self._call("GET", "/v1/locks").content)
 
     # -- journal ----------------------------------------------------------------------------
 
