@@ -59,6 +59,27 @@ class LockInfo(BaseModel):
                 f"UTC, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
+class AuditRecord(BaseModel):
+    """One append-only audit record (issue 14 item 4): who did what, when, with what outcome.
+
+    An apply writes two with its run id: ``started`` before its first step, then its outcome
+    (``done``, ``failed``, ``stopped``); a run with only ``started`` was cut off (a crash).
+    ``actor`` is the OS user (``user@host``) or, through the control plane, ``token:NAME``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    at: datetime
+    actor: str
+    action: str  # apply, import, enable, disable, delete, unlock, token-create, token-revoke
+    outcome: str  # started, done, failed, stopped, ok
+    target: str = ""
+    accounts: tuple[str, ...] | None = None  # None: the whole state (or not about accounts)
+    plan_hash: str | None = None
+    git_sha: str | None = None
+    detail: str = ""
+
+
 class StateReader(Protocol):
     def list_accounts(self) -> list[LiveAccount]: ...
 
@@ -126,7 +147,17 @@ class Journal(Protocol):
         ...
 
 
-class Provider(StateReader, StateWriter, Locker, Journal, Protocol):
+class Audit(Protocol):
+    def record_audit(self, record: AuditRecord) -> None:
+        """Append one audit record (never updated or deleted)."""
+        ...
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        """The latest ``limit`` records, newest first."""
+        ...
+
+
+class Provider(StateReader, StateWriter, Locker, Journal, Audit, Protocol):
     """Everything plan and apply need from a live-state backend."""
 
     def close(self) -> None: ...

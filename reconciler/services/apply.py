@@ -27,6 +27,7 @@ from reconciler.core.provider import Provider
 from reconciler.core.scope import Scope, in_scope
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import ConvctlError, LockedError, StalePlanError
+from reconciler.services.history import audit
 from reconciler.services.locking import HeldLock, LockPolicy, Progress, hold_lock
 from reconciler.services.planning import Loaded, manifests_hash, plan_loaded
 
@@ -209,8 +210,23 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
         if confirm is not None and not confirm(plan):
             outcome.cancelled = True
             return outcome
-        outcome.report = run_steps(plan, provider, held, progress=progress)
+        outcome.report = _audited_run(plan, provider, held, progress, scope)
     return outcome
+
+
+def _audited_run(plan: Plan, provider: Provider, held: HeldLock, progress: Progress,
+                 scope: Scope) -> ApplyReport:
+    """``run_steps`` between two audit records: ``started`` before the first step (so a crash
+    leaves a record of the run), then the outcome."""
+    run_id = uuid.uuid4().hex[:12]
+    audit(provider, "apply", "started", accounts=scope, run_id=run_id, plan=plan,
+          detail=f"{len(plan.changes)} change(s)")
+    report = run_steps(plan, provider, held, progress=progress, run_id=run_id)
+    result = "done" if report.ok else "stopped" if report.stopped else "failed"
+    audit(provider, "apply", result, accounts=scope, run_id=run_id, plan=plan,
+          detail=f"{report.count('done')} done, {report.count('failed')} failed, "
+          f"{report.count('pending')} pending")
+    return report
 
 
 def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: str,
@@ -222,10 +238,11 @@ def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: st
 
 
 def run_steps(plan: Plan, provider: Provider, held: HeldLock, *, progress: Progress,
-              clock: Callable[[], float] = time.monotonic) -> ApplyReport:
+              clock: Callable[[], float] = time.monotonic,
+              run_id: str | None = None) -> ApplyReport:
     """The plan's steps in order, each after checking the lock still holds; never raises for a
     failed step (see the report)."""
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     steps = [step for change in plan.changes for step in _steps(change)]
     report = ApplyReport(run_id)
     for index, (description, call) in enumerate(steps, 1):

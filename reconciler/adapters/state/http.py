@@ -33,7 +33,7 @@ from reconciler import __version__
 from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import (
     ConflictError,
     ConvctlError,
@@ -49,6 +49,7 @@ from reconciler.errors import (
 _EVENTS = TypeAdapter(list[LiveEvent])
 _ACCOUNTS = TypeAdapter(list[LiveAccount])
 _LOCKS = TypeAdapter(list[LockInfo])
+_AUDIT = TypeAdapter(list[AuditRecord])
 _IDEMPOTENT = frozenset({"GET", "DELETE"})
 _JSON = {"Content-Type": "application/json"}
 _RULE_CODE = re.compile(r"E[0-9]{3}")
@@ -148,6 +149,16 @@ class HttpProvider:
 
     def current_locks(self) -> list[LockInfo]:
         return _LOCKS.validate_json(self._call("GET", "/v1/locks").content)
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        """The server names the actor (its token) itself."""
+        self._call("POST", "/v1/audit", body=record.model_dump(mode="json"))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        content = self._call("GET", "/v1/audit", params={"limit": str(int(limit))}).content
+        return _AUDIT.validate_json(content)
 
     # -- journal ----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 
 
 class MemoryProvider:
@@ -29,6 +29,7 @@ class MemoryProvider:
         self._events: dict[str, LiveEvent] = {}
         self._locks: dict[str, LockInfo] = {}
         self._journal: list[dict[str, Any]] = []
+        self._audit: list[AuditRecord] = []
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -139,6 +140,16 @@ class MemoryProvider:
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         with self._mutex:
             return [dict(entry) for entry in self._journal if entry["run_id"] == run_id]
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        with self._mutex:
+            self._audit.append(record)
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        with self._mutex:
+            return list(reversed(self._audit))[:limit]
 
     def close(self) -> None:
         """Nothing to release; the data stays readable (a shared ``memory://NAME`` store)."""

@@ -34,7 +34,7 @@ from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import LOCKS_ADVISORY_KEY, Conn, migrate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -304,6 +304,17 @@ class PostgresProvider:
                            "DISTINCT FROM %s", (account, name, own_id)).fetchone()
         if row is not None:
             raise rules.name_clash(account, name, row[0])
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        self.db.run(lambda conn: conn.execute("INSERT INTO audit (body) VALUES (%s)",
+                                              (Jsonb(record.model_dump(mode="json")),)))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        rows = self.db.run(lambda conn: conn.execute(
+            "SELECT body FROM audit ORDER BY seq DESC LIMIT %s", (limit,)).fetchall())
+        return [AuditRecord.model_validate(row[0]) for row in rows]
 
     def _locking(self, conn: Conn) -> datetime:
         """Serialize lock changes (a transaction-scoped advisory lock); the time now."""

@@ -81,9 +81,14 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             expires_at TIMESTAMPTZ NOT NULL,
             accounts JSONB NOT NULL)""",
     )),
+    ("the audit log: append-only records, in order (issue 14)", (
+        """CREATE TABLE audit (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            body JSONB NOT NULL)""",
+    )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "account_locks")
+TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "account_locks", "audit")
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
     version INTEGER PRIMARY KEY,

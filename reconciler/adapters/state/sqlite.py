@@ -41,7 +41,7 @@ from reconciler.adapters.state._bulk import bulk_gc
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import ConflictError, StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -266,6 +266,18 @@ class SqliteProvider:
             return [rules.journal_entry(r["run_id"], r["idx"], r["description"], r["status"],
                                         r["detail"], datetime.fromisoformat(r["at"]))
                     for r in rows]
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO audit (body) VALUES (?)", (record.model_dump_json(),))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT body FROM audit ORDER BY seq DESC LIMIT ?",
+                                (limit,)).fetchall()
+            return [AuditRecord.model_validate_json(row["body"]) for row in rows]
 
     def close(self) -> None:
         with self._mutex, self._translate():

@@ -165,10 +165,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires_at TEXT NOT NULL,
             accounts TEXT NOT NULL)""",
     ),
+    (  # 7 -> 8: the audit log (issue 14): append-only records as JSON, in order
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            body TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence",
-                      "account_locks"}
+                      "account_locks", "audit"}
 
 
 def connect(path: Path) -> sqlite3.Connection:
