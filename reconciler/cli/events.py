@@ -120,6 +120,7 @@ def show(ref: str, state: str | None) -> None:
 def _toggle(ref: str, state: str | None, enabled: bool) -> None:
     from reconciler.adapters.state import open_provider
     from reconciler.core.live import EventWrite
+    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
@@ -129,6 +130,8 @@ def _toggle(ref: str, state: str | None, enabled: bool) -> None:
                            api=ev.api, managed_by=ev.managed_by,
                            last_applied_hash=ev.last_applied_hash)
         provider.update_event(ev.id, write, ev.version)
+        audit(provider, "enable" if enabled else "disable", "ok", target=f"{ev.account}/{ev.name}",
+              accounts=(ev.account,), detail=ev.id)
     finally:
         provider.close()
     from reconciler.render.redact import printable
@@ -164,6 +167,7 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
     from reconciler.adapters.state import open_provider
     from reconciler.errors import UsageError
     from reconciler.render.redact import printable
+    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
@@ -177,6 +181,8 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
                                  "pass --yes")
             click.confirm(printable(f"Delete {ev.account}/{ev.name} ({ev.id})?"), abort=True)
         provider.delete_event(ev.id, ev.version)
+        audit(provider, "delete", "ok", target=f"{ev.account}/{ev.name}", accounts=(ev.account,),
+              detail=ev.id + (" (--force)" if force else ""))
     finally:
         provider.close()
     App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) deleted."))

@@ -39,6 +39,7 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
     from reconciler.core.export import export_documents, legacy_events
     from reconciler.errors import UsageError
     from reconciler.services.apply import adopt_events
+    from reconciler.services.history import audit
     from reconciler.services.locking import LockPolicy, default_holder, hold_lock
 
     app = App()
@@ -59,6 +60,8 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
                 return
             written = write_files(render_files(files, Path(out_dir), Path.cwd()), force=force)
             adopted = adopt_events(provider, events)
+            audit(provider, "import", "ok", accounts=tuple(sorted(accounts)) or None,
+                  detail=f"{len(chosen)} account(s), {len(events)} event(s), {adopted} adopted")
     finally:
         provider.close()
     for path in written:

@@ -12,7 +12,7 @@ from reconciler.adapters.state.tokens import TokenInfo
 from reconciler.core.provider import AuditRecord
 from reconciler.server.auth import READ, require
 from reconciler.server.deps import errors, provider
-from reconciler.services.history import history
+from reconciler.services.history import SCAN_LIMIT, history
 
 router = APIRouter(prefix="/v1", tags=["history"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -26,12 +26,14 @@ def record_audit(request: Request, body: AuditRecord,
     return Response(status_code=204)
 
 
-@router.get("/audit", dependencies=[READ], responses=errors())
-def audit_log(request: Request, limit: Limit = 100,
-              account: str | None = None) -> list[dict[str, Any]]:
-    """The latest audit records, newest first (``account``: those touching it)."""
-    found = history(provider(request), account=account, limit=limit, with_steps=False)
-    return [entry.to_json() for entry in found]
+@router.get("/audit", response_model=list[AuditRecord], dependencies=[READ],
+            responses=errors())
+def audit_log(request: Request, limit: Annotated[int, Query(ge=1, le=SCAN_LIMIT)] = 100,
+              account: str | None = None) -> list[AuditRecord]:
+    """The latest audit records as stored (an apply has two: ``started``, then its outcome),
+    newest first; ``account``: those touching it or the whole state."""
+    records = provider(request).audit_log(limit)
+    return [r for r in records if account is None or r.accounts is None or account in r.accounts]
 
 
 @router.get("/runs", dependencies=[READ], responses=errors())

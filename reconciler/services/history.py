@@ -46,6 +46,18 @@ def audit(provider: Provider, action: str, outcome: str, *, target: str = "",
     return record
 
 
+def audit_state(state: str | None, action: str, outcome: str, **fields: Any) -> None:
+    """``audit`` on the live state at ``state`` (for commands that hold no provider, e.g.
+    token changes, which go to the token store)."""
+    from reconciler.adapters.state import open_provider
+
+    provider = open_provider(state)
+    try:
+        audit(provider, action, outcome, **fields)
+    finally:
+        provider.close()
+
+
 @dataclass
 class HistoryEntry:
     """One run or one change: its latest record, and (an apply's) journaled steps."""
