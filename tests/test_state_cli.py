@@ -86,6 +86,17 @@ def test_status_as_json_for_machines(state: str) -> None:
     assert doc["counts"]["accounts"] == 2 and doc["counts"]["events"] == 7
 
 
+def test_status_names_an_account_lock(state: str) -> None:
+    """Issue 14 item 2: an apply holding only an account's lock is not shown as 'free'."""
+    assert run("apply", "--auto-approve", "--state", state).exit_code == 0
+    provider = open_provider(state)
+    lock = provider.acquire_lock("bob@ci", "apply", 600, accounts=["acme"])
+    provider.close()
+    shown = _clean(run("state", "status", "--state", state), state)
+    assert shown.exit_code == 0, shown.output
+    assert f"lock {lock.id} held by bob@ci" in shown.output and "of account acme" in shown.output
+
+
 def test_status_of_a_missing_sqlite_file_creates_nothing(repo: Path) -> None:
     shown = run("state", "status", "--state", "sqlite:///nothing.db")
     assert shown.exit_code == 1 and "no state file at nothing.db" in shown.output

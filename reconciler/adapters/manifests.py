@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reconciler.core.credentials import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV
 from reconciler.core.rules import check
+from reconciler.core.scope import Scope, doc_in_scope
 from reconciler.core.source import RawDocument
 from reconciler.core.validate import ManifestSet, build
 from reconciler.diagnostics import Diagnostics, SourceLocation
@@ -120,16 +121,17 @@ def parse_files(paths: Sequence[str | Path], diags: Diagnostics) -> list[RawDocu
     return docs
 
 
-def load(paths: Sequence[str | Path], *,
-         secrets_dir: str | None = None) -> tuple[ManifestSet, Diagnostics]:
-    """Load, validate and check every manifest under ``paths``.
+def load(paths: Sequence[str | Path], *, secrets_dir: str | None = None,
+         scope: Scope = None) -> tuple[ManifestSet, Diagnostics]:
+    """Load, validate and check every manifest under ``paths`` (of the accounts ``scope``
+    names: ``--account``; None: all).
 
     ``secrets_dir`` is the agent's secrets folder ``file:`` references must point into
     (default: ``CONVCTL_SECRETS_DIR``, else ``/run/secrets``)."""
     folder = secrets_folder(secrets_dir)
     with _bulk_gc():
         diags = Diagnostics()
-        docs = parse_files(paths, diags)
+        docs = [doc for doc in parse_files(paths, diags) if doc_in_scope(doc.data, scope)]
         manifests = build(docs, diags)
         check(manifests, diags, secrets_dir=folder)
     return manifests, diags

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import sys
 from functools import partial
 from typing import TYPE_CHECKING
@@ -12,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.app import App
-from reconciler.cli.options import Duration, state_option
+from reconciler.cli.options import Duration, account_option, state_option
 
 if TYPE_CHECKING:
     from reconciler.core.plan import Plan
@@ -24,6 +21,7 @@ if TYPE_CHECKING:
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
 @click.option("--path", "paths", multiple=True, type=click.Path(),
               help="Manifest folder or file (repeatable; default manifests/). Without PLANFILE.")
+@account_option
 @state_option
 @click.option("--auto-approve", is_flag=True, envvar="CONVCTL_AUTO_APPROVE",
               help="Do not ask for confirmation (required without a terminal).")
@@ -37,7 +35,8 @@ if TYPE_CHECKING:
 @click.option("--prune-unmanaged", is_flag=True, help="Also delete live events not in git.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Allow deleting every event of an account, or more than half of them.")
-def command(planfile: str | None, paths: tuple[str, ...], state: str | None, auto_approve: bool,
+def command(planfile: str | None, paths: tuple[str, ...], accounts: tuple[str, ...],
+            state: str | None, auto_approve: bool,
             lock_timeout: float, policies_opt: str | None, prune_unmanaged: bool,
             allow_mass_delete: bool) -> None:
     """Apply a saved plan exactly, or plan now, show it, ask, and apply.
@@ -54,26 +53,33 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
       convctl apply --auto-approve       # in CI on merge to main
       convctl apply --auto-approve --lock-timeout 5m   # wait for another apply to finish
       convctl plan --out plan.json && convctl apply plan.json
+      convctl apply --account acme --auto-approve   # only acme: other accounts untouched
 
+    A saved plan keeps the --account scope it was planned with (--account then is refused).
     With a policies folder, the plan decided under the lock is checked against its policies
     and refused (exit 1, nothing applied) when a blocking one is violated.
     """
     from reconciler.adapters.state import open_provider
     from reconciler.cli.planning import load_policies_or_exit, load_saved, show_diagnostics
+    from reconciler.core.scope import make_scope
     from reconciler.services.apply import FromManifests, SavedPlan, apply
-    from reconciler.services.locking import LockPolicy
+    from reconciler.services.locking import LockPolicy, default_holder
     from reconciler.services.planning import load_manifests
 
     app = App()
     source: SavedPlan | FromManifests
     policies = load_policies_or_exit(app, policies_opt)  # before the lock: compile errors
     if planfile:
-        plan, saved_paths, saved_state = load_saved(planfile)
-        source, state = SavedPlan(plan, saved_paths), state or saved_state
+        if accounts:
+            app.err("error: a saved plan keeps the --account scope it was planned with; "
+                    "drop --account")
+            raise click.exceptions.Exit(1)
+        plan, saved_paths, saved_state, scope = load_saved(planfile)
+        source, state = SavedPlan(plan, saved_paths, scope), state or saved_state
         show, confirm, manifest_paths = None, None, saved_paths
     else:
         manifest_paths = list(paths) or ["manifests"]
-        loaded = load_manifests(manifest_paths)
+        loaded = load_manifests(manifest_paths, make_scope(accounts))
         show_diagnostics(app, loaded.diagnostics)  # before the lock: no live state needed
         if not auto_approve and not sys.stdin.isatty():
             app.err("error: no terminal to confirm on; review the plan and pass --auto-approve, "
@@ -89,7 +95,7 @@ def command(planfile: str | None, paths: tuple[str, ...], state: str | None, aut
         check = partial(check_plan, paths=manifest_paths, policies=policies)
     provider = open_provider(state)
     try:
-        outcome = apply(provider, source, holder=_holder(), progress=app.err, show=show,
+        outcome = apply(provider, source, holder=default_holder(), progress=app.err, show=show,
                         confirm=confirm, policy=LockPolicy(timeout_seconds=lock_timeout),
                         check=check)
     finally:
@@ -126,14 +132,6 @@ def _confirm(app: App, plan: Plan) -> bool:
         app.err("Apply cancelled.")
         return False
     return True
-
-
-def _holder() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return os.environ.get("CONVCTL_LOCK_HOLDER") or f"{user}@{socket.gethostname()}"
 
 
 def _summarize(app: App, report: ApplyReport) -> None:

@@ -108,10 +108,13 @@ def _toggle(ref: str, state: str | None, enabled: bool) -> None:
     from reconciler.adapters.state import open_provider
     from reconciler.render.redact import printable
     from reconciler.services.events import set_enabled
+    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
         ev = set_enabled(provider, ref, enabled)
+        audit(provider, "enable" if enabled else "disable", "ok", target=f"{ev.account}/{ev.name}",
+              accounts=(ev.account,), detail=ev.id)
     finally:
         provider.close()
     word = "on: sending resumes" if enabled else "off: sending stops at once"
@@ -146,6 +149,7 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
     from reconciler.errors import UsageError
     from reconciler.render.redact import printable
     from reconciler.services.events import check_deletable, find_event
+    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
@@ -157,6 +161,8 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
                                  "pass --yes")
             click.confirm(printable(f"Delete {ev.account}/{ev.name} ({ev.id})?"), abort=True)
         provider.delete_event(ev.id, ev.version)
+        audit(provider, "delete", "ok", target=f"{ev.account}/{ev.name}", accounts=(ev.account,),
+              detail=ev.id + (" (--force)" if force else ""))
     finally:
         provider.close()
     App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) deleted."))

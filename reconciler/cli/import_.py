@@ -39,24 +39,29 @@ def command(accounts: tuple[str, ...], out_dir: str, force: bool, state_url: str
     from reconciler.core.export import export_documents, legacy_events
     from reconciler.errors import UsageError
     from reconciler.services.apply import adopt_events
+    from reconciler.services.history import audit
+    from reconciler.services.locking import LockPolicy, default_holder, hold_lock
 
     app = App()
     provider = open_provider(state_url)
     try:
-        live_accounts = provider.list_accounts()
-        known = {a.name for a in live_accounts}
-        missing = sorted(set(accounts) - known)
-        if missing:
-            raise UsageError(f"no such account in the live state: {', '.join(missing)} "
-                             f"(known: {', '.join(sorted(known)) or 'none'})")
-        chosen = [a for a in live_accounts if not accounts or a.name in accounts]
-        events = [e for a in chosen for e in provider.list_events(a.name)]
-        files = export_documents(chosen, events)
-        if not files:
-            app.err("nothing to import: the live state has no accounts")
-            return
-        written = write_files(render_files(files, Path(out_dir), Path.cwd()), force=force)
-        adopted = adopt_events(provider, events)
+        with hold_lock(provider, default_holder(), "import", LockPolicy(), app.err):
+            live_accounts = provider.list_accounts()
+            known = {a.name for a in live_accounts}
+            missing = sorted(set(accounts) - known)
+            if missing:
+                raise UsageError(f"no such account in the live state: {', '.join(missing)} "
+                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+            chosen = [a for a in live_accounts if not accounts or a.name in accounts]
+            events = [e for a in chosen for e in provider.list_events(a.name)]
+            files = export_documents(chosen, events)
+            if not files:
+                app.err("nothing to import: the live state has no accounts")
+                return
+            written = write_files(render_files(files, Path(out_dir), Path.cwd()), force=force)
+            adopted = adopt_events(provider, events)
+            audit(provider, "import", "ok", accounts=tuple(sorted(accounts)) or None,
+                  detail=f"{len(chosen)} account(s), {len(events)} event(s), {adopted} adopted")
     finally:
         provider.close()
     for path in written:

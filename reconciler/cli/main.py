@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
     "explain": ("reconciler.cli.explain", "Explain a diagnostic code (E313) or a rule (R9)."),
     "state": ("reconciler.cli.state", "Show, migrate or copy the live-state store itself."),
+    "history": ("reconciler.cli.history", "Show the audit log: applies and their steps, changes."),
 }
 
 

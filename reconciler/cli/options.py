@@ -49,3 +49,10 @@ class Duration(click.ParamType[float, Any]):
         if not 0 <= seconds <= MAX_DURATION_SECONDS:
             self.fail(f"'{value}' is out of range (0 to 168h)", param, ctx)
         return seconds
+
+
+def account_option(func: F) -> F:
+    return click.option(
+        "--account", "accounts", multiple=True, metavar="NAME",
+        help="Only this account's desired and live state (repeatable); other accounts are "
+        "neither planned nor touched. Default: every account.")(func)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import click
 
 from reconciler.cli.app import App
-from reconciler.cli.options import manifests_argument, state_option
+from reconciler.cli.options import account_option, manifests_argument, state_option
 
 
 @click.command("plan")
 @manifests_argument
+@account_option
 @state_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
               default="text", show_default=True, help="Output format.")
@@ -30,29 +31,36 @@ from reconciler.cli.options import manifests_argument, state_option
               help="Check the plan against the Rego policies in DIR [env CONVCTL_POLICIES; "
               "default policies/ when it exists].")
 @click.option("--no-policies", is_flag=True, help="Do not check any policy.")
-def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None,
+def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None, fmt: str,
+            out: str | None,
             detailed_exitcode: bool, prune_unmanaged: bool, allow_mass_delete: bool,
             policies_opt: str | None, no_policies: bool) -> None:
     """Compare the manifests with the live state and show the changes apply would make.
 
-    PATHS default to manifests/. Exit 0 when there is nothing to do, 1 on any error or policy
-    violation, and with --detailed-exitcode 2 when there are changes.
+    PATHS default to manifests/. With --account, only the named accounts are planned (their
+    manifests and live objects); without it, every account the manifests or the live state
+    hold, so a live event of an account PATHS do not declare plans as a delete.
+    Exit 0 when there is nothing to do, 1 on any error or policy violation, and with
+    --detailed-exitcode 2 when there are changes.
 
     \b
     Examples:
       convctl plan
       convctl plan --format markdown --detailed-exitcode   # in a pull request
       convctl plan --out plan.json && convctl apply plan.json
+      convctl plan --account acme --out acme.json   # one team's account only
       convctl plan --policies examples/policies
     """
     from reconciler.cli.planning import load_policies_or_exit, plan_or_exit, save_plan
     from reconciler.core.policy import blocking
+    from reconciler.core.scope import make_scope
     from reconciler.render import render
 
     app = App()
-    manifest_paths = list(paths) or ["manifests"]
+    manifest_paths, scope = list(paths) or ["manifests"], make_scope(accounts)
     policies = None if no_policies else load_policies_or_exit(app, policies_opt)
-    plan = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete)
+    plan = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete,
+                        scope)
     violations = None
     if policies is not None:
         from reconciler.services.policies import check_plan
@@ -70,7 +78,7 @@ def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None
     if plan.errors or refused:
         raise click.exceptions.Exit(1)
     if out:
-        save_plan(plan, out, manifest_paths, state)
+        save_plan(plan, out, manifest_paths, state, scope)
         app.err(f"Saved the plan to {out}. Apply exactly it with: convctl apply {out}")
     if detailed_exitcode and not plan.is_empty:
         raise click.exceptions.Exit(2)

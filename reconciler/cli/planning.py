@@ -10,6 +10,7 @@ import click
 
 from reconciler.cli.app import App
 from reconciler.core.plan import Plan
+from reconciler.core.scope import Scope, make_scope
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import UsageError
 
@@ -18,14 +19,14 @@ if TYPE_CHECKING:
 
 
 def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged: bool,
-                 allow_mass_delete: bool) -> Plan:
+                 allow_mass_delete: bool, scope: Scope = None) -> Plan:
     from reconciler.adapters.state import open_provider
     from reconciler.services.planning import make_plan
 
     provider = open_provider(state)
     try:
         result = make_plan(paths, provider, prune_unmanaged=prune_unmanaged,
-                           allow_mass_delete=allow_mass_delete)
+                           allow_mass_delete=allow_mass_delete, scope=scope)
     finally:
         provider.close()
     show_diagnostics(app, result.diagnostics)
@@ -65,17 +66,21 @@ def load_policies_or_exit(app: App, option: str | None) -> PolicySet | None:
 SAVED_KIND = "convctl-saved-plan"
 
 
-def save_plan(plan: Plan, out: str, paths: list[str], state: str | None) -> None:
+def save_plan(plan: Plan, out: str, paths: list[str], state: str | None,
+              scope: Scope = None) -> None:
+    """Write the plan with what apply needs to check it: paths, state URL, ``--account`` scope
+    (``accounts``: null for every account)."""
     import orjson
 
-    doc = {"kind": SAVED_KIND, "paths": paths, "state": state, "plan": plan.to_json()}
+    doc = {"kind": SAVED_KIND, "paths": paths, "state": state, "plan": plan.to_json(),
+           "accounts": list(scope) if scope is not None else None}
     target = Path(out)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     os.replace(tmp, target)
 
 
-def load_saved(path: str) -> tuple[Plan, list[str], str | None]:
+def load_saved(path: str) -> tuple[Plan, list[str], str | None, Scope]:
     import orjson
 
     try:
@@ -90,4 +95,9 @@ def load_saved(path: str) -> tuple[Plan, list[str], str | None]:
         plan = Plan.from_json(doc["plan"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{path} is not a valid saved plan: {exc}") from exc
-    return plan, list(doc.get("paths") or ["manifests"]), doc.get("state")
+    accounts = doc.get("accounts")
+    if accounts is not None and (not isinstance(accounts, list)
+                                 or not all(isinstance(a, str) for a in accounts)):
+        raise UsageError(f"{path} is not a valid saved plan: 'accounts' is not a list of names")
+    scope = make_scope(accounts) if accounts is not None else None
+    return plan, list(doc.get("paths") or ["manifests"]), doc.get("state"), scope

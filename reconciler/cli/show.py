@@ -27,5 +27,5 @@ def command(planfile: str, fmt: str) -> None:
     from reconciler.render import render
 
     app = App()
-    plan, _paths, _state = load_saved(planfile)
+    plan, _paths, _state, _scope = load_saved(planfile)
     app.out(render(plan, fmt, color=app.color))

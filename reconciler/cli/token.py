@@ -22,6 +22,13 @@ def _store(state: str | None) -> TokenStore:
     return open_token_store(state)
 
 
+def _audit(state: str | None, action: str, name: str, detail: str) -> None:
+    """Record a token change (never the secret: names, ids and scopes only)."""
+    from reconciler.services.history import audit_state
+
+    audit_state(state, action, "ok", target=name, detail=detail)
+
+
 @click.group("token")
 def command() -> None:
     """Manage the control plane's bearer tokens (stored as SHA-256 hashes only).
@@ -48,6 +55,7 @@ def create(scopes: tuple[str, ...], name: str | None, state: str | None) -> None
         info, secret = store.create(list(scopes), name)
     finally:
         store.close()
+    _audit(state, "token-create", info.name, f"id {info.id}, scopes {', '.join(info.scopes)}")
     App().out(secret)
     App().err(f"Created token '{info.name}' (id {info.id}, scopes {', '.join(info.scopes)}). "
               "It is shown only this once; store it as a secret (CONVCTL_TOKEN).")
@@ -92,4 +100,5 @@ def revoke(name_or_id: str, state: str | None) -> None:
         info = store.revoke(name_or_id)
     finally:
         store.close()
+    _audit(state, "token-revoke", info.name, f"id {info.id}")
     App().err(f"Revoked token '{info.name}' (id {info.id}).")

@@ -22,10 +22,15 @@ def command(lock_id: str, state: str | None) -> None:
       convctl unlock 3f9c2a1b7d4e
     """
     from reconciler.adapters.state import open_provider
+    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
+        broken = next((lock for lock in provider.current_locks() if lock.id == lock_id), None)
         provider.release_lock(lock_id)
+        audit(provider, "unlock", "ok", target=lock_id,
+              accounts=broken.accounts if broken else None,
+              detail=broken.describe() if broken else "")
     finally:
         provider.close()
     App().out(f"Lock {lock_id} released.")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.app import App
+from reconciler.cli.options import account_option
 from reconciler.cli.progress import quiet_option, working
 
 if TYPE_CHECKING:
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
               show_default=True, metavar="DIR",
               help="The agent's secrets folder: accessToken {file: PATH} must be inside it "
               "[env CONVCTL_SECRETS_DIR].")
+@account_option
 @quiet_option
 def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_dir: str,
-            quiet: bool) -> None:
+            accounts: tuple[str, ...], quiet: bool) -> None:
     """Check manifests: schema, references, R-rules and the quota of the desired state.
 
     PATHS are folders (every *.yaml / *.yml inside, recursively) or files; default manifests/.
@@ -37,15 +39,22 @@ def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_
     Examples:
       convctl validate
       convctl validate manifests/acme --format json
+      convctl validate --account acme
+
+    --account NAME checks only that account's Account and events; naming an account no
+    manifest mentions is an error (exit 1).
     """
     import orjson
 
     from reconciler.adapters.manifests import load
+    from reconciler.core.scope import check_known, make_scope
     from reconciler.core.summary import summarize
 
     app = App()
-    with working("Validating " + " ".join(paths or ("manifests",)), quiet=quiet):
-        manifests, diags = load(list(paths) or ["manifests"], secrets_dir=secrets_dir)
+    where, scope = list(paths) or ["manifests"], make_scope(accounts)
+    with working("Validating " + " ".join(where), quiet=quiet):
+        manifests, diags = load(where, secrets_dir=secrets_dir, scope=scope)
+    check_known(scope, manifests, None, " ".join(where))
     _check_policies(policies_opt, diags)
     ordered = diags.sorted()
     if fmt == "json":

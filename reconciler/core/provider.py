@@ -19,6 +19,7 @@ have it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,7 +30,8 @@ from reconciler.core.models import AccountSpec
 
 
 class LockInfo(BaseModel):
-    """Who holds (or asks for) the state lock."""
+    """Who holds (or asks for) a state lock: of the whole state (``accounts`` None) or of
+    some accounts. Two locks conflict unless both name accounts and share none (issue 14)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -40,11 +42,44 @@ class LockInfo(BaseModel):
     operation: str
     created_at: datetime
     expires_at: datetime
+    accounts: tuple[str, ...] | None = None
+
+    def overlaps(self, accounts: Sequence[str] | None) -> bool:
+        """Whether a lock on ``accounts`` (None: the whole state) conflicts with this one."""
+        return self.accounts is None or accounts is None or not set(self.accounts).isdisjoint(
+            accounts)
+
+    @property
+    def scope(self) -> str:
+        return ("the whole state" if self.accounts is None
+                else "account" + ("s " if len(self.accounts) > 1 else " ")
+                + ", ".join(self.accounts))
 
     def describe(self) -> str:
         return (f"lock {self.id} held by {self.holder} (pid {self.pid} on {self.host}, "
-                f"{self.operation}) since {self.created_at:%Y-%m-%d %H:%M:%S} UTC, expires "
-                f"{self.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+                f"{self.operation} of {self.scope}) since {self.created_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+class AuditRecord(BaseModel):
+    """One append-only audit record (issue 14 item 4): who did what, when, with what outcome.
+
+    An apply writes two with its run id: ``started`` before its first step, then its outcome
+    (``done``, ``failed``, ``stopped``); a run with only ``started`` was cut off (a crash).
+    ``actor`` is the OS user (``user@host``) or, through the control plane, ``token:NAME``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    at: datetime
+    actor: str
+    action: str  # apply, import, enable, disable, delete, unlock, token-create, token-revoke
+    outcome: str  # started, done, failed, stopped, ok
+    target: str = ""
+    accounts: tuple[str, ...] | None = None  # None: the whole state (or not about accounts)
+    plan_hash: str | None = None
+    git_sha: str | None = None
+    detail: str = ""
 
 
 class StateReader(Protocol):
@@ -72,11 +107,16 @@ class StateWriter(Protocol):
 
 
 class Locker(Protocol):
+    """State locks: one of the whole state, or any number of account locks on disjoint sets of
+    accounts (``LockInfo.overlaps``): applies on different accounts run side by side."""
+
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
-        """Take the state lock or raise ``LockedError`` naming the current holder. An expired
-        lock is taken over. ``pid``/``host`` name the holder's process (default: the caller's;
-        a control plane passes its client's)."""
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
+        """Take a lock on ``accounts`` (None: the whole state, conflicting with every lock) or
+        raise ``LockedError`` naming a live lock it conflicts with. Expired conflicting locks
+        are taken over. ``pid``/``host`` name the holder's process (default: the caller's; a
+        control plane passes its client's)."""
         ...
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
@@ -88,7 +128,13 @@ class Locker(Protocol):
 
     def release_lock(self, lock_id: str) -> None: ...
 
-    def current_lock(self) -> LockInfo | None: ...
+    def current_lock(self) -> LockInfo | None:
+        """The whole-state lock if one holds, else the oldest live account lock, else None."""
+        ...
+
+    def current_locks(self) -> list[LockInfo]:
+        """Every live (unexpired) lock, oldest first."""
+        ...
 
 
 class Journal(Protocol):
@@ -114,7 +160,17 @@ class RunHistory(Protocol):
         ...
 
 
-class Provider(StateReader, StateWriter, Locker, Journal, Protocol):
+class Audit(Protocol):
+    def record_audit(self, record: AuditRecord) -> None:
+        """Append one audit record (never updated or deleted)."""
+        ...
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        """The latest ``limit`` records, newest first."""
+        ...
+
+
+class Provider(StateReader, StateWriter, Locker, Journal, Audit, Protocol):
     """Everything plan and apply need from a live-state backend."""
 
     def close(self) -> None: ...

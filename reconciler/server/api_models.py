@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from reconciler.core.live import EventWrite
-from reconciler.core.models import AccountSpec, EventSpec
+from reconciler.core.models import NAME_PATTERN, AccountSpec, EventSpec
 
 INT32 = 2**31 - 1
 MAX_TTL_SECONDS = 7 * 24 * 3600
@@ -80,6 +80,10 @@ class LockRequest(_Body):
     pid: int | None = Field(default=None, ge=0, le=INT32, description="The holder's pid.")
     host: str | None = Field(default=None, min_length=1, max_length=255,
                              description="The holder's host name.")
+    accounts: list[Annotated[str, Field(pattern=NAME_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=1000,
+        description="Lock these accounts only (null: the whole state, conflicting with every "
+        "lock).")
 
 
 class JournalStep(_Body):

@@ -25,7 +25,17 @@ from starlette.concurrency import run_in_threadpool
 from reconciler import __version__
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
-from reconciler.server import accounts, coverage, errors, events, health, ingest, locks, ui
+from reconciler.server import (
+    accounts,
+    coverage,
+    errors,
+    events,
+    health,
+    history,
+    ingest,
+    locks,
+    ui,
+)
 from reconciler.server.access import AccessLogMiddleware
 from reconciler.server.agent_metrics import AgentCollector
 from reconciler.server.auth import TokenVerifier
@@ -38,8 +48,8 @@ MAX_BODY_BYTES = 1 << 20
 
 # The API's routers, in order. Extend this list to add endpoints (e.g. the agent's ingest
 # router from reconciler.server.ingest, which needs the `ingest` scope).
-ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router, ingest.router,
-                             coverage.router]
+ROUTERS: list[APIRouter] = [accounts.router, events.router, locks.router, history.router,
+                            ingest.router, coverage.router]
 
 
 class Background(Protocol):

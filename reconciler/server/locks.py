@@ -21,24 +21,26 @@ router = APIRouter(prefix="/v1", tags=["locks"])
 
 @router.get("/locks", response_model=list[LockInfo], dependencies=[READ], responses=errors())
 def list_locks(request: Request) -> list[LockInfo]:
-    """The lock holding the state, if any (an expired lock is not listed)."""
-    lock = provider(request).current_lock()
-    return [lock] if lock is not None else []
+    """Every live lock, oldest first: of the whole state (``accounts`` null) or of accounts
+    (an expired lock is not listed)."""
+    return provider(request).current_locks()
 
 
 @router.post("/locks", response_model=LockInfo, status_code=201, dependencies=[WRITE],
              responses=errors(423))
 def acquire_lock(request: Request, body: LockRequest) -> LockInfo:
-    """Take the state lock (an expired one is taken over); 423 naming the holder if held."""
+    """Take a lock on ``accounts`` (null: the whole state); expired conflicting locks are taken
+    over; 423 naming a live conflicting lock's holder."""
     state = provider(request)
     try:
         # Always name the client's host: a lock taken for a client is never the server's own
         # (the SQLite provider commits its own locks' writes in a group: sqlite.py).
         host = body.host or (request.client.host if request.client else "unknown")
         return state.acquire_lock(body.holder, body.operation, body.ttl_seconds,
-                                  pid=body.pid, host=host)
+                                  pid=body.pid, host=host, accounts=body.accounts)
     except LockedError as exc:
-        current = state.current_lock()
+        current = next((lock for lock in state.current_locks() if lock.overlaps(body.accounts)),
+                       None)
         raise ApiError(423, "locked", str(exc),
                        lock=current.model_dump(mode="json") if current else None) from exc
 

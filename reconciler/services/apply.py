@@ -24,8 +24,10 @@ from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.policy import Violation, blocking
 from reconciler.core.provider import Provider
+from reconciler.core.scope import Scope, in_scope
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import ConvctlError, LockedError, StalePlanError
+from reconciler.services.history import audit
 from reconciler.services.locking import HeldLock, LockPolicy, Progress, hold_lock
 from reconciler.services.planning import Loaded, manifests_hash, plan_loaded
 
@@ -66,6 +68,7 @@ class SavedPlan:
 
     plan: Plan
     paths: list[str]
+    scope: Scope = None  # the accounts it was planned for (``--account``), None: all
 
 
 @dataclass(frozen=True)
@@ -94,25 +97,32 @@ class ApplyOutcome:
         return blocking(self.violations or [])
 
 
-def live_fingerprints(provider: Provider) -> tuple[dict[str, str], dict[str, str]]:
-    """Fingerprint of every live object, keyed like ``Plan.fingerprints``, and the readable
-    name (``event acme/funnel (ev_...)``) of each key."""
+def live_fingerprints(provider: Provider,
+                      scope: Scope = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Fingerprint of every live object (of the accounts in ``scope``), keyed like
+    ``Plan.fingerprints``, and the readable name (``event acme/funnel (ev_...)``) of each key."""
     prints, names = {}, {}
     for acc in provider.list_accounts():
+        if not in_scope(scope, acc.name):
+            continue
         prints[f"account:{acc.name}"] = acc.fingerprint()
         names[f"account:{acc.name}"] = f"account {acc.name}"
     for ev in provider.list_events():
+        if not in_scope(scope, ev.account):
+            continue
         prints[f"event:{ev.id}"] = ev.fingerprint()
         names[f"event:{ev.id}"] = f"event {ev.account}/{ev.name} ({ev.id})"
     return prints, names
 
 
-def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None) -> None:
-    """Refuse a saved plan when any live object it read, or the manifests, changed since."""
+def check_fresh(plan: Plan, provider: Provider, manifests_hash: str | None,
+                scope: Scope = None) -> None:
+    """Refuse a saved plan when any live object it read (of its scope), or the manifests,
+    changed since."""
     if manifests_hash is not None and manifests_hash != plan.manifests_hash:
         raise StalePlanError("the manifests changed since this plan was made; run "
                              "`convctl plan --out` again")
-    now, names = live_fingerprints(provider)
+    now, names = live_fingerprints(provider, scope)
     for key in sorted(set(now) | set(plan.fingerprints)):
         old, new = plan.fingerprints.get(key), now.get(key)
         if old == new:
@@ -178,9 +188,11 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
     ``StalePlanError`` before any write), ``check`` it against the policies, ``show`` it, refuse
     it when a blocking policy is violated, ask ``confirm`` (still holding the lock), run its
     steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
-    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
+    scope = source.scope if isinstance(source, SavedPlan) else source.loaded.scope
+    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress,
+                   accounts=scope) as held:
         if isinstance(source, SavedPlan):
-            check_fresh(source.plan, provider, manifests_hash(source.paths))
+            check_fresh(source.plan, provider, manifests_hash(source.paths), source.scope)
             outcome = ApplyOutcome(source.plan)
         else:
             result = plan_loaded(source.loaded, provider, prune_unmanaged=source.prune_unmanaged,
@@ -198,8 +210,23 @@ def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
         if confirm is not None and not confirm(plan):
             outcome.cancelled = True
             return outcome
-        outcome.report = run_steps(plan, provider, held, progress=progress)
+        outcome.report = _audited_run(plan, provider, held, progress, scope)
     return outcome
+
+
+def _audited_run(plan: Plan, provider: Provider, held: HeldLock, progress: Progress,
+                 scope: Scope) -> ApplyReport:
+    """``run_steps`` between two audit records: ``started`` before the first step (so a crash
+    leaves a record of the run), then the outcome."""
+    run_id = uuid.uuid4().hex[:12]
+    audit(provider, "apply", "started", accounts=scope, run_id=run_id, plan=plan,
+          detail=f"{len(plan.changes)} change(s)")
+    report = run_steps(plan, provider, held, progress=progress, run_id=run_id)
+    result = "done" if report.ok else "stopped" if report.stopped else "failed"
+    audit(provider, "apply", result, accounts=scope, run_id=run_id, plan=plan,
+          detail=f"{report.count('done')} done, {report.count('failed')} failed, "
+          f"{report.count('pending')} pending")
+    return report
 
 
 def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: str,
@@ -211,10 +238,11 @@ def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: st
 
 
 def run_steps(plan: Plan, provider: Provider, held: HeldLock, *, progress: Progress,
-              clock: Callable[[], float] = time.monotonic) -> ApplyReport:
+              clock: Callable[[], float] = time.monotonic,
+              run_id: str | None = None) -> ApplyReport:
     """The plan's steps in order, each after checking the lock still holds; never raises for a
     failed step (see the report)."""
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_id or uuid.uuid4().hex[:12]
     steps = [step for change in plan.changes for step in _steps(change)]
     report = ApplyReport(run_id)
     for index, (description, call) in enumerate(steps, 1):

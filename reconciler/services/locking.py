@@ -1,5 +1,7 @@
 """The state lock as an apply holds it: taken (waiting up to a timeout), renewed, lost, explained.
 
+A lock is of the whole state or of some accounts (``--account``): applies on different accounts
+hold their own locks side by side; the whole-state lock conflicts with every lock.
 ``hold_lock`` takes the lock, retrying with a short backoff until ``LockPolicy.timeout_seconds``
 (0: fail at once, like Terraform's ``-lock-timeout``), and renews it in a background thread every
 third of its TTL for as long as the apply runs, so an apply longer than the TTL keeps it.
@@ -11,11 +13,13 @@ gone from this host (the lock is never broken automatically: that is the user's 
 
 from __future__ import annotations
 
+import getpass
+import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -43,6 +47,15 @@ class LockPolicy:
         return self.ttl_seconds / 3
 
 
+def default_holder() -> str:
+    """Who runs this command: ``CONVCTL_LOCK_HOLDER``, else ``user@host`` (the OS user)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return os.environ.get("CONVCTL_LOCK_HOLDER") or f"{user}@{socket.gethostname()}"
+
+
 def explain_holder(lock: LockInfo, *, host: str | None = None,
                    running: Callable[[int], bool] = pid_running) -> str:
     """``lock.describe()`` plus what the user can do about it."""
@@ -57,16 +70,19 @@ def explain_holder(lock: LockInfo, *, host: str | None = None,
 
 
 def acquire(provider: Provider, holder: str, operation: str, policy: LockPolicy,
-            progress: Progress) -> LockInfo:
-    """Take the lock, retrying until ``policy.timeout_seconds``; else ``LockedError`` naming
-    the holder (and whether its process is gone)."""
+            progress: Progress, accounts: Sequence[str] | None = None) -> LockInfo:
+    """Take the lock on ``accounts`` (None: the whole state), retrying until
+    ``policy.timeout_seconds``; else ``LockedError`` naming the holder of a conflicting lock
+    (and whether its process is gone)."""
     deadline = policy.clock() + policy.timeout_seconds
     wait, told = _FIRST_WAIT, False
     while True:
         try:
-            return provider.acquire_lock(holder, operation, policy.ttl_seconds)
+            return provider.acquire_lock(holder, operation, policy.ttl_seconds,
+                                         accounts=accounts)
         except LockedError as exc:
-            current = provider.current_lock()
+            current = next((lock for lock in provider.current_locks()
+                            if lock.overlaps(accounts)), None)
             left = deadline - policy.clock()
             if left <= 0:
                 waited = (f"still locked after {policy.timeout_seconds:g}s: "
@@ -95,8 +111,7 @@ class HeldLock:
     def ensure_held(self) -> None:
         """Raise ``LockedError`` unless this lock still holds the state (run before a write)."""
         if self._lost is None:
-            current = self._provider.current_lock()
-            if current is not None and current.id == self.lock.id:
+            if any(lock.id == self.lock.id for lock in self._provider.current_locks()):
                 return
             try:  # expired but not taken over: renewing keeps it; else it is lost
                 self._renew()
@@ -131,9 +146,11 @@ class HeldLock:
 
 @contextmanager
 def hold_lock(provider: Provider, holder: str, operation: str, policy: LockPolicy,
-              progress: Progress) -> Iterator[HeldLock]:
-    """Take the state lock (see ``acquire``), keep it renewed, release it on the way out."""
-    held = HeldLock(provider, acquire(provider, holder, operation, policy, progress), policy)
+              progress: Progress, accounts: Sequence[str] | None = None) -> Iterator[HeldLock]:
+    """Take the lock on ``accounts`` (None: the whole state; see ``acquire``), keep it renewed,
+    release it on the way out."""
+    held = HeldLock(provider, acquire(provider, holder, operation, policy, progress, accounts),
+                    policy)
     try:
         yield held
     except BaseException:

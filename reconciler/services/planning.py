@@ -10,6 +10,7 @@ from pathlib import Path
 from reconciler.core.live import LiveAccount
 from reconciler.core.plan import Plan
 from reconciler.core.provider import StateReader
+from reconciler.core.scope import Scope, check_known, in_scope
 from reconciler.core.validate import ManifestSet
 from reconciler.diagnostics import Diagnostics
 
@@ -38,19 +39,23 @@ def manifests_hash(paths: Sequence[str | Path]) -> str:
 
 @dataclass
 class Loaded:
-    """Manifests read from ``paths`` (no live state needed): planned later, under the lock."""
+    """Manifests read from ``paths`` (no live state needed): planned later, under the lock.
+    ``scope``: the accounts ``--account`` named (None: every account), see ``core.scope``."""
 
     paths: list[str]
     manifests: ManifestSet
     diagnostics: Diagnostics
     manifests_hash: str
+    scope: Scope = None
 
 
-def load_manifests(paths: Sequence[str | Path]) -> Loaded:
+def load_manifests(paths: Sequence[str | Path], scope: Scope = None) -> Loaded:
+    """Load the manifests of ``scope``; refuse (``UsageError``) a scope naming an account the
+    manifests do not mention only later, with the live state (``plan_loaded``)."""
     from reconciler.adapters.manifests import load
 
-    manifests, diags = load(paths)
-    return Loaded([str(p) for p in paths], manifests, diags, manifests_hash(paths))
+    manifests, diags = load(paths, scope=scope)
+    return Loaded([str(p) for p in paths], manifests, diags, manifests_hash(paths), scope)
 
 
 def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = False,
@@ -59,10 +64,12 @@ def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = 
     manifests have errors)."""
     from reconciler.core.planner import build_plan
 
-    manifests, diags = loaded.manifests, loaded.diagnostics
+    manifests, diags, scope = loaded.manifests, loaded.diagnostics, loaded.scope
     if diags.has_errors:
         return PlanResult(None, manifests, diags)
     accounts = reader.list_accounts()
+    check_known(scope, manifests, [a.name for a in accounts], " ".join(loaded.paths))
+    accounts = [a for a in accounts if in_scope(scope, a.name)]
     # One listing for the whole state (every live event belongs to a live account), not one
     # round trip per account; the backend validates it in bulk.
     names = set(_account_names(manifests, accounts))
@@ -73,8 +80,9 @@ def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = 
 
 
 def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
-              prune_unmanaged: bool = False, allow_mass_delete: bool = False) -> PlanResult:
-    return plan_loaded(load_manifests(paths), reader, prune_unmanaged=prune_unmanaged,
+              prune_unmanaged: bool = False, allow_mass_delete: bool = False,
+              scope: Scope = None) -> PlanResult:
+    return plan_loaded(load_manifests(paths, scope), reader, prune_unmanaged=prune_unmanaged,
                        allow_mass_delete=allow_mass_delete)
 
 

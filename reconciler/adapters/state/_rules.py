@@ -9,7 +9,7 @@ optimistic-concurrency versions, name clashes, lock ownership. Also the id/time 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,16 +168,53 @@ def updated_event(old: LiveEvent, write: EventWrite, now: datetime) -> LiveEvent
 
 
 def new_lock(holder: str, operation: str, ttl_seconds: float, now: datetime,
-             pid: int, host: str) -> LockInfo:
+             pid: int, host: str, accounts: Sequence[str] | None = None) -> LockInfo:
     if ttl_seconds <= 0:
         raise UsageError(f"a lock needs a positive time to live, not {ttl_seconds}s")
+    scope = tuple(sorted(set(accounts))) if accounts is not None else None
+    if scope == ():
+        raise UsageError("a lock on accounts needs at least one account")
     return LockInfo(id=new_lock_id(), holder=holder, pid=pid, host=host, operation=operation,
-                    created_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+                    created_at=now, expires_at=now + timedelta(seconds=ttl_seconds),
+                    accounts=scope)
 
 
 def check_lock_free(current: LockInfo | None, now: datetime) -> None:
     if current is not None and current.expires_at > now:
         raise LockedError(current.describe())
+
+
+def taken_over(stored: Iterable[LockInfo], accounts: Sequence[str] | None,
+               now: datetime) -> list[str]:
+    """The ids of the stored locks a new lock on ``accounts`` replaces (expired, conflicting);
+    ``LockedError`` naming the oldest live conflicting lock when there is one."""
+    conflicting = sorted((lock for lock in stored if lock.overlaps(accounts)),
+                         key=lambda lock: lock.created_at)
+    for lock in conflicting:
+        check_lock_free(lock, now)
+    return [lock.id for lock in conflicting]
+
+
+def live_locks(stored: Iterable[LockInfo], now: datetime) -> list[LockInfo]:
+    """The stored locks that hold at ``now``, oldest first."""
+    return sorted((lock for lock in stored if lock.expires_at > now),
+                  key=lambda lock: lock.created_at)
+
+
+def main_lock(live: list[LockInfo]) -> LockInfo | None:
+    """``current_lock``: the whole-state lock, else the oldest account lock (``live`` sorted)."""
+    whole = [lock for lock in live if lock.accounts is None]
+    return next(iter(whole or live), None)
+
+
+def renewed_in(stored: list[LockInfo], lock_id: str, ttl_seconds: float,
+               now: datetime) -> LockInfo:
+    """``renewed_lock`` for lock ``lock_id`` among every stored lock (expired or not); a lock
+    no longer stored is refused naming the lock that now holds the state, if any."""
+    found = next((lock for lock in stored if lock.id == lock_id), None)
+    if found is None:
+        raise no_such_lock(lock_id, main_lock(live_locks(stored, now)))
+    return renewed_lock(found, lock_id, ttl_seconds, now)
 
 
 def live_lock(current: LockInfo | None, now: datetime) -> LockInfo | None:

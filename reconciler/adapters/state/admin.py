@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import is_postgres, redact_url, resolve_url, sqlite_path
 from reconciler.core.provider import LockInfo
@@ -100,13 +102,16 @@ def _sqlite_status(url: str) -> StateStatus:
                                             else "")).fetchone()[0])
                   for name in COUNTED if name in tables}
         lock = None
-        if "locks" in tables:
-            row = conn.execute("SELECT id, holder, pid, host, operation, created_at, expires_at "
-                               "FROM locks WHERE slot = 1").fetchone()
-            if row is not None:
-                keys = ("id", "holder", "pid", "host", "operation", "created_at", "expires_at")
-                lock = rules.live_lock(LockInfo.model_validate(dict(zip(keys, row, strict=True))),
-                                       rules.utc_now())
+        if "locks" in tables:  # the whole-state lock, else the oldest account lock
+            scoped = ("UNION ALL SELECT id, holder, pid, host, operation, created_at, expires_at, "
+                      "accounts FROM account_locks" if "account_locks" in tables else "")
+            rows = conn.execute("SELECT id, holder, pid, host, operation, created_at, expires_at, "
+                                f"NULL FROM locks {scoped}").fetchall()
+            keys = ("id", "holder", "pid", "host", "operation", "created_at", "expires_at")
+            stored = [LockInfo.model_validate({**dict(zip(keys, row[:7], strict=True)),
+                                               "accounts": row[7] and orjson.loads(row[7])})
+                      for row in rows]
+            lock = rules.main_lock(rules.live_locks(stored, rules.utc_now()))
     except sqlite3.Error as exc:
         raise StateError(f"state file {path}: {exc}") from exc
     finally:

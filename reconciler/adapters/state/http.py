@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +33,7 @@ from reconciler import __version__
 from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import (
     ConflictError,
     ConvctlError,
@@ -49,6 +49,7 @@ from reconciler.errors import (
 _EVENTS = TypeAdapter(list[LiveEvent])
 _ACCOUNTS = TypeAdapter(list[LiveAccount])
 _LOCKS = TypeAdapter(list[LockInfo])
+_AUDIT = TypeAdapter(list[AuditRecord])
 _IDEMPOTENT = frozenset({"GET", "DELETE"})
 _JSON = {"Content-Type": "application/json"}
 _RULE_CODE = re.compile(r"E[0-9]{3}")
@@ -127,9 +128,12 @@ class HttpProvider:
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
         body = {"holder": holder, "operation": operation, "ttl_seconds": ttl_seconds,
                 "pid": os.getpid() if pid is None else pid, "host": host or socket.gethostname()}
+        if accounts is not None:  # the whole-state lock's request is the same as before
+            body["accounts"] = list(accounts)
         return LockInfo.model_validate_json(self._call("POST", "/v1/locks", body=body).content)
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
@@ -141,8 +145,20 @@ class HttpProvider:
         self._call("DELETE", f"/v1/locks/{_seg(lock_id)}")
 
     def current_lock(self) -> LockInfo | None:
-        locks = _LOCKS.validate_json(self._call("GET", "/v1/locks").content)
-        return locks[0] if locks else None
+        return rules.main_lock(self.current_locks())
+
+    def current_locks(self) -> list[LockInfo]:
+        return _LOCKS.validate_json(self._call("GET", "/v1/locks").content)
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        """The server names the actor (its token) itself."""
+        self._call("POST", "/v1/audit", body=record.model_dump(mode="json"))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        content = self._call("GET", "/v1/audit", params={"limit": str(int(limit))}).content
+        return _AUDIT.validate_json(content)
 
     # -- journal ----------------------------------------------------------------------------
 

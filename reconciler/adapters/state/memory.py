@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 
 
 class MemoryProvider:
@@ -26,8 +27,9 @@ class MemoryProvider:
         self._mutex = threading.RLock()
         self._accounts: dict[str, LiveAccount] = {}
         self._events: dict[str, LiveEvent] = {}
-        self._lock: LockInfo | None = None
+        self._locks: dict[str, LockInfo] = {}
         self._journal: list[dict[str, Any]] = []
+        self._audit: list[AuditRecord] = []
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -96,29 +98,36 @@ class MemoryProvider:
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
         with self._mutex:
             now = self._clock()
-            rules.check_lock_free(self._lock, now)
-            self._lock = rules.new_lock(holder, operation, ttl_seconds, now,
-                                        os.getpid() if pid is None else pid,
-                                        host or socket.gethostname())
-            return self._lock
+            for old in rules.taken_over(self._locks.values(), accounts, now):
+                del self._locks[old]
+            lock = rules.new_lock(holder, operation, ttl_seconds, now,
+                                  os.getpid() if pid is None else pid,
+                                  host or socket.gethostname(), accounts)
+            self._locks[lock.id] = lock
+            return lock
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
         with self._mutex:
-            self._lock = rules.renewed_lock(self._lock, lock_id, ttl_seconds, self._clock())
-            return self._lock
+            lock = rules.renewed_in(list(self._locks.values()), lock_id, ttl_seconds,
+                                    self._clock())
+            self._locks[lock_id] = lock
+            return lock
 
     def release_lock(self, lock_id: str) -> None:
         with self._mutex:
-            if self._lock is None or self._lock.id != lock_id:
+            if self._locks.pop(lock_id, None) is None:
                 raise rules.no_such_lock(lock_id, self.current_lock())
-            self._lock = None
 
     def current_lock(self) -> LockInfo | None:
+        return rules.main_lock(self.current_locks())
+
+    def current_locks(self) -> list[LockInfo]:
         with self._mutex:
-            return rules.live_lock(self._lock, self._clock())
+            return rules.live_locks(self._locks.values(), self._clock())
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -135,6 +144,15 @@ class MemoryProvider:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self._mutex:
             return rules.run_summaries(list(self._journal))[:limit]
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        with self._mutex:
+            self._audit.append(record)
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        with self._mutex:
+            return list(reversed(self._audit))[:limit]
 
     def close(self) -> None:
         """Nothing to release; the data stays readable (a shared ``memory://NAME`` store)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,10 +31,10 @@ from pydantic import TypeAdapter, ValidationError
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state._bulk import BULK_ROWS, bulk_gc
 from reconciler.adapters.state.postgres_db import Database
-from reconciler.adapters.state.postgres_schema import Conn, migrate
+from reconciler.adapters.state.postgres_schema import LOCKS_ADVISORY_KEY, Conn, migrate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -58,9 +59,11 @@ def _account(row: tuple[Any, ...]) -> LiveAccount:
 
 
 def lock_from_row(row: tuple[Any, ...] | None) -> LockInfo | None:
+    """A lock from its columns (``_LOCK_COLUMNS``, then optionally ``accounts``)."""
     if row is None:
         return None
-    return LockInfo.model_validate(dict(zip(_LOCK_COLUMNS.split(", "), row, strict=True)))
+    names = [*_LOCK_COLUMNS.split(", "), "accounts"][:len(row)]
+    return LockInfo.model_validate(dict(zip(names, row, strict=True)))
 
 
 class PostgresProvider:
@@ -185,50 +188,60 @@ class PostgresProvider:
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
         def work(conn: Conn) -> LockInfo:
-            now = self._now(conn)
+            now = self._locking(conn)
+            for old in rules.taken_over(self._stored_locks(conn), accounts, now):
+                conn.execute("DELETE FROM locks WHERE id = %s", (old,))
+                conn.execute("DELETE FROM account_locks WHERE id = %s", (old,))
             lock = rules.new_lock(holder, operation, ttl_seconds, now,
                                   os.getpid() if pid is None else pid,
-                                  host or socket.gethostname())
-            taken = conn.execute(
-                f"INSERT INTO locks (slot, {_LOCK_COLUMNS}) VALUES (1, %s, %s, %s, %s, %s, %s, "
-                f"%s) ON CONFLICT (slot) DO UPDATE SET ({_LOCK_COLUMNS}) = (EXCLUDED.id, "
-                "EXCLUDED.holder, EXCLUDED.pid, EXCLUDED.host, EXCLUDED.operation, "
-                "EXCLUDED.created_at, EXCLUDED.expires_at) WHERE locks.expires_at <= %s "
-                "RETURNING id", (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
-                                 lock.created_at, lock.expires_at, now)).fetchone()
-            if taken is None:
-                rules.check_lock_free(self._stored_lock(conn), now)  # raises: held, live
+                                  host or socket.gethostname(), accounts)
+            values = (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
+                      lock.created_at, lock.expires_at)
+            if lock.accounts is None:
+                conn.execute(f"INSERT INTO locks (slot, {_LOCK_COLUMNS}) VALUES "
+                             "(1, %s, %s, %s, %s, %s, %s, %s)", values)
+            else:
+                conn.execute(f"INSERT INTO account_locks ({_LOCK_COLUMNS}, accounts) VALUES "
+                             "(%s, %s, %s, %s, %s, %s, %s, %s)",
+                             (*values, Jsonb(list(lock.accounts))))
             return lock
 
         return self.db.run(work)
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
-        """Extend lease ``lock_id`` to ``ttl_seconds`` from now (database clock), as every
-        backend does (``rules.renewed_lock``): refused once it is released or taken over."""
+        """Extend the lease ``lock_id`` to ``ttl_seconds`` from now (database clock), also
+        when it expired and nobody took it; ``NotFoundError`` when it is gone or taken over."""
         def work(conn: Conn) -> LockInfo:
-            lock = rules.renewed_lock(self._stored_lock(conn, lock=True), lock_id, ttl_seconds,
-                                      self._now(conn))
-            conn.execute("UPDATE locks SET expires_at = %s WHERE slot = 1 AND id = %s",
-                         (lock.expires_at, lock_id))
-            return lock
+            now = self._locking(conn)
+            renewed = rules.renewed_in(self._stored_locks(conn), lock_id, ttl_seconds, now)
+            table = "locks" if renewed.accounts is None else "account_locks"
+            conn.execute(f"UPDATE {table} SET expires_at = %s WHERE id = %s",
+                         (renewed.expires_at, lock_id))
+            return renewed
 
         return self.db.run(work)
 
     def release_lock(self, lock_id: str) -> None:
         def work(conn: Conn) -> None:
-            gone = conn.execute("DELETE FROM locks WHERE slot = 1 AND id = %s RETURNING id",
-                                (lock_id,)).fetchone()
-            if gone is None:
-                raise rules.no_such_lock(lock_id, rules.live_lock(self._stored_lock(conn),
-                                                                  self._now(conn)))
+            now = self._locking(conn)
+            gone = (conn.execute("DELETE FROM locks WHERE id = %s", (lock_id,)).rowcount
+                    + conn.execute("DELETE FROM account_locks WHERE id = %s",
+                                   (lock_id,)).rowcount)
+            if not gone:
+                live = rules.live_locks(self._stored_locks(conn), now)
+                raise rules.no_such_lock(lock_id, rules.main_lock(live))
 
         self.db.run(work)
 
     def current_lock(self) -> LockInfo | None:
-        def work(conn: Conn) -> LockInfo | None:
-            return rules.live_lock(self._stored_lock(conn), self._now(conn))
+        return rules.main_lock(self.current_locks())
+
+    def current_locks(self) -> list[LockInfo]:
+        def work(conn: Conn) -> list[LockInfo]:
+            return rules.live_locks(self._stored_locks(conn), self._now(conn))
 
         return self.db.run(work)
 
@@ -299,10 +312,27 @@ class PostgresProvider:
         if row is not None:
             raise rules.name_clash(account, name, row[0])
 
-    def _stored_lock(self, conn: Conn, *, lock: bool = False) -> LockInfo | None:
-        row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE slot = 1"
-                           + (" FOR UPDATE" if lock else "")).fetchone()
-        return lock_from_row(row)
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        self.db.run(lambda conn: conn.execute("INSERT INTO audit (body) VALUES (%s)",
+                                              (Jsonb(record.model_dump(mode="json")),)))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        rows = self.db.run(lambda conn: conn.execute(
+            "SELECT body FROM audit ORDER BY seq DESC LIMIT %s", (limit,)).fetchall())
+        return [AuditRecord.model_validate(row[0]) for row in rows]
+
+    def _locking(self, conn: Conn) -> datetime:
+        """Serialize lock changes (a transaction-scoped advisory lock); the time now."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCKS_ADVISORY_KEY,))
+        return self._now(conn)
+
+    def _stored_locks(self, conn: Conn) -> list[LockInfo]:
+        """Every lock row, expired or not: the whole-state one and the account locks."""
+        rows = conn.execute(f"SELECT {_LOCK_COLUMNS}, NULL::jsonb FROM locks UNION ALL "
+                            f"SELECT {_LOCK_COLUMNS}, accounts FROM account_locks").fetchall()
+        return [lock for row in rows if (lock := lock_from_row(row)) is not None]
 
 
 def _event_params(event: LiveEvent) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state.admin import COUNTED, StateStatus
 from reconciler.adapters.state.postgres import lock_from_row
@@ -12,6 +14,7 @@ from reconciler.adapters.state.postgres_schema import (
     current_version,
 )
 from reconciler.adapters.state.postgres_schema import migrate as run_migrations
+from reconciler.core.provider import LockInfo
 
 _COUNT = {"tokens": "SELECT count(*) FROM tokens WHERE revoked_at IS NULL"}
 
@@ -28,13 +31,21 @@ def status(url: str) -> StateStatus:
                     row = conn.execute(_COUNT.get(table, f"SELECT count(*) FROM {table}")
                                        ).fetchone()
                     counts[table] = int(row[0]) if row else 0
-                row = conn.execute("SELECT id, holder, pid, host, operation, created_at, "
-                                   "expires_at, now() FROM locks WHERE slot = 1").fetchone()
-                if row is not None:
-                    lock = rules.live_lock(lock_from_row(row[:7]), row[7])
+                lock = _main_lock(conn, version)
     finally:
         conn.close()
     return StateStatus("postgresql", db.shown, version, SCHEMA_VERSION, counts, lock)
+
+
+def _main_lock(conn: Any, version: int) -> LockInfo | None:
+    """The whole-state lock, else the oldest account lock (schema 2 on), if one holds now."""
+    scoped = ("UNION ALL SELECT id, holder, pid, host, operation, created_at, expires_at, "
+              "accounts FROM account_locks" if version >= 2 else "")
+    rows = conn.execute("SELECT id, holder, pid, host, operation, created_at, expires_at, "
+                        f"NULL::jsonb FROM locks {scoped}").fetchall()
+    now = conn.execute("SELECT now()").fetchone()[0]
+    stored = [lock for row in rows if (lock := lock_from_row(row)) is not None]
+    return rules.main_lock(rules.live_locks(stored, now))
 
 
 def migrate(url: str) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import psycopg
 from reconciler.errors import StateError
 
 ADVISORY_LOCK_KEY: Final = 0x636F6E76  # "conv": one key for every convctl migration
+LOCKS_ADVISORY_KEY: Final = 0x6C6F636B  # "lock": serializes taking, renewing, releasing locks
 
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("accounts, events, the state lock, the apply journal, control-plane tokens", (
@@ -69,9 +70,25 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             revoked_at TIMESTAMPTZ)""",
         "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
     )),
+    ("account locks: any number, on disjoint sets of accounts (issue 14)", (
+        """CREATE TABLE account_locks (
+            id TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL,
+            accounts JSONB NOT NULL)""",
+    )),
+    ("the audit log: append-only records, in order (issue 14)", (
+        """CREATE TABLE audit (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            body JSONB NOT NULL)""",
+    )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-TABLES: Final = ("accounts", "events", "locks", "journal", "tokens")
+TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "account_locks", "audit")
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
     version INTEGER PRIMARY KEY,

@@ -24,7 +24,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -41,7 +41,7 @@ from reconciler.adapters.state._bulk import bulk_gc
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
-from reconciler.core.provider import LockInfo
+from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.errors import ConflictError, StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -194,26 +194,34 @@ class SqliteProvider:
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
-                     pid: int | None = None, host: str | None = None) -> LockInfo:
+                     pid: int | None = None, host: str | None = None,
+                     accounts: Sequence[str] | None = None) -> LockInfo:
         with self._write() as conn:
             now = self._clock()
-            rules.check_lock_free(self._stored_lock(conn), now)
+            for old in rules.taken_over(self._stored_locks(conn), accounts, now):
+                conn.execute("DELETE FROM locks WHERE id = ?", (old,))
+                conn.execute("DELETE FROM account_locks WHERE id = ?", (old,))
             lock = rules.new_lock(holder, operation, ttl_seconds, now,
                                   os.getpid() if pid is None else pid,
-                                  host or socket.gethostname())
-            conn.execute(
-                f"INSERT OR REPLACE INTO locks (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, "
-                "?, ?)", (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
-                          lock.created_at.isoformat(), lock.expires_at.isoformat()))
+                                  host or socket.gethostname(), accounts)
+            values = (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
+                      lock.created_at.isoformat(), lock.expires_at.isoformat())
+            if lock.accounts is None:
+                conn.execute(f"INSERT OR REPLACE INTO locks (slot, {_LOCK_COLUMNS}) VALUES "
+                             "(1, ?, ?, ?, ?, ?, ?, ?)", values)
+            else:
+                conn.execute(f"INSERT INTO account_locks ({_LOCK_COLUMNS}, accounts) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?)", (*values, _json(list(lock.accounts))))
         if pid is None and host is None:
             self._own_lock = lock.id  # group commit until it is released (module docstring)
         return lock
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
         with self._write() as conn:
-            lock = rules.renewed_lock(self._stored_lock(conn), lock_id, ttl_seconds,
-                                      self._clock())
-            conn.execute("UPDATE locks SET expires_at = ? WHERE slot = 1 AND id = ?",
+            lock = rules.renewed_in(self._stored_locks(conn), lock_id, ttl_seconds,
+                                    self._clock())
+            table = "locks" if lock.accounts is None else "account_locks"
+            conn.execute(f"UPDATE {table} SET expires_at = ? WHERE id = ?",
                          (lock.expires_at.isoformat(), lock_id))
             return lock
 
@@ -223,18 +231,23 @@ class SqliteProvider:
             self._own_lock = None  # this commit is durable, and so every one before it
         try:
             with self._write() as conn:
-                stored = self._stored_lock(conn)
-                if stored is None or stored.id != lock_id:
-                    raise rules.no_such_lock(lock_id, rules.live_lock(stored, self._clock()))
-                conn.execute("DELETE FROM locks WHERE slot = 1")
+                gone = (conn.execute("DELETE FROM locks WHERE id = ?", (lock_id,)).rowcount
+                        + conn.execute("DELETE FROM account_locks WHERE id = ?",
+                                       (lock_id,)).rowcount)
+                if not gone:
+                    live = rules.live_locks(self._stored_locks(conn), self._clock())
+                    raise rules.no_such_lock(lock_id, rules.main_lock(live))
         except BaseException:
             if own:
                 self._own_lock = lock_id  # not released: ``close`` syncs what was written
             raise
 
     def current_lock(self) -> LockInfo | None:
+        return rules.main_lock(self.current_locks())
+
+    def current_locks(self) -> list[LockInfo]:
         with self._read() as conn:
-            return rules.live_lock(self._stored_lock(conn), self._clock())
+            return rules.live_locks(self._stored_locks(conn), self._clock())
 
     # -- journal ----------------------------------------------------------------------------
 
@@ -263,6 +276,17 @@ class SqliteProvider:
         return rules.run_summaries([rules.journal_entry(
             r["run_id"], r["idx"], r["description"], r["status"], r["detail"],
             datetime.fromisoformat(r["at"])) for r in rows])
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, record: AuditRecord) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO audit (body) VALUES (?)", (record.model_dump_json(),))
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT body FROM audit ORDER BY seq DESC LIMIT ?",
+                                (limit,)).fetchall()
+            return [AuditRecord.model_validate_json(row["body"]) for row in rows]
 
     def close(self) -> None:
         with self._mutex, self._translate():
@@ -334,9 +358,13 @@ class SqliteProvider:
         if row is not None:
             raise rules.name_clash(account, name, row["id"])
 
-    def _stored_lock(self, conn: sqlite3.Connection) -> LockInfo | None:
-        row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM locks WHERE slot = 1").fetchone()
-        return LockInfo.model_validate(dict(row)) if row is not None else None
+    def _stored_locks(self, conn: sqlite3.Connection) -> list[LockInfo]:
+        """Every lock row, expired or not: the whole-state one and the account locks."""
+        rows = conn.execute(f"SELECT {_LOCK_COLUMNS}, NULL AS accounts FROM locks UNION ALL "
+                            f"SELECT {_LOCK_COLUMNS}, accounts FROM account_locks").fetchall()
+        return [LockInfo.model_validate({**dict(row), "accounts": orjson.loads(row["accounts"])
+                                         if row["accounts"] is not None else None})
+                for row in rows]
 
     @staticmethod
     def _event_params(event: LiveEvent) -> dict[str, Any]:

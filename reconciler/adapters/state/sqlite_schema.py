@@ -153,9 +153,27 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             sent INTEGER NOT NULL,
             PRIMARY KEY (conversion_event_id, hour, key_mask)) WITHOUT ROWID""",
     ),
+    (  # 6 -> 7: account locks (issue 14): any number, on disjoint sets of accounts (a JSON
+       # list); the whole-state lock stays the one row of ``locks`` and conflicts with them all
+        """CREATE TABLE account_locks (
+            id TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            accounts TEXT NOT NULL)""",
+    ),
+    (  # 7 -> 8: the audit log (issue 14): append-only records as JSON, in order
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            body TEXT NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-_OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence"}
+_OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence",
+                      "account_locks", "audit"}
 
 
 def connect(path: Path) -> sqlite3.Connection:
