@@ -108,13 +108,10 @@ def _toggle(ref: str, state: str | None, enabled: bool) -> None:
     from reconciler.adapters.state import open_provider
     from reconciler.render.redact import printable
     from reconciler.services.events import set_enabled
-    from reconciler.services.history import audit
 
     provider = open_provider(state)
     try:
         ev = set_enabled(provider, ref, enabled)
-        audit(provider, "enable" if enabled else "disable", "ok", target=f"{ev.account}/{ev.name}",
-              accounts=(ev.account,), detail=ev.id)
     finally:
         provider.close()
     word = "on: sending resumes" if enabled else "off: sending stops at once"

@@ -25,16 +25,22 @@ def find_event(provider: Provider, ref: str) -> LiveEvent:
 
 
 def set_enabled(provider: Provider, ref: str, enabled: bool,
-                expected_version: int | None = None) -> LiveEvent:
-    """Switch the event's sync on or off (R19: off stops sending at once). With
-    ``expected_version``, only if the event is still at that version (a stale page)."""
+                expected_version: int | None = None, *, actor: str | None = None) -> LiveEvent:
+    """Switch the event's sync on or off (R19: off stops sending at once), and record it in the
+    audit log as ``actor`` (default: the OS user). With ``expected_version``, only if the event
+    is still at that version (a stale page)."""
+    from reconciler.services.history import audit
+
     ev = find_event(provider, ref)
     version = ev.version if expected_version is None else expected_version
     spec = ev.spec.model_copy(update={"enabled": enabled})
     write = EventWrite(account=ev.account, name=ev.name, spec=spec, labels=ev.labels,
                        api=ev.api, managed_by=ev.managed_by,
                        last_applied_hash=ev.last_applied_hash)
-    return provider.update_event(ev.id, write, version)
+    switched = provider.update_event(ev.id, write, version)
+    audit(provider, "enable" if enabled else "disable", "ok", target=f"{ev.account}/{ev.name}",
+          accounts=(ev.account,), detail=ev.id, actor=actor)
+    return switched
 
 
 def check_deletable(ev: LiveEvent, force: bool) -> None:

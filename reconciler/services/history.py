@@ -36,12 +36,15 @@ def plan_hash(plan: Plan) -> str:
 
 def audit(provider: Provider, action: str, outcome: str, *, target: str = "",
           accounts: tuple[str, ...] | None = None, run_id: str | None = None,
-          plan: Plan | None = None, detail: str = "") -> AuditRecord:
-    """Append one audit record and return it."""
+          plan: Plan | None = None, detail: str = "", actor: str | None = None
+          ) -> AuditRecord:
+    """Append one audit record and return it (``actor``: default the OS user; the dashboard
+    names its session's token)."""
     record = AuditRecord(id=run_id or uuid.uuid4().hex[:12], at=datetime.now(UTC),
-                         actor=default_holder(), action=action, outcome=outcome, target=target,
-                         accounts=accounts, plan_hash=plan_hash(plan) if plan else None,
-                         git_sha=git_sha(), detail=detail)
+                         actor=actor or default_holder(), action=action, outcome=outcome,
+                         target=target, accounts=accounts,
+                         plan_hash=plan_hash(plan) if plan else None, git_sha=git_sha(),
+                         detail=detail)
     provider.record_audit(record)
     return record
 

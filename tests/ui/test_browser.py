@@ -102,6 +102,10 @@ def test_toggle_off_is_drift_in_the_next_plan(page: Any, ui_server: Server) -> N
                    "--state", ui_server.state_url)
     assert "globex/contact-sales" in plan.stdout and "drift" in plan.stdout, plan.stdout
     assert "spec.enabled: false -> true" in plan.stdout
+    history = convctl("history", "--format", "json", "--state", ui_server.state_url)
+    [switch_off] = [r for r in json.loads(history.stdout)["entries"]
+                    if r["action"] == "disable" and r["target"] == "globex/contact-sales"]
+    assert switch_off["actor"].startswith("token:"), switch_off  # audited as the session's token
     page.get_by_role("switch", name=re.compile(r"globex\/contact-sales: off")).click()
     page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
     page.wait_for_url(re.compile(r"/ui/events"))

@@ -36,6 +36,7 @@ from reconciler.server.ui.render import (
 )
 from reconciler.server.ui.sessions import COOKIE, SESSION_SECONDS, Session
 from reconciler.services.events import find_event, set_enabled
+from reconciler.services.history import audit
 from reconciler.services.replay import replay
 
 router = APIRouter(include_in_schema=False)
@@ -123,8 +124,9 @@ Form = dict[str, str]
 
 
 async def _act(request: Request, action: str, question: Callable[[Form], str],
-               work: Callable[[Form], str]) -> Response:
-    """Check, confirm, run ``work(form) -> message`` in a thread, redirect with a flash."""
+               work: Callable[[Form, str], str]) -> Response:
+    """Check, confirm, run ``work(form, actor) -> message`` in a thread (``actor``: the
+    session's token, for the audit log), redirect with a flash."""
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
@@ -134,7 +136,7 @@ async def _act(request: Request, action: str, question: Callable[[Form], str],
         if form.get("confirmed") != "yes":
             text = await run_in_threadpool(question, form)
             return _confirm(request, session, form, action, text, back)
-        message = await run_in_threadpool(work, form)
+        message = await run_in_threadpool(work, form, f"token:{session.token.name}")
     except ConvctlError as exc:
         status, _code = classify(exc)
         return _refuse(request, status, printable(str(exc)))
@@ -159,10 +161,11 @@ async def toggle(request: Request, event_id: str) -> Response:
         return (f"Switch {ev.account}/{ev.name} off? Sending stops at once (R19). The next "
                 "plan reports it as drift, and apply puts the manifests' setting back.")
 
-    def work(form: dict[str, str]) -> str:
+    def work(form: dict[str, str], actor: str) -> str:
         version = form.get("version", "")
         ev = set_enabled(provider, event_id, wanted(form),
-                         int(version) if version.isdigit() and len(version) < 18 else None)
+                         int(version) if version.isdigit() and len(version) < 18 else None,
+                         actor=actor)
         ui.snapshots.patch(ev)
         return printable(f"{ev.account}/{ev.name} switched {'on' if ev.spec.enabled else 'off'} "
                          "(R19): the next convctl plan reports this drift.")
@@ -182,7 +185,7 @@ async def requeue(request: Request) -> Response:
         return (f"reason {reason}" if reason else "every reason") + \
             (f", event {name}" if event else "")
 
-    def work(form: dict[str, str]) -> str:
+    def work(form: dict[str, str], actor: str) -> str:
         if store is None:
             return "no agent store: nothing to re-queue"
         event = form.get("event") or None
@@ -203,9 +206,10 @@ async def requeue(request: Request) -> Response:
 async def unlock(request: Request) -> Response:
     provider = ui_state(request).provider
 
-    def work(form: dict[str, str]) -> str:
+    def work(form: dict[str, str], actor: str) -> str:
         lock_id = form.get("lock_id", "")
         provider.release_lock(lock_id)
+        audit(provider, "unlock", "ok", target=lock_id, actor=actor, detail="from the dashboard")
         return printable(f"Lock {lock_id} released.")
 
     return await _act(request, "/ui/unlock", lambda form: printable(
