@@ -10,23 +10,36 @@ create is its own durable transaction, as in production).
 Filling the 10k/50k states goes through the same provider calls as apply, with SQLite's
 ``synchronous=OFF`` on the bench's own connection only, so set-up takes seconds, not minutes.
 
+PostgreSQL runs beside SQLite (issue 11): the filled SQLite state is copied into a fresh
+database (``convctl state copy``'s code), and the same plans and apply run against it. The
+server is ``CONVCTL_BENCH_POSTGRES_URL`` (a role that may create databases), else a throwaway
+one started from PostgreSQL's binaries with its durability settings left on (fsync, synchronous
+commit), like SQLite's; without either the PostgreSQL rows are left out, saying so.
+
     python bench/plan_scale.py                 # 1,000 / 10,000 / 50,000
     python bench/plan_scale.py --sizes 10000
     python bench/plan_scale.py --quick         # 500 events, smoke test
+    python bench/plan_scale.py --no-postgres   # SQLite only
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import validate_scale as gen
+
+Databases = Callable[[], str] | None  # a fresh PostgreSQL database's URL, per call
 
 
 def fill_state(folder: Path, state: Path) -> None:
@@ -75,36 +88,69 @@ def _in_child(*args: str) -> str:
                           stdout=subprocess.PIPE).stdout
 
 
-def bench_plan(tmp: Path, n_events: int) -> None:
+def bench_plan(tmp: Path, n_events: int, databases: Databases) -> None:
     folder = tmp / f"m{n_events}"
     state = tmp / f"state{n_events}.db"
     _in_child("--prepare", str(n_events), str(folder), str(state))
-    url = f"sqlite:///{state}"
-    clean = gen.run([*gen.convctl(), "plan", str(folder), "--state", url])
-    if "No changes." not in clean.stdout:
-        sys.exit(f"expected no changes after filling the state:\n{clean.stdout[-1500:]}")
+    urls = {"sqlite": f"sqlite:///{state}"}
+    if databases is not None:
+        urls["postgresql"] = databases()
+        _in_child("--copy", urls["sqlite"], urls["postgresql"])
+    cleans = {}
+    for backend, url in urls.items():
+        cleans[backend] = gen.run([*gen.convctl(), "plan", str(folder), "--state", url])
+        if "No changes." not in cleans[backend].stdout:
+            sys.exit(f"expected no changes after filling the state:\n"
+                     f"{cleans[backend].stdout[-1500:]}{cleans[backend].stderr[-1500:]}")
     changed = int(_in_child("--change", str(folder)))
-    result = gen.run([*gen.convctl(), "plan", str(folder), "--state", url,
-                      "--detailed-exitcode"])
-    if result.exit_code != 2 or f"{changed} to update" not in result.stdout:
-        sys.exit(f"plan exited {result.exit_code}; expected {changed} updates:\n"
-                 f"{result.stderr[-1500:]}{result.stdout[-500:]}")
-    print(f"| plan | {n_events:>6,} | {changed:>4} updates | {clean.seconds:6.2f} s | "
-          f"{result.seconds:6.2f} s | {result.cpu_seconds:6.2f} s | "
-          f"{n_events / result.seconds:>8,.0f} | {result.max_rss_mib:6.0f} MiB |", flush=True)
+    for backend, url in urls.items():
+        result = gen.run([*gen.convctl(), "plan", str(folder), "--state", url,
+                          "--detailed-exitcode"])
+        if result.exit_code != 2 or f"{changed} to update" not in result.stdout:
+            sys.exit(f"plan exited {result.exit_code}; expected {changed} updates:\n"
+                     f"{result.stderr[-1500:]}{result.stdout[-500:]}")
+        print(f"| plan | {backend} | {n_events:>6,} | {changed:>4} updates | "
+              f"{cleans[backend].seconds:6.2f} s | {result.seconds:6.2f} s | "
+              f"{result.cpu_seconds:6.2f} s | {n_events / result.seconds:>8,.0f} | "
+              f"{result.max_rss_mib:6.0f} MiB |", flush=True)
 
 
-def bench_apply(tmp: Path, n_events: int) -> None:
+def bench_apply(tmp: Path, n_events: int, databases: Databases) -> None:
     folder = tmp / f"apply{n_events}"
     gen.write_packed(folder, n_events)
-    url = f"sqlite:///{tmp / f'apply{n_events}.db'}"
-    result = gen.run([*gen.convctl(), "apply", "--path", str(folder), "--state", url,
-                      "--auto-approve"])
-    if result.exit_code != 0:
-        sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
-    print(f"| apply (creates) | {n_events:>6,} | - | - | {result.seconds:6.2f} s | "
-          f"{result.cpu_seconds:6.2f} s | {n_events / result.seconds:>8,.0f} | "
-          f"{result.max_rss_mib:6.0f} MiB |", flush=True)
+    urls = {"sqlite": f"sqlite:///{tmp / f'apply{n_events}.db'}"}
+    if databases is not None:
+        urls["postgresql"] = databases()
+    for backend, url in urls.items():
+        result = gen.run([*gen.convctl(), "apply", "--path", str(folder), "--state", url,
+                          "--auto-approve"])
+        if result.exit_code != 0:
+            sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
+        print(f"| apply (creates) | {backend} | {n_events:>6,} | - | - | "
+              f"{result.seconds:6.2f} s | {result.cpu_seconds:6.2f} s | "
+              f"{n_events / result.seconds:>8,.0f} | {result.max_rss_mib:6.0f} MiB |", flush=True)
+
+
+@contextmanager
+def postgres(wanted: bool) -> Iterator[Databases]:
+    """Fresh databases on ``CONVCTL_BENCH_POSTGRES_URL`` or on a throwaway durable server."""
+    if not wanted:
+        yield None
+        return
+    from pgserver import find_bindir, server_from_env, start_server
+
+    url = os.environ.get("CONVCTL_BENCH_POSTGRES_URL")
+    bindir = None if url else find_bindir()
+    if not url and bindir is None:
+        print("(no PostgreSQL: set CONVCTL_BENCH_POSTGRES_URL or install PostgreSQL for its "
+              "rows)", flush=True)
+        yield None
+        return
+    server = server_from_env(url) if url else start_server(bindir, durable=True)  # type: ignore[arg-type]
+    try:
+        yield lambda: server.fresh_database()[0]
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="500 events: a smoke test")
     parser.add_argument("--prepare", nargs=3, metavar=("N", "FOLDER", "STATE"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--change", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument("--copy", nargs=2, metavar=("FROM", "TO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.copy:  # child: the SQLite state into PostgreSQL, as `convctl state copy` does
+        from reconciler.adapters.state.snapshot import copy_state
+
+        copy_state(*args.copy)
+        return 0
     if args.prepare:  # child: generate the manifests and fill the state to match
         gen.write_packed(Path(args.prepare[1]), int(args.prepare[0]))
         fill_state(Path(args.prepare[1]), Path(args.prepare[2]))
@@ -125,13 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
     apply_size = 200 if args.quick else args.apply_size
-    print("| what | events | change | plan, no changes | plan, 1% changed | CPU (1% changed) | "
-          "events/s | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    print("| what | state | events | change | plan, no changes | plan, 1% changed | "
+          "CPU (1% changed) | events/s | peak RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, postgres(not args.no_postgres) as databases:
         for n in sizes:
-            bench_plan(Path(tmp), n)
-        bench_apply(Path(tmp), apply_size)
+            bench_plan(Path(tmp), n, databases)
+        bench_apply(Path(tmp), apply_size, databases)
     return 0
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pgkit
+import pytest
 from hypothesis import HealthCheck, settings
 
 # The test suite never talks to the internet: any agent a test starts without its own fake sends
@@ -17,3 +20,20 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pgkit.PgServer]:
+    """A PostgreSQL server for this session (pgkit: started here or from the environment);
+    skips, or fails under CI, when none can be had."""
+    server = pgkit.session_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: pgkit.PgServer) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own (with the role's password in it)."""
+    url, drop = postgres_server.fresh_database()
+    yield url
+    drop()

@@ -29,10 +29,14 @@ def test_validate_scale_quick() -> None:
 
 
 def test_plan_scale_quick() -> None:
-    """The set-up runs in child processes and the plan reports exactly the 1% changed."""
+    """The set-up runs in child processes and the plan reports exactly the 1% changed, on
+    SQLite and, beside it, on PostgreSQL when a server can be had (issue 11)."""
     out = run_script("plan_scale.py", "--quick")
-    assert "| plan |    500 |    5 updates |" in out
-    assert "| apply (creates) |    200 |" in out and "CPU" in out and "MiB" in out
+    assert "| plan | sqlite |    500 |    5 updates |" in out
+    assert "| apply (creates) | sqlite |    200 |" in out and "CPU" in out and "MiB" in out
+    if "(no PostgreSQL" not in out:
+        assert "| plan | postgresql |    500 |    5 updates |" in out
+        assert "| apply (creates) | postgresql |    200 |" in out
 
 
 def test_startup_quick() -> None:

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("reconciler.cli.show", "Render a saved plan file exactly as plan printed it."),
     "token": ("reconciler.cli.token", "Create, list or revoke control-plane bearer tokens."),
     "explain": ("reconciler.cli.explain", "Explain a diagnostic code (E313) or a rule (R9)."),
+    "state": ("reconciler.cli.state", "Show, migrate or copy the live-state store itself."),
 }
 
 

@@ -15,7 +15,8 @@ DEFAULT_STATE = "sqlite:///.convctl/state.db"
 def state_option(func: F) -> F:
     return click.option(
         "--state", "state", envvar="CONVCTL_STATE", default=None, metavar="URL",
-        help=f"Live state: sqlite:///PATH or http(s)://HOST:PORT [env CONVCTL_STATE; default "
+        help=f"Live state: sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB or "
+        f"http(s)://HOST:PORT [env CONVCTL_STATE; default "
         f"{DEFAULT_STATE}].")(func)
 
 

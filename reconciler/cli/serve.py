@@ -55,7 +55,8 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
     """Serve the live state over HTTP for `convctl plan/apply --state http(s)://HOST:PORT`,
     take CRM events in and run the sync agent.
 
-    The state must be a SQLite file; its tokens come from `convctl token create`. Clients send
+    The state is a SQLite file or a PostgreSQL database (several servers may share one);
+    its tokens come from `convctl token create`. Clients send
     `Authorization: Bearer <token>` (CONVCTL_TOKEN). Binds loopback only unless --tls-cert and
     --tls-key, or --insecure, are given. SIGTERM or Ctrl-C stops accepting connections, lets
     in-flight requests finish, stops the agent after its current batch and exits 0. Probes:
@@ -73,12 +74,13 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
       CONVCTL_HUBSPOT_CLIENT_SECRET=... convctl serve --public-url https://hooks.example.com
       convctl serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem --no-agent
     """
-    from reconciler.adapters.state import resolve_url, sqlite_path
+    from reconciler.adapters.state import is_postgres, resolve_url, sqlite_path
     from reconciler.server.run import check_bind
 
     check_bind(host, tls_cert, tls_key, insecure)  # before the heavy imports: fails fast
     url = resolve_url(state)
-    sqlite_path(url)
+    if not is_postgres(url):
+        sqlite_path(url)
     from reconciler.server.ingest import WebhookSettings, check_public_url
 
     webhooks = WebhookSettings(
@@ -94,9 +96,7 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
 def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
            tls_cert: str | None, tls_key: str | None, max_body_bytes: int,
            server_options: dict[str, Any]) -> None:
-    from reconciler.adapters.state import open_provider, sqlite_path
-    from reconciler.adapters.state.sqlite_schema import schema_problem
-    from reconciler.adapters.state.tokens import SqliteTokenStore
+    from reconciler.adapters.state import open_provider, open_token_store, redact_url
     from reconciler.server.app import create_app
     from reconciler.server.health import Readiness
     from reconciler.server.run import serve
@@ -107,7 +107,7 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
     closers = [provider.close]
     handle: AgentHandle | None = None
     try:
-        tokens = SqliteTokenStore(sqlite_path(url))
+        tokens = open_token_store(url)
         closers.append(tokens.close)
         inbox = open_store(settings or agent_settings(url, None, None))
         closers.append(inbox.close)
@@ -118,13 +118,13 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
             loop = AgentLoop(handle.agent, stopper)
         app = create_app(provider, tokens, max_body_bytes=max_body_bytes, inbox=inbox,
                          webhooks=webhooks, background=loop,
-                         readiness=Readiness(lambda: schema_problem(sqlite_path(url))))
+                         readiness=Readiness(_schema_check(url)))
         scheme = "https" if tls_cert else "http"
         agent = "with the agent" if loop else "without the agent"
         hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"
         logging.getLogger("reconciler.serve").info(
             "convctl control plane on %s://%s:%d (state %s; %s; webhooks %s)", scheme, host,
-            port, url, agent, hooks)
+            port, redact_url(url), agent, hooks)
         freeze_startup_heap()
         serve(app, host, port, tls_cert=tls_cert, tls_key=tls_key, **server_options)
     finally:
@@ -132,3 +132,26 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
             handle.close()
         for close in reversed(closers):
             close()
+
+
+def _schema_check(url: str) -> Any:
+    """The readiness probe's schema check for the state at ``url`` (read-only, no migration)."""
+    from reconciler.adapters.state import is_postgres, sqlite_path
+
+    if is_postgres(url):
+        from reconciler.adapters.state.admin import status
+        from reconciler.errors import ConvctlError
+
+        def postgres_problem() -> str | None:
+            try:
+                found = status(url)
+            except ConvctlError as exc:
+                return f"cannot read the schema version: {exc}"
+            return None if found.up_to_date else (
+                f"schema version {found.schema_version}, this convctl needs "
+                f"{found.latest_version}")
+        return postgres_problem
+    from reconciler.adapters.state.sqlite_schema import schema_problem
+
+    path = sqlite_path(url)
+    return lambda: schema_problem(path)

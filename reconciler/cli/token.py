@@ -1,4 +1,5 @@
-"""``convctl token create|list|revoke``: bearer tokens of the control plane, in the state file."""
+"""``convctl token create|list|revoke``: bearer tokens of the control plane, in the state
+(the SQLite file or the PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ from reconciler.cli.app import App
 from reconciler.cli.options import state_option
 
 if TYPE_CHECKING:
-    from reconciler.adapters.state.tokens import SqliteTokenStore
+    from reconciler.adapters.state.tokens import TokenStore
 
 SCOPES = ("read", "write", "ingest", "admin")
 
 
-def _store(state: str | None) -> SqliteTokenStore:
-    from reconciler.adapters.state import resolve_url, sqlite_path
-    from reconciler.adapters.state.tokens import SqliteTokenStore
+def _store(state: str | None) -> TokenStore:
+    from reconciler.adapters.state import open_token_store
 
-    return SqliteTokenStore(sqlite_path(resolve_url(state)))
+    return open_token_store(state)
 
 
 @click.group("token")

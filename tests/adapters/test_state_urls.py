@@ -78,7 +78,7 @@ def test_http_urls_open_the_http_backend(monkeypatch: pytest.MonkeyPatch) -> Non
     provider.close()
 
 
-@pytest.mark.parametrize("url", ["postgres://db/state", "state.db", "sqlite://", "sqlite:///"])
+@pytest.mark.parametrize("url", ["mysql://db/state", "state.db", "sqlite://", "sqlite:///"])
 def test_unknown_or_incomplete_urls(url: str) -> None:
     with pytest.raises(UsageError, match="sqlite:///"):
         open_provider(url)
@@ -112,3 +112,23 @@ def test_the_default_dot_convctl_folder_is_still_created(
     monkeypatch.chdir(tmp_path)
     open_provider("sqlite:///.convctl/state.db").close()
     assert (tmp_path / ".convctl" / "state.db").is_file()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://app:s3cr%40t@db:5432/convctl", "postgresql://app:***@db:5432/convctl"),
+    ("postgres://app:pw@db/convctl?sslmode=require", "postgres://app:***@db/convctl?sslmode=require"),
+    ("postgresql://app@db/convctl", "postgresql://app@db/convctl"),
+    ("postgresql://db/convctl?user=app&password=pw", "postgresql://db/convctl?user=app&password=***"),
+    ("postgresql://:pw@db/convctl", "postgresql://:***@db/convctl"),
+    ("sqlite:///.convctl/state.db", "sqlite:///.convctl/state.db"),
+])
+def test_redact_url_hides_the_password(url: str, shown: str) -> None:
+    from reconciler.adapters.state import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_an_unsupported_url_is_shown_redacted() -> None:
+    with pytest.raises(UsageError) as refused:
+        open_provider("mysql://app:hunter2@db/state")
+    assert "hunter2" not in str(refused.value) and "mysql://app:***@db/state" in str(refused.value)

@@ -3,7 +3,8 @@
 To add a backend, add a factory to ``BACKENDS`` that builds it from the test's request (for
 session fixtures such as a server), ``tmp_path`` and the fake clock. ``http`` is the
 ``HttpProvider`` against a real server subprocess on a free loopback port (``serverkit``),
-one per session; each test gets its own state file on it and drives its clock.
+one per session; each test gets its own state file on it and drives its clock. ``postgres`` is
+a fresh database per test on the session's throwaway PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def _serve(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> 
     return HttpProvider(server.url, token, timeout=10)
 
 
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Provider:
+    """A fresh database on the session's PostgreSQL server (``pgkit``; skipped, or failing
+    under CI, when there is none), driven by the fake clock instead of the database's."""
+    from reconciler.adapters.state.postgres import PostgresProvider
+
+    return PostgresProvider(request.getfixturevalue("postgres_url"), clock=clock)
+
+
 Factory = Callable[[pytest.FixtureRequest, Path, FakeClock], Provider]
 
 BACKENDS: dict[str, Factory] = {
@@ -71,6 +80,7 @@ BACKENDS: dict[str, Factory] = {
     "sqlite": lambda request, tmp_path, clock: SqliteProvider(tmp_path / "state.db", clock=clock),
     "http": _http,
     "serve": _serve,
+    "postgres": _postgres,
 }
 
 

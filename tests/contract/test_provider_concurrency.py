@@ -144,3 +144,81 @@ def test_processes_creating_the_file_at_once(tmp_path: Path, workers: int) -> No
     provider = SqliteProvider(path)
     assert len(provider.list_accounts()) == workers
     provider.close()
+
+
+# -- PostgreSQL: writers on different connections and processes (no single writer to lean on;
+# the account's row lock makes the count and the write one step, R9) -------------------------
+
+def test_threads_with_their_own_postgres_connection(postgres_url: str) -> None:
+    from reconciler.adapters.state.postgres import PostgresProvider
+
+    main = PostgresProvider(postgres_url)
+    main.put_account("acme", account_spec(), {}, None)
+    opened: list[PostgresProvider] = []
+
+    def make() -> PostgresProvider:
+        opened.append(PostgresProvider(postgres_url))
+        return opened[-1]
+
+    _check(main, _run_threads(make))
+    for provider in [main, *opened]:
+        provider.close()
+
+
+def _postgres_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
+    from reconciler.adapters.state.postgres import PostgresProvider
+
+    provider = PostgresProvider(url)
+    barrier.wait()
+    results.put(_attempt_creates(provider, worker))
+    provider.close()
+
+
+def test_processes_on_one_postgres_database(postgres_url: str) -> None:
+    from reconciler.adapters.state.postgres import PostgresProvider
+
+    main = PostgresProvider(postgres_url)
+    main.put_account("acme", account_spec(), {}, None)
+    ctx = _context()
+    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
+    processes = [ctx.Process(target=_postgres_worker, args=(postgres_url, i, barrier, results))
+                 for i in range(WORKERS)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    _check(main, outcomes)
+    main.close()
+
+
+def _lock_worker(url: str, worker: int, barrier: Any, results: Any) -> None:
+    from reconciler.adapters.state.postgres import PostgresProvider
+    from reconciler.errors import LockedError
+
+    provider = PostgresProvider(url)
+    barrier.wait()
+    try:
+        results.put(provider.acquire_lock(f"w{worker}", "apply", 600).id)
+    except LockedError:
+        results.put(None)
+    provider.close()
+
+
+def test_processes_racing_for_the_postgres_lock_one_wins(postgres_url: str) -> None:
+    from reconciler.adapters.state.postgres import PostgresProvider
+
+    main = PostgresProvider(postgres_url)  # migrates first: the race is on the lock only
+    ctx = _context()
+    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
+    processes = [ctx.Process(target=_lock_worker, args=(postgres_url, i, barrier, results))
+                 for i in range(WORKERS)]
+    for process in processes:
+        process.start()
+    won = [lock_id for lock_id in (results.get(timeout=120) for _ in processes) if lock_id]
+    for process in processes:
+        process.join(timeout=30)
+    current = main.current_lock()
+    assert len(won) == 1 and current is not None and current.id == won[0]
+    main.close()

@@ -8,14 +8,19 @@
 - ``memory://`` a fresh in-memory state; ``memory://NAME`` the in-memory state of that name,
   shared by every ``open_provider`` call of this process (tests driving several commands);
 - ``http(s)://HOST:PORT`` the ``convctl serve`` control plane, with the bearer token from
-  ``$CONVCTL_TOKEN`` (``read`` scope for plan, ``write`` for apply).
+  ``$CONVCTL_TOKEN`` (``read`` scope for plan, ``write`` for apply);
+- ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...]`` (or ``postgres://``) a shared
+  PostgreSQL database, opened by libpq, so ``PGPASSWORD`` and ``~/.pgpass`` work as usual. A
+  password is never shown: messages name the URL through ``redact_url``.
 
-Backend modules are imported on demand, so ``sqlite3`` is only loaded when it is used.
+Backend modules are imported on demand, so ``sqlite3`` (or ``psycopg``) is only loaded when it
+is used.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -25,13 +30,17 @@ from reconciler.errors import UsageError
 if TYPE_CHECKING:
     from reconciler.adapters.state._rules import Clock
     from reconciler.adapters.state.memory import MemoryProvider
+    from reconciler.adapters.state.tokens import TokenStore
     from reconciler.core.provider import Provider
 
 ENV_VAR: Final = "CONVCTL_STATE"
 TOKEN_ENV_VAR: Final = "CONVCTL_TOKEN"
 DEFAULT_URL: Final = "sqlite:///.convctl/state.db"
 STATE_DIR: Final = ".convctl"  # created on first use; no other missing folder is
-SCHEMES: Final = "sqlite:///PATH, memory://[NAME], http(s)://HOST:PORT"
+SCHEMES: Final = ("sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB, memory://[NAME], "
+                  "http(s)://HOST:PORT")
+POSTGRES_SCHEMES: Final = ("postgresql://", "postgres://")
+_PASSWORD_MASK: Final = "***"
 
 
 class _NamedMemoryStores:
@@ -71,7 +80,49 @@ def open_provider(url: str | None = None, *, clock: Clock | None = None) -> Prov
         return _memory(url.removeprefix("memory://"), clock)
     if url.startswith(("http://", "https://")):
         return _http(url)
-    raise UsageError(f"unsupported state URL {url!r}; use one of {SCHEMES}")
+    if is_postgres(url):
+        from reconciler.adapters.state.postgres import PostgresProvider
+
+        return PostgresProvider(url, clock=clock)
+    raise UsageError(f"unsupported state URL {redact_url(url)!r}; use one of {SCHEMES}")
+
+
+def open_token_store(url: str | None = None) -> TokenStore:
+    """The control plane's token store in the state at ``url`` (SQLite file or PostgreSQL)."""
+    url = resolve_url(url)
+    if is_postgres(url):
+        from reconciler.adapters.state.postgres_tokens import PostgresTokenStore
+
+        return PostgresTokenStore(url)
+    from reconciler.adapters.state.tokens import SqliteTokenStore
+
+    return SqliteTokenStore(sqlite_path(url))
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:{_PASSWORD_MASK}@{hostport}"
+    query = parts.query
+    if "password" in query.lower():
+        query = urlencode([(k, _PASSWORD_MASK if k.lower() == "password" else v)
+                           for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing to hide (and urlunsplit would drop sqlite:///'s empty host)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _http(url: str) -> Provider:
@@ -87,7 +138,7 @@ def _http(url: str) -> Provider:
 def sqlite_path(url: str) -> Path:
     """The file of a ``sqlite:///`` state URL (commands that need the file itself)."""
     if not url.startswith("sqlite:"):
-        raise UsageError(f"this command needs a sqlite:///PATH state, not {url!r}")
+        raise UsageError(f"this command needs a sqlite:///PATH state, not {redact_url(url)!r}")
     return _sqlite_path(url)
 
 
@@ -115,4 +166,5 @@ def _memory(name: str, clock: Clock | None) -> Provider:
     return _MEMORY.get(name, clock) if name else MemoryProvider(clock=clock)
 
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "TOKEN_ENV_VAR", "open_provider", "resolve_url", "sqlite_path"]
+__all__ = ["DEFAULT_URL", "ENV_VAR", "TOKEN_ENV_VAR", "is_postgres", "open_provider",
+           "open_token_store", "redact_url", "resolve_url", "sqlite_path"]

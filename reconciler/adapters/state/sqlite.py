@@ -10,7 +10,6 @@ Every ``sqlite3`` error leaves this module as a ``reconciler.errors`` type.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import socket
@@ -28,6 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
+from reconciler.adapters.state._bulk import BULK_ROWS as _BULK_ROWS
+from reconciler.adapters.state._bulk import bulk_gc
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
@@ -48,7 +49,6 @@ _SELECT_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
 _EVENT_JSON = "SELECT json_object({}) FROM events".format(", ".join(
     f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
     for c in _EVENT_COLUMNS if c != "stage_count"))
-_BULK_ROWS = 2_000  # listings at least this long run with the cyclic collector paused
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 
 
@@ -81,21 +81,6 @@ def _events_from_json(texts: list[str], path: Path) -> list[LiveEvent]:
     for event, text in zip(events, texts, strict=True):
         event.remember_fingerprint(hashlib.sha256(text.encode()).hexdigest())
     return events
-
-
-@contextmanager
-def _bulk_gc(rows: int) -> Iterator[None]:
-    """Pause the cyclic collector while a large listing is built (the models hold no cycles;
-    left on, it rescans the growing heap many times), and freeze the result afterwards."""
-    if rows < _BULK_ROWS or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def _account_from_row(row: sqlite3.Row) -> LiveAccount:
@@ -133,7 +118,7 @@ class SqliteProvider:
             else:
                 rows = conn.execute(f"{_EVENT_JSON} WHERE account = ? ORDER BY name",
                                     (account,)).fetchall()
-        with _bulk_gc(len(rows)):
+        with bulk_gc(len(rows)):
             return _events_from_json([row[0] for row in rows], self.path)
 
     def get_event(self, event_id: str) -> LiveEvent:

@@ -1,4 +1,5 @@
-"""Control-plane bearer tokens, kept in the SQLite state file (``tokens`` table, migration 2).
+"""Control-plane bearer tokens, kept in the state (``tokens`` table; SQLite here, PostgreSQL in
+``postgres_tokens``).
 
 A token is ``cvt_`` + 32 URL-safe random characters. Only its SHA-256 hash is stored, next to a
 name, its scopes, ``created_at`` and ``revoked_at``; the token itself is shown once, by
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.errors import NotFoundError, StateError, UsageError
@@ -137,3 +138,18 @@ class SqliteTokenStore:
                     yield conn
             except sqlite3.Error as exc:
                 raise StateError(f"token store {self.path}: {exc}") from exc
+
+
+class TokenStore(Protocol):
+    """Where the control plane's tokens live: the SQLite file or the PostgreSQL database."""
+
+    def create(self, scopes: list[str] | tuple[str, ...], name: str | None = None
+               ) -> tuple[TokenInfo, str]: ...
+
+    def list(self) -> list[TokenInfo]: ...
+
+    def revoke(self, name_or_id: str) -> TokenInfo: ...
+
+    def verify(self, token: str) -> TokenInfo | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,171 @@
+"""One door to a PostgreSQL state database: connecting, transactions, and its errors.
+
+``Database(url)`` checks the URL, connects once directly (so a wrong password, a missing database
+or an unreachable server is reported at once, in one line, with what to do), then serves
+connections from a small ``psycopg_pool`` pool: ``transaction()`` runs a block in one
+transaction, committed on success, rolled back on any error. Connections run in UTC with a
+``lock_timeout``, so a stuck writer turns into an error instead of a hang.
+
+Every psycopg error leaves this module as a ``reconciler.errors`` type whose message names the
+URL with its password redacted (``redact_url``), and never the password itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import set_json_dumps
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from reconciler.adapters.state import redact_url
+from reconciler.errors import ConflictError, StateError, UsageError
+
+CONNECT_TIMEOUT_SECONDS: Final = 10
+LOCK_TIMEOUT_SECONDS: Final = 30
+POOL_SIZE: Final = 4
+_HINTS: Final = (  # (what libpq says, what to do)
+    ("password authentication failed", "check the password (in the URL, PGPASSWORD or "
+                                       "~/.pgpass) and the user name"),
+    ("no password supplied", "give the password in the URL, PGPASSWORD or ~/.pgpass"),
+    ("does not exist", "create the database (createdb) or fix its name in --state / "
+                       "CONVCTL_STATE"),
+    ("connection refused", "start PostgreSQL or fix the host and port in --state / "
+                           "CONVCTL_STATE"),
+    ("timeout expired", "check that the host is reachable (firewall, host name)"),
+    ("could not translate host name", "fix the host name in --state / CONVCTL_STATE"),
+    ("failed to resolve host", "fix the host name in --state / CONVCTL_STATE"),
+    ("no pg_hba.conf entry", "allow this client in the server's pg_hba.conf or set sslmode"),
+    ("ssl", "check sslmode in the URL and the server's TLS settings"),
+)
+set_json_dumps(orjson.dumps)  # JSONB parameters: the fast codec the rest of convctl uses
+
+
+class Database:
+    """A pool of connections to the state database at ``url``; safe to share between threads."""
+
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self.shown = redact_url(url)
+        self._secret = _password(url)
+        self._kwargs = self._connect_kwargs()
+        self._pool: ConnectionPool | None = None
+        self._pool_size = pool_size
+        self._reached = False  # a direct connection worked: the pool's will too
+        self._mutex = threading.Lock()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        try:
+            params = conninfo_to_dict(self.url)
+        except psycopg.ProgrammingError as exc:
+            raise UsageError(f"state URL {self.shown} is not a valid PostgreSQL URL "
+                             f"({_one_line(self.scrub(str(exc)))}); use "
+                             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...]") from exc
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        params.setdefault("application_name", "convctl")
+        return {**params, "autocommit": True}
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """One new connection, configured; the caller closes it."""
+        try:
+            conn = psycopg.connect(**self._kwargs)
+        except psycopg.Error as exc:
+            raise self.cannot_connect(exc) from exc
+        with self.translate():
+            _configure(conn)
+        self._reached = True
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection inside one transaction (committed unless the block raises)."""
+        with self.translate(), self._connection() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._open_pool()
+        try:
+            with pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StateError(f"no connection to the state database {self.shown} within "
+                             f"{pool.timeout:g}s ({self.scrub(str(exc))}); check that the server "
+                             "is up and accepts connections") from exc
+
+    def _open_pool(self) -> ConnectionPool:
+        with self._mutex:
+            if self._pool is None:
+                if not self._reached:  # a bad password or a missing database fails here, clearly
+                    self.connect().close()
+                self._pool = ConnectionPool(
+                    kwargs=self._kwargs, min_size=1, max_size=self._pool_size, open=False,
+                    configure=_configure, check=ConnectionPool.check_connection,
+                    name="convctl-state", timeout=CONNECT_TIMEOUT_SECONDS * 3, num_workers=1)
+                self._pool.open()
+            return self._pool
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the password (libpq never echoes it; this makes sure)."""
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def cannot_connect(self, exc: psycopg.Error) -> StateError:
+        reason = _one_line(self.scrub(str(exc)))
+        hint = next((todo for said, todo in _HINTS if said in reason.lower()),
+                    "check --state / CONVCTL_STATE and that the server is up")
+        return StateError(f"cannot connect to the state database {self.shown}: {reason}; {hint}")
+
+    @contextmanager
+    def translate(self) -> Iterator[None]:
+        """Turn psycopg errors raised by the block into ``reconciler.errors`` types."""
+        try:
+            yield
+        except pg_errors.IntegrityError as exc:
+            raise ConflictError(f"state database {self.shown} refused the write: "
+                                f"{_one_line(self.scrub(str(exc)))}") from exc
+        except pg_errors.LockNotAvailable as exc:
+            raise StateError(f"state database {self.shown} is busy: another writer held a row "
+                             f"for more than {LOCK_TIMEOUT_SECONDS}s; retry") from exc
+        except psycopg.OperationalError as exc:
+            raise StateError(f"lost the connection to the state database {self.shown} "
+                             f"({_one_line(self.scrub(str(exc)))}); retry the command") from exc
+        except psycopg.Error as exc:
+            raise StateError(f"state database {self.shown}: "
+                             f"{_one_line(self.scrub(str(exc)))}") from exc
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
+
+
+def _password(url: str) -> str:
+    try:
+        return str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        return ""
+
+
+def _one_line(message: str) -> str:
+    """libpq's multi-line messages as one line: the FATAL/ERROR part, else the first line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        for marker in ("FATAL:", "ERROR:"):
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    text = "; ".join(lines) or "unknown error"
+    return text.removeprefix("connection failed: ")

@@ -1,0 +1,129 @@
+"""The PostgreSQL state schema and its versioned migrations.
+
+``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``. Each step runs in its own
+transaction, under a transaction-scoped advisory lock (``pg_advisory_xact_lock``), together with
+the row that records it in ``convctl_schema``: two servers starting together run every step
+exactly once, and a crash leaves the database at the last whole step. A database whose schema is
+newer than this code is refused with a one-line ``StateError``; so is a database holding tables
+of the same names that convctl did not create.
+
+The versions are PostgreSQL's own (the SQLite file counts its steps separately).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+
+from reconciler.errors import StateError
+
+ADVISORY_LOCK_KEY: Final = 0x636F6E76  # "conv": one key for every convctl migration
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("accounts, events, the state lock, the apply journal, control-plane tokens", (
+        """CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            spec JSONB NOT NULL,
+            labels JSONB NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE events (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(name),
+            name TEXT NOT NULL,
+            spec JSONB NOT NULL,
+            labels JSONB NOT NULL,
+            api TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            version INTEGER NOT NULL,
+            managed_by TEXT,
+            last_applied_hash TEXT,
+            stage_count INTEGER NOT NULL,
+            UNIQUE (account, name))""",
+        """CREATE TABLE locks (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1),
+            id TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL)""",
+        """CREATE TABLE journal (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at TIMESTAMPTZ NOT NULL)""",
+        "CREATE INDEX journal_run ON journal (run_id, seq)",
+        """CREATE TABLE tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            scopes TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            revoked_at TIMESTAMPTZ)""",
+        "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
+    )),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+TABLES: Final = ("accounts", "events", "locks", "journal", "tokens")
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+
+Conn = psycopg.Connection[Any]
+
+
+def current_version(conn: Conn) -> int:
+    """The schema version of the database (0: not a convctl state yet)."""
+    if conn.execute("SELECT to_regclass('convctl_schema')").fetchone() == (None,):
+        return 0
+    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM convctl_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_version(version: int, shown: str) -> int:
+    if version > SCHEMA_VERSION:
+        raise StateError(f"state database {shown} has schema version {version}, this convctl "
+                         f"knows up to {SCHEMA_VERSION}; upgrade convctl (never downgrade a "
+                         "shared state)")
+    return version
+
+
+def migrate(conn: Conn, shown: str) -> list[int]:
+    """Bring the database up to ``SCHEMA_VERSION``; the versions this call applied."""
+    if check_version(current_version(conn), shown) == SCHEMA_VERSION:
+        return []  # the usual case: no lock, one query
+    applied = []
+    for target in range(1, SCHEMA_VERSION + 1):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+            conn.execute(_VERSION_TABLE)
+            version = check_version(current_version(conn), shown)  # another server may be done
+            if version >= target:
+                continue
+            if version == 0:
+                _check_foreign_tables(conn, shown)
+            description, statements = MIGRATIONS[target - 1]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO convctl_schema (version, description) VALUES (%s, %s)",
+                         (target, description))
+            applied.append(target)
+    return applied
+
+
+def _check_foreign_tables(conn: Conn, shown: str) -> None:
+    rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename = ANY(%s)", (list(TABLES),)).fetchall()
+    if rows:
+        names = ", ".join(sorted(str(r[0]) for r in rows))
+        raise StateError(f"state database {shown} already has tables convctl did not create "
+                         f"({names}); point --state at an empty database")
