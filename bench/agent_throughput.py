@@ -627,7 +627,7 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
             profile.disable()
         result.seconds = time.perf_counter() - begin
         result.cpu = time.process_time() - cpu
-        status = agent.status()
+        status = agent.status().as_json()
     finally:
         graph.close()
         store.close()
@@ -700,7 +700,7 @@ def run_ours_scaled(persons: Sequence[Person], now: datetime, receiver: Receiver
                 agent.kill()
                 agent.wait()
     try:
-        status = agent_status(store)
+        status = agent_status(store).as_json()
     finally:
         store.close()
     acked = receiver.stats(acked=True)["acked"]

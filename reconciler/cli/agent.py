@@ -184,7 +184,7 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
                       f"{handle.dry_run.events} event(s) written to {dry_run}; the store is "
                       "left as it was.")
         elif once:
-            App().out(status_text(handle.agent.status()))
+            App().out(status_text(handle.agent.status().as_json()))
     finally:
         handle.close()
 
@@ -203,7 +203,7 @@ def status(fmt: str, state: str | None, store: str | None) -> None:
 
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        data = agent_status(agent_store)
+        data = agent_status(agent_store).as_json()
         data["recentDeadLetters"] = agent_store.dead_letters(20)
     finally:
         agent_store.close()

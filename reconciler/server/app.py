@@ -23,7 +23,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reconciler import __version__
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
 from reconciler.server import accounts, errors, events, health, ingest, locks
 from reconciler.server.access import AccessLogMiddleware
@@ -32,6 +31,7 @@ from reconciler.server.auth import TokenVerifier
 from reconciler.server.limits import BodyLimitMiddleware
 from reconciler.server.metrics import Metrics, MetricsMiddleware
 from reconciler.services.agent import agent_status
+from reconciler.services.ports import AgentStore
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -78,7 +78,7 @@ def _agent_source(inbox: AgentStore | None, background: Background | None) -> An
     if background is not None:
         return background.status
     if inbox is not None:
-        return lambda: agent_status(inbox)
+        return lambda: agent_status(inbox).as_json()
     return None
 
 

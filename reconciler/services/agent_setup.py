@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.adapters.agentstore import AgentStore, InboxRow
+from reconciler.adapters.agentrows import InboxRow
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.contacts import (
     ContactSource,
     EmbeddedContacts,

@@ -25,7 +25,7 @@ from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reconciler.adapters.state import redact_url
-from reconciler.errors import ConflictError, StateError, UsageError
+from reconciler.errors import ConflictError, StateError, StoreUnavailableError, UsageError
 
 CONNECT_TIMEOUT_SECONDS: Final = 10
 LOCK_TIMEOUT_SECONDS: Final = 30
@@ -95,9 +95,10 @@ class Database:
             with pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StateError(f"no connection to the state database {self.shown} within "
-                             f"{pool.timeout:g}s ({self.scrub(str(exc))}); check that the server "
-                             "is up and accepts connections") from exc
+            raise StoreUnavailableError(
+                f"no connection to the state database {self.shown} within {pool.timeout:g}s "
+                f"({self.scrub(str(exc))}); check that the server is up and accepts "
+                "connections") from exc
 
     def _open_pool(self) -> ConnectionPool:
         with self._mutex:
@@ -141,8 +142,9 @@ class Database:
             raise StateError(f"state database {self.shown} is busy: another writer held a row "
                              f"for more than {LOCK_TIMEOUT_SECONDS}s; retry") from exc
         except psycopg.OperationalError as exc:
-            raise StateError(f"lost the connection to the state database {self.shown} "
-                             f"({_one_line(self.scrub(str(exc)))}); retry the command") from exc
+            raise StoreUnavailableError(
+                f"lost the connection to the state database {self.shown} "
+                f"({_one_line(self.scrub(str(exc)))}); retry the command") from exc
         except psycopg.Error as exc:
             raise StateError(f"state database {self.shown}: "
                              f"{_one_line(self.scrub(str(exc)))}") from exc
