@@ -12,6 +12,7 @@ URL with its password redacted (``redact_url``), and never the password itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,9 @@ _HINTS: Final = (  # (what libpq says, what to do)
     ("ssl", "check sslmode in the URL and the server's TLS settings"),
 )
 set_json_dumps(orjson.dumps)  # JSONB parameters: the fast codec the rest of convctl uses
+log = logging.getLogger("reconciler.state")
+# The pool logs each failed reconnection attempt over several lines; ``Database`` says it once.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 class Database:
@@ -58,6 +62,7 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
         self._reached = False  # a direct connection worked: the pool's will too
+        self._lost = False  # a pooled connection broke (a restart): logged once, until back
         self._mutex = threading.Lock()
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -107,10 +112,28 @@ class Database:
                     self.connect().close()
                 self._pool = ConnectionPool(
                     kwargs=self._kwargs, min_size=1, max_size=self._pool_size, open=False,
-                    configure=_configure, check=ConnectionPool.check_connection,
+                    configure=self._configure, check=self._check,
                     name="convctl-state", timeout=CONNECT_TIMEOUT_SECONDS * 3, num_workers=1)
                 self._pool.open()
             return self._pool
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection before lending it: a broken one (the server
+        restarted) is logged once, in one line, then replaced."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error as exc:
+            if not self._lost:
+                self._lost = True
+                log.warning("lost the connection to the state database %s (%s); reconnecting",
+                            self.shown, _one_line(self.scrub(str(exc))))
+            raise
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        _configure(conn)
+        if self._lost:
+            self._lost = False
+            log.info("reconnected to the state database %s", self.shown)
 
     def close(self) -> None:
         with self._mutex:
