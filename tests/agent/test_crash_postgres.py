@@ -151,9 +151,9 @@ def soak(tmp: Path, url: str, graph: FakeGraph, kills: int, events: int, seed: i
         for n in range(kills):
             path, more = chunk(tmp, n, per_chunk)
             sources += more
-            ingest_jsonl(store, path)  # events flow in while the agents run and die
             ready = [a for a in agents if a.running.wait(30)]
-            time.sleep(rng.uniform(0.1, 0.6))
+            ingest_jsonl(store, path)  # events flow in while the agents run and die
+            time.sleep(rng.uniform(0.02, 0.3))  # killed in the middle of the work
             victim = rng.choice(ready)
             victim.proc.send_signal(signal.SIGKILL)
             assert victim.proc.wait(timeout=10) == -signal.SIGKILL
