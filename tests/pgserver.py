@@ -55,8 +55,9 @@ class PgServer:
     restart: Callable[[], None] | None = None  # only for a server started here
 
     def url(self, database: str) -> str:
-        return (f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-                f"@{self.host}:{self.port}/{database}")
+        login = quote(self.user, safe="") + (f":{quote(self.password, safe='')}"
+                                             if self.password else "")
+        return f"postgresql://{login}@{self.host}:{self.port}/{database}"
 
     def admin(self, sql: str) -> None:
         import psycopg
@@ -67,7 +68,8 @@ class PgServer:
     def fresh_database(self) -> tuple[str, Callable[[], None]]:
         """A new empty database (its URL) and the function that drops it."""
         name = "t_" + secrets.token_hex(6)
-        self.admin(f'CREATE DATABASE "{name}" OWNER "{self.user}" TEMPLATE template0')
+        owner = f' OWNER "{self.user}"' if self.user else ""
+        self.admin(f'CREATE DATABASE "{name}"{owner} TEMPLATE template0')
         return self.url(name), lambda: self.admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
@@ -102,7 +104,8 @@ def start_server(bindir: Path, *, durable: bool = False) -> PgServer:
     """initdb + pg_ctl start in a temporary folder (removed by ``stop``); ``durable`` keeps
     PostgreSQL's fsync and synchronous commits on (benchmarks), tests turn them off."""
     user = _run_as()
-    folder = Path(tempfile.mkdtemp(prefix="convctl-pg-"))
+    # /tmp, not $TMPDIR, when the server runs as another user: it must reach the folder
+    folder = Path(tempfile.mkdtemp(prefix="convctl-pg-", dir="/tmp" if user else None))
     password = secrets.token_urlsafe(12)
     (folder / "pw").write_text(password)
     if user:
@@ -119,7 +122,8 @@ def start_server(bindir: Path, *, durable: bool = False) -> PgServer:
             conf.write(f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
                        f"unix_socket_directories = '{folder}'\nmax_connections = 300\n")
             if not durable:
-                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+                conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                           "shared_buffers = 32MB\n")
         try:
             _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
                   "-w", "-t", "60", "start"], user)

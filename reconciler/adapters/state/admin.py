@@ -53,13 +53,15 @@ def migrate(url: str | None) -> tuple[int, int]:
         return postgres_admin.migrate(url)
     from reconciler.adapters.state import open_provider, sqlite_schema
 
-    path = _sqlite(url)
+    path = state_file(url)
     before = _sqlite_version(path) if path.exists() else 0
     open_provider(url).close()  # opening a SQLite state migrates it
     return before, sqlite_schema.SCHEMA_VERSION
 
 
-def _sqlite(url: str) -> Path:
+def state_file(url: str) -> Path:
+    """The file of a ``sqlite:///`` state; any other URL is refused (admin works on files and
+    PostgreSQL only)."""
     if not url.startswith("sqlite:"):
         raise UsageError(f"this command works on sqlite:///PATH and postgresql:// states, not "
                          f"{redact_url(url)!r}")
@@ -88,7 +90,7 @@ def _sqlite_version(path: Path) -> int:
 def _sqlite_status(url: str) -> StateStatus:
     from reconciler.adapters.state import sqlite_schema
 
-    path = _sqlite(url)
+    path = state_file(url)
     version = _sqlite_version(path)
     conn = _read_only(path)
     try:

@@ -12,7 +12,8 @@ What SQLite's single writer gave for free is explicit here:
 
 A ``clock`` (tests) replaces the database clock. Specs are stored as JSONB in their manifest
 form (aliases); listings are assembled as JSON by the server and validated in one call, each
-row's text being its fingerprint. Connections, transactions and errors: ``postgres_db``.
+row's text being its fingerprint. Connections, transactions (each operation is run again on a
+fresh connection when the server went away before it committed) and errors: ``postgres_db``.
 """
 
 from __future__ import annotations
@@ -78,23 +79,27 @@ class PostgresProvider:
     # -- reads ------------------------------------------------------------------------------
 
     def list_accounts(self) -> list[LiveAccount]:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> list[LiveAccount]:
             rows = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY name")
             return [_account(row) for row in rows.fetchall()]
 
+        return self.db.run(work)
+
     def list_events(self, account: str | None = None) -> list[LiveEvent]:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> list[str]:
             if account is None:
                 cur = conn.execute(f"{EVENT_JSON} ORDER BY account, name")
             else:
                 cur = conn.execute(f"{EVENT_JSON} WHERE account = %s ORDER BY name", (account,))
-            texts = [row[0] for row in cur.fetchall()]
+            return [row[0] for row in cur.fetchall()]
+
+        texts = self.db.run(work)
         with bulk_gc(len(texts)):
             return self.parse_events(texts)
 
     def get_event(self, event_id: str) -> LiveEvent:
-        with self.db.transaction() as conn:
-            row = conn.execute(f"{EVENT_JSON} WHERE id = %s", (event_id,)).fetchone()
+        row = self.db.run(lambda conn: conn.execute(f"{EVENT_JSON} WHERE id = %s",
+                                                    (event_id,)).fetchone())
         if row is None:
             raise rules.unknown_event(event_id)
         return self.parse_events([row[0]])[0]
@@ -118,7 +123,7 @@ class PostgresProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LiveAccount:
             old = self._find_account(conn, name, lock=True)
             rules.check_account_version(name, expected_version, old.version if old else None)
             if old is not None:
@@ -135,8 +140,10 @@ class PostgresProvider:
                              "updated_at = %s WHERE name = %s", (*params[1:], name))
             return account
 
+        return self.db.run(work)
+
     def create_event(self, event: EventWrite) -> LiveEvent:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LiveEvent:
             rules.check_write(event)
             account = self._locked_account(conn, event.account)
             self._check_name_free(conn, event.account, event.name, None)
@@ -146,8 +153,10 @@ class PostgresProvider:
             conn.execute(_INSERT_EVENT, _event_params(created))
             return created
 
+        return self.db.run(work)
+
     def update_event(self, event_id: str, event: EventWrite, expected_version: int) -> LiveEvent:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LiveEvent:
             account = self._locked_account(conn, self._event(conn, event_id).account)
             old = self._event(conn, event_id, lock=True)  # after the account: one lock order
             rules.check_event_version(old, expected_version)
@@ -160,16 +169,20 @@ class PostgresProvider:
             conn.execute(_UPDATE_EVENT, _event_params(new))
             return new
 
+        return self.db.run(work)
+
     def delete_event(self, event_id: str, expected_version: int | None = None) -> None:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> None:
             rules.check_event_version(self._event(conn, event_id, lock=True), expected_version)
             conn.execute("DELETE FROM events WHERE id = %s", (event_id,))
+
+        self.db.run(work)
 
     # -- lock -------------------------------------------------------------------------------
 
     def acquire_lock(self, holder: str, operation: str, ttl_seconds: float, *,
                      pid: int | None = None, host: str | None = None) -> LockInfo:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LockInfo:
             now = self._now(conn)
             lock = rules.new_lock(holder, operation, ttl_seconds, now,
                                   os.getpid() if pid is None else pid,
@@ -185,10 +198,12 @@ class PostgresProvider:
                 rules.check_lock_free(self._stored_lock(conn), now)  # raises: held, live
             return lock
 
+        return self.db.run(work)
+
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
         """Extend the live lease ``lock_id`` to ``ttl_seconds`` from now (database clock);
         ``NotFoundError`` when it is gone, expired or taken over."""
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LockInfo:
             now = self._now(conn)
             stored = self._stored_lock(conn, lock=True)
             live = rules.live_lock(stored, now)
@@ -199,31 +214,39 @@ class PostgresProvider:
             conn.execute("UPDATE locks SET expires_at = %s WHERE slot = 1", (renewed.expires_at,))
             return live.model_copy(update={"expires_at": renewed.expires_at})
 
+        return self.db.run(work)
+
     def release_lock(self, lock_id: str) -> None:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> None:
             gone = conn.execute("DELETE FROM locks WHERE slot = 1 AND id = %s RETURNING id",
                                 (lock_id,)).fetchone()
             if gone is None:
                 raise rules.no_such_lock(lock_id, rules.live_lock(self._stored_lock(conn),
                                                                   self._now(conn)))
 
+        self.db.run(work)
+
     def current_lock(self) -> LockInfo | None:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> LockInfo | None:
             return rules.live_lock(self._stored_lock(conn), self._now(conn))
+
+        return self.db.run(work)
 
     # -- journal ----------------------------------------------------------------------------
 
     def record_step(self, run_id: str, index: int, description: str, status: str,
                     detail: str = "") -> None:
-        with self.db.transaction() as conn:
+        def work(conn: Conn) -> None:
             conn.execute("INSERT INTO journal (run_id, idx, description, status, detail, at) "
                          "VALUES (%s, %s, %s, %s, %s, %s)",
                          (run_id, index, description, status, detail, self._now(conn)))
 
+        self.db.run(work)
+
     def journal(self, run_id: str) -> list[dict[str, Any]]:
-        with self.db.transaction() as conn:
-            rows = conn.execute("SELECT run_id, idx, description, status, detail, at FROM "
-                                "journal WHERE run_id = %s ORDER BY seq", (run_id,)).fetchall()
+        rows = self.db.run(lambda conn: conn.execute(
+            "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id = %s "
+            "ORDER BY seq", (run_id,)).fetchall())
         return [rules.journal_entry(*row) for row in rows]
 
     def close(self) -> None:

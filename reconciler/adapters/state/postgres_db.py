@@ -2,9 +2,12 @@
 
 ``Database(url)`` checks the URL, connects once directly (so a wrong password, a missing database
 or an unreachable server is reported at once, in one line, with what to do), then serves
-connections from a small ``psycopg_pool`` pool: ``transaction()`` runs a block in one
-transaction, committed on success, rolled back on any error. Connections run in UTC with a
-``lock_timeout``, so a stuck writer turns into an error instead of a hang.
+connections from a small ``psycopg_pool`` pool: ``run(work)`` runs ``work(conn)`` in one
+transaction, committed on success, rolled back on any error, and runs it again on a fresh
+connection when the server went away before the commit (a restart, a failover);
+``transaction()`` is the same without the retry, for blocks that read or write in bulk.
+Connections run in UTC with a ``lock_timeout``, so a stuck writer turns into an error instead
+of a hang.
 
 Every psycopg error leaves this module as a ``reconciler.errors`` type whose message names the
 URL with its password redacted (``redact_url``), and never the password itself.
@@ -14,9 +17,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 import psycopg
@@ -46,9 +49,22 @@ _HINTS: Final = (  # (what libpq says, what to do)
     ("ssl", "check sslmode in the URL and the server's TLS settings"),
 )
 set_json_dumps(orjson.dumps)  # JSONB parameters: the fast codec the rest of convctl uses
-log = logging.getLogger("reconciler.state")
-# The pool logs each failed reconnection attempt over several lines; ``Database`` says it once.
+# The pool logs each failed reconnection attempt; a command reports the failure itself, in one
+# line, so without a configured logging handler (the CLI) these stay quiet. A server that
+# configures logging still sees them.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+# A process that logs (serve, agent run) hears of a lost connection once, in one line, from
+# ``Database._check``, not once per reconnection attempt over several lines from the pool.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+log = logging.getLogger("reconciler.state")
+
+
+T = TypeVar("T")
+RETRIES: Final = 3
+
+
+class _Lost(Exception):
+    """The connection broke before the commit: the transaction is safe to run again."""
 
 
 class Database:
@@ -92,6 +108,38 @@ class Database:
         """A pooled connection inside one transaction (committed unless the block raises)."""
         with self.translate(), self._connection() as conn, conn.transaction():
             yield conn
+
+    def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work(conn)`` in one transaction, run again on a fresh connection when the
+        connection was lost before the commit (the server restarted or failed over: nothing of
+        the lost attempt was committed). A connection lost during the commit is not retried:
+        the change may or may not have been saved, and the error says so."""
+        for attempt in range(1, RETRIES + 1):
+            with self.translate():
+                try:
+                    return self._attempt(work)
+                except _Lost as lost:
+                    if attempt == RETRIES:
+                        raise lost.__cause__ from None  # type: ignore[misc]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with self._connection() as conn:
+            committing = False
+            try:
+                with conn.transaction():
+                    result = work(conn)
+                    committing = True
+            except psycopg.OperationalError as exc:
+                if not conn.broken:
+                    raise
+                if not committing:
+                    raise _Lost from exc
+                raise StoreUnavailableError(
+                    f"lost the connection to the state database {self.shown} while "
+                    "committing: the change may or may not have been saved; run `convctl plan` "
+                    "to see") from exc
+            return result
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import errors as pg_errors
 
 from reconciler.adapters.state.postgres_db import Database
-from reconciler.adapters.state.postgres_schema import migrate
+from reconciler.adapters.state.postgres_schema import Conn, migrate
 from reconciler.adapters.state.tokens import TokenInfo, check_scopes, hash_token, new_token
 from reconciler.errors import ConflictError, NotFoundError, UsageError
 
@@ -50,15 +50,18 @@ class PostgresTokenStore:
         token_id = secrets.token_hex(4)
         checked, name = check_scopes(scopes), name or f"token-{token_id}"
         secret = new_token()
+
+        def work(conn: Conn) -> tuple[Any, ...] | None:
+            if conn.execute("SELECT 1 FROM tokens WHERE name = %s AND revoked_at IS NULL",
+                            (name,)).fetchone():
+                raise _name_taken(name)
+            return conn.execute(
+                f"INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES "
+                f"(%s, %s, %s, %s, now()) RETURNING {_COLUMNS}",
+                (token_id, name, hash_token(secret), " ".join(checked))).fetchone()
+
         try:
-            with self.db.transaction() as conn:
-                if conn.execute("SELECT 1 FROM tokens WHERE name = %s AND revoked_at IS NULL",
-                                (name,)).fetchone():
-                    raise _name_taken(name)
-                row = conn.execute(
-                    f"INSERT INTO tokens (id, name, hash, scopes, created_at) VALUES "
-                    f"(%s, %s, %s, %s, now()) RETURNING {_COLUMNS}",
-                    (token_id, name, hash_token(secret), " ".join(checked))).fetchone()
+            row = self.db.run(work)
         except ConflictError as exc:  # a racing create of the same name won
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise _name_taken(name) from exc
@@ -67,17 +70,16 @@ class PostgresTokenStore:
         return _info(row), secret
 
     def list(self) -> list[TokenInfo]:
-        with self.db.transaction() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_at, name")
-            return [_info(row) for row in rows.fetchall()]
+        rows = self.db.run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS} FROM tokens ORDER BY created_at, name").fetchall())
+        return [_info(row) for row in rows]
 
     def revoke(self, name_or_id: str) -> TokenInfo:
         """Revoke the active token with this name or id."""
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                f"UPDATE tokens SET revoked_at = now() WHERE id = (SELECT id FROM tokens WHERE "
-                "revoked_at IS NULL AND (name = %s OR id = %s) LIMIT 1 FOR UPDATE) "
-                f"RETURNING {_COLUMNS}", (name_or_id, name_or_id)).fetchone()
+        row = self.db.run(lambda conn: conn.execute(
+            f"UPDATE tokens SET revoked_at = now() WHERE id = (SELECT id FROM tokens WHERE "
+            "revoked_at IS NULL AND (name = %s OR id = %s) LIMIT 1 FOR UPDATE) "
+            f"RETURNING {_COLUMNS}", (name_or_id, name_or_id)).fetchone())
         if row is None:
             raise NotFoundError(f"no active token named or with id '{name_or_id}'")
         return _info(row)
@@ -85,9 +87,9 @@ class PostgresTokenStore:
     def verify(self, token: str) -> TokenInfo | None:
         """The active token's record, or None; the comparison is constant-time."""
         digest = hash_token(token)
-        with self.db.transaction() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS}, hash FROM tokens WHERE hash = %s AND "
-                               "revoked_at IS NULL", (digest,)).fetchone()
+        row = self.db.run(lambda conn: conn.execute(
+            f"SELECT {_COLUMNS}, hash FROM tokens WHERE hash = %s AND revoked_at IS NULL",
+            (digest,)).fetchone())
         if row is None or not hmac.compare_digest(row[5], digest):
             return None
         return _info(row)

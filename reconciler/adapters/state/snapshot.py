@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from reconciler.adapters.state import is_postgres, open_provider, redact_url, resolve_url
-from reconciler.adapters.state.admin import _sqlite
+from reconciler.adapters.state.admin import state_file
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.errors import StateError, UsageError
@@ -86,7 +86,7 @@ def read(url: str) -> Snapshot:
         from reconciler.adapters.state import postgres_snapshot
 
         return postgres_snapshot.read(url)
-    if not _sqlite(url).exists():
+    if not state_file(url).exists():
         return Snapshot()  # a copy creates it; a failed one leaves nothing behind
     conn = _open(url)
     try:
@@ -119,7 +119,7 @@ def write(url: str, snapshot: Snapshot) -> None:
 
 def _open(url: str) -> sqlite3.Connection:
     open_provider(url).close()  # creates and migrates, with the usual folder checks
-    conn = connect(_sqlite(url))
+    conn = connect(state_file(url))
     conn.row_factory = sqlite3.Row
     return conn
 
