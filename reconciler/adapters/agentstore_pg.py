@@ -27,7 +27,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -69,11 +70,12 @@ _CLAIM_DUE = ("WITH c AS (SELECT seq FROM agent_outbox WHERE status = 'queued' "
               "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
               f"UPDATE agent_outbox o SET {_LEASE} FROM c WHERE o.seq = c.seq "
               f"RETURNING {_OUTBOX_COLS}")
+# Rows go in as arrays in binary form (%b): the text form escapes every element.
 _ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, pixel_id, "
             "event_name, event_time, payload, status, next_attempt_at, reason, last_error, "
-            "created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::float8[], %s::text[], %s::text[]) AS u "
+            "created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%b::text[], %b::text[], "
+            "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
+            "%b::float8[], %b::text[], %b::text[]) AS u "
             "ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
 
 
@@ -123,8 +125,8 @@ class PostgresAgentStore:
             if items:
                 cur = conn.execute(
                     "INSERT INTO agent_inbox (dedup_key, kind, portal_id, body, received_at) "
-                    "SELECT u.*, %s FROM unnest(%s::text[], %s::text[], %s::bigint[], "
-                    "%s::text[]) AS u ON CONFLICT (dedup_key) DO NOTHING",
+                    "SELECT u.*, %s FROM unnest(%b::text[], %b::text[], %b::bigint[], "
+                    "%b::text[]) AS u ON CONFLICT (dedup_key) DO NOTHING",
                     (now, [key for key, _ in items], [codec.kind_of(e) for _, e in items],
                      [e.portal_id for _, e in items], [codec.encode_event(e) for _, e in items]))
                 stored = max(cur.rowcount, 0)
@@ -151,23 +153,25 @@ class PostgresAgentStore:
         keys = sorted(merged)
         stored = conn.execute(
             "SELECT c.portal_id, c.contact_id, c.body FROM agent_contacts c JOIN unnest("
-            "%s::bigint[], %s::text[]) AS k(p, i) ON c.portal_id = k.p AND c.contact_id = k.i",
+            "%b::bigint[], %b::text[]) AS k(p, i) ON c.portal_id = k.p AND c.contact_id = k.i",
             ([p for p, _ in keys], [c for _, c in keys])).fetchall()
         for portal, cid, body in stored:
             merged[(portal, cid)] = codec.decode_contact(portal, cid, body).merged(
                 merged[(portal, cid)])
         conn.execute("INSERT INTO agent_contacts (portal_id, contact_id, body, updated_at) "
-                     "SELECT u.*, %s FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u "
+                     "SELECT u.*, %s FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS u "
                      "ON CONFLICT (portal_id, contact_id) DO UPDATE SET body = excluded.body, "
                      "updated_at = excluded.updated_at",
                      (now, [p for p, _ in keys], [c for _, c in keys],
                       [codec.encode_contact(merged[k]) for k in keys]))
 
     def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]:
+        ids = sorted(set(contact_ids))
+        if not ids:
+            return {}
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT contact_id, body FROM agent_contacts WHERE portal_id = %s "
-                                "AND contact_id = ANY(%s::text[])",
-                                (portal_id, sorted(set(contact_ids)))).fetchall()
+                                "AND contact_id = ANY(%b::text[])", (portal_id, ids)).fetchall()
         return {cid: codec.decode_contact(portal_id, cid, body) for cid, body in rows}
 
     # -- processing: claim, acknowledge -----------------------------------------------------
@@ -175,7 +179,7 @@ class PostgresAgentStore:
     def pending(self, limit: int) -> list[InboxRow]:
         """Claim up to ``limit`` unprocessed inbox rows no other store's live claim holds,
         oldest first."""
-        with self.db.transaction() as conn:
+        with self._claiming() as conn:
             rows = conn.execute(_CLAIM_INBOX, self._claim(limit=limit)).fetchall()
         self._note("agent_inbox", (r[0] for r in rows))
         return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in sorted(rows)]
@@ -187,9 +191,12 @@ class PostgresAgentStore:
         return bool(row and row[0])
 
     def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return set()
         with self.db.transaction() as conn:
             rows = conn.execute("SELECT event_id FROM agent_outbox WHERE event_id = "
-                                "ANY(%s::text[])", (sorted(set(event_ids)),)).fetchall()
+                                "ANY(%b::text[])", (ids,)).fetchall()
         return {r[0] for r in rows}
 
     def commit_processed(self, seqs: Sequence[int], rows: Sequence[NewOutbox],
@@ -209,7 +216,7 @@ class PostgresAgentStore:
                              ([r for r, _ in keys], [c for _, c in keys], [skips[k] for k in keys]))
             if seqs:
                 conn.execute(f"UPDATE agent_inbox SET processed_at = now(), {_CLEAR} "
-                             "WHERE seq = ANY(%s::bigint[]) AND processed_at IS NULL",
+                             "WHERE seq = ANY(%b::bigint[]) AND processed_at IS NULL",
                              (list(seqs),))
         self._forget("agent_inbox", seqs)
         return added
@@ -234,9 +241,9 @@ class PostgresAgentStore:
             claimed = {table: sorted(seqs) for table, seqs in self._claimed.items() if seqs}
         if not claimed:
             return
-        with self.db.transaction() as conn:
+        with self._claiming() as conn:
             for table, seqs in claimed.items():
-                conn.execute(f"UPDATE {table} SET {_CLEAR} WHERE seq = ANY(%s::bigint[]) "
+                conn.execute(f"UPDATE {table} SET {_CLEAR} WHERE seq = ANY(%b::bigint[]) "
                              "AND claimed_by = %s", (seqs, self.owner))
         for table, seqs in claimed.items():
             self._forget(table, seqs)
@@ -247,7 +254,7 @@ class PostgresAgentStore:
             exclude: Collection[str] = ()) -> list[OutboxRow]:
         """Claim queued rows due at ``now`` (no live claim on them), oldest first, after
         ``after_seq``, the pixels in ``exclude`` left out."""
-        with self.db.transaction() as conn:
+        with self._claiming() as conn:
             rows = conn.execute(_CLAIM_DUE, self._claim(
                 now=now, after=after_seq, exclude=sorted(exclude), limit=limit)).fetchall()
         self._note("agent_outbox", (r[0] for r in rows))
@@ -283,7 +290,7 @@ class PostgresAgentStore:
             if not durable:
                 conn.execute("SET LOCAL synchronous_commit = off")
             conn.execute(f"UPDATE agent_outbox SET {assignments}, {_CLEAR}, updated_at = %s "
-                         "WHERE seq = ANY(%s::bigint[]) AND status = 'queued'",
+                         "WHERE seq = ANY(%b::bigint[]) AND status = 'queued'",
                          (*params, self._clock(), list(seqs)))
         self._forget("agent_outbox", seqs)
 
@@ -397,6 +404,15 @@ class PostgresAgentStore:
                            _iso(oldest[0] if oldest else None), claimed)
 
     # -- claims held by this store ----------------------------------------------------------
+
+    @contextmanager
+    def _claiming(self) -> Iterator[Conn]:
+        """A transaction that takes or gives back claims: committed without waiting for the
+        disk (a claim lost in a database crash only lets another agent redo the work under the
+        same event ids)."""
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            yield conn
 
     def _claim(self, **params: Any) -> dict[str, Any]:
         return {"owner": self.owner, "lease": self.lease_seconds, **params}
