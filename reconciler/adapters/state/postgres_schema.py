@@ -69,6 +69,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             revoked_at TIMESTAMPTZ)""",
         "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
     )),
+    # The queues' rows are updated in place (claims, marks): room on each page lets PostgreSQL
+    # keep a new row version beside the old one (a "HOT" update, no index write).
     ("the agent: inbox and outbox with claims, contacts, skips, paused pixels, holds", (
         """CREATE TABLE agent_inbox (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -79,7 +81,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             received_at TIMESTAMPTZ NOT NULL,
             processed_at TIMESTAMPTZ,
             claimed_by TEXT,
-            lease_until TIMESTAMPTZ)""",
+            lease_until TIMESTAMPTZ) WITH (fillfactor = 70)""",
         "CREATE INDEX agent_inbox_open ON agent_inbox (seq) WHERE processed_at IS NULL",
         """CREATE TABLE agent_outbox (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -99,7 +101,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             updated_at TIMESTAMPTZ NOT NULL,
             claimed_by TEXT,
             lease_until TIMESTAMPTZ,
-            UNIQUE (event_id, conversion_event_id))""",
+            UNIQUE (event_id, conversion_event_id)) WITH (fillfactor = 70)""",
         "CREATE INDEX agent_outbox_due ON agent_outbox (next_attempt_at) WHERE status = 'queued'",
         """CREATE TABLE agent_contacts (
             portal_id BIGINT NOT NULL,
