@@ -16,9 +16,10 @@ here (sequence order is not commit order). So work is **claimed** and **acknowle
 - ``release_claims`` gives back at once what this store claimed and did not settle.
 
 Contacts, skips, dropped fields, paused pixels, holds, dead letters and retention are as on
-SQLite (``adapters.agentstore``). Two writes whose loss is harmless (``commit_processed``,
-``mark_sent``) commit with ``synchronous_commit = off``, like SQLite's ``NORMAL``. A lost
-connection or a restarting server raises ``StoreUnavailableError`` (a running agent retries).
+SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``.
+Writes whose loss is harmless (``commit_processed``, ``mark_sent``, claims) commit with
+``synchronous_commit = off``, like SQLite's ``NORMAL``. A lost connection or a restarting
+server raises ``StoreUnavailableError`` (a running agent retries).
 """
 
 from __future__ import annotations
@@ -36,16 +37,8 @@ import orjson
 
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentcodec import InboxEvent
-from reconciler.adapters.agentrows import (
-    OUTBOX_STATES,
-    Hold,
-    InboxRow,
-    IngestResult,
-    NewOutbox,
-    OutboxRow,
-    PausedPixel,
-    QueueStatus,
-)
+from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow
+from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
 from reconciler.core.crm import Contact
@@ -79,11 +72,7 @@ _ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, p
             "ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-class PostgresAgentStore:
+class PostgresAgentStore(PausesHoldsAndCounts):
     """The agent's tables in a PostgreSQL database (migrated on open); thread-safe. ``owner``
     names this store's claims; ``lease_seconds`` is how long a claim lasts."""
 
@@ -306,14 +295,6 @@ class PostgresAgentStore:
                 (now.timestamp(), now, *params))
             return max(cur.rowcount, 0)
 
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self.db.transaction() as conn:
-            rows = conn.execute("SELECT seq, conversion_event_id, event_id, pixel_id, event_name, "
-                                "reason, last_error FROM agent_outbox WHERE status = 'dead' "
-                                "ORDER BY seq DESC LIMIT %s", (limit,)).fetchall()
-        keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
     # -- retention --------------------------------------------------------------------------
 
     def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> tuple[int, int]:
@@ -334,74 +315,6 @@ class PostgresAgentStore:
             total += done
             if done < batch:
                 return total
-
-    # -- pixels and holds -------------------------------------------------------------------
-
-    def pause_pixel(self, pixel_id: str, reason: str, message: str,
-                    token_fingerprint: str | None) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("INSERT INTO agent_paused_pixels (pixel_id, reason, message, "
-                         "token_fingerprint, paused_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT "
-                         "(pixel_id) DO UPDATE SET reason = excluded.reason, message = "
-                         "excluded.message, token_fingerprint = excluded.token_fingerprint, "
-                         "paused_at = excluded.paused_at",
-                         (pixel_id, reason, message, token_fingerprint, _iso(self._clock())))
-
-    def resume_pixel(self, pixel_id: str) -> bool:
-        with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM agent_paused_pixels WHERE pixel_id = %s",
-                                (pixel_id,)).rowcount > 0
-
-    def paused_pixels(self) -> dict[str, PausedPixel]:
-        with self.db.transaction() as conn:
-            rows = conn.execute("SELECT pixel_id, reason, message, token_fingerprint, paused_at "
-                                "FROM agent_paused_pixels ORDER BY pixel_id").fetchall()
-        return {r[0]: PausedPixel(*r) for r in rows}
-
-    def hold(self, target: str, reason: str, message: str) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("INSERT INTO agent_holds (target, reason, message, since) VALUES "
-                         "(%s, %s, %s, %s) ON CONFLICT (target) DO UPDATE SET reason = "
-                         "excluded.reason, message = excluded.message, since = excluded.since",
-                         (target, reason, message, _iso(self._clock())))
-
-    def release(self, target: str) -> bool:
-        with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM agent_holds WHERE target = %s",
-                                (target,)).rowcount > 0
-
-    def holds(self) -> dict[str, Hold]:
-        with self.db.transaction() as conn:
-            rows = conn.execute("SELECT target, reason, message, since FROM agent_holds "
-                                "ORDER BY target").fetchall()
-        return {r[0]: Hold(*r) for r in rows}
-
-    # -- status -----------------------------------------------------------------------------
-
-    def status(self) -> QueueStatus:
-        """Counts per state, per pixel, per skip and dead-letter reason, and live claims."""
-        with self.db.transaction() as conn:
-            new, processed, claimed = conn.execute(
-                "SELECT count(*) FILTER (WHERE processed_at IS NULL), count(*) FILTER (WHERE "
-                "processed_at IS NOT NULL), count(*) FILTER (WHERE processed_at IS NULL AND "
-                "lease_until > now()) FROM agent_inbox").fetchone() or (0, 0, 0)
-            pixels: dict[str, dict[str, int]] = {}
-            for pixel, state, n in conn.execute("SELECT pixel_id, status, count(*) FROM "
-                                                "agent_outbox GROUP BY pixel_id, status"):
-                pixels.setdefault(pixel, dict.fromkeys(OUTBOX_STATES, 0))[state] = n
-            claimed += _one(conn, "SELECT count(*) FROM agent_outbox WHERE status = 'queued' "
-                                  "AND lease_until > now()")
-            skips = dict(conn.execute("SELECT reason, sum(count)::bigint FROM agent_skips "
-                                      "GROUP BY reason ORDER BY reason").fetchall())
-            dead = dict(conn.execute("SELECT reason, count(*) FROM agent_outbox WHERE status = "
-                                     "'dead' GROUP BY reason ORDER BY reason").fetchall())
-            oldest = conn.execute("SELECT min(created_at) FROM agent_outbox "
-                                  "WHERE status = 'queued'").fetchone()
-            dropped = dict(conn.execute("SELECT reason, count FROM agent_ingest_drops "
-                                        "ORDER BY reason").fetchall())
-        outbox = {state: sum(p[state] for p in pixels.values()) for state in OUTBOX_STATES}
-        return QueueStatus(new, processed, outbox, pixels, skips, dead, dropped,
-                           _iso(oldest[0] if oldest else None), claimed)
 
     # -- claims held by this store ----------------------------------------------------------
 
@@ -425,7 +338,3 @@ class PostgresAgentStore:
         with self._mutex:
             self._claimed[table].difference_update(seqs)
 
-
-def _one(conn: Conn, query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
