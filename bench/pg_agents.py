@@ -139,6 +139,7 @@ def databases() -> Iterator[Callable[[], str] | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run cleans up too
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="CRM events per run")
     parser.add_argument("--runs", type=int, default=3)
