@@ -158,7 +158,7 @@ class PostgresAgentStore(PausesHoldsAndCounts):
         ids = sorted(set(contact_ids))
         if not ids:
             return {}
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             rows = conn.execute("SELECT contact_id, body FROM agent_contacts WHERE portal_id = %s "
                                 "AND contact_id = ANY(%b::text[])", (portal_id, ids)).fetchall()
         return {cid: codec.decode_contact(portal_id, cid, body) for cid, body in rows}
@@ -174,7 +174,7 @@ class PostgresAgentStore(PausesHoldsAndCounts):
         return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in sorted(rows)]
 
     def has_pending(self) -> bool:
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             row = conn.execute("SELECT EXISTS (SELECT 1 FROM agent_inbox WHERE processed_at IS "
                                f"NULL AND {_FREE})", {"owner": self.owner}).fetchone()
         return bool(row and row[0])
@@ -183,7 +183,7 @@ class PostgresAgentStore(PausesHoldsAndCounts):
         ids = sorted(set(event_ids))
         if not ids:
             return set()
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             rows = conn.execute("SELECT event_id FROM agent_outbox WHERE event_id = "
                                 "ANY(%b::text[])", (ids,)).fetchall()
         return {r[0] for r in rows}
@@ -252,7 +252,7 @@ class PostgresAgentStore(PausesHoldsAndCounts):
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None:
         """When the earliest queued row can be sent (a claimed one: once its lease ends)."""
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             row = conn.execute(
                 "SELECT MIN(CASE WHEN lease_until > now() AND claimed_by <> %s THEN "
                 "GREATEST(next_attempt_at, extract(epoch FROM lease_until)::float8) ELSE "

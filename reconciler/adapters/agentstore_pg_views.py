@@ -39,7 +39,7 @@ class PausesHoldsAndCounts:
                                 (pixel_id,)).rowcount > 0
 
     def paused_pixels(self) -> dict[str, PausedPixel]:
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             rows = conn.execute("SELECT pixel_id, reason, message, token_fingerprint, paused_at "
                                 "FROM agent_paused_pixels ORDER BY pixel_id").fetchall()
         return {r[0]: PausedPixel(*r) for r in rows}
@@ -57,7 +57,7 @@ class PausesHoldsAndCounts:
                                 (target,)).rowcount > 0
 
     def holds(self) -> dict[str, Hold]:
-        with self.db.transaction() as conn:
+        with self.db.autocommit() as conn:
             rows = conn.execute("SELECT target, reason, message, since FROM agent_holds "
                                 "ORDER BY target").fetchall()
         return {r[0]: Hold(*r) for r in rows}

@@ -109,6 +109,13 @@ class Database:
         with self.translate(), self._connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def autocommit(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection outside a transaction: for one read-only statement, each its
+        own snapshot (no BEGIN and COMMIT round trips)."""
+        with self.translate(), self._connection() as conn:
+            yield conn
+
     def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``work(conn)`` in one transaction, run again on a fresh connection when the
         connection was lost before the commit (the server restarted or failed over: nothing of
