@@ -123,6 +123,8 @@ class PostgresProvider:
 
     def put_account(self, name: str, spec: AccountSpec, labels: dict[str, str],
                     expected_version: int | None) -> LiveAccount:
+        rules.check_account_rules(name, spec, labels)
+
         def work(conn: Conn) -> LiveAccount:
             old = self._find_account(conn, name, lock=True)
             rules.check_account_version(name, expected_version, old.version if old else None)
@@ -146,6 +148,7 @@ class PostgresProvider:
         def work(conn: Conn) -> LiveEvent:
             rules.check_write(event)
             account = self._locked_account(conn, event.account)
+            rules.check_event_rules(account, event)
             self._check_name_free(conn, event.account, event.name, None)
             used = self._used(conn, event.account)
             rules.check_quota(account, used, used + event.stage_count)
@@ -162,6 +165,7 @@ class PostgresProvider:
             rules.check_event_version(old, expected_version)
             rules.check_same_account(old, event)
             rules.check_write(event)
+            rules.check_event_rules(account, event, old)
             self._check_name_free(conn, event.account, event.name, event_id)
             used = self._used(conn, event.account)
             rules.check_quota(account, used, used - old.stage_count + event.stage_count)
