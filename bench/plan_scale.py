@@ -3,9 +3,12 @@
 For each size N (default 1,000 / 10,000 / 50,000 events, 100 per account, so up to 500 accounts)
 it generates valid manifests (bench/validate_scale.py's generator), fills an embedded SQLite state
 to match them, changes 1% of the events in the manifests, then times ``convctl plan`` as a whole
-process (wall time and the child's peak RSS) and checks it reports exactly those updates.
+process (wall time and the child's peak RSS) and checks it reports exactly those updates: 3 runs,
+min / median / max, each beside the floor measured just before it (the CPU time of libyaml's
+event stream alone over the same files; ``validate_scale.event_floor``).
 It also times ``convctl apply --auto-approve`` creating 1,000 events from an empty state (each
-create is its own durable transaction, as in production).
+create is its own transaction, as in production; the apply syncs them to disk once, when it
+releases the lock). ``bench/apply_scale.py`` measures apply at 1k / 10k / 50k creates.
 
 Filling the 10k/50k states goes through the same provider calls as apply, with SQLite's
 ``synchronous=OFF`` on the bench's own connection only, so set-up takes seconds, not minutes.
@@ -88,7 +91,7 @@ def _in_child(*args: str) -> str:
                           stdout=subprocess.PIPE).stdout
 
 
-def bench_plan(tmp: Path, n_events: int, databases: Databases) -> None:
+def bench_plan(tmp: Path, n_events: int, runs: int, databases: Databases) -> None:
     folder = tmp / f"m{n_events}"
     state = tmp / f"state{n_events}.db"
     _in_child("--prepare", str(n_events), str(folder), str(state))
@@ -103,16 +106,20 @@ def bench_plan(tmp: Path, n_events: int, databases: Databases) -> None:
             sys.exit(f"expected no changes after filling the state:\n"
                      f"{cleans[backend].stdout[-1500:]}{cleans[backend].stderr[-1500:]}")
     changed = int(_in_child("--change", str(folder)))
-    for backend, url in urls.items():
-        result = gen.run([*gen.convctl(), "plan", str(folder), "--state", url,
-                          "--detailed-exitcode"])
+
+    def updates(result: gen.Run) -> None:
         if result.exit_code != 2 or f"{changed} to update" not in result.stdout:
             sys.exit(f"plan exited {result.exit_code}; expected {changed} updates:\n"
                      f"{result.stderr[-1500:]}{result.stdout[-500:]}")
+
+    for backend, url in urls.items():
+        timed = gen.timed([*gen.convctl(), "plan", str(folder), "--state", url,
+                           "--detailed-exitcode"], folder, runs, updates)
+        best = timed.best()
         print(f"| plan | {backend} | {n_events:>6,} | {changed:>4} updates | "
-              f"{cleans[backend].seconds:6.2f} s | {result.seconds:6.2f} s | "
-              f"{result.cpu_seconds:6.2f} s | {n_events / result.seconds:>8,.0f} | "
-              f"{result.max_rss_mib:6.0f} MiB |", flush=True)
+              f"{cleans[backend].seconds:6.2f} s | {timed.wall()} s | {timed.cpu()} s | "
+              f"{timed.floor()} s | {timed.ratio()} | {n_events / best.seconds:>8,.0f} | "
+              f"{best.max_rss_mib:6.0f} MiB |", flush=True)
 
 
 def bench_apply(tmp: Path, n_events: int, databases: Databases) -> None:
@@ -127,7 +134,7 @@ def bench_apply(tmp: Path, n_events: int, databases: Databases) -> None:
         if result.exit_code != 0:
             sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
         print(f"| apply (creates) | {backend} | {n_events:>6,} | - | - | "
-              f"{result.seconds:6.2f} s | {result.cpu_seconds:6.2f} s | "
+              f"{result.seconds:6.2f} s | {result.cpu_seconds:6.2f} s | - | - | "
               f"{n_events / result.seconds:>8,.0f} | {result.max_rss_mib:6.0f} MiB |", flush=True)
 
 
@@ -157,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--apply-size", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3, help="plan runs per size (default 3)")
     parser.add_argument("--quick", action="store_true", help="500 events: a smoke test")
     parser.add_argument("--prepare", nargs=3, metavar=("N", "FOLDER", "STATE"),
                         help=argparse.SUPPRESS)
@@ -178,13 +186,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
     apply_size = 200 if args.quick else args.apply_size
+    runs = 1 if args.quick else max(args.runs, 1)
+    print(f"plan: min / median / max of {runs} run(s) with 1% changed; floor: libyaml's event "
+          f"stream alone over the same files, measured before each run; load {gen._load()}")
     print("| what | state | events | change | plan, no changes | plan, 1% changed | "
-          "CPU (1% changed) | events/s | peak RSS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+          "CPU (1% changed) | floor (CPU) | CPU / floor | events/s (best) | peak RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp, postgres(not args.no_postgres) as databases:
         for n in sizes:
-            bench_plan(Path(tmp), n, databases)
+            bench_plan(Path(tmp), n, runs, databases)
         bench_apply(Path(tmp), apply_size, databases)
+    print(f"load at the end: {gen._load()}")
     return 0
 
 

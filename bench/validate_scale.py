@@ -16,6 +16,10 @@ error inside a flow mapping) and checks that the reported ``line:col`` is the ex
     python bench/validate_scale.py                  # 10,000 and 50,000 events
     python bench/validate_scale.py --sizes 10000    # one size
     python bench/validate_scale.py --quick          # 2,000 events, one run (smoke test)
+
+Each case runs 3 times (min / median / max printed); before each run the floor is measured: the
+CPU time of libyaml's event stream alone over the same files (PyYAML ``yaml.parse`` with the C
+loader, no data built), and each run's CPU time is divided by its own floor.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,17 +241,71 @@ def run(args: list[str]) -> Run:
         return Run(seconds, cpu, rss, proc.returncode, out.read().decode(), err.read().decode())
 
 
-def time_validate(folder: Path, runs: int) -> Run:
-    best: Run | None = None
+FLOOR_SCRIPT = """
+import sys, time, pathlib, yaml
+files = sorted(pathlib.Path(sys.argv[1]).rglob("*.yaml"))
+start = time.process_time()
+for path in files:
+    for _ in yaml.parse(path.read_text(), Loader=yaml.CLoader):
+        pass
+print(time.process_time() - start)
+"""
+
+
+def event_floor(folder: Path) -> float:
+    """CPU seconds of libyaml's event stream alone over every file of ``folder`` (read + parse,
+    no data built; a fresh process, startup not counted): the floor a loader cannot beat."""
+    done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, str(folder)], check=True,
+                          text=True, stdout=subprocess.PIPE)
+    return float(done.stdout)
+
+
+@dataclass
+class Timed:
+    """Every run of one case, each with the event-stream floor measured just before it."""
+
+    runs: list[Run]
+    floors: list[float]
+
+    def spread(self, values: list[float], fmt: str = "{:.2f}") -> str:
+        return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values),
+                                                  max(values)))
+
+    def wall(self) -> str:
+        return self.spread([r.seconds for r in self.runs])
+
+    def cpu(self) -> str:
+        return self.spread([r.cpu_seconds for r in self.runs])
+
+    def floor(self) -> str:
+        return self.spread(self.floors)
+
+    def ratio(self) -> str:
+        """Each run's CPU over the floor measured beside it."""
+        return self.spread([r.cpu_seconds / f for r, f in zip(self.runs, self.floors, strict=True)],
+                           "{:.2f}x")
+
+    def best(self) -> Run:
+        return min(self.runs, key=lambda r: r.seconds)
+
+
+def timed(args: list[str], folder: Path, runs: int, check: Callable[[Run], None]) -> Timed:
+    out = Timed([], [])
     for _ in range(runs):
-        result = run([*convctl(), "validate", str(folder)])
+        out.floors.append(event_floor(folder))
+        result = run(args)
+        check(result)
+        out.runs.append(result)
+    return out
+
+
+def time_validate(folder: Path, runs: int) -> Timed:
+    def valid(result: Run) -> None:
         if result.exit_code != 0:
             sys.exit(f"validate {folder} exited {result.exit_code}, expected 0 (a valid set):\n"
                      f"{result.stderr[-2000:]}{result.stdout[-500:]}")
-        if best is None or result.seconds < best.seconds:
-            best = result
-    assert best is not None
-    return best
+
+    return timed([*convctl(), "validate", str(folder)], folder, runs, valid)
 
 
 def check_break(tmp: Path, n_events: int, kind: str) -> tuple[str, str]:
@@ -269,22 +328,30 @@ def check_break(tmp: Path, n_events: int, kind: str) -> tuple[str, str]:
     return expected.label, f"{expected.code} at line {expected.line}, col {expected.col}: exact"
 
 
+def _load() -> str:
+    """The machine's load average (1, 5, 15 minutes), as ``/proc/loadavg`` gives it."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000",
                         help="comma-separated event counts (multiples of 100)")
     parser.add_argument("--runs", type=int, default=0,
-                        help="runs per case (default: best of 3 up to 10,000 events, else 1)")
+                        help="runs per case (default: 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="2,000 events, one run (smoke test)")
     args = parser.parse_args(argv)
     sizes = [2000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+    runs = args.runs or (1 if args.quick else 3)
     print(f"convctl validate, whole process; {os.cpu_count()} CPUs, Python "
-          f"{sys.version.split()[0]}")
-    rows: list[tuple[int, str, int, Run]] = []
+          f"{sys.version.split()[0]}; load {_load()}")
+    rows: list[tuple[int, str, int, Timed]] = []
     with tempfile.TemporaryDirectory(prefix="convctl-bench-") as name:
         tmp = Path(name)
         for n in sizes:
-            runs = args.runs or (1 if args.quick or n > 10_000 else 3)
             for layout in ("packed", "per-file"):
                 folder = tmp / f"{layout}-{n}"
                 if layout == "packed":
@@ -294,21 +361,26 @@ def main(argv: list[str] | None = None) -> int:
                 files = sum(1 for _ in folder.rglob("*.yaml"))
                 result = time_validate(folder, runs)
                 rows.append((n, layout, files, result))
-                print(f"  {n:>6} events {layout:<8} {files:>6} files: {result.seconds:6.2f} s "
-                      f"(CPU {result.cpu_seconds:5.2f} s) {n / result.seconds:>8,.0f} events/s "
-                      f"{result.max_rss_mib:6.0f} MiB  "
-                      f"[{result.stdout.strip()}]")
+                best = result.best()
+                print(f"  {n:>6} events {layout:<8} {files:>6} files: {result.wall()} s "
+                      f"(CPU {result.cpu()} s, floor {result.floor()} s: {result.ratio()}) "
+                      f"{best.max_rss_mib:6.0f} MiB  [{best.stdout.strip()}]", flush=True)
                 shutil.rmtree(folder)
         n_break = sizes[0]
         print(f"broken event in the packed set of {n_break} events:")
         checks = [check_break(tmp, n_break, kind) for kind in ("schema", "rule")]
     print()
-    print("| events | layout | files | wall time | CPU time | events/s | peak RSS |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"min / median / max of {runs} run(s); floor: libyaml's event stream alone over the "
+          "same files, measured before each run; load at the end: " + _load())
+    print()
+    print("| events | layout | files | wall time | CPU time | floor (CPU) | CPU / floor | "
+          "events/s (best) | peak RSS |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, layout, files, result in rows:
-        print(f"| {n:,} | {layout} | {files:,} | {result.seconds:.2f} s | "
-              f"{result.cpu_seconds:.2f} s | {n / result.seconds:,.0f} | "
-              f"{result.max_rss_mib:.0f} MiB |")
+        best = result.best()
+        print(f"| {n:,} | {layout} | {files:,} | {result.wall()} s | {result.cpu()} s | "
+              f"{result.floor()} s | {result.ratio()} | {n / best.seconds:,.0f} | "
+              f"{best.max_rss_mib:.0f} MiB |")
     for label, outcome in checks:
         print(f"positions ({label}, {n_break:,} events): {outcome}")
     return 0

@@ -7,8 +7,13 @@ and a mix of form and lifecycle events, 10,000 documents by default):
 * ruamel.yaml safe loader with the C parser (``typ="safe", pure=False``; C only when
   ``ruamel.yaml.clib`` is installed, otherwise it silently falls back to Python);
 * PyYAML ``CSafeLoader`` (``yaml.load_all``): plain data, no positions;
-* ours, ``reconciler.adapters.yamlparse.parse_documents``: the libyaml node tree turned into plain
-  data *plus* the position of every key and value, with our refusals (tags, merge keys, ...).
+* ours, ``reconciler.adapters.yamlparse.parse_documents``: plain data built straight from
+  libyaml's event stream, *plus* the position of every key and value, with our refusals (tags,
+  merge keys, ...);
+* the floor: libyaml's event stream alone (``yaml.parse`` with the C loader, no data built).
+
+Each loader runs 3 times (min / median / max); the ratio to the floor is taken per run, the floor
+measured just before each run.
 
     python bench/yaml_parsers.py                # 10,000 documents
     python bench/yaml_parsers.py --docs 2000    # fewer
@@ -21,6 +26,7 @@ import argparse
 import gc
 import io
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -59,6 +65,13 @@ def ours(text: str) -> int:
     return len(docs)
 
 
+def event_floor(text: str) -> int:
+    import yaml
+
+    return sum(isinstance(e, yaml.DocumentStartEvent)
+               for e in yaml.parse(text, Loader=yaml.CLoader))
+
+
 def has_ruamel_c() -> bool:
     try:
         import _ruamel_yaml  # noqa: F401  (the C extension of ruamel.yaml.clib)
@@ -75,25 +88,45 @@ PARSERS: dict[str, Callable[[str], int]] = {
 }
 
 
-def measure(parse: Callable[[str], int], text: str, runs: int) -> tuple[float, int]:
-    """Best of ``runs`` (seconds, documents). The collector is paused as ``load`` does."""
-    best, count = float("inf"), 0
+def timed(parse: Callable[[str], int], text: str) -> tuple[float, int]:
+    """Seconds and documents of one run. The collector is paused as ``load`` does."""
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        count = parse(text)
+        return time.perf_counter() - start, count
+    finally:
+        gc.enable()
+
+
+def measure(parse: Callable[[str], int], text: str, runs: int) -> tuple[list[float],
+                                                                        list[float], int]:
+    """Every run's seconds, and the floor's seconds measured just before it."""
+    seconds, floors, count = [], [], 0
     for _ in range(runs):
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            count = parse(text)
-            best = min(best, time.perf_counter() - start)
-        finally:
-            gc.enable()
-    return best, count
+        floors.append(timed(event_floor, text)[0])
+        took, count = timed(parse, text)
+        seconds.append(took)
+    return seconds, floors, count
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values),
+                                              max(values)))
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000, help="documents (default 10,000)")
-    parser.add_argument("--runs", type=int, default=3, help="best of N runs (default 3; "
+    parser.add_argument("--runs", type=int, default=3, help="runs per loader (default 3; "
                         "the round-trip loader runs once)")
     parser.add_argument("--quick", action="store_true", help="300 documents, one run")
     args = parser.parse_args(argv)
@@ -106,16 +139,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           f"ruamel.yaml.clib C extension: {'yes' if has_ruamel_c() else 'NO'}")
     print()
-    print("| loader | time | documents/s | vs round-trip |")
+    print(f"min / median / max of {runs} run(s); load {_load()}")
+    print()
+    print("| loader | time | documents/s (best) | vs the event-stream floor |")
     print("| --- | ---: | ---: | ---: |")
-    base: float | None = None
+    warm = documents_text(1)
     for name, parse in PARSERS.items():
-        seconds, count = measure(parse, text, 1 if parse is ruamel_rt else runs)
+        parse(warm)  # imports and first-call set-up are not timed
+        seconds, floors, count = measure(parse, text, 1 if parse is ruamel_rt else runs)
         if count != total:
             sys.exit(f"{name} read {count} documents, expected {total}")
-        rate = count / seconds
-        base = base or rate
-        print(f"| {name} | {seconds:.2f} s | {rate:,.0f} | {rate / base:.1f}x |")
+        ratios = [s / f for s, f in zip(seconds, floors, strict=True)]
+        print(f"| {name} | {spread(seconds, '{:.2f}')} s | {count / min(seconds):,.0f} | "
+              f"{spread(ratios, '{:.2f}x')} |", flush=True)
     return 0
 
 

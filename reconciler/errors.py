@@ -10,6 +10,7 @@
     │   ├── NotFoundError        an account, event or lock does not exist
     │   ├── LockedError          another apply holds the lock
     │   └── StalePlanError       a saved plan no longer matches the live state or the manifests
+    ├── PolicyError              a plan policy could not be evaluated (E505)
     ├── TransientError           worth retrying, optionally after ``retry_after`` seconds
     │   └── StoreUnavailableError    the database went away (also a StateError): retry
     └── PermanentError           retrying will not help
@@ -74,6 +75,10 @@ class LockedError(StateError):
 
 class StalePlanError(StateError):
     """A saved plan was made against a live state or manifests that have since changed."""
+
+
+class PolicyError(ConvctlError):
+    """A plan policy failed while evaluating (not a violation: the policy itself is broken)."""
 
 
 class TransientError(ConvctlError):

@@ -39,6 +39,13 @@ def test_plan_scale_quick() -> None:
         assert "| apply (creates) | postgresql |    200 |" in out
 
 
+def test_apply_scale_quick() -> None:
+    """Each size applies every create (checked by the script) and prints CPU per create."""
+    out = run_script("apply_scale.py", "--quick")
+    assert "| 300 | 1 |" in out and "| 1,000 | 1 |" in out and "1.00x" in out
+    assert out.startswith("load average before: ") and "load average after: " in out
+
+
 def test_startup_quick() -> None:
     out = run_script("startup.py", "--quick")
     for command in ("python -c pass", "import click", "convctl --help",
@@ -57,3 +64,9 @@ def test_yaml_parsers_quick(loader: str, yaml_parsers_output: str) -> None:
 @pytest.fixture(scope="module")
 def yaml_parsers_output() -> str:
     return run_script("yaml_parsers.py", "--quick")
+
+
+def test_policy_engines_quick() -> None:
+    out = run_script("policy_engines.py", "--quick")
+    rego = next(line for line in out.splitlines() if line.startswith("| Rego"))
+    assert "form_email 7" in rego and "max_events_per_ad_account 0" in rego, out

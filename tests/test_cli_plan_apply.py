@@ -14,25 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from reconciler.cli.main import cli
-
-ROOT = Path(__file__).resolve().parents[1]
+from clikit import run, shipped_repo
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CONVCTL_STATE", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch, "schemas")
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -263,3 +251,18 @@ def test_bad_state_file_is_one_line_exit_1_and_left_untouched(repo: Path, damage
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
         assert ("corrupt" if damage == "corrupt" else "schema version 999") in proc.stderr
         assert state.read_bytes() == before, args
+
+
+@pytest.mark.parametrize("value", ["5x", "-1s", "1e3", "５s", "200h"])
+def test_lock_timeout_must_be_a_duration(repo: Path, value: str) -> None:
+    res = run("apply", "--auto-approve", "--lock-timeout", value)
+    assert res.exit_code == 2 and "Invalid value for '--lock-timeout'" in res.output
+    assert "Traceback" not in res.output
+    assert run("events", "list").output.count("\n") == 1  # nothing applied
+
+
+def test_saved_empty_plan_says_so(repo: Path) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    assert run("plan", "--out", "plan.json").exit_code == 0
+    res = run("apply", "plan.json", "--lock-timeout", "1m30s")
+    assert res.exit_code == 0 and "the saved plan is empty and still fresh" in res.output

@@ -7,24 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from clikit import run, shipped_repo
 
 from reconciler.cli.main import cli
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CONVCTL_STATE", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch)
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])

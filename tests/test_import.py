@@ -58,6 +58,8 @@ names = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?", fullmatch=True)
 labels = st.dictionaries(st.one_of(st.sampled_from(TRICKY), st.from_regex(
     r"[a-z][a-z0-9_./-]{0,8}", fullmatch=True)), text, max_size=3)
 digits = st.integers(min_value=0, max_value=9).map(str)
+# file: references name a file in the secrets folder (/run/secrets by default).
+secret_files = st.from_regex(r"/run/secrets/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,19}", fullmatch=True)
 
 
 def _ids(pattern: str, max_size: int, min_size: int = 0) -> st.SearchStrategy[list[str]]:
@@ -70,7 +72,7 @@ def account_specs(draw: st.DrawFn, portal_id: int) -> AccountSpec:
     stage_ids = draw(_ids(r"[1-9][0-9]{0,9}", 3))
     form_ids = draw(_ids(r"[0-9a-f]{8}-[0-9a-f]{4}", 3))
     token = draw(st.one_of(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True).map(
-        lambda e: SecretRef(env=e)), text.map(lambda f: SecretRef(file=f))))
+        lambda e: SecretRef(env=e)), secret_files.map(lambda f: SecretRef(file=f))))
     facebook = Facebook(
         business_id=draw(st.from_regex(r"[0-9]{5,20}", fullmatch=True)),
         pixel_id=draw(st.from_regex(r"[0-9]{15,16}", fullmatch=True)),

@@ -103,6 +103,8 @@ text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min
                max_size=12)
 solid = text.filter(lambda s: s.strip() != "")
 digits = st.from_regex(r"[1-9][0-9]{3,9}", fullmatch=True)
+# file: references name a file in the secrets folder (/run/secrets by default).
+secret_files = st.from_regex(r"/run/secrets/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,19}", fullmatch=True)
 
 
 @st.composite
@@ -111,7 +113,7 @@ def accounts(draw: st.DrawFn) -> Account:
     form_ids = draw(st.lists(solid, unique=True, max_size=3))
     secret = draw(st.one_of(
         st.builds(SecretRef, env=st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)),
-        st.builds(SecretRef, file=solid)))
+        st.builds(SecretRef, file=secret_files)))
     facebook = Facebook(
         businessId=draw(st.from_regex(r"[0-9]{5,20}", fullmatch=True)),
         pixelId=draw(st.from_regex(r"[0-9]{15,16}", fullmatch=True)),

@@ -72,6 +72,9 @@ def test_the_metadata_is_complete(dist: tuple[Path, Path]) -> None:
     assert meta["Requires-Python"] == ">=3.11" and meta["Summary"]
     assert {"reconciler/help/codes.md", "reconciler/help/rules.md", "reconciler/py.typed"} \
         <= set(names)
+    ui = "reconciler/server/ui/"  # the dashboard's every asset ships in the wheel (no CDN)
+    assert {f"{ui}templates/base.html", f"{ui}templates/events.html", f"{ui}static/app.css",
+            f"{ui}static/app.js", f"{ui}static/favicon.svg"} <= set(names)
     assert not any(name.startswith(("tests/", "bench/")) for name in names)
 
 

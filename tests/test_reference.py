@@ -31,7 +31,8 @@ def test_every_field_has_a_description() -> None:
 def test_rows_flatten_refs_lists_maps_and_optionals() -> None:
     text = reference_markdown()
     for line in [
-        "| `spec.trigger.formSubmission.value.amount` | number |  | yes | Positive amount (R13). |",
+        "| `spec.trigger.formSubmission.value.amount` | number |  | yes | Positive amount, "
+        "at most 10**12 (R13). |",
         "| `spec.dataSharing.properties[].as` | string |  | yes |",
         "| `metadata.labels` | map of string |  | no |",
         "| `spec.trigger.lifecycleStageChange.contacts` | `\"all\"` or `\"adInteractions\"` "

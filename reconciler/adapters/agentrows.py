@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.core.coverage import EventCoverage
 
 OUTBOX_STATES = ("queued", "sent", "dead")
 
@@ -114,16 +115,19 @@ class QueueStatus:
 @dataclass(frozen=True, slots=True)
 class AgentStatus:
     """What ``agent status`` shows: the store's counts, the paused pixels, the held-off work
-    and, in a running agent, the pixels waiting out a backoff (until when, epoch seconds)."""
+    and, in a running agent, the pixels waiting out a backoff (until when, epoch seconds), and the
+    match-key coverage per conversion event."""
 
     queues: QueueStatus
     paused: dict[str, PausedPixel] = field(default_factory=dict)
     held: dict[str, Hold] = field(default_factory=dict)
     held_off: dict[str, float] = field(default_factory=dict)
+    coverage: list[EventCoverage] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON of ``agent status --format json`` (and ``/metrics``' source)."""
         data = self.queues.as_json()
+        data["coverage"] = [c.to_json() for c in self.coverage]
         data["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
                                        "since": p.paused_at} for p in self.paused.values()}
         data["held"] = {h.target: {"reason": h.reason, "message": h.message, "since": h.since}

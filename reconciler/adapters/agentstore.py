@@ -19,6 +19,8 @@
   cannot send (token unavailable, or a token or permission error: code 190/102/10/200-299),
   with the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
   the work held off, with why (the inbox while the contact source refuses it).
+- the dashboard's activity reads (sends per minute, per-event counts, deliveries, dead letters
+  grouped) are in ``agentstore_reads``.
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
 disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
@@ -44,7 +46,9 @@ from typing import Any
 import orjson
 
 from reconciler.adapters import agentcodec as codec
+from reconciler.adapters import agentquality
 from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.adapters.agentquality import DeadSelection, Replay
 from reconciler.adapters.agentrows import (
     OUTBOX_STATES,
     Hold,
@@ -55,7 +59,9 @@ from reconciler.adapters.agentrows import (
     PausedPixel,
     QueueStatus,
 )
+from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
+from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of, key_mask
 from reconciler.core.crm import Contact
 from reconciler.errors import StateError, TransientError
 
@@ -76,13 +82,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-class AgentStore:
+class AgentStore(ActivityReads):
     """The agent's tables in one SQLite file; share one instance between threads freely."""
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         self.path = Path(path)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._mutex = threading.RLock()
+        self._coverage_pruned: int | None = None  # the hour old coverage buckets were dropped
         self._conn = sqlite_schema.connect(self.path)
         # Every commit waits for the disk unless a write says otherwise (``_write``): an
         # ingested event is on disk before the caller acknowledges it.
@@ -221,11 +228,12 @@ class AgentStore:
         cur = conn.executemany(
             "INSERT OR IGNORE INTO outbox (conversion_event_id, event_id, account, pixel_id, "
             "event_name, event_time, payload, status, attempts, next_attempt_at, reason, "
-            "last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+            "last_error, created_at, updated_at, key_mask) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
             [(row.conversion_event_id, row.event_id, row.account, row.pixel_id,
               str(row.payload.get("event_name", "")), int(row.payload.get("event_time") or 0),
               orjson.dumps(row.payload).decode(), row.status, epoch, row.reason, row.error,
-              stamp, stamp) for row in rows])
+              stamp, stamp, key_mask(row.payload.get("user_data"))) for row in rows])
         return max(cur.rowcount, 0)
 
     # -- delivery ---------------------------------------------------------------------------
@@ -258,9 +266,10 @@ class AgentStore:
         NORMAL``): in WAL mode that still survives a crash or kill -9 of the process, only a
         power loss or OS crash can lose the mark, and a lost mark means the rows are sent again
         under the same ``event_id``, which Meta deduplicates. Ingest, reschedules and dead
-        letters stay ``FULL``."""
+        letters stay ``FULL``. The rows' key masks are counted into the match-key coverage
+        of the current hour in the same transaction (``match_coverage``)."""
         self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", (),
-                  durable=False)
+                  durable=False, before=self._count_coverage)
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
         self._set(seqs, "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
@@ -270,14 +279,18 @@ class AgentStore:
         self._set(seqs, "status = 'dead', reason = ?, last_error = ?", (reason, error))
 
     def _set(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...], *,
-             durable: bool = True) -> None:
+             durable: bool = True,
+             before: Callable[[sqlite3.Connection, str, datetime], None] | None = None) -> None:
         if not seqs:
             return
-        stamp = _iso(self._clock())
+        now = self._clock()
+        ids = orjson.dumps(list(seqs)).decode()
         with self._write(durable=durable) as conn:
+            if before is not None:
+                before(conn, ids, now)
             conn.execute(f"UPDATE outbox SET {assignments}, updated_at = ? WHERE seq IN "
                          "(SELECT value FROM json_each(?)) AND status = 'queued'",
-                         (*params, stamp, orjson.dumps(list(seqs)).decode()))
+                         (*params, _iso(now), ids))
 
     def retry_dead(self, reason: str | None = None) -> int:
         """Queue dead letters again (only those with ``reason`` when given), due now."""
@@ -292,6 +305,16 @@ class AgentStore:
                 f"next_attempt_at = ?, updated_at = ? WHERE status = 'dead' {where}",
                 (now.timestamp(), _iso(now), *params))
             return cur.rowcount
+
+    # -- replay: dead letters chosen by reason, event and event time (``agent retry-dead``) --
+
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+                    dry_run: bool = False, listed: int = 1000) -> Replay:
+        """``agentquality.replay_dead`` in one write transaction (the counts and the update
+        agree)."""
+        with self._write() as conn:
+            return agentquality.replay_dead(conn, selection, oldest_sendable, self._clock(),
+                                            dry_run=dry_run, listed=listed)
 
     # -- retention --------------------------------------------------------------------------
 
@@ -354,6 +377,22 @@ class AgentStore:
             rows = conn.execute("SELECT target, reason, message, since FROM agent_holds "
                                 "ORDER BY target").fetchall()
         return {r[0]: Hold(*r) for r in rows}
+
+    # -- match-key coverage (core.coverage; table match_coverage) ---------------------------
+
+    def _count_coverage(self, conn: sqlite3.Connection, ids: str, now: datetime) -> None:
+        """Count the rows being marked sent into the coverage buckets (``agentquality``);
+        once an hour, drop buckets past the longest window."""
+        hour = hour_of(now)
+        agentquality.count_sent(conn, ids, hour)
+        if self._coverage_pruned != hour:
+            agentquality.drop_buckets_before(conn, hour - KEEP_HOURS + 1)
+            self._coverage_pruned = hour
+
+    def coverage_buckets(self, since_hour: int) -> list[Bucket]:
+        """The coverage buckets from ``since_hour`` on (hours since the epoch)."""
+        with self._read() as conn:
+            return agentquality.buckets(conn, since_hour)
 
     # -- status -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from reconciler.core.credentials import DEFAULT_SECRETS_DIR, SECRETS_DIR_ENV
 from reconciler.core.rules import check
 from reconciler.core.source import RawDocument
 from reconciler.core.validate import ManifestSet, build
@@ -104,95 +105,39 @@ def read_text(path: Path, diags: Diagnostics) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-PARALLEL_MIN_CHARS = 2 * 1024 * 1024  # below this, a second process costs more than it saves
-Unit = tuple[str, str]  # (file name, text); a split file's second half is padded with newlines
+def parse_files(paths: Sequence[str | Path], diags: Diagnostics) -> list[RawDocument]:
+    """Parse every manifest file under ``paths``, in order.
 
-
-def parse_files(paths: Sequence[str | Path], diags: Diagnostics, *,
-                parallel_min_chars: int = PARALLEL_MIN_CHARS) -> list[RawDocument]:
-    """Parse every manifest file; a large set is parsed on two cores (same result, in order)."""
-    units: list[Unit] = []
-    for path in discover(paths, diags):
-        text = read_text(path, diags)
-        if text is not None:
-            units.append((str(path), text))
-    total = sum(len(text) for _, text in units)
-    if total < parallel_min_chars or (os.cpu_count() or 1) < 2:
-        return _parse_units(units, diags)
-    return _parse_in_two(units, total, diags)
-
-
-def _parse_units(units: Sequence[Unit], diags: Diagnostics) -> list[RawDocument]:
+    One core: parsing the two halves of a large set in two processes was measured slower
+    whenever the second core was busy (a shared CI runner, a laptop): bench/RESULTS.md."""
     from reconciler.adapters.yamlparse import parse_documents
 
     docs: list[RawDocument] = []
-    for file, text in units:
-        docs.extend(parse_documents(text, file, diags))
+    for path in discover(paths, diags):
+        text = read_text(path, diags)
+        if text is not None:
+            docs.extend(parse_documents(text, str(path), diags))
     return docs
 
 
-def _parse_worker(units: list[Unit]) -> tuple[list[RawDocument], Diagnostics]:
-    diags = Diagnostics()
-    return _parse_units(units, diags), diags
+def load(paths: Sequence[str | Path], *,
+         secrets_dir: str | None = None) -> tuple[ManifestSet, Diagnostics]:
+    """Load, validate and check every manifest under ``paths``.
 
-
-def _parse_in_two(units: list[Unit], total: int, diags: Diagnostics) -> list[RawDocument]:
-    """The first half here, the second in a forked child. A file cut in two is cut just before
-    a ``---`` line (never inside a document) and its second half is padded with as many
-    newlines as the first half has, so every position stays exact; if either half of it has a
-    syntax error, that file is parsed again whole, so the result is the sequential one."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    first, second, cut = _halves(units, total)
-    mine, theirs = Diagnostics(), Diagnostics()
-    try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-            future = pool.submit(_parse_worker, second)
-            docs = _parse_units(first, mine)
-            theirs_docs, theirs = future.result()
-    except (BrokenProcessPool, OSError, ValueError):  # no fork / semaphores here: one core
-        return _parse_units(units, diags)
-    if cut is not None and any(d.code == "E002" and d.location is not None
-                               and d.location.file == cut[0] for d in [*mine, *theirs]):
-        return _parse_units(units, diags)  # rare: redo it the plain way
-    diags.extend(mine)
-    diags.extend(theirs)
-    return docs + theirs_docs
-
-
-def _halves(units: list[Unit], total: int) -> tuple[list[Unit], list[Unit], Unit | None]:
-    done = 0
-    for i, (file, text) in enumerate(units):
-        if done + len(text) < total // 2:
-            done += len(text)
-            continue
-        cut = _document_boundary(text, total // 2 - done)
-        if cut <= 0 or cut >= len(text):
-            return units[:i + 1], units[i + 1:], None
-        head, tail = text[:cut], text[cut:]
-        return ([*units[:i], (file, head)],
-                [(file, "\n" * head.count("\n") + tail), *units[i + 1:]], (file, text))
-    return units, [], None
-
-
-def _document_boundary(text: str, near: int) -> int:
-    """Offset of the first ``---`` document-start line at or after ``near`` (0 if none)."""
-    import re
-
-    found = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE).search(text, max(near, 1))
-    return found.start() if found else 0
-
-
-def load(paths: Sequence[str | Path]) -> tuple[ManifestSet, Diagnostics]:
-    """Load, validate and check every manifest under ``paths``."""
+    ``secrets_dir`` is the agent's secrets folder ``file:`` references must point into
+    (default: ``CONVCTL_SECRETS_DIR``, else ``/run/secrets``)."""
+    folder = secrets_folder(secrets_dir)
     with _bulk_gc():
         diags = Diagnostics()
         docs = parse_files(paths, diags)
         manifests = build(docs, diags)
-        check(manifests, diags)
+        check(manifests, diags, secrets_dir=folder)
     return manifests, diags
+
+
+def secrets_folder(given: str | None = None) -> str:
+    """The secrets folder, absolute: ``given``, else ``CONVCTL_SECRETS_DIR``, else the default."""
+    return os.path.abspath(given or os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR)
 
 
 @contextmanager

@@ -1,52 +1,40 @@
 """Safe, positioned YAML parsing for manifests.
 
-We compose the node tree with libyaml's C parser (PyYAML ``CSafeLoader``; measured about 10x the
-ruamel.yaml round-trip loader, see README "Performance") and convert nodes to plain data ourselves,
-which lets us record the 1-based position of every key and value and refuse what a manifest must
-never contain: duplicate keys, unknown or Python tags, merge keys, alias bombs, deep nesting.
-Every problem becomes a diagnostic; nothing here raises on bad input.
+We read libyaml's event stream (PyYAML's C parser) and build plain data straight from it, with
+the 1-based position of every key and value: no node tree is composed, mapping keys are never
+tag-resolved (a key is the text as written), and a plain value's tag is resolved only when its
+first character could make it something other than text, once per distinct text. On the way we
+refuse what a manifest must never contain: duplicate keys, unknown or Python tags, merge keys,
+alias bombs, deep nesting. Every problem becomes a diagnostic; nothing here raises on bad input.
+
+Anchors and aliases behave as PyYAML's composer made them: an alias is the anchored node again
+(its events are recorded once and replayed, every replayed node counting towards the budget), an
+undefined alias or a duplicate anchor is a YAML error for the rest of the file, and an alias
+inside its own anchor nests until the depth limit.
+
+YAML 1.1 (what libyaml resolves) and YAML 1.2 read some plain numbers differently: ``04412345``
+is octal (1184997) in 1.1 and decimal in 1.2, ``1:20`` is base 60 (80) in 1.1 and text in 1.2.
+A manifest must mean one thing in every tool, so numbers are plain decimal only: octal, base 60,
+binary, hexadecimal and ``_`` separators are refused (E011) with what YAML 1.1 would have read.
+Mapping keys are always the text as written (``no:`` is the key ``no``, not ``False``). Empty
+documents (a ``---`` with nothing after it, common in generated YAML) are skipped, as kubectl does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from reconciler.adapters.yamlidentity import identity
+from reconciler.core.credentials import shown
 from reconciler.core.source import Path, Position, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics, SourceLocation
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader with cheaper per-node hooks (the C composer calls them for every node).
-
-    Safe loaders register no path resolvers, so descending and ascending track nothing and a
-    plain scalar's tag depends on its text alone: it is resolved once per distinct text, in a
-    bounded cache shared by every file of a run.
-    """
-
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass
-
-    def ascend_resolver(self) -> None:
-        pass
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not _ScalarNode or not implicit[0]:
-            return super().resolve(kind, value, implicit)
-        tag = _PLAIN_TAGS.get(value)
-        if tag is None:
-            if len(_PLAIN_TAGS) >= _PLAIN_TAGS_MAX:
-                _PLAIN_TAGS.clear()
-            tag = _PLAIN_TAGS[value] = super().resolve(kind, value, implicit)
-        return tag
-
-
-_PLAIN_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag
-_PLAIN_TAGS_MAX = 100_000
+# The event parser: libyaml's when PyYAML has it (CBaseLoader is CParser + no-op resolvers).
+_Parser: Any = getattr(yaml, "CBaseLoader", yaml.SafeLoader)
 
 MAX_NODES = 200_000  # per document, counting every alias expansion
 MAX_DEPTH = 64
@@ -54,16 +42,35 @@ MAX_DEPTH = 64
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
-_SCALAR_TAGS = {
-    _STR,
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:timestamp",
-}
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_NULL = "tag:yaml.org,2002:null"
+# YAML 1.1 types of the plain scalars `=` and `<<`; as values (and `=` as a key) they are text.
+_VALUE = "tag:yaml.org,2002:value"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = {_STR, _INT, _FLOAT, "tag:yaml.org,2002:bool", _NULL,
+                "tag:yaml.org,2002:timestamp"}
+_TEXT_TAGS = {_STR, _VALUE, _MERGE}
+_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+
+_Scalar = yaml.ScalarEvent
+_MapStart = yaml.MappingStartEvent
+_MapEnd = yaml.MappingEndEvent
+_SeqStart = yaml.SequenceStartEvent
+_SeqEnd = yaml.SequenceEndEvent
+_Alias = yaml.AliasEvent
+_DocEnd = yaml.DocumentEndEvent
+
+_resolver: Any = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
-_ScalarNode = yaml.ScalarNode
+# A plain scalar starting with any other character is text, whatever follows.
+_MAYBE_TYPED = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+_PLAIN_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag, shared by a run's files
+_VALUES: dict[tuple[str, str], Any] = {}  # (tag, text) -> constructed int/float/bool/null/date
+_CACHE_MAX = 100_000
+_MISSING = object()
+
+Events = Callable[[], Any]  # the next event: the parser's, or a replay of an anchor's events
 
 
 class _Refused(Exception):
@@ -80,117 +87,264 @@ def _pos(mark: Any) -> Position:
     return (mark.line + 1, mark.column + 1)
 
 
-class _Converter:
-    """Node tree -> plain data + positions, with node-count and depth budgets.
+def _plain_tag(text: str) -> str:
+    tag = _PLAIN_TAGS.get(text)
+    if tag is None:
+        if len(_PLAIN_TAGS) >= _CACHE_MAX:
+            _PLAIN_TAGS.clear()
+        tag = _PLAIN_TAGS[text] = _resolver.resolve(yaml.ScalarNode, text, (True, False))
+    return tag
 
-    This is the hot path of ``validate`` (about 30 nodes per document, tens of thousands of
-    documents): plain string scalars, most nodes, are handled inline without a call, positions
-    are assigned directly (every path of a document is unique), and keys, paths and short
-    values are shared across the documents of a file (a third less memory).
+
+def _scalar_tag(event: Any) -> str:
+    """The tag PyYAML's composer gives a scalar event (``!`` and no tag mean: resolve)."""
+    tag: str | None = event.tag
+    if tag is not None and tag != "!":
+        return tag
+    if event.implicit[0] and event.value[:1] in _MAYBE_TYPED:
+        return _plain_tag(event.value)
+    return _STR
+
+
+class _Builder:
+    """One document's events -> plain data + positions, with node-count and depth budgets.
+
+    This is the hot path of ``validate`` (about 40 events per document, tens of thousands of
+    documents): plain text keys and values, most events, are handled inline in the loops,
+    a child's path is looked up, not built, once a file has seen it, positions are assigned
+    directly (every path of a document is unique, so the number of
+    positions is the number of nodes built), and keys, paths and short values are shared across
+    the documents of a file (a third less memory). ``recording`` holds the event lists of the
+    anchors still open; it is ``()`` while an alias is replayed.
     """
 
-    def __init__(self, source: SourceMap, shared: dict[Any, Any] | None = None) -> None:
-        # One copy of each key, path and short text: share(x, x) returns the first equal x.
-        self.share: Callable[[Any, Any], Any] = ({} if shared is None else shared).setdefault
-        self.source = source
-        self.values = source.values
+    def __init__(self, source: SourceMap, shared: dict[Any, Any],
+                 children: dict[int, dict[Any, Path]]) -> None:
+        self.share: Callable[[Any, Any], Any] = shared.setdefault
+        self.children = children  # id(shared path) -> key or index -> the shared child path
         self.keys = source.keys
-        self.budget = MAX_NODES
+        self.values = source.values
+        self.anchors: dict[str, list[Any]] = {}  # anchor -> its events (growing while open)
+        self.recording: list[list[Any]] = []
 
-    def convert(self, node: Any, path: Path, depth: int) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
+    def node(self, event: Any, get: Events, rec: Any, path: Path, depth: int) -> Any:
+        kind = type(event)
+        if kind is _Alias:
+            return self._alias(event, path, depth)
+        opened = event.anchor is not None and rec is self.recording
+        if opened:
+            self._anchor(event)
+        if len(self.values) >= MAX_NODES:
             raise _Refused("E005", f"document expands to more than {MAX_NODES} nodes "
-                           "(alias bomb?)", self._enclosing_key(path) or node.start_mark)
+                           "(alias bomb?)", self._enclosing_key(path) or event.start_mark)
         if depth > MAX_DEPTH:
-            raise _Refused("E005", f"nesting deeper than {MAX_DEPTH} levels", node.start_mark)
-        mark = node.start_mark
+            raise _Refused("E005", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        mark = event.start_mark
         self.values[path] = (mark.line + 1, mark.column + 1)
-        if isinstance(node, _ScalarNode):
-            return node.value if node.tag == _STR else self._scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            self._check_tag(node, _SEQ)
-            return self._sequence(node, path, depth)
-        self._check_tag(node, _MAP)
-        return self._mapping(node, path, depth)
+        if kind is _Scalar:
+            return _scalar(event)
+        expected = _SEQ if kind is _SeqStart else _MAP
+        if event.tag is not None and event.tag not in ("!", expected):
+            raise _Refused("E004", f"tag '{_short_tag(event.tag)}' is not allowed in manifests",
+                           mark)
+        if opened:  # record this collection's events for its aliases
+            rec.append(self.anchors[event.anchor])
+            try:
+                return self._collection(kind, get, rec, path, depth + 1)
+            finally:
+                rec.pop()
+        return self._collection(kind, get, rec, path, depth + 1)
 
-    def _sequence(self, node: Any, path: Path, depth: int) -> list[Any]:
+    def _collection(self, kind: Any, get: Events, rec: Any, path: Path, child: int) -> Any:
+        if kind is _SeqStart:
+            return self._sequence(get, rec, path, child)
+        return self._mapping(get, rec, path, child)
+
+    def _sequence(self, get: Events, rec: Any, path: Path, child: int) -> list[Any]:
         out: list[Any] = []
-        values, share, child = self.values, self.share, depth + 1
-        for i, item in enumerate(node.value):
-            item_path = (*path, i)
-            item_path = share(item_path, item_path)
-            if (item.tag == _STR and self.budget > 0 and child <= MAX_DEPTH
-                    and isinstance(item, _ScalarNode)):  # inline convert() of a plain string
-                self.budget -= 1
-                mark = item.start_mark
+        values, share = self.values, self.share
+        kids = self._kids(path)
+        mark: Any
+        index = 0
+        while True:
+            event = get()
+            if rec:
+                for events in rec:
+                    events.append(event)
+            kind = type(event)
+            if kind is _SeqEnd:
+                return out
+            item_path = kids.get(index)
+            if item_path is None:
+                item_path = kids[index] = share((*path, index), (*path, index))
+            index += 1
+            if (kind is _Scalar and event.tag is None and event.anchor is None
+                    and (not event.implicit[0] or event.value[:1] not in _MAYBE_TYPED)
+                    and len(values) < MAX_NODES and child <= MAX_DEPTH):  # plain text, inline
+                mark = event.start_mark
                 values[item_path] = (mark.line + 1, mark.column + 1)
-                text = item.value
+                text = event.value
                 out.append(share(text, text) if len(text) < 32 else text)
             else:
-                out.append(self.convert(item, item_path, child))
-        return out
+                out.append(self.node(event, get, rec, item_path, child))
+
+    def _mapping(self, get: Events, rec: Any, path: Path, child: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        keys, values, share = self.keys, self.values, self.share
+        kids = self._kids(path)
+        mark: Any
+        while True:
+            event = get()
+            if rec:
+                for events in rec:
+                    events.append(event)
+            kind = type(event)
+            if kind is _Scalar and event.tag is None and event.anchor is None:
+                key, mark = event.value, event.start_mark
+                if key == "<<" and event.implicit[0]:
+                    raise _Refused("E004", "merge keys (<<) are not supported in manifests", mark)
+            elif kind is _MapEnd:
+                return out
+            else:
+                key, mark = self._key(event, rec)
+            if key in out:
+                first = keys.get((*path, key), (0, 0))[0]
+                raise _Refused("E003", f"duplicate key {shown(key)} (first defined on line "
+                               f"{first})", mark)
+            key_path = kids.get(key)
+            if key_path is None:
+                key = share(key, key)
+                key_path = kids[key] = share((*path, key), (*path, key))
+            else:
+                key = key_path[-1]
+            keys[key_path] = (mark.line + 1, mark.column + 1)
+            event = get()
+            if rec:
+                for events in rec:
+                    events.append(event)
+            if (type(event) is _Scalar and event.tag is None and event.anchor is None
+                    and (not event.implicit[0] or event.value[:1] not in _MAYBE_TYPED)
+                    and len(values) < MAX_NODES and child <= MAX_DEPTH):  # plain text, inline
+                mark = event.start_mark
+                values[key_path] = (mark.line + 1, mark.column + 1)
+                text = event.value
+                out[key] = share(text, text) if len(text) < 32 else text
+            else:
+                out[key] = self.node(event, get, rec, key_path, child)
+
+    def _kids(self, path: Path) -> dict[Any, Path]:
+        kids = self.children.get(id(path))
+        if kids is None:
+            kids = self.children[id(path)] = {}
+        return kids
+
+    def _key(self, event: Any, rec: Any) -> tuple[str, Any]:
+        """A key that is not plain untagged text: an alias, anchored, tagged, or not a scalar."""
+        if type(event) is _Alias:
+            event = self._anchored(event)[0]  # the anchored node is the key
+        elif event.anchor is not None and rec is self.recording:
+            self._anchor(event)
+        mark = event.start_mark
+        if type(event) is not _Scalar:
+            raise _Refused("E103", "mapping keys must be plain strings", mark)
+        tag = _scalar_tag(event)
+        if tag == _MERGE:
+            raise _Refused("E004", "merge keys (<<) are not supported in manifests", mark)
+        if tag not in _SCALAR_TAGS and tag != _VALUE:
+            raise _Refused("E004", f"tag '{_short_tag(tag)}' is not allowed in manifests", mark)
+        return event.value, mark  # the text as written: `no:` is "no", `01:` is "01"
+
+    def _anchor(self, event: Any) -> None:
+        first = self.anchors.get(event.anchor)
+        if first is not None:
+            raise yaml.composer.ComposerError("found duplicate anchor; first occurrence",
+                                              first[0].start_mark, "second occurrence",
+                                              event.start_mark)
+        self.anchors[event.anchor] = [event]
+
+    def _anchored(self, alias: Any) -> list[Any]:
+        events = self.anchors.get(alias.anchor)
+        if events is None:
+            raise yaml.composer.ComposerError(None, None, "found undefined alias",
+                                              alias.start_mark)
+        return events
+
+    def _alias(self, alias: Any, path: Path, depth: int) -> Any:
+        """Replay the anchored node's events here (an open anchor: up to the alias itself)."""
+        replay = iter(self._anchored(alias)).__next__
+        return self.node(replay(), replay, (), path, depth)
 
     def _enclosing_key(self, path: Path) -> Position | None:
         for end in range(len(path), 0, -1):
-            if path[:end] in self.source.keys:
-                return self.source.keys[path[:end]]
+            if path[:end] in self.keys:
+                return self.keys[path[:end]]
         return None
 
-    def _mapping(self, node: Any, path: Path, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        keys, values, share, child = self.keys, self.values, self.share, depth + 1
-        for key_node, value_node in node.value:
-            if key_node.tag == _STR and isinstance(key_node, _ScalarNode):
-                key = key_node.value
-            else:
-                key = self._key(key_node)
-            if key in out:
-                first = keys.get((*path, key), (0, 0))[0]
-                raise _Refused("E003", f"duplicate key '{key}' (first defined on line {first})",
-                               key_node.start_mark)
-            key = share(key, key)
-            key_path = (*path, key)
-            key_path = share(key_path, key_path)
-            mark = key_node.start_mark
-            keys[key_path] = (mark.line + 1, mark.column + 1)
-            if (value_node.tag == _STR and self.budget > 0 and child <= MAX_DEPTH
-                    and isinstance(value_node, _ScalarNode)):  # inline convert() of a string
-                self.budget -= 1
-                mark = value_node.start_mark
-                values[key_path] = (mark.line + 1, mark.column + 1)
-                text = value_node.value
-                out[key] = share(text, text) if len(text) < 32 else text
-            else:
-                out[key] = self.convert(value_node, key_path, child)
-        return out
+    def skip_document(self, get: Events) -> Any:
+        """The rest of a refused document, checked as the composer would; its end event."""
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is _DocEnd:
+                return event
+            if kind is _Alias:
+                self._anchored(event)
+            elif getattr(event, "anchor", None) is not None:
+                self._anchor(event)
 
-    def _key(self, key_node: Any) -> str:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            raise _Refused("E004", "merge keys (<<) are not supported in manifests",
-                           key_node.start_mark)
-        if not isinstance(key_node, _ScalarNode):
-            raise _Refused("E103", "mapping keys must be plain strings", key_node.start_mark)
-        key = self._scalar(key_node)
-        return key if isinstance(key, str) else str(key)
 
-    def _scalar(self, node: Any) -> Any:
-        if node.tag not in _SCALAR_TAGS:
-            raise _Refused("E004", f"tag '{_short_tag(node.tag)}' is not allowed in manifests",
-                           node.start_mark)
-        if node.tag == _STR:
-            return node.value
+def _scalar(event: Any) -> Any:
+    tag = _scalar_tag(event)
+    if tag in _TEXT_TAGS:
+        return event.value
+    if tag not in _SCALAR_TAGS:
+        raise _Refused("E004", f"tag '{_short_tag(tag)}' is not allowed in manifests",
+                       event.start_mark)
+    text = event.value
+    value = _VALUES.get((tag, text), _MISSING)
+    if value is _MISSING:
         try:
-            return _constructor.yaml_constructors[node.tag](_constructor, node)
+            value = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, text))
         except (ValueError, TypeError, yaml.YAMLError) as exc:
-            raise _Refused("E002", f"invalid {_short_tag(node.tag)} value",
-                           node.start_mark) from exc
+            raise _Refused("E002", f"invalid {_short_tag(tag)} value",
+                           event.start_mark) from exc
+        if tag in (_INT, _FLOAT):
+            _check_decimal(tag, text, value, event.start_mark)
+        if len(_VALUES) >= _CACHE_MAX:
+            _VALUES.clear()
+        _VALUES[(tag, text)] = value
+    return value
 
-    @staticmethod
-    def _check_tag(node: Any, expected: str) -> None:
-        if node.tag != expected:
-            raise _Refused("E004", f"tag '{_short_tag(node.tag)}' is not allowed in manifests",
-                           node.start_mark)
+
+def _check_decimal(tag: str, raw: str, value: float, mark: Any) -> None:
+    """Refuse a number not written in plain decimal (YAML 1.1 and 1.2 may disagree on it)."""
+    text = raw.strip()
+    if tag == _INT and _DECIMAL_INT.fullmatch(text):
+        return
+    if tag == _FLOAT and ":" not in text and "_" not in text:
+        return
+    read = repr(value)[:40]
+    digits = text.lstrip("+-").lower()
+    if ":" in text:
+        why = f"a base-60 number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif "_" in text:
+        why = f"a number with '_' separators: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif digits.startswith("0b"):
+        why = f"a binary number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
+    elif digits.startswith("0x"):
+        why = f"a hexadecimal number ({read})"
+    else:
+        why = (f"an octal number: YAML 1.1 reads it as {read}, YAML 1.2 as "
+               f"{int(text, 10) if text.lstrip('+-').isdigit() else 'text'}")
+    written = text if len(text) <= 40 else text[:40] + "..."
+    raise _Refused("E011", f"'{written}' is {why}; write numbers in plain decimal, or quote the "
+                   "value if it is text", mark)
+
+
+def _is_empty(event: Any) -> bool:
+    """A document with nothing in it: a ``---`` followed by comments or blank lines only."""
+    return (type(event) is _Scalar and event.value == "" and not event.style
+            and _scalar_tag(event) == _NULL)
 
 
 def _short_tag(tag: str) -> str:
@@ -203,27 +357,14 @@ def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocumen
     Documents before a syntax error are kept; a refused document is dropped whole.
     """
     docs: list[RawDocument] = []
-    shared: dict[Any, Any] = {}  # keys, paths and short values repeat across documents
     try:
-        loader = _Loader(text)
+        parser = _Parser(text)
     except UnicodeEncodeError as exc:  # lone surrogates: not text a file can hold
         diags.error("E001", "text is not valid Unicode (lone surrogate)",
                     _offset_location(file, text, exc.start))
         return docs
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            source = SourceMap(file)
-            try:
-                data = _Converter(source, shared).convert(node, (), 0)
-            except _Refused as exc:
-                line, col = _pos(exc.mark)
-                diags.error(exc.code, exc.message, SourceLocation(file, line, col))
-                docs.append(RawDocument(_identity(node), SourceMap(file), refused=True))
-                continue
-            docs.append(RawDocument(data, source))
+        _read_documents(parser, text, file, diags, docs)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark else (0, 0)
@@ -240,25 +381,34 @@ def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocumen
     except yaml.YAMLError as exc:
         diags.error("E002", f"YAML error: {exc}", SourceLocation(file))
     finally:
-        loader.dispose()
+        parser.dispose()
     return docs
 
 
-def _identity(node: Any) -> dict[str, Any]:
-    """``kind`` and ``metadata.name`` of a refused document, when they are plain scalars."""
-    def scalars(mapping: Any) -> dict[str, Any]:
-        if not isinstance(mapping, yaml.MappingNode):
-            return {}
-        return {k.value: v for k, v in mapping.value if isinstance(k, yaml.ScalarNode)}
-
-    top = scalars(node)
-    out: dict[str, Any] = {}
-    if isinstance(top.get("kind"), yaml.ScalarNode):
-        out["kind"] = top["kind"].value
-    name = scalars(top.get("metadata")).get("name")
-    if isinstance(name, yaml.ScalarNode):
-        out["metadata"] = {"name": name.value}
-    return out
+def _read_documents(parser: Any, text: str, file: str, diags: Diagnostics,
+                    docs: list[RawDocument]) -> None:
+    get, check = parser.get_event, parser.check_event
+    shared: dict[Any, Any] = {(): ()}  # keys, paths and short values repeat across documents
+    children: dict[int, dict[Any, Path]] = {}
+    get()  # the stream start
+    while not check(yaml.StreamEndEvent):
+        start, root = get(), get()
+        if _is_empty(root):
+            get()
+            continue
+        source = SourceMap(file)
+        builder = _Builder(source, shared, children)
+        try:
+            data = builder.node(root, get, builder.recording, shared[()], 0)
+        except _Refused as exc:
+            end = builder.skip_document(get)  # a YAML error further on wins, as it did
+            line, col = _pos(exc.mark)
+            diags.error(exc.code, exc.message, SourceLocation(file, line, col))
+            written = text[start.start_mark.index : end.end_mark.index]
+            docs.append(RawDocument(identity(written), SourceMap(file), refused=True))
+            continue
+        get()  # the document end
+        docs.append(RawDocument(data, source))
 
 
 def _offset_location(file: str, text: str, offset: int) -> SourceLocation:

@@ -1,4 +1,5 @@
-"""``convctl agent ...``: the sync agent (product.md §5): ingest, run, status, retry-dead."""
+"""``convctl agent ...``: the sync agent (product.md §5): ingest, run, status, retry-dead,
+quality."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import click
 
+from reconciler.cli import agent_quality
+from reconciler.cli.agent_coverage import coverage_lines
 from reconciler.cli.app import App
 from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
@@ -35,6 +38,8 @@ def command() -> None:
       ACME_META_TOKEN=... convctl agent run
       convctl agent status --format json
       convctl agent retry-dead --reason rejected
+      convctl agent retry-dead --event acme/demo-request --since 24h --dry-run
+      convctl agent quality --account acme
     """
 
 
@@ -114,6 +119,10 @@ _RUN_OPTIONS = [
     click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
                  type=click.FloatRange(0.1, 600), show_default=True,
                  help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),
+    click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
+                 show_default=True, metavar="DIR",
+                 help="Folder of the token files accessToken {file: PATH} may name; nothing "
+                 "outside it is read, symlinks resolved [env CONVCTL_SECRETS_DIR]."),
     click.option("--contacts", envvar="CONVCTL_CONTACT_SOURCE", default="embedded",
                  type=click.Choice(["embedded", "hubspot"]), show_default=True,
                  help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "
@@ -201,7 +210,8 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
 @state_option
 @store_option
 def status(fmt: str, state: str | None, store: str | None) -> None:
-    """Counts per state and per pixel, skip reasons, dead-letter reasons, paused pixels."""
+    """Counts per state and per pixel, skip reasons, dead-letter reasons, paused pixels, and
+    the match-key coverage of each event over the last 24 hours and 7 days."""
     import orjson
 
     from reconciler.services.agent import agent_status
@@ -209,7 +219,7 @@ def status(fmt: str, state: str | None, store: str | None) -> None:
 
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        data = agent_status(agent_store).as_json()
+        data = agent_status(agent_store, events=_live_events(state)).as_json()
         data["recentDeadLetters"] = agent_store.dead_letters(20)
     finally:
         agent_store.close()
@@ -222,18 +232,28 @@ def status(fmt: str, state: str | None, store: str | None) -> None:
 @command.command("retry-dead")
 @click.option("--reason", default=None, metavar="CODE",
               help="Only dead letters with this reason (e.g. rejected, expired, disabled).")
+@click.option("--event", "events", multiple=True, metavar="ACCOUNT/NAME",
+              help="Only this conversion event's dead letters (repeatable).")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Only events that happened at or after WHEN: ISO 8601 with a zone "
+              "(2026-11-20T14:00:00Z) or a duration back from now (24h, 90m, 3d).")
+@click.option("--until", default=None, metavar="WHEN",
+              help="Only events that happened before WHEN (same forms as --since).")
+@click.option("--dry-run", is_flag=True,
+              help="List what would be queued again; change nothing.")
 @state_option
 @store_option
-def retry_dead(reason: str | None, state: str | None, store: str | None) -> None:
-    """Queue dead letters again; the next `agent run` re-checks and sends them."""
-    from reconciler.services.agent_setup import AgentSettings, open_store
+def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
+               until: str | None, dry_run: bool, state: str | None, store: str | None) -> None:
+    """Queue dead letters again; the next `agent run` re-checks and sends them.
 
-    agent_store = open_store(AgentSettings(state=state, store=store))
-    try:
-        count = agent_store.retry_dead(reason)
-    finally:
-        agent_store.close()
-    App().out(f"Queued {count} dead letter(s) again" + (f" (reason {reason})." if reason else "."))
+    Events older than Meta's 7-day window (less the agent's 1-hour margin) would be refused:
+    they are not queued, stay dead, and their count is printed.
+    """
+    from reconciler.cli.agent_replay import retry_dead_command
+
+    retry_dead_command(reason=reason, events=events, since=since, until=until,
+                       dry_run=dry_run, state=state, store=store)
 
 
 @command.command("resume")
@@ -252,6 +272,25 @@ def resume(pixel_id: str, state: str | None, store: str | None) -> None:
     App().out(f"Pixel {pixel_id} resumed." if resumed else f"Pixel {pixel_id} was not paused.")
 
 
+def _live_events(state: str | None) -> Any:
+    """The live events (to name events in the coverage), or None if the state is unreadable."""
+    from reconciler.adapters.state import open_provider
+    from reconciler.errors import ConvctlError
+    from reconciler.services.coverage import live_events_or_none
+
+    try:
+        provider = open_provider(state)
+    except ConvctlError:
+        return None
+    try:
+        return live_events_or_none(provider.list_events)
+    finally:
+        provider.close()
+
+
+command.add_command(agent_quality.quality)
+
+
 def status_text(data: dict[str, Any]) -> str:
     inbox, outbox = data["inbox"], data["outbox"]
     lines = [f"Inbox:  {inbox['new']} new, {inbox['processed']} processed",
@@ -267,6 +306,7 @@ def status_text(data: dict[str, Any]) -> str:
                      f"({info['reason']}): {info['message']}")
     lines += _section("Skipped", data["skips"]) + _section("Dead letters", data["deadLetters"])
     lines += _section("Dropped at ingest", data.get("droppedFields", {}))
+    lines += coverage_lines(data.get("coverage", []))
     return "\n".join(lines)
 
 

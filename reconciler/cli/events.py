@@ -17,25 +17,11 @@ from reconciler.cli.options import state_option
 
 if TYPE_CHECKING:
     from reconciler.core.live import LiveEvent
-    from reconciler.core.provider import Provider
 
 
 @click.group("events")
 def command() -> None:
     """List, show, switch on/off and delete live conversion events (R19)."""
-
-
-def _find(provider: Provider, ref: str) -> LiveEvent:
-    """An event by id, or by ACCOUNT/NAME."""
-    from reconciler.errors import NotFoundError
-
-    if "/" in ref:
-        account, name = ref.split("/", 1)
-        for ev in provider.list_events(account):
-            if ev.name == name:
-                return ev
-        raise NotFoundError(f"no live event {ref}")
-    return provider.get_event(ref)
 
 
 def _trigger(ev: LiveEvent) -> str:
@@ -92,39 +78,42 @@ def _row(ev: LiveEvent) -> dict[str, object]:
 @click.argument("ref")
 @state_option
 def show(ref: str, state: str | None) -> None:
-    """Show one event (REF: an id or ACCOUNT/NAME) as JSON."""
+    """Show one event (REF: an id or ACCOUNT/NAME) as JSON, with what it sends to Meta."""
     import orjson
 
     from reconciler.adapters.state import open_provider
+    from reconciler.core.normalize import HASHED_KEYS
+    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
     from reconciler.render.redact import printable_lines, redact
+    from reconciler.services.events import find_event
 
     provider = open_provider(state)
     try:
-        ev = _find(provider, ref)
+        ev = find_event(provider, ref)
+        account = next((a for a in provider.list_accounts() if a.name == ev.account), None)
     finally:
         provider.close()
     data = redact(ev.model_dump(mode="json", by_alias=True))
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
+    # what leaves per event: the user_data keys and the Limited Data Use fields it sends
+    keys = sent_keys(data["spec"])
+    data["sends"] = {"userData": keys, "hashed": [k for k in keys if k in HASHED_KEYS],
+                     "dataProcessingOptions": payload_fields(
+                         effective_options(ev.spec, account.spec if account else None))}
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     App().out(printable_lines(text))
 
 
 def _toggle(ref: str, state: str | None, enabled: bool) -> None:
     from reconciler.adapters.state import open_provider
-    from reconciler.core.live import EventWrite
+    from reconciler.render.redact import printable
+    from reconciler.services.events import set_enabled
 
     provider = open_provider(state)
     try:
-        ev = _find(provider, ref)
-        spec = ev.spec.model_copy(update={"enabled": enabled})
-        write = EventWrite(account=ev.account, name=ev.name, spec=spec, labels=ev.labels,
-                           api=ev.api, managed_by=ev.managed_by,
-                           last_applied_hash=ev.last_applied_hash)
-        provider.update_event(ev.id, write, ev.version)
+        ev = set_enabled(provider, ref, enabled)
     finally:
         provider.close()
-    from reconciler.render.redact import printable
-
     word = "on: sending resumes" if enabled else "off: sending stops at once"
     App().out(printable(f"Event {ev.account}/{ev.name} ({ev.id}) switched {word} (R19)."))
 
@@ -156,13 +145,12 @@ def delete(ref: str, yes: bool, force: bool, state: str | None) -> None:
     from reconciler.adapters.state import open_provider
     from reconciler.errors import UsageError
     from reconciler.render.redact import printable
+    from reconciler.services.events import check_deletable, find_event
 
     provider = open_provider(state)
     try:
-        ev = _find(provider, ref)
-        if ev.spec.protect and not force:
-            raise UsageError(f"event {ev.account}/{ev.name} is protected (protect: true): remove "
-                             "protect: true from its manifest and apply, or pass --force")
+        ev = find_event(provider, ref)
+        check_deletable(ev, force)
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError(f"no terminal to confirm deleting {ev.account}/{ev.name} on; "

@@ -1,4 +1,9 @@
-"""``convctl plan``: what apply would change, as text, JSON or a PR comment (product.md §3)."""
+"""``convctl plan``: what apply would change, as text, JSON or a PR comment (product.md §3).
+
+With a policies folder (``policies/`` when it exists, ``--policies DIR``, ``CONVCTL_POLICIES``)
+every plan is checked against its Rego policies (docs/policies.md): each violation is printed
+with its policy's name; a non-advisory one makes the plan fail (exit 1, nothing saved).
+"""
 
 from __future__ import annotations
 
@@ -21,29 +26,52 @@ from reconciler.cli.options import manifests_argument, state_option
               help="Also delete live events that are not in git.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Allow deleting every event of an account, or more than half of them.")
+@click.option("--policies", "policies_opt", metavar="DIR", default=None,
+              help="Check the plan against the Rego policies in DIR [env CONVCTL_POLICIES; "
+              "default policies/ when it exists].")
+@click.option("--no-policies", is_flag=True, help="Do not check any policy.")
 def command(paths: tuple[str, ...], state: str | None, fmt: str, out: str | None,
-            detailed_exitcode: bool, prune_unmanaged: bool, allow_mass_delete: bool) -> None:
+            detailed_exitcode: bool, prune_unmanaged: bool, allow_mass_delete: bool,
+            policies_opt: str | None, no_policies: bool) -> None:
     """Compare the manifests with the live state and show the changes apply would make.
 
-    PATHS default to manifests/. Exit 0 when there is nothing to do, 1 on any error, and with
-    --detailed-exitcode 2 when there are changes.
+    PATHS default to manifests/. Exit 0 when there is nothing to do, 1 on any error or policy
+    violation, and with --detailed-exitcode 2 when there are changes.
 
     \b
     Examples:
       convctl plan
       convctl plan --format markdown --detailed-exitcode   # in a pull request
       convctl plan --out plan.json && convctl apply plan.json
+      convctl plan --policies examples/policies
     """
-    from reconciler.cli.planning import plan_or_exit, render, save_plan
+    from reconciler.cli.planning import load_policies_or_exit, plan_or_exit, save_plan
+    from reconciler.core.policy import blocking
+    from reconciler.render import render
 
     app = App()
-    plan = plan_or_exit(app, list(paths) or ["manifests"], state, prune_unmanaged,
-                          allow_mass_delete)
-    app.out(render(plan, fmt, color=app.color))
-    if plan.errors:
+    manifest_paths = list(paths) or ["manifests"]
+    policies = None if no_policies else load_policies_or_exit(app, policies_opt)
+    plan = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete)
+    violations = None
+    if policies is not None:
+        from reconciler.services.policies import check_plan
+
+        violations = check_plan(plan, manifest_paths, policies)
+    app.out(render(plan, fmt, color=app.color, violations=violations))
+    refused = blocking(violations or [])
+    if policies is not None:
+        app.err(f"Policies ({policies.directory}): {len(policies.policies)} checked, "
+                f"{len(refused)} violation(s), {len(violations or []) - len(refused)} advisory.")
+    if refused:
+        saved = "; the plan was not saved" if out else ""
+        app.err(f"error: the plan violates {len(refused)} policy rule(s) (listed above); "
+                f"apply refuses it until they pass{saved}")
+    if plan.errors or refused:
         raise click.exceptions.Exit(1)
     if out:
-        save_plan(plan, out, list(paths) or ["manifests"], state)
+        save_plan(plan, out, manifest_paths, state)
         app.err(f"Saved the plan to {out}. Apply exactly it with: convctl apply {out}")
     if detailed_exitcode and not plan.is_empty:
         raise click.exceptions.Exit(2)
+

@@ -1,16 +1,20 @@
-"""Helpers shared by ``plan`` and ``apply``: make a plan or explain why not, render, save."""
+"""Helpers shared by ``plan`` and ``apply``: make a plan or explain why not, policies, save."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler.cli.app import App
 from reconciler.core.plan import Plan
+from reconciler.diagnostics import Diagnostics
 from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    from reconciler.adapters.policy import PolicySet
 
 
 def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged: bool,
@@ -24,29 +28,38 @@ def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged:
                            allow_mass_delete=allow_mass_delete)
     finally:
         provider.close()
-    if result.plan is None:
-        for diag in result.diagnostics.sorted():
-            app.err(diag.render())
-        app.err(f"error: the manifests have {len(result.diagnostics.errors)} error(s); "
-                "nothing was planned")
-        raise click.exceptions.Exit(1)
-    for diag in result.diagnostics.warnings:
-        app.err(diag.render())
+    show_diagnostics(app, result.diagnostics)
+    assert result.plan is not None  # no errors: show_diagnostics exits on them
     return result.plan
 
 
-def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
-    if fmt == "json":
-        from reconciler.render.json import render_json
+def show_diagnostics(app: App, diagnostics: Diagnostics) -> None:
+    """Print the manifests' errors and exit 1, or print their warnings."""
+    if diagnostics.has_errors:
+        for diag in diagnostics.sorted():
+            app.err(diag.render())
+        app.err(f"error: the manifests have {len(diagnostics.errors)} error(s); "
+                "nothing was planned")
+        raise click.exceptions.Exit(1)
+    for diag in diagnostics.warnings:
+        app.err(diag.render())
 
-        return render_json(plan)
-    if fmt == "markdown":
-        from reconciler.render.markdown import render_markdown
 
-        return render_markdown(plan)
-    from reconciler.render.text import render_text
+def load_policies_or_exit(app: App, option: str | None) -> PolicySet | None:
+    """The compiled policies (``--policies``, ``CONVCTL_POLICIES``, ``policies/``), or None
+    without a policies folder; every error positioned, then exit 1, when one does not compile."""
+    from reconciler.services.policies import load_policies, policies_dir
 
-    return render_text(plan, color=color)
+    directory = policies_dir(option)
+    if directory is None:
+        return None
+    policies, diags = load_policies(directory)
+    for diag in diags.sorted():
+        app.err(diag.render())
+    if diags.has_errors:
+        app.err(f"error: the policies have {len(diags.errors)} error(s); nothing was planned")
+        raise click.exceptions.Exit(1)
+    return policies
 
 
 SAVED_KIND = "convctl-saved-plan"

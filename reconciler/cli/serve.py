@@ -14,6 +14,7 @@ from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
 
 SECRET_ENV = "CONVCTL_HUBSPOT_CLIENT_SECRET"
+UI_KEY_ENV = "CONVCTL_UI_SESSION_KEY"
 
 
 @click.command("serve")
@@ -61,6 +62,8 @@ def command(host: str, port: int, state: str | None, tls_cert: str | None,
     --tls-key, or --insecure, are given. SIGTERM or Ctrl-C stops accepting connections, lets
     in-flight requests finish, stops the agent after its current batch and exits 0. Probes:
     /livez, /readyz (database, schema, not shutting down), /healthz; metrics at /metrics.
+    The dashboard is at /ui (log in with a read token); replicas share its sessions when
+    they share CONVCTL_UI_SESSION_KEY.
 
     HubSpot webhooks (POST /v1/webhooks/hubspot) need the app's client secret in
     CONVCTL_HUBSPOT_CLIENT_SECRET (never on the command line); form submissions
@@ -118,7 +121,8 @@ def _serve(url: str, webhooks: Any, settings: Any, host: str, port: int,
             loop = AgentLoop(handle.agent, stopper)
         app = create_app(provider, tokens, max_body_bytes=max_body_bytes, inbox=inbox,
                          webhooks=webhooks, background=loop,
-                         readiness=Readiness(_schema_check(url)))
+                         readiness=Readiness(_schema_check(url)),
+                         ui_session_key=os.environ.get(UI_KEY_ENV, "").encode() or None)
         scheme = "https" if tls_cert else "http"
         agent = "with the agent" if loop else "without the agent"
         hooks = "on" if webhooks.client_secret else "off (no CONVCTL_HUBSPOT_CLIENT_SECRET)"

@@ -23,7 +23,8 @@ def command(planfile: str, fmt: str) -> None:
       convctl plan --out plan.json && convctl show plan.json
       convctl show plan.json --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
-    from reconciler.cli.planning import load_saved, render
+    from reconciler.cli.planning import load_saved
+    from reconciler.render import render
 
     app = App()
     plan, _paths, _state = load_saved(planfile)

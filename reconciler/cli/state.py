@@ -26,12 +26,24 @@ def command() -> None:
 
 
 @command.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format (json carries a format_version).")
 @state_option
-def status(state: str | None) -> None:
+def status(fmt: str, state: str | None) -> None:
     """Show the backend, the schema version and what the state holds (changes nothing)."""
     from reconciler.adapters.state import admin
 
-    App().out(_render(admin.status(state)))
+    found = admin.status(state)
+    if fmt == "json":
+        import orjson
+
+        doc = {"format_version": "1", "backend": found.backend, "state": found.url,
+               "schema_version": found.schema_version, "latest_version": found.latest_version,
+               "up_to_date": found.up_to_date, "counts": found.counts,
+               "lock": found.lock.model_dump(mode="json") if found.lock else None}
+        App().out(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    App().out(_render(found))
 
 
 def _render(found: StateStatus) -> str:

@@ -14,7 +14,8 @@ from reconciler.cli.options import state_option
 def command(lock_id: str, state: str | None) -> None:
     """Release the state lock LOCK_ID (shown in the error of a blocked apply).
 
-    Only break a lock whose holder is gone: an apply still running will fail its next step.
+    Only break a lock whose holder is gone: an apply still running stops before its next
+    write (the rest reported pending).
 
     \b
     Example:

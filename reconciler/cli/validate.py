@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from reconciler.cli.app import App
 from reconciler.cli.progress import quiet_option, working
+
+if TYPE_CHECKING:
+    from reconciler.diagnostics import Diagnostics
 
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the diagnostics as a JSON array on stdout.")
+@click.option("--policies", "policies_opt", metavar="DIR", default=None,
+              help="Also compile the Rego policies in DIR [env CONVCTL_POLICIES; default "
+              "policies/ when it exists].")
+@click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
+              show_default=True, metavar="DIR",
+              help="The agent's secrets folder: accessToken {file: PATH} must be inside it "
+              "[env CONVCTL_SECRETS_DIR].")
 @quiet_option
-def command(paths: tuple[str, ...], fmt: str, quiet: bool) -> None:
+def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_dir: str,
+            quiet: bool) -> None:
     """Check manifests: schema, references, R-rules and the quota of the desired state.
 
     PATHS are folders (every *.yaml / *.yml inside, recursively) or files; default manifests/.
-    Exit 0 when valid (warnings allowed), 1 when any error was found.
+    The plan policies (policies/ when it exists) must compile too. Exit 0 when valid (warnings
+    allowed), 1 when any error was found.
 
     \b
     Examples:
@@ -31,7 +45,8 @@ def command(paths: tuple[str, ...], fmt: str, quiet: bool) -> None:
 
     app = App()
     with working("Validating " + " ".join(paths or ("manifests",)), quiet=quiet):
-        manifests, diags = load(list(paths) or ["manifests"])
+        manifests, diags = load(list(paths) or ["manifests"], secrets_dir=secrets_dir)
+    _check_policies(policies_opt, diags)
     ordered = diags.sorted()
     if fmt == "json":
         app.out(orjson.dumps([d.to_json() for d in ordered], option=orjson.OPT_INDENT_2).decode())
@@ -41,3 +56,11 @@ def command(paths: tuple[str, ...], fmt: str, quiet: bool) -> None:
         app.out(summarize(manifests, diags))
     if diags.has_errors:
         raise click.exceptions.Exit(1)
+
+
+def _check_policies(option: str | None, diags: Diagnostics) -> None:
+    from reconciler.services.policies import load_policies, policies_dir
+
+    directory = policies_dir(option)
+    if directory is not None:
+        diags.extend(load_policies(directory)[1])

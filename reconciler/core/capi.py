@@ -2,7 +2,7 @@
 
 Payloads are plain dicts (orjson-ready). Normalization and hashing live in ``normalize.py``
 (re-exported here): hashed keys are normalized then SHA-256 (lowercase hex); ``external_id`` is
-hashed too, after trim + lowercase; 64-char lowercase hex values pass through; clear keys
+hashed too, after trim + lowercase; 64-char hex digests pass through lowercased; clear keys
 (IP, user agent, fbc, fbp, lead_id) are never hashed. Choices where the contracts are silent:
 
 - ``event_id`` = first 32 hex chars of SHA-256(conversion event id, source event id): identical on
@@ -11,7 +11,12 @@ hashed too, after trim + lowercase; 64-char lowercase hex values pass through; c
   ``vocabulary.PROPERTY_KEYS``, others through their explicit ``as``); when two properties map to
   the same key (``phone``, ``mobilephone``) the first listed with a value wins. The contact's Meta
   click/browser ids (``fbc``, ``fbp``) are added when known: they identify the ad, not the person.
-- ``lead_id`` is sent as a string of 15-17 digits (JSON numbers above 2^53 lose precision).
+- ``lead_id`` is sent as an integer of 15-17 digits, as Meta's payload specification gives it
+  (orjson writes Python ints exactly; a reader that parses JSON numbers as doubles would not).
+- Limited Data Use (``privacy.py``): the event's or else the account's ``dataProcessingOptions``
+  become ``data_processing_options`` (+ ``_country``/``_state``) on every server event.
+- Values that are not strings, or that normalize to nothing, are dropped and counted per
+  ``(key, reason)`` in ``PayloadBuilder.dropped``.
 - R13: the value's currency is sent lowercase; the predictive lead score goes to
   ``custom_data.predictive_lead_score`` (a number) when the contact has one.
 - Lifecycle events use the CRM shape; a legacy live event (``api: legacy``, R11) sends
@@ -21,31 +26,36 @@ hashed too, after trim + lowercase; 64-char lowercase hex values pass through; c
 from __future__ import annotations
 
 import hashlib
-import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Literal
 
+from reconciler.core.birthdates import date_order_for_calling_code
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, DataSharing
 from reconciler.core.normalize import (
     HASHED_KEYS,
+    LEAD_ID,
     UNHASHED_KEYS,
     Hasher,
+    clear_value,
     hash_value,
     hasher,
     is_hashed,
-    norm_country,
     normalize,
     sha256_hex,
     user_data,
 )
+from reconciler.core.places import country_code
+from reconciler.core.privacy import effective_options, payload_fields
 from reconciler.core.vocabulary import CUSTOM_EVENT_PREFIX, PROPERTY_KEYS, STAGE_LABELS
 
 __all__ = [
     "HASHED_KEYS",
+    "LEAD_ID",
     "MAX_BATCH",
     "UNHASHED_KEYS",
     "PayloadBuilder",
@@ -72,7 +82,6 @@ MAX_FUTURE: Final = timedelta(seconds=60)
 ACTION_SOURCES: Final = frozenset({"email", "website", "app", "phone_call", "chat",
                                    "physical_store", "system_generated", "business_messaging",
                                    "other"})
-LEAD_ID = re.compile(r"[0-9]{15,17}")  # ASCII digits only: \d matches any script's
 
 InvalidReason = Literal["missing_field", "bad_action_source", "no_customer_info", "too_old",
                         "future", "missing_event_source_url", "missing_user_agent",
@@ -104,8 +113,8 @@ def _epoch(moment: datetime) -> int:
 
 def _country_context(contact: Contact | None, account: AccountSpec) -> str | None:
     raw = contact.properties.get("country") if contact else None
-    if raw:
-        return norm_country(raw)
+    if raw and type(raw) is str:
+        return country_code(raw)
     return "us" if account.default_country_code == "1" else None
 
 
@@ -155,7 +164,8 @@ def _shares(sharing: DataSharing) -> tuple[_Share, ...]:
     return tuple(shares)
 
 
-def _refuse(key: str, value: str, dcc: str | None, country: str | None) -> str | None:
+def _refuse(key: str, value: str, dcc: str | None, country: str | None,
+            order: str | None) -> str | None:
     raise ValueError(f"unknown user_data key {key!r}")
 
 
@@ -168,8 +178,8 @@ class PayloadBuilder:
     does not fit the event's trigger.
     """
 
-    __slots__ = ("_custom", "_event_name", "_ip", "_names", "_score", "_shared_keys", "_shares",
-                 "account", "live")
+    __slots__ = ("_custom", "_date_order", "_event_name", "_ip", "_names", "_options", "_score",
+                 "_shared_keys", "_shares", "account", "dropped", "live")
 
     def __init__(self, live: LiveEvent, account: AccountSpec) -> None:
         self.live, self.account = live, account
@@ -177,6 +187,10 @@ class PayloadBuilder:
         # two properties sent as one key (phone, mobilephone): the first with a value wins
         self._shared_keys = len({key for _, key, _ in self._shares}) < len(self._shares)
         self._ip = live.spec.data_sharing.ip_address
+        self._date_order = account.date_order or date_order_for_calling_code(
+            account.default_country_code)
+        self._options = payload_fields(effective_options(live.spec, account))
+        self.dropped: Counter[tuple[str, str]] = Counter()  # (key, reason) -> values dropped
         self._names: dict[str, str] = {}  # lifecycle: stage -> event name
         form = live.spec.trigger.form_submission
         self._custom: dict[str, Any] = {}
@@ -195,7 +209,7 @@ class PayloadBuilder:
             return self.form(crm_event, contact)
         return self.lifecycle(crm_event, contact)
 
-    def user_data(self, contact: Contact | None) -> dict[str, str]:
+    def user_data(self, contact: Contact | None) -> dict[str, str | int]:
         """Hashed user_data from only the properties the event shares (R15): when two
         properties map to one key, the first listed with a value wins; the contact's Meta
         click/browser ids are added when known."""
@@ -204,19 +218,28 @@ class PayloadBuilder:
         props = contact.properties
         dcc = self.account.default_country_code
         country = _country_context(contact, self.account)
-        out: dict[str, str] = {}
+        out: dict[str, str | int] = {}
+        order = self._date_order
         taken: set[str] | None = set() if self._shared_keys else None
         for prop, key, hash_ in self._shares:
             if taken is not None and key in taken:
                 continue
             value = props.get(prop)
-            if not value or not (clear := value.strip()):
+            if not value:
+                continue
+            if type(value) is not str:
+                self.dropped[(key, "not_a_string")] += 1
+                continue
+            usable = (clear_value(key, value) if hash_ is None
+                      else hash_(key, value, dcc, country, order))
+            if usable:
+                out[key] = usable
+            elif value.strip():  # a value, but nothing Meta could match
+                self.dropped[(key, "unusable")] += 1
+            else:  # blank: as if missing, a later property may give the key
                 continue
             if taken is not None:
                 taken.add(key)
-            usable = clear if hash_ is None else hash_(key, value, dcc, country)
-            if usable:
-                out[key] = usable
         if contact.fbc:
             out["fbc"] = contact.fbc
         if contact.fbp:
@@ -239,6 +262,7 @@ class PayloadBuilder:
             "action_source": "website",
             "event_source_url": submission.page_url,
             "user_data": ud,
+            **self._options,
         }
         custom = dict(self._custom)
         if self._score and contact is not None:
@@ -256,7 +280,9 @@ class PayloadBuilder:
                 f"conversion event {self.live.id} has no lifecycleStageChange trigger")
         ud = self.user_data(contact)
         if contact is not None and contact.meta_lead_id:
-            ud["lead_id"] = contact.meta_lead_id.strip()
+            lead = clear_value("lead_id", contact.meta_lead_id)
+            if lead is not None:
+                ud["lead_id"] = lead
         name = self._names.get(change.stage)
         if name is None:
             name = self._names[change.stage] = lifecycle_event_name(
@@ -268,6 +294,7 @@ class PayloadBuilder:
             "action_source": "system_generated",
             "user_data": ud,
             "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},
+            **self._options,
         }
 
 
@@ -312,11 +339,16 @@ def validate_payload(event: Mapping[str, Any], now: datetime, *,
             return "missing_event_source_url"
         if not ud.get("client_user_agent"):
             return "missing_user_agent"
-    if "lead_id" in ud and not LEAD_ID.fullmatch(str(ud["lead_id"])):
+    if "lead_id" in ud and not _is_lead_id(ud["lead_id"]):
         return "bad_lead_id"
     if source == "system_generated" and "lead_id" not in ud:
         return "bad_lead_id"
     return None if has_customer_info(ud) else "no_customer_info"
+
+
+def _is_lead_id(value: object) -> bool:
+    """Meta's payload spec: an integer of 15-17 digits (a bool is not one)."""
+    return type(value) is int and 10**14 <= value < 10**17
 
 
 _DEFAULT_MAX_AGE_S: Final = int((MAX_AGE - SAFETY_MARGIN).total_seconds())

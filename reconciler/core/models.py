@@ -14,7 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "convctl/v1"
+# Formats, published in the JSON Schema and checked by ``rules.py`` with ``re.fullmatch`` and
+# ``re.ASCII`` (so ``$`` never accepts a trailing newline). ASCII classes only: ``\d`` would match
+# fullwidth or Arabic-Indic digits in Python and in pydantic's Rust regex alike.
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+STAGE_ID_PATTERN = r"^[0-9]{1,20}$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+BUSINESS_ID_PATTERN = r"^[0-9]{5,20}$"
+PIXEL_ID_PATTERN = r"^[0-9]{15,16}$"
+AD_ACCOUNT_PATTERN = r"^act_[0-9]{1,20}$"
+COUNTRY_CODE_PATTERN = r"^[1-9][0-9]{0,2}$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# Bounds. A HubSpot portal id is a positive integer well inside 2**53 - 1, the largest integer a
+# JSON client (JavaScript) holds exactly; SQLite's INTEGER (signed 64-bit) holds it too.
+MAX_PORTAL_ID = 2**53 - 1
+# A conversion value: finite, > 0 and at most 10**12, which a double still holds to the cent
+# (a large deal in a currency with small units, e.g. VND or IDR, stays far below it).
+MAX_AMOUNT = 10**12
 
 
 class ResourceKey(NamedTuple):
@@ -53,7 +69,7 @@ class Metadata(_Model):
 
 class CustomStage(_Model):
     id: str = Field(description="Numeric id of the custom lifecycle stage (R6).",
-                    json_schema_extra=_pattern(r"^\d+$"))
+                    json_schema_extra=_pattern(STAGE_ID_PATTERN))
     label: str = Field(description="Display name of the stage, sent to Meta as event_name.")
 
 
@@ -66,8 +82,10 @@ class SecretRef(_Model):
     """A reference to a secret; the secret itself never appears in a manifest."""
 
     env: str | None = Field(default=None, description="Name of an environment variable.",
-                            json_schema_extra=_pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))
-    file: str | None = Field(default=None, description="Path of a file holding the token.")
+                            json_schema_extra=_pattern(ENV_NAME_PATTERN))
+    file: str | None = Field(default=None, description="Absolute path of a file holding the "
+                             "token, inside the agent's secrets folder (--secrets-dir, "
+                             "default /run/secrets).")
 
     @model_validator(mode="before")
     @classmethod
@@ -90,12 +108,12 @@ class SecretRef(_Model):
 class Facebook(_Model):
     business_id: str = Field(alias="businessId",
                              description="Meta Business Manager id owning the ad accounts (R2).",
-                             json_schema_extra=_pattern(r"^\d{5,20}$"))
+                             json_schema_extra=_pattern(BUSINESS_ID_PATTERN))
     pixel_id: str = Field(alias="pixelId",
                           description="Meta pixel (dataset) id server events are sent to (R3).",
-                          json_schema_extra=_pattern(r"^\d{15,16}$"))
-    ad_accounts: list[str] = Field(alias="adAccounts",
-                                   description="Meta ad accounts of the business: act_<digits>.")
+                          json_schema_extra=_pattern(PIXEL_ID_PATTERN))
+    ad_accounts: list[Annotated[str, Field(json_schema_extra=_pattern(AD_ACCOUNT_PATTERN))]] = (
+        Field(alias="adAccounts", description="Meta ad accounts of the business: act_<digits>."))
     access_token: SecretRef = Field(alias="accessToken",
                                     description="Conversions API token: {env: NAME} or "
                                     "{file: PATH}, never the token itself.")
@@ -106,8 +124,22 @@ class Facebook(_Model):
         description="Contact property telling the contact interacted with tracked ads (R8).")
 
 
+class DataProcessingOptions(_Model):
+    """Meta's Limited Data Use: sent with every event as data_processing_options,
+    data_processing_options_country and data_processing_options_state (E115)."""
+
+    options: list[str] = Field(
+        description="[] (no restriction, stated explicitly) or [LDU] (Limited Data Use).")
+    country: int | None = Field(
+        default=None, description="With LDU: 1 (United States) or 0 (Meta geolocates the "
+        "event); omitted with state: Meta geolocates.")
+    state: int | None = Field(
+        default=None, description="With LDU: 1000 (California) or 0 (Meta geolocates).")
+
+
 class AccountSpec(_Model):
-    portal_id: int = Field(alias="portalId", description="CRM account (portal) id.", gt=0)
+    portal_id: int = Field(alias="portalId", gt=0, le=MAX_PORTAL_ID,
+                           description="CRM account (portal) id, 1 to 2**53 - 1.")
     tier: Literal["professional", "enterprise"] = Field(
         description="Subscription tier: professional allows 50 lifecycle-stage events, "
         "enterprise 100 (R9).")
@@ -119,7 +151,16 @@ class AccountSpec(_Model):
     default_country_code: str | None = Field(
         default=None, alias="defaultCountryCode",
         description="Calling code used to complete phone numbers without one, e.g. \"1\".",
-        json_schema_extra=_pattern(r"^\d{1,3}$"))
+        json_schema_extra=_pattern(COUNTRY_CODE_PATTERN))
+    # The two fields below are not dumped when unset: an account's document and fingerprint
+    # stay what they were before the fields existed (saved plans stay valid across upgrades).
+    date_order: Literal["mdy", "dmy", "ymd"] | None = Field(
+        default=None, alias="dateOrder", exclude_if=lambda v: v is None,
+        description="Order of day and month in the CRM's dates of birth when both could be "
+        "either (mdy: 02/03/1990 is February 3); default: the region of defaultCountryCode.")
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
+        description="Limited Data Use for every event of the account (events may override).")
     custom_lifecycle_stages: list[CustomStage] = Field(
         default_factory=list, alias="customLifecycleStages",
         description="The account's custom lifecycle stages (R6).")
@@ -145,9 +186,10 @@ class Account(_Model):
 
 
 class Money(_Model):
-    amount: float = Field(description="Positive amount (R13).")
+    amount: float = Field(description="Positive amount, at most 10**12 (R13).",
+                          json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_AMOUNT})
     currency: str = Field(description="ISO 4217 currency code, e.g. EUR (R13).",
-                          json_schema_extra=_pattern(r"^[A-Z]{3}$"))
+                          json_schema_extra=_pattern(CURRENCY_PATTERN))
 
 
 class Consent(_Model):
@@ -220,6 +262,11 @@ class EventSpec(_Model):
     trigger: Trigger = Field(description="Exactly one trigger (R1).")
     data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
                                       description="What is sent to Meta (R15).")
+    # Not dumped when unset, so an event's content hash (drift, R19) stays what it was before
+    # the field existed.
+    data_processing_options: DataProcessingOptions | None = Field(
+        default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
+        description="Limited Data Use for this event; overrides the account's.")
 
 
 class ConversionEvent(_Model):

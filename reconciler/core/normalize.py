@@ -1,28 +1,36 @@
 """Normalize and hash customer information for Meta (capi-contract.md, the documented rules).
 
+Every value is first cleaned: Unicode format characters (BOM, zero-width space and joiners, soft
+hyphen: category Cf), variation selectors (``Paris ❤️``) and combining marks attached to no
+letter are removed, and the text is NFC. Then, per key:
+
 | key | rule |
 |---|---|
 | em | trim, lowercase |
-| ph | digits only, no leading zeros, with country code (E.164 without ``+``; the account's default
-  calling code completes national numbers; unparsable input falls back to digits only) |
-| fn, ln | lowercase, keep only letters (any script, NFC), drop punctuation and spaces |
-| ct | lowercase, keep only letters and digits (no punctuation, no spaces) |
-| st | 2-letter code, lowercase; US state names mapped via pycountry; other values lowercased
-  without punctuation or spaces |
-| zp | lowercase, no spaces or dashes; US (country ``us``, or a ``NNNNN-NNNN`` shape when the
-  country is unknown): first 5 digits |
-| country | ISO 3166-1 alpha-2, lowercase; names and alpha-3 codes mapped via pycountry;
-  unknown values are dropped (their hash could never match) |
-| db | YYYYMMDD from ISO ``YYYY-MM-DD``/``YYYY/MM/DD``/``YYYYMMDD`` (a time part is ignored),
-  ``DD.MM.YYYY``, ``MM/DD/YYYY`` (``DD/MM/YYYY`` when the first number is over 12) and month
-  names (``16 Feb 1997``, ``February 16, 1997``); anything else is dropped |
+| ph | digits only (symbols and letters removed), no leading zeros, with country code (E.164
+  without ``+``; the account's default calling code completes national numbers; unparsable
+  input falls back to digits only) |
+| fn, ln | lowercase, keep letters and digits (any script), drop punctuation and spaces: digits
+  are not punctuation (``John2`` -> ``john2``) |
+| ct | lowercase, keep letters and digits (no punctuation, no spaces) |
+| st | 2-letter code, lowercase (``places.state_code``: names, ``Calif.``, ``D.C.``); other values
+  lowercased without punctuation or spaces |
+| zp | lowercase, letters and digits only; US (country ``us``, or 5 or 9 digits with only spaces
+  or dashes between when the country is unknown): first 5 digits |
+| country | ISO 3166-1 alpha-2, lowercase (``places.country_code``: names, aliases, names in
+  other languages); unknown values are dropped (their hash could never match) |
+| db | ``YYYYMMDD`` (``birthdates.birth_date``: many orders and separators, 1900 to today;
+  an ambiguous day/month follows the account's ``dateOrder`` or its calling code's region) |
 | ge | ``f``/``m`` from female/male/woman/man/f/m/w; anything else is dropped |
 | external_id | trim, lowercase, then hashed like the others (our one rule, applied everywhere) |
 
-Hashed keys get lowercase hex SHA-256 of the UTF-8 normalized value. A raw value that already is a
-64-char lowercase hex digest passes through untouched, so hashing never hashes twice. Keys that
-Meta wants in clear (``client_ip_address``, ``client_user_agent``, ``fbc``, ``fbp``, ``lead_id``,
-``subscription_id``, ``fb_login_id``) are passed through as given (trimmed).
+Hashed keys get lowercase hex SHA-256 of the UTF-8 normalized value. A value that already is a
+64-char hex digest, in any case, is lowercased and passed through for every hashed key, as
+Meta's SDKs do. Keys that Meta wants in clear (``client_ip_address``, ``client_user_agent``,
+``fbc``, ``fbp``, ``lead_id``, ``subscription_id``, ``fb_login_id``) are passed through trimmed.
+A value that is not a string (a number, None, a list from a CRM export) is dropped, never an
+error; ``user_data`` counts why each value was dropped: ``not_a_string``, or ``unusable``
+(nothing left once normalized, e.g. an unknown country).
 """
 
 from __future__ import annotations
@@ -30,34 +38,57 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import date
 from functools import lru_cache
 
 import phonenumbers
-import pycountry
+
+from reconciler.core.birthdates import birth_date, date_order_for_calling_code
+from reconciler.core.places import country_code, state_code
 
 HASHED_KEYS = frozenset(
     {"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"})
 UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id",
                            "subscription_id", "fb_login_id"})
+LEAD_ID = re.compile(r"[0-9]{15,17}")  # a Meta lead id; ASCII digits only: \d matches any script's
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
-_PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/]+", re.ASCII)
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_US_ZIP = re.compile(r"[0-9]{5}([0-9]{4})?")  # on the compact form: 94035, 94035-1234
+_LETTERS = re.compile(r"[^\W\d_]+")
+_PLAIN_PHONE = re.compile(r"\+?[0-9\s().\-/_|]+", re.ASCII)
 _NON_DIGIT = re.compile(r"[^0-9]")
-_ASCII_NOT_ALPHA = re.compile(r"[^a-z]")
 _ASCII_NOT_ALNUM = re.compile(r"[^a-z0-9]")
-_COUNTRY_ALIASES = {"uk": "gb", "england": "gb", "scotland": "gb", "wales": "gb",
-                    "usa": "us", "america": "us"}
 _GENDER = {"f": "f", "female": "f", "w": "f", "woman": "f",
            "m": "m", "male": "m", "man": "m"}
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+def _is_variation_selector(c: str) -> bool:
+    return "\ufe00" <= c <= "\ufe0f" or "\U000e0100" <= c <= "\U000e01ef"
+
+
+def clean(value: str) -> str:
+    """``value`` without format characters, variation selectors or marks attached to no letter
+    (NFC); ASCII text is returned as it is."""
+    if value.isascii():
+        return value
+    out: list[str] = []
+    after_letter = False
+    for c in unicodedata.normalize("NFC", value):
+        category = unicodedata.category(c)
+        if category == "Cf" or _is_variation_selector(c):
+            continue
+        if category[0] == "M":
+            if after_letter:
+                out.append(c)
+            continue
+        after_letter = category[0] == "L"
+        out.append(c)
+    return "".join(out)
 
 
 def is_hashed(value: str) -> bool:
-    """A 64-char lowercase hex digest (already hashed: never hash it again)."""
+    """A 64-char hex digest (already hashed: lowercased, never hashed again)."""
     return len(value) == 64 and _HEX64.fullmatch(value) is not None
 
 
@@ -65,29 +96,25 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def _keep(value: str, categories: tuple[str, ...]) -> str:
-    """Lowercase ``value`` keeping only characters of the Unicode ``categories`` (L, M, N)."""
+def _alnum(value: str) -> str:
+    """Lowercase letters, their marks and digits of a cleaned ``value`` (any script)."""
     if value.isascii():
-        drop = _ASCII_NOT_ALNUM if "N" in categories else _ASCII_NOT_ALPHA
-        return drop.sub("", value.lower())
-    text = unicodedata.normalize("NFC", value).lower()
-    if text.isalpha():  # every character is a letter (category L*): all are kept
+        return _ASCII_NOT_ALNUM.sub("", value.lower())
+    text = value.lower()
+    if text.isalpha():
         return text
-    return "".join(c for c in text if unicodedata.category(c)[0] in categories)
-
-
-def norm_em(value: str) -> str | None:
-    return value.strip().lower() or None
+    return "".join(c for c in text if unicodedata.category(c)[0] in "LMN")
 
 
 def norm_name(value: str) -> str | None:
-    """fn/ln: lowercase letters only (``O'Brien`` -> ``obrien``, ``Valéry`` -> ``valéry``)."""
-    return _keep(value, ("L", "M")) or None
+    """fn/ln: lowercase letters and digits (``O'Brien`` -> ``obrien``, ``Valéry`` -> ``valéry``,
+    ``John 2nd`` -> ``john2nd``)."""
+    return _alnum(value) or None
 
 
 def norm_ct(value: str) -> str | None:
     """ct: lowercase, no punctuation, no spaces (``St. Louis`` -> ``stlouis``)."""
-    return _keep(value, ("L", "M", "N")) or None
+    return _alnum(value) or None
 
 
 def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
@@ -96,7 +123,11 @@ def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
     v = value.strip()
     if not v:
         return None
-    if _PLAIN_PHONE.fullmatch(v):
+    plain = _PLAIN_PHONE.fullmatch(v)
+    if plain is None:  # Meta: remove symbols, letters and leading zeros
+        v = _LETTERS.sub("", v).strip()
+        plain = _PLAIN_PHONE.fullmatch(v)
+    if plain is not None:
         digits = _NON_DIGIT.sub("", v)
         if v.startswith("+") and "(0" not in v:
             return digits.lstrip("0") or None
@@ -123,108 +154,79 @@ def _ph_with_library(value: str, default_country_code: str | None) -> str | None
     return _NON_DIGIT.sub("", value).lstrip("0") or None
 
 
-@lru_cache(maxsize=1)
-def _us_states() -> dict[str, str]:
-    table: dict[str, str] = {}
-    for sub in pycountry.subdivisions:
-        if sub.country_code != "US":
-            continue
-        table[_keep(sub.name, ("L", "M", "N"))] = sub.code.split("-", 1)[1].lower()
-    return table
-
-
 @lru_cache(maxsize=4096)
 def norm_st(value: str) -> str | None:
-    """st: 2-letter lowercase code; US state names mapped (``California`` -> ``ca``)."""
-    compact = _keep(value, ("L", "M", "N"))
-    if len(compact) == 2:
-        return compact
-    return _us_states().get(compact, compact) or None
+    """st: 2-letter lowercase code (``California``, ``Calif.``, ``CaliforniaState`` -> ``ca``)."""
+    return state_code(_alnum(value))
 
 
-@lru_cache(maxsize=4096)
 def norm_country(value: str) -> str | None:
-    """country: ISO alpha-2 lowercase (``United States`` -> ``us``); unknown -> None."""
-    v = value.strip()
-    if not v:
-        return None
-    alias = _COUNTRY_ALIASES.get(_keep(v, ("L",)))
-    if alias:
-        return alias
-    try:
-        return str(pycountry.countries.lookup(v).alpha_2).lower()
-    except LookupError:
-        return None
+    """country: ISO alpha-2 lowercase (``United States``, ``U.S.``, ``Deutschland``); unknown ->
+    None."""
+    return country_code(value)
 
 
 def norm_zp(value: str, country: str | None = None) -> str | None:
-    """zp: lowercase, no spaces/dashes; US: first 5 digits (``94035-1234`` -> ``94035``)."""
+    """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``)."""
     raw = value.strip().lower()
     compact = raw.replace(" ", "").replace("-", "")
+    plain = compact.isascii() and compact.isalnum()  # only spaces or dashes were removed
+    if not plain:
+        compact = _alnum(compact)
     if not compact:
         return None
-    us = country == "us" or (country is None and _US_ZIP.fullmatch(raw) is not None)
+    us = country == "us" or (country is None and plain
+                             and _US_ZIP.fullmatch(compact) is not None)
     if us and compact[:5].isdigit():
         return compact[:5]
     return compact
 
 
-def norm_db(value: str) -> str | None:
-    """db: YYYYMMDD (``1997-02-16`` -> ``19970216``); unparsable -> None."""
-    ymd = _parse_date(value.strip().lower())
-    if ymd is None:
-        return None
-    try:
-        return date(*ymd).strftime("%Y%m%d")
-    except ValueError:
-        return None
-
-
-def _parse_date(v: str) -> tuple[int, int, int] | None:
-    if m := re.match(r"(\d{4})([-/.]?)(\d{1,2})\2(\d{1,2})(?:$|[t\s])", v):
-        if m.group(2) or len(v.split("t")[0].split()[0]) == 8:
-            return int(m.group(1)), int(m.group(3)), int(m.group(4))
-        return None
-    if m := re.fullmatch(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})", v):
-        a, b, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
-        day_first = m.group(2) == "." or a > 12
-        return (year, b, a) if day_first else (year, a, b)
-    if m := re.fullmatch(r"(\d{1,2})\s+([a-z]{3})[a-z]*\.?,?\s+(\d{4})", v):
-        month = _MONTHS.get(m.group(2))
-        return (int(m.group(3)), month, int(m.group(1))) if month else None
-    if m := re.fullmatch(r"([a-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})", v):
-        month = _MONTHS.get(m.group(1))
-        return (int(m.group(3)), month, int(m.group(2))) if month else None
-    return None
+def norm_db(value: str, date_order: str | None = None) -> str | None:
+    """db: YYYYMMDD (``1997-02-16``, ``Born: 16.02.1997`` -> ``19970216``); unusable -> None."""
+    return birth_date(value, date_order or "mdy")
 
 
 def norm_ge(value: str) -> str | None:
     """ge: ``f`` or ``m`` (``Female`` -> ``f``); anything else -> None."""
-    return _GENDER.get(value.strip().lower())
+    return _GENDER.get(_alnum(value))
 
 
-def norm_external_id(value: str) -> str | None:
-    return value.strip().lower() or None
+# Every normalizer as (cleaned value, default calling code, contact country, date order).
+_Rule = Callable[[str, str | None, str | None, str | None], str | None]
 
 
-_SIMPLE: dict[str, Callable[[str], str | None]] = {
-    "em": norm_em, "fn": norm_name, "ln": norm_name, "ct": norm_ct, "st": norm_st,
-    "country": norm_country, "db": norm_db, "ge": norm_ge, "external_id": norm_external_id,
+def _value_only(fn: Callable[[str], str | None]) -> _Rule:
+    return lambda value, _code, _country, _order: fn(value)
+
+
+_VALUE_ONLY: dict[str, Callable[[str], str | None]] = {
+    "fn": norm_name, "ln": norm_name, "ct": norm_ct, "st": norm_st, "country": norm_country,
+    "ge": norm_ge}
+_RULES: dict[str, _Rule] = {
+    **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
+    # em and external_id (trim, lowercase) are hashed for every event and never cached: one
+    # call, not two (the value is trimmed already)
+    "em": lambda value, _code, _country, _order: value.lower() or None,
+    "external_id": lambda value, _code, _country, _order: value.lower() or None,
+    "ph": lambda value, code, _country, _order: norm_ph(value, code),
+    "zp": lambda value, _code, country, _order: norm_zp(value, country),
+    "db": lambda value, code, _country, order: norm_db(
+        value, order or date_order_for_calling_code(code)),
 }
 
 
-def normalize(key: str, value: str, *, default_country_code: str | None = None,
-              country: str | None = None) -> str | None:
-    """The normalized value of one user_data key (None: nothing usable). ``country`` is the
-    contact's normalized country, used by the US ZIP rule."""
-    if key == "ph":
-        return norm_ph(value, default_country_code)
-    if key == "zp":
-        return norm_zp(value, country)
-    fn = _SIMPLE.get(key)
-    if fn is None:
+def normalize(key: str, value: object, *, default_country_code: str | None = None,
+              country: str | None = None, date_order: str | None = None) -> str | None:
+    """The normalized value of one user_data key (None: nothing usable, or not a string).
+    ``country`` is the contact's normalized country (US ZIP rule); ``date_order`` the
+    account's (``mdy``/``dmy``/``ymd``) for ambiguous dates of birth."""
+    rule = _RULES.get(key)
+    if rule is None:
         raise ValueError(f"no normalization rule for user_data key {key!r}")
-    return fn(value)
+    if type(value) is not str:
+        return None
+    return rule(clean(value).strip(), default_country_code, country, date_order)
 
 
 # Keys whose values repeat across contacts (names, places, gender, birth dates): their hashes
@@ -232,70 +234,72 @@ def normalize(key: str, value: str, *, default_country_code: str | None = None,
 # Email, phone and external_id are nearly unique per contact and are not cached.
 _REPEATING_KEYS = frozenset({"fn", "ln", "ct", "st", "zp", "country", "db", "ge"})
 
-
-def hash_value(key: str, value: str, *, default_country_code: str | None = None,
-               country: str | None = None) -> str | None:
-    """Normalize then SHA-256 a hashed key; a 64-hex digest passes through as it is."""
-    if key in _REPEATING_KEYS:
-        return _hash_repeating(key, value, default_country_code, country)
-    return _hash(key, value, default_country_code, country)
+Hasher = Callable[[str, str, str | None, str | None, str | None], str | None]
 
 
-# ``normalize`` per key as a positional function (value, default country code, country): the
-# hashing path calls it for every key of every event.
-_Positional = Callable[[str, str | None, str | None], str | None]
-
-
-def _value_only(fn: Callable[[str], str | None]) -> _Positional:
-    return lambda value, _code, _country: fn(value)
-
-
-_POSITIONAL: dict[str, _Positional] = {
-    "ph": lambda value, code, _country: norm_ph(value, code),
-    "zp": lambda value, _code, country: norm_zp(value, country),
-    **{key: _value_only(fn) for key, fn in _SIMPLE.items()},
-}
-
-
-def _hash(key: str, value: str, default_country_code: str | None,
-          country: str | None) -> str | None:
-    stripped = value.strip()
+def _hash(key: str, value: str, default_country_code: str | None, country: str | None,
+          date_order: str | None) -> str | None:
+    """The hot path: callers have checked that ``value`` is a string."""
+    stripped = (value if value.isascii() else clean(value)).strip()
     if len(stripped) == 64 and _HEX64.fullmatch(stripped):  # is_hashed, inlined
-        return stripped
-    normalized = _POSITIONAL[key](stripped, default_country_code, country)
+        return stripped.lower()
+    normalized = _RULES[key](stripped, default_country_code, country, date_order)
     return hashlib.sha256(normalized.encode()).hexdigest() if normalized else None
 
 
 _hash_repeating = lru_cache(maxsize=32768)(_hash)
 
-Hasher = Callable[[str, str, str | None, str | None], str | None]
+
+def hash_value(key: str, value: object, *, default_country_code: str | None = None,
+               country: str | None = None, date_order: str | None = None) -> str | None:
+    """Normalize then SHA-256 a hashed key; a 64-hex digest passes through lowercased; a value
+    that is not a string gives None."""
+    if type(value) is not str:
+        return None
+    return hasher(key)(key, value, default_country_code, country, date_order)
 
 
 def hasher(key: str) -> Hasher:
-    """``hash_value`` for ``key`` as a positional function ``(key, value, default country code,
-    country)``, for callers that hash the same keys many times (``capi.PayloadBuilder``)."""
+    """``hash_value`` for ``key`` as a positional function ``(key, value, default calling
+    code, country, date order)``, for callers that hash the same keys many times
+    (``capi.PayloadBuilder``)."""
     if key not in HASHED_KEYS:
         raise ValueError(f"unknown user_data key {key!r}")
     return _hash_repeating if key in _REPEATING_KEYS else _hash
 
 
-def user_data(raw: Mapping[str, str | None], *, default_country_code: str | None = None,
-              country: str | None = None) -> dict[str, str]:
-    """Meta ``user_data`` from raw values: hashed keys normalized and hashed, clear keys trimmed,
-    empty or unusable values dropped. Unknown keys raise ``ValueError`` (a bug, not input)."""
-    out: dict[str, str] = {}
+def clear_value(key: str, value: str) -> str | int | None:
+    """A key Meta wants in clear, cleaned and trimmed; ``lead_id`` of 15-17 ASCII digits as the
+    integer Meta's payload specification gives (other lead ids stay strings: refused later)."""
+    text = (value if value.isascii() else clean(value)).strip()
+    if key == "lead_id" and LEAD_ID.fullmatch(text):
+        return int(text)
+    return text or None
+
+
+def user_data(raw: Mapping[str, object], *, default_country_code: str | None = None,
+              country: str | None = None, date_order: str | None = None,
+              dropped: Counter[tuple[str, str]] | None = None) -> dict[str, str | int]:
+    """Meta ``user_data`` from raw values: hashed keys normalized and hashed, clear keys trimmed.
+    Values that are None or empty are skipped; values that are not strings or normalize to
+    nothing are dropped and counted in ``dropped`` as ``(key, reason)``. Unknown keys raise
+    ``ValueError`` (a bug, not input)."""
+    out: dict[str, str | int] = {}
     for key, value in raw.items():
-        if value is None:
-            continue
-        if key in UNHASHED_KEYS:
-            clear = value.strip()
-            if clear:
-                out[key] = clear
-            continue
-        if key not in HASHED_KEYS:
+        if key not in UNHASHED_KEYS and key not in HASHED_KEYS:
             raise ValueError(f"unknown user_data key {key!r}")
-        hashed = hash_value(key, value, default_country_code=default_country_code,
-                            country=country)
-        if hashed:
-            out[key] = hashed
+        if value is None or value == "":
+            continue
+        if key == "lead_id" and type(value) is int:  # already Meta's type
+            value = str(value)
+        if type(value) is not str:
+            if dropped is not None:
+                dropped[(key, "not_a_string")] += 1
+            continue
+        usable = (clear_value(key, value) if key in UNHASHED_KEYS else hasher(key)(
+            key, value, default_country_code, country, date_order))
+        if usable:
+            out[key] = usable
+        elif dropped is not None:
+            dropped[(key, "unusable")] += 1
     return out

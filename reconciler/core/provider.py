@@ -8,17 +8,19 @@ write, and raises only errors from ``reconciler.errors``:
   ``expected_version``, an (account, name) clash;
 - ``RuleViolationError``: a write whose manifest ``validate`` would refuse, with validate's code
   and R-rule (``adapters.state._rules.check_event_rules`` / ``check_account_rules``);
-- ``NotFoundError``: unknown account, event or lock;
+- ``NotFoundError``: unknown account, event or lock (also a lock renewed after it was lost);
 - ``LockedError``: the lock is held (message names holder, pid, host, expiry);
 - ``StateError``: the store itself failed (corrupt, newer schema, unreachable).
 
-One contract test suite (``tests/contract``) runs against every backend.
+One contract test suite (``tests/contract``) runs against every backend. ``RunHistory`` (the
+apply runs in the journal, for the dashboard) is optional: SQLite, PostgreSQL and memory
+have it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -77,6 +79,13 @@ class Locker(Protocol):
         a control plane passes its client's)."""
         ...
 
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        """Extend the lock ``lock_id`` to expire ``ttl_seconds`` from now and return it. Raise
+        ``NotFoundError`` (naming the current holder, if any) when the lock is no longer this
+        one: released (``convctl unlock``) or, after expiring, taken by another holder. A lock
+        that expired but was not taken over is renewed: nobody else held the state meanwhile."""
+        ...
+
     def release_lock(self, lock_id: str) -> None: ...
 
     def current_lock(self) -> LockInfo | None: ...
@@ -91,6 +100,17 @@ class Journal(Protocol):
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         """The steps recorded for ``run_id`` in the order they were recorded: dicts with
         ``run_id``, ``index``, ``description``, ``status``, ``detail`` and ``at`` (datetime)."""
+        ...
+
+
+@runtime_checkable
+class RunHistory(Protocol):
+    """The apply runs a journal holds (the dashboard's Runs page); optional for a backend."""
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first: dicts with ``run_id``, ``started_at`` and
+        ``finished_at`` (datetimes), ``steps`` and the count per status (``done``, ``failed``,
+        ``pending``)."""
         ...
 
 

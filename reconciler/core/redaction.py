@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 
+from reconciler.core.credentials import CVT_TOKEN, META_TOKEN
+
 MASK = "***redacted***"
-TOKEN = re.compile(r"EAA[A-Za-z0-9]{20,}|cvt_[A-Za-z0-9_-]{16,}")
+TOKEN = re.compile(f"{META_TOKEN.pattern}|{CVT_TOKEN.pattern}", re.ASCII)
 """A Meta access token or a ``cvt_`` control-plane token, anywhere in a text."""
 _TOKEN_BYTES = re.compile(TOKEN.pattern.encode())
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")

@@ -12,10 +12,14 @@ import functools
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
-from reconciler.core.models import NAME_PATTERN, Account, ConversionEvent
+from reconciler.core import models
+from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
+from reconciler.core.credentials import shown as _shown
+from reconciler.core.models import Account, ConversionEvent
+from reconciler.core.privacy import check_options
 from reconciler.core.quota import limit_for
-from reconciler.core.redaction import looks_like_token
 from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
 from reconciler.core.vocabulary import (
@@ -27,27 +31,38 @@ from reconciler.core.vocabulary import (
 )
 from reconciler.diagnostics import Diagnostics
 
-_NAME = re.compile(NAME_PATTERN)
-_DIGITS = re.compile(r"^\d+$")
-_AD_ACCOUNT = re.compile(r"^act_\d+$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CUSTOM_EVENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}$")
+
+def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A whole-string, ASCII-only matcher for one of the models' published patterns."""
+    return re.compile(pattern, re.ASCII).fullmatch
+
+
+is_name = _full(models.NAME_PATTERN)
+_STAGE_ID = _full(models.STAGE_ID_PATTERN)
+_AD_ACCOUNT = _full(models.AD_ACCOUNT_PATTERN)
+_ENV_NAME = _full(models.ENV_NAME_PATTERN)
+_BUSINESS_ID = _full(models.BUSINESS_ID_PATTERN)
+_PIXEL_ID = _full(models.PIXEL_ID_PATTERN)
+_COUNTRY_CODE = _full(models.COUNTRY_CODE_PATTERN)
+_CUSTOM_EVENT = _full(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}")
 
 AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
 
 
-def check(ms: ManifestSet, diags: Diagnostics) -> None:
-    """Run every rule over the desired state."""
-    accounts = _check_accounts(ms.accounts, diags)
+def check(ms: ManifestSet, diags: Diagnostics, *,
+          secrets_dir: str | None = DEFAULT_SECRETS_DIR) -> None:
+    """Run every rule over the desired state; ``file:`` references must name a file inside
+    ``secrets_dir``, the agent's secrets folder."""
+    accounts = _check_accounts(ms.accounts, diags, secrets_dir)
     seen: dict[tuple[str, str], EventDoc] = {}
     for ev in ms.events:
-        _check_name(ev, diags)
+        _check_metadata(ev, diags)
         key = (ev.model.spec.account, ev.model.name)
         if key in seen:
             first = seen[key].at("metadata", "name")
-            diags.error("E205", f"event '{ev.model.name}' is declared twice for account "
-                        f"'{key[0]}' (first at {first})", ev.at("metadata", "name"))
+            diags.error("E205", f"event {_shown(ev.model.name)} is declared twice for account "
+                        f"{_shown(key[0])} (first at {first})", ev.at("metadata", "name"))
             continue
         seen[key] = ev
         if ev.model.spec.account in accounts or ev.model.spec.account not in ms.invalid_accounts:
@@ -57,75 +72,93 @@ def check(ms: ManifestSet, diags: Diagnostics) -> None:
     _check_quota(list(seen.values()), accounts, diags)
 
 
-def _check_name(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
-    name = doc.model.metadata.name
-    if not _NAME.match(name):
-        diags.error("E106", f"invalid name '{name}': use lowercase letters, digits and '-', "
-                    "starting and ending with a letter or digit, at most 63 characters",
-                    doc.at("metadata", "name"))
-    _check_labels(doc, diags)
+def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    """Names match whole; labels hold no secrets (issue 10: they are printed everywhere)."""
+    meta = doc.model.metadata
+    for field, name in (("name", meta.name), ("renamedFrom", meta.renamed_from)):
+        if name is not None and not is_name(name):
+            diags.error("E106", f"invalid {field} {_shown(name)}: use lowercase letters, digits "
+                        "and '-', starting and ending with a letter or digit, at most 63 "
+                        "characters", doc.at("metadata", field))
+    for key, value in meta.labels.items():
+        if looks_like_secret(key) or looks_like_secret(value):
+            diags.error("E104", f"label {_shown(key)} holds a value that looks like a token (not "
+                        "shown): labels are printed in plans, the API and logs, so they must not "
+                        "hold secrets", doc.at("metadata", "labels", key))
 
 
-def _check_labels(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
-    for key, value in doc.model.metadata.labels.items():
-        if looks_like_token(value):
-            # Labels are printed by plan, `events show` and the API: never store a token there.
-            diags.error("E104", f"label '{key}' holds what looks like an access token (value not "
-                        "shown); labels are not secret, keep tokens in {env: NAME} references",
-                        doc.at("metadata", "labels", key))
-
-
-def _check_accounts(docs: list[AccountDoc], diags: Diagnostics) -> dict[str, AccountDoc]:
+def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
+                    secrets_dir: str | None) -> dict[str, AccountDoc]:
     by_name: dict[str, AccountDoc] = {}
     by_portal: dict[int, AccountDoc] = {}
     for doc in docs:
-        _check_name(doc, diags)
+        _check_metadata(doc, diags)
         acc = doc.model
         if acc.name in by_name:
-            diags.error("E204", f"account '{acc.name}' is declared twice (first at "
+            diags.error("E204", f"account {_shown(acc.name)} is declared twice (first at "
                         f"{by_name[acc.name].at('metadata', 'name')})", doc.at("metadata", "name"))
             continue
         if acc.spec.portal_id in by_portal:
             other = by_portal[acc.spec.portal_id].model.name
             diags.error("E206", f"portalId {acc.spec.portal_id} is already used by account "
-                        f"'{other}'", doc.at("spec", "portalId"))
+                        f"{_shown(other)}", doc.at("spec", "portalId"))
         by_name[acc.name] = doc
         by_portal[acc.spec.portal_id] = doc
         _check_account(doc, diags)
+        _check_secret_ref(doc, diags, secrets_dir)
     return by_name
 
 
 def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
     spec = doc.model.spec
     fb = spec.facebook
-    if not re.fullmatch(r"\d{5,20}", fb.business_id):
+    if not _BUSINESS_ID(fb.business_id):
         diags.error("E110", f"businessId must be the Business Manager's numeric id (5-20 digits), "
-                    f"got '{fb.business_id}'", doc.at("spec", "facebook", "businessId"), "R2")
-    if not re.fullmatch(r"\d{15,16}", fb.pixel_id):
+                    f"got {_shown(fb.business_id)}", doc.at("spec", "facebook", "businessId"), "R2")
+    if not _PIXEL_ID(fb.pixel_id):
         diags.error("E111", f"pixelId must be the Meta pixel's numeric id (15-16 digits), got "
-                    f"'{fb.pixel_id}'", doc.at("spec", "facebook", "pixelId"), "R3")
+                    f"{_shown(fb.pixel_id)}", doc.at("spec", "facebook", "pixelId"), "R3")
     if not fb.ad_accounts:
         diags.error("E112", "adAccounts must list at least one ad account (act_<digits>)",
                     doc.at("spec", "facebook", "adAccounts"), "R2")
     for i, ad in enumerate(fb.ad_accounts):
-        if not _AD_ACCOUNT.match(ad):
-            diags.error("E112", f"ad account '{ad}' must look like act_<digits>",
+        if not _AD_ACCOUNT(ad):
+            diags.error("E112", f"ad account {_shown(ad)} must look like act_<1-20 digits>",
                         doc.at("spec", "facebook", "adAccounts", i), "R2")
-    env = fb.access_token.env
-    if env is not None and not _ENV_NAME.match(env):
-        # May be a pasted token: never echo it (product.md §1, literal secrets are refused).
-        diags.error("E104", "accessToken.env must be an environment variable name "
-                    "(letters, digits, '_'; value not shown)",
-                    doc.at("spec", "facebook", "accessToken", "env"))
     code = spec.default_country_code
-    if code is not None and not re.fullmatch(r"[1-9]\d{0,2}", code):
+    if code is not None and not _COUNTRY_CODE(code):
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
-                    f"'{code}'", doc.at("spec", "defaultCountryCode"))
+                    f"{_shown(code)}", doc.at("spec", "defaultCountryCode"))
     _check_unique_ids(doc, diags)
+    _check_data_processing(doc, diags)
     if not spec.sync_web_conversions:
-        diags.warning("W302", f"account '{doc.model.name}' has syncWebConversions off: its events "
-                      "exist but Meta cannot use them to optimize ad delivery",
+        diags.warning("W302", f"account {_shown(doc.model.name)} has syncWebConversions off: "
+                      "its events exist but Meta cannot use them to optimize ad delivery",
                       doc.at("spec", "syncWebConversions"), "R17")
+
+
+def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str | None) -> None:
+    """The token reference names a variable or a file in the secrets folder, never a token.
+    ``secrets_dir=None`` (a write to the live state, which serves agents with folders of their
+    own) checks the path's shape only: absolute, no ``..``; each agent checks its folder.
+
+    A reference that may be a pasted token is never echoed (product.md §1: literal secrets are
+    refused)."""
+    ref = doc.model.spec.facebook.access_token
+    field, value = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
+    where = doc.at("spec", "facebook", "accessToken", field)
+    if looks_like_secret(value):
+        diags.error("E104", f"accessToken.{field} looks like a token, not a reference (value not "
+                    "shown): put the token in an environment variable or a secret file and name "
+                    "that here", where)
+    elif field == "env" and not _ENV_NAME(value):
+        diags.error("E104", "accessToken.env must be an environment variable name "
+                    "(letters, digits, '_'; value not shown)", where)
+    elif field == "file" and (problem := file_ref_problem(value, secrets_dir)) is not None:
+        folder = f" {secrets_dir}" if secrets_dir else ""
+        diags.error("E114", f"accessToken.file {_shown(value)}: {problem}; the agent reads "
+                    f"secret files only from its secrets folder{folder} (set with "
+                    "--secrets-dir or CONVCTL_SECRETS_DIR)", where)
 
 
 def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
@@ -133,15 +166,15 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
     forms: set[str] = set()
     for i, form in enumerate(spec.forms):
         if form.id in forms:
-            diags.error("E207", f"form id '{form.id}' is listed twice",
+            diags.error("E207", f"form id {_shown(form.id)} is listed twice",
                         doc.at("spec", "forms", i, "id"), "R12")
         forms.add(form.id)
     stages: set[str] = set()
     for i, stage in enumerate(spec.custom_lifecycle_stages):
-        problem = ("must be numeric" if not _DIGITS.match(stage.id)
+        problem = ("must be numeric (1-20 digits)" if not _STAGE_ID(stage.id)
                    else "is listed twice" if stage.id in stages else None)
         if problem:  # the position only when needed: every event write checks its account
-            diags.error("E207", f"custom stage id '{stage.id}' {problem}",
+            diags.error("E207", f"custom stage id {_shown(stage.id)} {problem}",
                         doc.at("spec", "customLifecycleStages", i, "id"), "R6")
         stages.add(stage.id)
 
@@ -149,13 +182,24 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
 def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
     spec = ev.model.spec
     if account is None:
-        diags.error("E201", f"account '{spec.account}' is not declared in any manifest",
+        diags.error("E201", f"account {_shown(spec.account)} is not declared in any manifest",
                     ev.at("spec", "account"), "R1")
     elif spec.ad_account not in account.model.spec.facebook.ad_accounts:
         known = ", ".join(account.model.spec.facebook.ad_accounts) or "none"
-        diags.error("E202", f"ad account '{spec.ad_account}' is not one of account "
-                    f"'{spec.account}' ad accounts ({known})", ev.at("spec", "adAccount"), "R1")
+        diags.error("E202", f"ad account {_shown(spec.ad_account)} is not one of account "
+                    f"{_shown(spec.account)} ad accounts ({known})", ev.at("spec", "adAccount"),
+                    "R1")
     _check_trigger(ev, account, diags)
+    _check_data_processing(ev, diags)
+
+
+def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    """E115: Limited Data Use options as Meta documents them (privacy.py)."""
+    options = doc.model.spec.data_processing_options
+    if options is not None:
+        check_options(options, lambda message, path: diags.error(
+            "E115", f"dataProcessingOptions: {message}",
+            doc.at("spec", "dataProcessingOptions", *path)))
 
 
 def _check_trigger(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
@@ -176,7 +220,7 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
     base = ("spec", "trigger", "lifecycleStageChange")
     if account is not None and not account.model.spec.lead_sync:
         diags.error("E302", f"lifecycle-stage events need leadSync: true on account "
-                    f"'{account.model.name}'", ev.at(*base, key=True), "R5")
+                    f"{_shown(account.model.name)}", ev.at(*base, key=True), "R5")
     if not lc.stages:
         diags.error("E303", "select at least one lifecycle stage", ev.at(*base, "stages"), "R6")
     known = account.model.stage_ids() if account is not None else None
@@ -186,10 +230,10 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
         if stage == REFUSED_STAGE:
             diags.error("E304", "the lifecycle stage 'other' is not supported", where, "R6")
         elif stage in seen:
-            diags.error("E306", f"stage '{stage}' is selected twice", where, "R6")
+            diags.error("E306", f"stage {_shown(stage)} is selected twice", where, "R6")
         elif known is not None and stage not in known:
-            diags.error("E305", f"unknown lifecycle stage '{stage}'{_hint(stage, known)}; custom "
-                        "stages must be declared in the account's customLifecycleStages",
+            diags.error("E305", f"unknown lifecycle stage {_shown(stage)}{_hint(stage, known)}; "
+                        "custom stages must be declared in the account's customLifecycleStages",
                         where, "R6")
         seen.add(stage)
 
@@ -199,8 +243,8 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
     assert fs is not None
     base = ("spec", "trigger", "formSubmission")
     if account is not None and fs.form_id not in {f.id for f in account.model.spec.forms}:
-        diags.error("E203", f"form '{fs.form_id}' is not one of account "
-                    f"'{account.model.name}' forms; external forms are refused",
+        diags.error("E203", f"form {_shown(fs.form_id)} is not one of account "
+                    f"{_shown(account.model.name)} forms; external forms are refused",
                     ev.at(*base, "formId"), "R12")
     if fs.consent is None:
         diags.error("E307", "form events need consent: {property: NAME, value: VALUE}",
@@ -212,8 +256,9 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
                             ev.at(*base, "consent", field), "R14")
     _check_facebook_event(fs.facebook_event, ev, diags)
     if fs.value is not None:
-        if not (math.isfinite(fs.value.amount) and fs.value.amount > 0):
-            diags.error("E309", "value amount must be a finite number greater than 0",
+        if not (math.isfinite(fs.value.amount) and 0 < fs.value.amount <= models.MAX_AMOUNT):
+            diags.error("E309", "value amount must be a finite number greater than 0 and at most "
+                        f"{models.MAX_AMOUNT:,}",
                         ev.at(*base, "value", "amount"), "R13")
         _check_currency(fs.value.currency, ev, diags)
     _check_data_sharing(ev, diags)
@@ -225,14 +270,14 @@ def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
         return
     if name.startswith(CUSTOM_EVENT_PREFIX):
         custom = name[len(CUSTOM_EVENT_PREFIX):]
-        if not _CUSTOM_EVENT.match(custom):
-            diags.error("E308", f"custom event name '{custom}' must be 1-50 letters, digits, "
+        if not _CUSTOM_EVENT(custom):
+            diags.error("E308", f"custom event name {_shown(custom)} must be 1-50 letters, digits, "
                         "'_', '-' or spaces", where, "R13")
         return
     exact = {n.lower(): n for n in STANDARD_META_EVENTS}.get(name.lower())
     hint = f"; did you mean '{exact}'?" if exact else _hint(name, set(STANDARD_META_EVENTS))
-    diags.error("E308", f"'{name}' is not a standard Meta event{hint} (use custom:<EventName> "
-                "for a custom conversion)", where, "R13")
+    diags.error("E308", f"{_shown(name)} is not a standard Meta event{hint} (use "
+                "custom:<EventName> for a custom conversion)", where, "R13")
 
 
 @functools.lru_cache(maxsize=512)
@@ -249,7 +294,7 @@ def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
     hint = ""
     if _is_currency(code.upper()):
         hint = f"; did you mean '{code.upper()}'?"
-    diags.error("E310", f"'{code}' is not an ISO 4217 currency code{hint}",
+    diags.error("E310", f"{_shown(code)} is not an ISO 4217 currency code{hint}",
                 ev.at("spec", "trigger", "formSubmission", "value", "currency"), "R13")
 
 
@@ -265,12 +310,12 @@ def _check_data_sharing(ev: EventDoc, diags: Diagnostics) -> None:
     for i, prop in enumerate(ds.properties):
         if isinstance(prop, str):
             if prop not in PROPERTY_KEYS:
-                diags.error("E312", f"property '{prop}' has no Meta key; map it explicitly: "
-                            f"{{property: {prop}, as: external_id}}",
+                diags.error("E312", f"property {_shown(prop)} has no Meta key; map it explicitly: "
+                            f"{{property: {_shown(prop)}, as: external_id}}",
                             ev.at(*base, "properties", i), "R15")
             keys.append(PROPERTY_KEYS.get(prop, ""))
         elif prop.as_ not in META_USER_KEYS:
-            diags.error("E312", f"'{prop.as_}' is not a Meta user_data key (one of "
+            diags.error("E312", f"{_shown(prop.as_)} is not a Meta user_data key (one of "
                         f"{', '.join(META_USER_KEYS)})", ev.at(*base, "properties", i, "as"), "R15")
         else:
             keys.append(prop.as_)
@@ -294,8 +339,8 @@ def _check_quota(events: list[EventDoc], accounts: dict[str, AccountDoc],
         if used[name] > limit and name not in reported:
             reported.add(name)
             total = sum(e.model.stage_count for e in events if e.model.spec.account == name)
-            diags.error("E313", f"account '{name}' ({account.model.spec.tier}) would use {total} "
-                        f"lifecycle-stage slots, limit {limit}: this event takes it from "
+            diags.error("E313", f"account {_shown(name)} ({account.model.spec.tier}) would use "
+                        f"{total} lifecycle-stage slots, limit {limit}: this event takes it from "
                         f"{before} to {used[name]}", ev.at("spec", "trigger",
                                                             "lifecycleStageChange", "stages"),
                         "R9")

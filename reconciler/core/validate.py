@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.core.credentials import NOT_SHOWN, looks_like_secret
 from reconciler.core.models import API_VERSION, KINDS, Account, ConversionEvent
 from reconciler.core.source import Located, Path, RawDocument
 from reconciler.diagnostics import Diagnostics
@@ -122,16 +124,40 @@ def _report(err: Any, data: Any, doc: RawDocument, diags: Diagnostics,
     if kind == "extra_forbidden":
         name = str(loc[-1])
         hint = _suggest(name, _fields_at(model_cls, loc[:-1]))
-        diags.error("E101", f"unknown field '{name}' at {dotted}{hint}", src.at(path, key=True))
+        if looks_like_secret(name) or looks_like_secret(dotted):
+            diags.error("E101", f"unknown field {NOT_SHOWN}", src.at(path, key=True))
+        else:
+            diags.error("E101", f"unknown field '{name}' at {dotted}{hint}",
+                        src.at(path, key=True))
     elif kind == "missing":
         diags.error("E102", f"missing required field '{dotted}'", src.at(path, key=True))
     elif kind in CODE_RULES:
         diags.error(kind, err["msg"], src.at(path), CODE_RULES[kind])
     else:
-        hint = ""
-        if kind == "string_type" and isinstance(_get(data, path), bool | int | float):
-            hint = " (YAML read an unquoted number or yes/no/true/false: quote the value)"
+        hint = _type_hint(kind, _get(data, path)) if path == _untagged(loc) else ""
         diags.error("E103", f"{dotted}: {err['msg']}{hint}", src.at(path))
+
+
+def _untagged(loc: tuple[Any, ...]) -> Path:
+    """``loc`` without pydantic's union member tags: the data path it names."""
+    return tuple(step for step in loc if not _is_tag(step))
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    """Why YAML gave a field the wrong type, when an unquoted scalar is the likely cause."""
+    if value is None:
+        return " (the value is empty or null)"
+    if kind == "string_type":
+        if isinstance(value, bool):
+            return (" (YAML 1.1 reads unquoted yes/no/on/off/true/false as a boolean: quote the "
+                    "value, e.g. \"yes\")")
+        if isinstance(value, int | float):
+            return " (YAML read an unquoted number: quote the value)"
+        if isinstance(value, datetime.date):
+            return " (YAML read an unquoted date: quote the value)"
+    if kind in ("int_type", "float_type", "bool_type") and isinstance(value, str):
+        return " (the value is quoted or is not a plain YAML number or true/false)"
+    return ""
 
 
 def _get(data: Any, path: Path) -> Any:

@@ -6,7 +6,9 @@ through the same model validation (``validate.build``) and rule checks (``rules.
 is therefore refused with exactly the code and R-rule validate reports for the same content
 (E106 names, E202 ad accounts (R1), E304/E305/E306 stages (R6), E104 token-like labels...).
 
-Differences, on purpose: there are no file positions; the quota (E313, R9) is left to the
+Differences, on purpose: there are no file positions; a token file's folder is not checked
+(agents and servers each have their own ``--secrets-dir``; the path must still be absolute,
+without ``..``); the quota (E313, R9) is left to the
 backend, which counts the live slots atomically with the write; warnings never refuse a write.
 """
 
@@ -36,7 +38,7 @@ def _findings(docs: list[RawDocument], source: str, account: Account | None = No
     manifests = validate.build(docs, diags)
     if account is not None:  # already a validated model: not parsed again for every event
         manifests.accounts.insert(0, Located(account, SourceMap(_ACCOUNT)))
-    rules.check(manifests, diags)
+    rules.check(manifests, diags, secrets_dir=None)  # each agent checks its own folder
     return [d for d in diags.errors if d.code not in _BACKEND_RULES
             and d.location is not None and d.location.file == source]
 

@@ -7,7 +7,10 @@ carries it as ``summary.line``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from reconciler.core.plan import Plan
+from reconciler.core.policy import Violation
 from reconciler.render.common import summary_line
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
@@ -17,14 +20,16 @@ from reconciler.render.text import render_text
 FORMATS = ("text", "json", "markdown")
 
 
-def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
-    """Dispatch on ``fmt`` (one of ``FORMATS``); colour only applies to text."""
+def render(plan: Plan, fmt: str, *, color: bool = False,
+           violations: Sequence[Violation] | None = None) -> str:
+    """Dispatch on ``fmt`` (one of ``FORMATS``); colour only applies to text. ``violations``
+    is ``None`` when no policies were checked (the output is then exactly as before)."""
     if fmt == "text":
-        return render_text(plan, color=color)
+        return render_text(plan, color=color, violations=violations)
     if fmt == "json":
-        return render_json(plan)
+        return render_json(plan, violations)
     if fmt == "markdown":
-        return render_markdown(plan)
+        return render_markdown(plan, violations=violations)
     raise ValueError(f"unknown plan format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

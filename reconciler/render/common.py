@@ -26,6 +26,7 @@ from typing import Any
 
 from reconciler.core.diff import manifest_view
 from reconciler.core.plan import AccountQuota, Action, Change, FieldDiff, Plan
+from reconciler.core.privacy import label, sent_keys_change
 
 CATEGORIES = ("create", "update", "replace", "delete")
 DRIFT = "changed outside convctl since the last apply"
@@ -191,7 +192,32 @@ def _notes(change: Change) -> list[Line]:
         lines.append(Line("#", f"quota: {'+' if change.quota_delta > 0 else ''}{slots}"))
     if change.drift:
         lines.append(Line("#", f"{DRIFT}: {drift_paths(change)}"))
+    return lines + _sends(change)
+
+
+def user_data_change(change: Change) -> dict[str, list[str]] | None:
+    """What an event change sends as user_data: ``{sends, starts, stops}`` (None: an account
+    change, or a deletion, which sends nothing)."""
+    if change.kind != "event" or change.after is None:
+        return None
+    before = change.before.get("spec") if change.before else None
+    return sent_keys_change(before, change.after.get("spec") or {})
+
+
+def _sends(change: Change) -> list[Line]:
+    keys = user_data_change(change)
+    if keys is None:
+        return []
+    lines = [Line("#", f"sends user_data: {_labels(keys['sends']) or 'nothing'}")]
+    if change.before is not None and keys["starts"]:
+        lines.append(Line("#", f"starts sending: {_labels(keys['starts'])}"))
+    if keys["stops"]:
+        lines.append(Line("#", f"stops sending: {_labels(keys['stops'])}"))
     return lines
+
+
+def _labels(keys: list[str]) -> str:
+    return ", ".join(label(k) for k in keys)
 
 
 def drift_paths(change: Change) -> str:

@@ -1,19 +1,22 @@
 """The pull-request form of a plan: ONE GitHub comment, at most ``limit`` characters.
 
 Layout: the hidden marker ``<!-- convctl-plan -->`` (the sticky-comment key), the summary line as
-title, a table per account, errors, warnings, destructive changes (⚠️, bold), drift, unmanaged
-events, then one ``<details>`` block per change (destructive first) holding a ```` ```diff ````
-fence. The document is a sequence of atomic blocks; when it is too long, blocks are dropped
-from the end and a truncation note is appended, so no fence or ``<details>`` is ever cut.
+title, a table per account, errors, policy violations, warnings, advisory policy warnings,
+destructive changes (⚠️, bold), drift, unmanaged events, then one ``<details>`` block per change
+(destructive first) holding a ```` ```diff ```` fence. The document is a sequence of atomic
+blocks; when it is too long, blocks are dropped from the end and a truncation note is appended,
+so no fence or ``<details>`` is ever cut.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reconciler.core.plan import Change, Plan
+from reconciler.core.policy import Violation
 from reconciler.render.common import (
     DRIFT,
     Line,
@@ -108,12 +111,20 @@ def _details(c: Change) -> _Block:
     return _Block(text, change=True)
 
 
-def _blocks(plan: Plan) -> list[_Block]:
+def _violation(v: Violation) -> str:
+    return f"{_code(v.policy)}: {_esc(v.message)}"
+
+
+def _blocks(plan: Plan, violations: Sequence[Violation]) -> list[_Block]:
     destructive = [c for c in plan.changes if c.action.is_destructive]
     others = [c for c in plan.changes if not c.action.is_destructive]
     blocks = [_Block(_table(plan))] if accounts(plan) else []
     blocks += _section("❌ Errors", [_esc(e.render()) for e in plan.errors])
+    blocks += _section("🚫 Policy violations (apply refuses this plan)",
+                       [_violation(v) for v in violations if not v.advisory])
     blocks += _section("Warnings", [_esc(w.render()) for w in plan.warnings])
+    blocks += _section("Policy warnings (advisory)",
+                       [_violation(v) for v in violations if v.advisory])
     blocks += _section("⚠️ Destructive changes", [_destructive_item(c) for c in destructive])
     blocks += _section("Changed outside convctl (drift; apply restores the manifests)",
                        [f"{_code(c.address)}: {_esc(DRIFT)}: {_code(drift_paths(c))}"
@@ -147,8 +158,9 @@ def _fit(head: str, blocks: list[_Block], limit: int) -> str:
     return (head + "".join(kept) + _note(total - shown))[:limit]
 
 
-def render_markdown(plan: Plan, *, limit: int = 65536) -> str:
+def render_markdown(plan: Plan, *, limit: int = 65536,
+                    violations: Sequence[Violation] | None = None) -> str:
     """One PR comment, at most ``limit`` characters, never cut inside a fence or details."""
     plan = redact_plan(plan)
     head = f"{MARKER}\n### {summary_line(plan)}\n\n"  # names are [a-z0-9-]
-    return printable_lines(_fit(head, _blocks(plan), limit).rstrip("\n"))
+    return printable_lines(_fit(head, _blocks(plan, violations or ()), limit).rstrip("\n"))

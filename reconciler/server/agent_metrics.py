@@ -23,6 +23,9 @@ convctl_agent_running                          1 while this server's agent threa
 convctl_agent_loop_failures_total              agent cycles that failed and were restarted
 convctl_agent_store_up                         0 when the store could not be read
 =============================================  =====================================================
+
+Match-key coverage per live event (``convctl_agent_coverage_sent_events``,
+``convctl_agent_match_key_coverage_ratio``): see ``coverage_metrics``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from reconciler.errors import ConvctlError
+from reconciler.server.coverage_metrics import coverage_metrics
 from reconciler.services.agent_holds import HOLD_REASONS
 from reconciler.services.delivery import PAUSE_REASONS
 
@@ -132,4 +136,5 @@ class AgentCollector:
         yield GaugeMetricFamily("convctl_agent_store_up", "The agent store is readable",
                                 value=1.0)
         yield from status_metrics(status, datetime.now(UTC))
+        yield from coverage_metrics(status.get("coverage", []))
         yield from loop_metrics(status.get("loop"))

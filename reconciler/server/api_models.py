@@ -122,3 +122,9 @@ class IngestAccepted(BaseModel):
 
     accepted: int = Field(description="Events stored in the inbox by this request.")
     duplicates: int = Field(description="Events already in the inbox: acknowledged, dropped.")
+
+
+class LockRenewal(_Body):
+    """``POST /v1/locks/{id}/renew``: keep the lock for ``ttl_seconds`` more from now."""
+
+    ttl_seconds: float = Field(gt=0, le=MAX_TTL_SECONDS, allow_inf_nan=False)

@@ -42,7 +42,7 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # "²".isdigit() is True
         raise ApiError(400, "invalid_header",
                        f"If-Match must be the object's version number, e.g. If-Match: 3 "
                        f"(got {value[:40]!r})")

@@ -1,7 +1,8 @@
 """The state lock (``/v1/locks``) and the apply journal (``/v1/journal``).
 
 A held lock answers 423 ``locked`` with the holder's details in ``error.lock``. The lock's pid
-and host are the client's (the process running apply), sent in the request.
+and host are the client's (the process running apply), sent in the request. A running apply
+renews its lock (``POST /v1/locks/{id}/renew``); a renewal of a lost lock answers 404.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from reconciler.core.provider import LockInfo
 from reconciler.errors import LockedError
-from reconciler.server.api_models import JournalEntry, JournalStep, LockRequest
+from reconciler.server.api_models import JournalEntry, JournalStep, LockRenewal, LockRequest
 from reconciler.server.auth import READ, WRITE
 from reconciler.server.deps import errors, provider
 from reconciler.server.errors import ApiError
@@ -31,12 +32,23 @@ def acquire_lock(request: Request, body: LockRequest) -> LockInfo:
     """Take the state lock (an expired one is taken over); 423 naming the holder if held."""
     state = provider(request)
     try:
+        # Always name the client's host: a lock taken for a client is never the server's own
+        # (the SQLite provider commits its own locks' writes in a group: sqlite.py).
+        host = body.host or (request.client.host if request.client else "unknown")
         return state.acquire_lock(body.holder, body.operation, body.ttl_seconds,
-                                  pid=body.pid, host=body.host)
+                                  pid=body.pid, host=host)
     except LockedError as exc:
         current = state.current_lock()
         raise ApiError(423, "locked", str(exc),
                        lock=current.model_dump(mode="json") if current else None) from exc
+
+
+@router.post("/locks/{lock_id}/renew", response_model=LockInfo, dependencies=[WRITE],
+             responses=errors(404))
+def renew_lock(request: Request, lock_id: str, body: LockRenewal) -> LockInfo:
+    """Extend the lock to expire ``ttl_seconds`` from now (a running apply does this
+    periodically); 404 when the lock was released or, after expiring, taken by another holder."""
+    return provider(request).renew_lock(lock_id, body.ttl_seconds)
 
 
 @router.delete("/locks/{lock_id}", status_code=204, dependencies=[WRITE], responses=errors(404))

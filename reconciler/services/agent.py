@@ -58,6 +58,7 @@ from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, TransientError, UsageError
 from reconciler.services.agent_holds import ContactSourceFailed, InboxHold, Outage
+from reconciler.services.coverage import event_coverage, live_events_or_none
 from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
 from reconciler.services.ports import AgentStore
 
@@ -285,7 +286,9 @@ class Agent:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> AgentStatus:
-        return agent_status(self._store, self.deliverer.held_off(self._clock().timestamp()))
+        now = self._clock()
+        return agent_status(self._store, self.deliverer.held_off(now.timestamp()),
+                            live_events_or_none(self._provider.list_events), now)
 
     def retry_dead(self, reason: str | None = None) -> int:
         return self._store.retry_dead(reason)
@@ -338,10 +341,14 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
     return report
 
 
-def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None) -> AgentStatus:
+def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
+                 events: list[LiveEvent] | None = None,
+                 now: datetime | None = None) -> AgentStatus:
     """The store's counts plus paused pixels and held-off work (and, in a running agent,
-    pixels waiting out a backoff); ``as_json()`` is what ``agent status`` prints."""
-    return AgentStatus(store.status(), store.paused_pixels(), store.holds(), dict(holdoff or {}))
+    pixels waiting out a backoff), and the match-key coverage per event (named from
+    ``events``, the live events, when given); ``as_json()`` is what ``agent status`` prints."""
+    return AgentStatus(store.status(), store.paused_pixels(), store.holds(), dict(holdoff or {}),
+                       event_coverage(store, events, now))
 
 
 class _Chunk:

@@ -16,6 +16,7 @@ the queue holds, with no token in it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -69,6 +70,7 @@ class AgentSettings:
     hubspot_base_url: str = HUBSPOT_BASE_URL
     hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
     lease_seconds: float = 60.0  # a PostgreSQL store's claims (a dead agent's work returns)
+    secrets_dir: str | None = None  # where {file: PATH} tokens may be read; None: the default
 
 
 @dataclass
@@ -149,7 +151,7 @@ def _store_and_destination(settings: AgentSettings, now: Callable[[], datetime],
         graph = GraphSender(settings.meta_base_url, settings.api_version,
                             timeout=settings.timeout, clock=now)
         closers.append(graph.close)
-        return store, graph, resolve_secret
+        return store, graph, functools.partial(resolve_secret, secrets_dir=settings.secrets_dir)
     if store_url(settings.state, settings.store) is not None:
         raise UsageError("--dry-run works on a SQLite agent store; copy the PostgreSQL one into "
                          "a file first (convctl state copy) and point --store at it")

@@ -1,26 +1,33 @@
-"""Executing a plan against a live-state backend: lock, staleness check, ordered steps, journal.
+"""Executing an apply against a live-state backend: under the lock, plan or check, then steps.
 
-Each ``Change`` becomes one or more provider calls, in the plan's (quota-safe) order. Every step
-is journaled; the first failure stops the run and the report says what was done, what failed and
-what is pending. Re-running plan + apply converges: writes carry the managed marker and the hash
-of what was applied, so a step that landed before a crash plans as a no-op next time.
+``apply`` decides what to do while it holds the state lock: it takes the lock, reads the live
+state, plans the manifests (or checks that a saved plan is still fresh: every live object it read
+and the manifests unchanged), shows and confirms, then runs the steps and releases the lock. So
+two applies never interleave, and an apply that succeeds leaves the state equal to its own
+manifests. Each ``Change`` becomes one or more provider calls, in the plan's (quota-safe) order.
+Every step is journaled; the first failure, or a lost lock, stops the run and the report says
+what was done, what failed and what is pending. Re-running plan + apply converges: writes carry
+the managed marker and the hash of what was applied, so a step that landed before a crash plans
+as a no-op next time.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.core.live import EventWrite, LiveEvent, content_hash
 from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.policy import Violation, blocking
 from reconciler.core.provider import Provider
-from reconciler.errors import ConvctlError, StalePlanError
-
-Progress = Callable[[str], None]
-LOCK_TTL_SECONDS = 15 * 60
+from reconciler.diagnostics import Diagnostics
+from reconciler.errors import ConvctlError, LockedError, StalePlanError
+from reconciler.services.locking import HeldLock, LockPolicy, Progress, hold_lock
+from reconciler.services.planning import Loaded, manifests_hash, plan_loaded
 
 
 @dataclass
@@ -33,15 +40,58 @@ class StepResult:
 
 @dataclass
 class ApplyReport:
+    """The steps of one run; ``stopped`` says why it stopped early when no step failed (a lost
+    lock). Counts are kept as steps are added, so ``ok`` costs the same at any length."""
+
     run_id: str
     steps: list[StepResult] = field(default_factory=list)
+    stopped: str = ""
+    _counts: Counter[str] = field(default_factory=Counter, repr=False)
+
+    def add(self, step: StepResult) -> None:
+        self.steps.append(step)
+        self._counts[step.status] += 1
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "done" for s in self.steps)
+        return not self.stopped and self._counts["done"] == len(self.steps)
 
     def count(self, status: str) -> int:
-        return sum(1 for s in self.steps if s.status == status)
+        return self._counts[status]
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan saved by ``convctl plan --out``, made from the manifests in ``paths``."""
+
+    plan: Plan
+    paths: list[str]
+
+
+@dataclass(frozen=True)
+class FromManifests:
+    """Plan these (already loaded) manifests against the live state, under the lock."""
+
+    loaded: Loaded
+    prune_unmanaged: bool = False
+    allow_mass_delete: bool = False
+
+
+@dataclass
+class ApplyOutcome:
+    """What ``apply`` did: ``report`` is None when nothing was run (manifest errors, plan
+    errors, no changes, or the user said no: ``cancelled``)."""
+
+    plan: Plan | None
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    report: ApplyReport | None = None
+    cancelled: bool = False
+    violations: list[Violation] | None = None  # None: no policies were checked
+
+    @property
+    def refused(self) -> list[Violation]:
+        """The violations of blocking policies: the plan was not applied."""
+        return blocking(self.violations or [])
 
 
 def live_fingerprints(provider: Provider) -> tuple[dict[str, str], dict[str, str]]:
@@ -118,35 +168,79 @@ def _steps(change: Change) -> list[tuple[str, Callable[[Provider], object]]]:
     return []
 
 
+def apply(provider: Provider, source: SavedPlan | FromManifests, *, holder: str,
+          progress: Progress,
+          show: Callable[[Plan, list[Violation] | None], None] | None = None,
+          confirm: Callable[[Plan], bool] | None = None,
+          policy: LockPolicy | None = None,
+          check: Callable[[Plan], list[Violation]] | None = None) -> ApplyOutcome:
+    """Take the lock, decide the plan under it (plan now, or refuse a stale saved plan with
+    ``StalePlanError`` before any write), ``check`` it against the policies, ``show`` it, refuse
+    it when a blocking policy is violated, ask ``confirm`` (still holding the lock), run its
+    steps, release. Raises ``LockedError`` when the lock cannot be had in time."""
+    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
+        if isinstance(source, SavedPlan):
+            check_fresh(source.plan, provider, manifests_hash(source.paths))
+            outcome = ApplyOutcome(source.plan)
+        else:
+            result = plan_loaded(source.loaded, provider, prune_unmanaged=source.prune_unmanaged,
+                                 allow_mass_delete=source.allow_mass_delete)
+            outcome = ApplyOutcome(result.plan, result.diagnostics)
+        plan = outcome.plan
+        if plan is None:
+            return outcome
+        if check is not None:
+            outcome.violations = check(plan)
+        if show is not None:
+            show(plan, outcome.violations)
+        if plan.errors or plan.is_empty or outcome.refused:
+            return outcome
+        if confirm is not None and not confirm(plan):
+            outcome.cancelled = True
+            return outcome
+        outcome.report = run_steps(plan, provider, held, progress=progress)
+    return outcome
+
+
 def apply_plan(plan: Plan, provider: Provider, *, progress: Progress, holder: str,
-               clock: Callable[[], float] = time.monotonic) -> ApplyReport:
-    """Apply ``plan`` under the state lock; never raises for a failed step (see the report)."""
+               policy: LockPolicy | None = None) -> ApplyReport:
+    """Run ``plan`` as it is under the state lock (no freshness check: for callers that just
+    planned it themselves, such as tests and benches); never raises for a failed step."""
+    with hold_lock(provider, holder, "apply", policy or LockPolicy(), progress) as held:
+        return run_steps(plan, provider, held, progress=progress)
+
+
+def run_steps(plan: Plan, provider: Provider, held: HeldLock, *, progress: Progress,
+              clock: Callable[[], float] = time.monotonic) -> ApplyReport:
+    """The plan's steps in order, each after checking the lock still holds; never raises for a
+    failed step (see the report)."""
     run_id = uuid.uuid4().hex[:12]
     steps = [step for change in plan.changes for step in _steps(change)]
     report = ApplyReport(run_id)
-    lock = provider.acquire_lock(holder, "apply", LOCK_TTL_SECONDS)
-    try:
-        for index, (description, call) in enumerate(steps, 1):
-            if not report.ok:
-                report.steps.append(StepResult(index, description, "pending"))
-                continue
-            started = clock()
+    for index, (description, call) in enumerate(steps, 1):
+        if report.ok:
             try:
-                call(provider)
-            except ConvctlError as exc:
-                report.steps.append(StepResult(index, description, "failed", str(exc)))
-            else:
-                report.steps.append(StepResult(index, description, "done",
-                                               f"{clock() - started:.2f}s"))
-            step = report.steps[-1]
-            provider.record_step(run_id, index, description, step.status, step.detail)
-            progress(f"[{index}/{len(steps)}] {description}: {step.status}"
-                     + (f" ({step.detail})" if step.detail else ""))
-        for step in report.steps:
-            if step.status == "pending":
-                provider.record_step(run_id, step.index, step.description, "pending")
-    finally:
-        provider.release_lock(lock.id)
+                held.ensure_held()
+            except LockedError as exc:
+                report.stopped = str(exc)
+                progress(f"error: {exc}")
+        if not report.ok:
+            report.add(StepResult(index, description, "pending"))
+            continue
+        started = clock()
+        try:
+            call(provider)
+        except ConvctlError as exc:
+            step = StepResult(index, description, "failed", str(exc))
+        else:
+            step = StepResult(index, description, "done", f"{clock() - started:.2f}s")
+        report.add(step)
+        provider.record_step(run_id, index, description, step.status, step.detail)
+        progress(f"[{index}/{len(steps)}] {description}: {step.status}"
+                 + (f" ({step.detail})" if step.detail else ""))
+    for step in report.steps:
+        if step.status == "pending":
+            provider.record_step(run_id, step.index, step.description, "pending")
     return report
 
 

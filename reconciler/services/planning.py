@@ -36,12 +36,30 @@ def manifests_hash(paths: Sequence[str | Path]) -> str:
     return digest.hexdigest()
 
 
-def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
-              prune_unmanaged: bool = False, allow_mass_delete: bool = False) -> PlanResult:
+@dataclass
+class Loaded:
+    """Manifests read from ``paths`` (no live state needed): planned later, under the lock."""
+
+    paths: list[str]
+    manifests: ManifestSet
+    diagnostics: Diagnostics
+    manifests_hash: str
+
+
+def load_manifests(paths: Sequence[str | Path]) -> Loaded:
     from reconciler.adapters.manifests import load
-    from reconciler.core.planner import build_plan
 
     manifests, diags = load(paths)
+    return Loaded([str(p) for p in paths], manifests, diags, manifests_hash(paths))
+
+
+def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = False,
+                allow_mass_delete: bool = False) -> PlanResult:
+    """Plan ``loaded`` against the live state ``reader`` holds now (``plan`` is None when the
+    manifests have errors)."""
+    from reconciler.core.planner import build_plan
+
+    manifests, diags = loaded.manifests, loaded.diagnostics
     if diags.has_errors:
         return PlanResult(None, manifests, diags)
     accounts = reader.list_accounts()
@@ -50,8 +68,14 @@ def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
     names = set(_account_names(manifests, accounts))
     events = [ev for ev in reader.list_events() if ev.account in names]
     plan = build_plan(manifests, accounts, events, prune_unmanaged=prune_unmanaged,
-                      allow_mass_delete=allow_mass_delete, manifests_hash=manifests_hash(paths))
+                      allow_mass_delete=allow_mass_delete, manifests_hash=loaded.manifests_hash)
     return PlanResult(plan, manifests, diags)
+
+
+def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
+              prune_unmanaged: bool = False, allow_mass_delete: bool = False) -> PlanResult:
+    return plan_loaded(load_manifests(paths), reader, prune_unmanaged=prune_unmanaged,
+                       allow_mass_delete=allow_mass_delete)
 
 
 def _account_names(manifests: ManifestSet, live: list[LiveAccount]) -> list[str]:

@@ -17,6 +17,13 @@ from fakes.graph import FakeGraph
 from reconciler.cli.main import cli
 
 TOKEN = "acme-cli-token-SECRET"
+COVERAGE = (  # what the shipped events sent, in `agent status`
+    "Match-key coverage (share of sent events carrying each key; last 24 h, last 7 d):\n"
+    "  acme/demo-request: 1 sent in 24 h, 1 in 7 d\n"
+    + "".join(f"    {key:<17}  100%  100%\n" for key in (
+        "em", "ph", "fn", "ln", "country", "client_ip_address", "client_user_agent"))
+    + "  acme/funnel: 1 sent in 24 h, 1 in 7 d\n"
+    "    lead_id            100%  100%\n")
 
 
 @pytest.fixture
@@ -83,9 +90,13 @@ def test_run_once_delivers_and_status_counts(repo: Path, graph: FakeGraph) -> No
         "Skipped:\n"
         "  disabled            1\n"
         "  no_lead_id          1\n"
-        "  stage_not_selected  2\n")
+        "  stage_not_selected  2\n" + COVERAGE)
     data = json.loads(run("agent", "status", "--format", "json").stdout)
     assert data["outbox"] == {"queued": 0, "sent": 2, "dead": 0}
+    funnel = next(c for c in data["coverage"] if c["event"] == "acme/funnel")
+    assert funnel["live"] is True and funnel["windows"]["7d"]["sent"] == 1
+    assert funnel["windows"]["24h"]["keys"]["lead_id"] == {"count": 1, "share": 1.0}
+    assert funnel["windows"]["24h"]["keys"]["em"] == {"count": 0, "share": 0.0}
     assert TOKEN not in result.output + status.output
 
 

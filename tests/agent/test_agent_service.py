@@ -78,7 +78,7 @@ def test_end_to_end_the_right_events_arrive_hashed_exactly_once(
     assert lead["user_data"]["client_ip_address"] == "203.0.113.7"
     assert lead["custom_data"] == {"value": 40, "currency": "eur", "predictive_lead_score": 42}
     customer = next(p for k, p in graph.payloads.items() if k[1] == "Customer")
-    assert customer["user_data"] == {"lead_id": "123456789012345"}
+    assert customer["user_data"] == {"lead_id": 123456789012345}
     assert customer["action_source"] == "system_generated"
     status = rig.agent.status().as_json()
     assert status["outbox"] == {"queued": 0, "sent": 3, "dead": 0}

@@ -66,7 +66,7 @@ def test_a_legacy_event_keeps_syncing_as_other_beside_the_enhanced_one(
     other = graph.payloads[(ACME_PIXEL, "Other", capi.event_id(legacy.id, source))]
     assert other["action_source"] == "system_generated"
     assert other["custom_data"] == {"event_source": "crm", "lead_event_source": "HubSpot"}
-    assert other["user_data"]["lead_id"] == "123456789012345"
+    assert other["user_data"]["lead_id"] == 123456789012345  # an integer (Meta's spec)
 
 
 @pytest.mark.parametrize("lead", [FULLWIDTH_LEAD, ARABIC_LEAD])

@@ -104,15 +104,18 @@ def test_64_hex_passes_through_unhashed() -> None:
     assert hash_value("em", digest) == digest
     assert hash_value("ph", digest) == digest
     assert user_data({"em": digest})["em"] == digest
-    upper = digest.upper()  # not lowercase hex: treated as a value
-    assert hash_value("em", upper) == sha(digest)
+    # issue 13 item 2: a digest in upper or mixed case is lowercased and passed through, for
+    # every hashed key (db, ge and country included), as every Meta SDK does
+    for key in ("em", "ph", "db", "ge", "country", "external_id"):
+        assert hash_value(key, digest.upper()) == digest
+        assert hash_value(key, digest[:32].upper() + digest[32:]) == digest
 
 
 def test_unhashed_keys_untouched_and_unknown_keys_refused() -> None:
     raw = {"client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0 X",
            "fbc": "fb.1.1554763741205.AbCdEf", "fbp": "fb.1.1558571054389.1098115397",
            "lead_id": LEAD_ID}
-    assert user_data(raw) == raw
+    assert user_data(raw) == {**raw, "lead_id": int(LEAD_ID)}
     with pytest.raises(ValueError, match="unknown user_data key"):
         user_data({"email": "x@y.z"})
 
@@ -189,7 +192,7 @@ def test_lifecycle_payload_shape() -> None:
         "event_time": int(LATER.timestamp()),
         "event_id": capi.event_id("ev-funnel", stage_change("customer").source_id),
         "action_source": "system_generated",
-        "user_data": {"lead_id": LEAD_ID},
+        "user_data": {"lead_id": int(LEAD_ID)},  # an integer, as Meta's spec gives it
         "custom_data": {"event_source": "crm", "lead_event_source": "HubSpot"},
     }
     assert capi.validate_payload(body, LATER) is None
@@ -327,7 +330,7 @@ def test_builder_user_data_is_the_plain_rule(order: list[int], values: dict[str,
         value = props.get(prop)
         if key not in raw and value and value.strip():
             raw[key] = value
-    country = capi.norm_country(props["country"]) if props.get("country") else (
+    country = normalize("country", props["country"]) if props.get("country") else (
         "us" if cc == "1" else None)
     expected = user_data(raw, default_country_code=cc, country=country)
     if fbc:

@@ -82,11 +82,11 @@ def test_secrets_from_env_and_file(tmp_path: Path) -> None:
     assert resolve_secret(SecretRef(env="T"), {"T": " tok \n"}) == "tok"
     path = tmp_path / "token"
     path.write_text("file-tok\n")
-    assert resolve_secret(SecretRef(file=str(path))) == "file-tok"
+    assert resolve_secret(SecretRef(file=str(path)), secrets_dir=str(tmp_path)) == "file-tok"
     with pytest.raises(SecretUnavailable, match="environment variable T is not set"):
         resolve_secret(SecretRef(env="T"), {})
     with pytest.raises(SecretUnavailable, match="cannot read the secret file"):
-        resolve_secret(SecretRef(file=str(tmp_path / "missing")))
+        resolve_secret(SecretRef(file=str(tmp_path / "missing")), secrets_dir=str(tmp_path))
     assert fingerprint("a") != fingerprint("b") and "a" not in fingerprint("a")
 
 

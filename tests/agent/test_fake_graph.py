@@ -77,7 +77,9 @@ def test_token_in_query_is_accepted(graph: FakeGraph) -> None:
     ([event(user_data={"em": "john@x.com", "client_user_agent": "UA"})], 2804008, "em must be"),
     ([event(user_data={"em": H.upper(), "client_user_agent": "UA"})], 2804008, "em must be"),
     ([event(action_source="system_generated", user_data={"lead_id": "12345"})], 2804008,
-     "lead_id must be 15-17 digits"),
+     "lead_id must be an integer of 15-17 digits"),
+    ([event(action_source="system_generated", user_data={"lead_id": "1234567890123456"})],
+     2804008, "lead_id must be an integer"),  # a string of digits is not Meta's type
     ([event(action_source="system_generated", user_data={"lead_id": H})], 2804008, "lead_id"),
     ([event(user_data={"ct": H, "zp": H, "client_user_agent": "UA"})], 2804050, "customer"),
     ([event(action_source="email", user_data={"fn": H, "ge": H})], 2804050, "customer"),
@@ -132,7 +134,7 @@ def test_at_most_1000_events(graph: FakeGraph) -> None:
 
 def test_crm_event_with_lead_id_is_accepted(graph: FakeGraph) -> None:
     crm = event(event_id="crm-1", action_source="system_generated", event_source_url=None,
-                user_data={"lead_id": "1234567890123456"},
+                user_data={"lead_id": 1234567890123456},
                 custom_data={"event_source": "crm", "lead_event_source": "HubSpot"})
     assert post(graph, [crm]).status_code == 200
 

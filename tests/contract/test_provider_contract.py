@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import socket
+from datetime import timedelta
 
 import pytest
 from statekit import START, FakeClock, account_spec, form_event, lifecycle_event
 
 from reconciler.core.live import LiveEvent
-from reconciler.core.provider import Provider
+from reconciler.core.provider import Provider, RunHistory
 from reconciler.errors import ConflictError, LockedError, NotFoundError, UsageError
 
 
@@ -360,6 +361,55 @@ def test_lock_needs_a_positive_ttl(provider: Provider) -> None:
         provider.acquire_lock("alice", "apply", 0)
 
 
+@pytest.mark.fake_clock
+def test_renewed_lock_outlives_its_first_ttl(provider: Provider, clock: FakeClock) -> None:
+    """Issue 10 item 2: a running apply keeps its lock past the TTL by renewing it."""
+    lock = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(50)
+    renewed = provider.renew_lock(lock.id, 60)
+    assert (renewed.id, renewed.holder, renewed.created_at) == (lock.id, "alice", START)
+    assert renewed.expires_at == clock.now() + timedelta(seconds=60)
+    clock.advance(50)  # 100 s after taking it: past the first TTL, within the renewed one
+    assert provider.current_lock() == renewed
+    with pytest.raises(LockedError, match=f"lock {lock.id} held by alice"):
+        provider.acquire_lock("bob", "apply", 60)
+
+
+@pytest.mark.fake_clock
+def test_an_expired_lock_nobody_took_can_be_renewed(provider: Provider,
+                                                    clock: FakeClock) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(90)
+    assert provider.current_lock() is None
+    assert provider.renew_lock(lock.id, 60).expires_at == clock.now() + timedelta(seconds=60)
+    assert provider.current_lock() is not None and provider.current_lock().id == lock.id
+
+
+def test_renewing_a_released_lock_is_refused(provider: Provider) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    provider.release_lock(lock.id)  # `convctl unlock ID`
+    with pytest.raises(NotFoundError, match=f"no lock with id {lock.id}; the state is unlocked"):
+        provider.renew_lock(lock.id, 60)
+    assert provider.current_lock() is None
+
+
+@pytest.mark.fake_clock
+def test_renewing_a_lock_taken_over_is_refused(provider: Provider, clock: FakeClock) -> None:
+    old = provider.acquire_lock("alice", "apply", 60)
+    clock.advance(61)
+    new = provider.acquire_lock("bob", "apply", 60)
+    with pytest.raises(NotFoundError, match=f"no lock with id {old.id}.*held by bob"):
+        provider.renew_lock(old.id, 60)
+    assert provider.current_lock() == new
+
+
+def test_lock_renewal_needs_a_positive_ttl(provider: Provider) -> None:
+    lock = provider.acquire_lock("alice", "apply", 60)
+    with pytest.raises(UsageError):
+        provider.renew_lock(lock.id, 0)
+    assert provider.current_lock() == lock
+
+
 # -- journal -------------------------------------------------------------------------------
 
 @pytest.mark.fake_clock
@@ -379,3 +429,21 @@ def test_journal_round_trip(provider: Provider, clock: FakeClock) -> None:
     ]
     assert [s["description"] for s in provider.journal("run-2")] == ["delete acme/old"]
     assert provider.journal("nope") == []
+
+
+@pytest.mark.fake_clock
+def test_run_history_newest_first(provider: Provider, clock: FakeClock) -> None:
+    """The dashboard's Runs page (optional: a backend without it shows no history)."""
+    if not isinstance(provider, RunHistory):
+        pytest.skip(f"{type(provider).__name__} keeps no run history (RunHistory is optional)")
+    provider.record_step("run-1", 0, "create acme/demo", "done")
+    clock.advance(5)
+    provider.record_step("run-2", 0, "delete acme/old", "failed", "conflict")
+    provider.record_step("run-2", 1, "create acme/new", "pending")
+    provider.record_step("run-1", 1, "update acme/funnel", "done")  # run-1 recorded last
+    runs = provider.runs()
+    assert [r["run_id"] for r in runs] == ["run-1", "run-2"]
+    assert runs[0] == {"run_id": "run-1", "started_at": START, "finished_at": clock.now(),
+                       "steps": 2, "done": 2, "failed": 0, "pending": 0}
+    assert (runs[1]["failed"], runs[1]["pending"]) == (1, 1)
+    assert [r["run_id"] for r in provider.runs(1)] == ["run-1"]

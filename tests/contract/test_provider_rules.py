@@ -18,10 +18,6 @@ from reconciler.errors import RuleViolationError
 
 META_TOKEN = "EAAG" + "x1Y2z3" * 6
 CVT_TOKEN = "cvt_" + "Q7-vK_2m" * 4
-# Refused once validate refuses them (issue 10 items 4 and 6, on the manifests branch): the
-# write path runs validate's own checks, so the fix flows here; drop the mark after the merge.
-TODO_H2 = pytest.mark.xfail(reason="validate accepts it until issue 10 items 4/6 land",
-                            strict=False)
 
 
 @pytest.fixture(autouse=True)
@@ -144,9 +140,8 @@ def test_replace_may_park_the_old_event_under_its_parked_name(provider: Provider
                    "accessToken": {"env": "T"}}}, "E111", "R3"),
     ({"facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
                    "adAccounts": ["1234"], "accessToken": {"env": "T"}}}, "E112", "R2"),
-    pytest.param({"facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
-                               "adAccounts": ["act_1"], "accessToken": {"env": META_TOKEN}}},
-                 "E104", None, marks=TODO_H2),
+    ({"facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
+                   "adAccounts": ["act_1"], "accessToken": {"env": META_TOKEN}}}, "E104", None),
     ({"customLifecycleStages": [{"id": "7", "label": "a"}, {"id": "7", "label": "b"}]},
      "E207", "R6"),
 ])
@@ -159,7 +154,7 @@ def test_account_writes_are_checked(provider: Provider, overrides: dict[str, Any
     assert provider.list_accounts() == []
 
 
-@pytest.mark.parametrize("name", ["Acme", "../acme", pytest.param("acme\n", marks=TODO_H2)])
+@pytest.mark.parametrize("name", ["Acme", "../acme", "acme\n"])
 def test_account_names_are_checked(provider: Provider, name: str) -> None:
     with pytest.raises(RuleViolationError) as caught:
         provider.put_account(name, account_spec(), {}, None)

@@ -21,6 +21,10 @@ would), ``drop`` (close the connection without an answer, nothing accepted) and 
 ``200 {"events_received": received}``: Meta's answer when it lost events).
 
 Subcodes other than 2804050 are this fake's choice; clients must classify by ``code``.
+
+``GET /{version}/dataset_quality`` (Meta's Dataset Quality API) serves ``quality`` (pixel ->
+its ``web`` entries) as ``graph_quality`` describes, strict about the token, the dataset id and
+the ``fields`` parameter; ``fail_next`` applies to it too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fakes import graph_quality
 
 MAX_EVENTS = 1000
 MAX_AGE_S = 7 * 24 * 3600
@@ -109,6 +115,7 @@ def check_event(i: int, event: Any, now: float) -> None:
         raise Reject(f"event {i}: action_source must be one of {', '.join(sorted(ACTION_SOURCES))}")
     if "event_id" in event and not isinstance(event["event_id"], str):
         raise Reject(f"event {i}: event_id must be a string")
+    _check_data_processing(i, event)
     ud = event.get("user_data")
     if not isinstance(ud, dict) or not ud:
         raise Reject(f"event {i}: user_data is required and needs at least one key")
@@ -135,6 +142,18 @@ def _check_time(i: int, value: Any, now: float) -> None:
         raise Reject(f"event {i}: event_time is in the future", subcode=2804004)
 
 
+def _check_data_processing(i: int, event: dict[str, Any]) -> None:
+    """Meta's Limited Data Use fields: [] or ["LDU"]; country 0/1 and state 0/1000 as integers."""
+    options = event.get("data_processing_options")
+    if "data_processing_options" in event and options not in ([], ["LDU"]):
+        raise Reject(f"event {i}: data_processing_options must be [] or [\"LDU\"]")
+    for key, allowed in (("data_processing_options_country", (0, 1)),
+                         ("data_processing_options_state", (0, 1000))):
+        if key in event and (options != ["LDU"] or type(event[key]) is not int
+                             or event[key] not in allowed):
+            raise Reject(f"event {i}: {key} must be one of {allowed} with [\"LDU\"]")
+
+
 def _check_user_key(i: int, key: str, value: Any) -> None:
     if key not in USER_KEYS:
         raise Reject(f"event {i}: unknown user_data key {key}")
@@ -145,9 +164,10 @@ def _check_user_key(i: int, key: str, value: Any) -> None:
         if key in HASHED and not HEX64.fullmatch(str(v)):
             raise Reject(f"event {i}: user_data.{key} must be a SHA-256 hash (64 lowercase hex)",
                          subcode=2804008)
-    if key == "lead_id" and not LEAD_ID.fullmatch(str(value)):
-        raise Reject(f"event {i}: user_data.lead_id must be 15-17 digits, not hashed",
-                     subcode=2804008)
+    if key == "lead_id" and (type(value) is not int or not LEAD_ID.fullmatch(str(value))):
+        # Meta's payload specification: lead_id is an integer of 15-17 digits (issue 13 item 8)
+        raise Reject(f"event {i}: user_data.lead_id must be an integer of 15-17 digits, "
+                     "not hashed", subcode=2804008)
     if key == "client_ip_address":
         try:
             ipaddress.ip_address(str(value))
@@ -217,6 +237,8 @@ class FakeGraph:
     payloads: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[RequestLog] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    quality: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    quality_requests: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._mutex = threading.Lock()
@@ -302,6 +324,31 @@ class FakeGraph:
         return 200, {"events_received": len(events), "messages": [],
                      "fbtrace_id": secrets.token_hex(8)}, {}
 
+    def handle_quality(self, path: str, authorization: str | None
+                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``GET /{version}/dataset_quality``: the asked fields of the dataset's web events."""
+        route, query = graph_quality.parse_query(path)
+        if graph_quality.PATH.fullmatch(route) is None:
+            return 400, Reject("Unsupported get request", subcode=33).envelope(), {}
+        dataset = query.get("dataset_id", "")
+        with self._mutex:
+            self.quality_requests.append(query)
+        try:
+            if not dataset:
+                raise Reject("(#100) The parameter dataset_id is required", subcode=0)
+            self._check_token(dataset, graph_quality.token_of(query, authorization))
+            if not re.fullmatch(r"[0-9]{1,20}", dataset) or dataset not in self.quality:
+                raise Reject(f"Unsupported get request. Object with ID '{dataset[:40]}' does "
+                             "not exist, cannot be loaded due to missing permissions, or does "
+                             "not support this operation", subcode=33)
+            try:
+                asked = graph_quality.asked_fields(query.get("fields"))
+            except graph_quality.FieldError as exc:
+                raise Reject(f"(#100) {exc}", subcode=0) from None
+        except Reject as rej:
+            return rej.status, rej.envelope(), {}
+        return 200, graph_quality.project({"web": self.quality[dataset]}, asked), {}
+
     def _check_token(self, pixel: str, given: Any) -> None:
         if not given:
             raise Reject("An access token is required to request this resource.", code=104,
@@ -361,6 +408,22 @@ def _parse_body(body: bytes, content_type: str, query: str) -> tuple[dict[str, A
 def _handler(graph: FakeGraph) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            fault = graph._next_fault()
+            if fault is not None and fault.kind == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.delay)
+                fault = None
+            if fault is not None:
+                status, answer, headers = fault_answer(fault)
+            else:
+                status, answer, headers = graph.handle_quality(
+                    self.path, self.headers.get("authorization"))
+            self._send(status, answer, headers)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))

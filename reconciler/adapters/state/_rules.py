@@ -185,6 +185,17 @@ def live_lock(current: LockInfo | None, now: datetime) -> LockInfo | None:
     return current if current is not None and current.expires_at > now else None
 
 
+def renewed_lock(stored: LockInfo | None, lock_id: str, ttl_seconds: float,
+                 now: datetime) -> LockInfo:
+    """``stored`` (the lock row, expired or not) extended to ``now + ttl_seconds``; refused
+    unless it is still lock ``lock_id`` (not released, not taken over after expiring)."""
+    if ttl_seconds <= 0:
+        raise UsageError(f"a lock needs a positive time to live, not {ttl_seconds}s")
+    if stored is None or stored.id != lock_id:
+        raise no_such_lock(lock_id, live_lock(stored, now))
+    return stored.model_copy(update={"expires_at": now + timedelta(seconds=ttl_seconds)})
+
+
 def no_such_lock(lock_id: str, current: LockInfo | None) -> NotFoundError:
     held = f"; the state is held by {current.describe()}" if current else "; the state is unlocked"
     return NotFoundError(f"no lock with id {lock_id}{held}")
@@ -194,3 +205,18 @@ def journal_entry(run_id: str, index: int, description: str, status: str, detail
                   at: datetime) -> dict[str, Any]:
     return {"run_id": run_id, "index": index, "description": description, "status": status,
             "detail": detail, "at": at}
+
+
+def run_summaries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Journal entries (in recorded order) -> one summary per run, the latest recorded first."""
+    runs: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        run = runs.pop(entry["run_id"], None) or {
+            "run_id": entry["run_id"], "started_at": entry["at"], "steps": 0, "done": 0,
+            "failed": 0, "pending": 0}
+        run["finished_at"] = entry["at"]
+        run["steps"] += 1
+        if entry["status"] in ("done", "failed", "pending"):
+            run[entry["status"]] += 1
+        runs[entry["run_id"]] = run  # re-inserted: dict order is "last recorded"
+    return list(reversed(runs.values()))

@@ -132,6 +132,11 @@ class HttpProvider:
                 "pid": os.getpid() if pid is None else pid, "host": host or socket.gethostname()}
         return LockInfo.model_validate_json(self._call("POST", "/v1/locks", body=body).content)
 
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        response = self._call("POST", f"/v1/locks/{_seg(lock_id)}/renew",
+                              body={"ttl_seconds": ttl_seconds})
+        return LockInfo.model_validate_json(response.content)
+
     def release_lock(self, lock_id: str) -> None:
         self._call("DELETE", f"/v1/locks/{_seg(lock_id)}")
 

@@ -105,6 +105,11 @@ class MemoryProvider:
                                         host or socket.gethostname())
             return self._lock
 
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        with self._mutex:
+            self._lock = rules.renewed_lock(self._lock, lock_id, ttl_seconds, self._clock())
+            return self._lock
+
     def release_lock(self, lock_id: str) -> None:
         with self._mutex:
             if self._lock is None or self._lock.id != lock_id:
@@ -126,6 +131,10 @@ class MemoryProvider:
     def journal(self, run_id: str) -> list[dict[str, Any]]:
         with self._mutex:
             return [dict(entry) for entry in self._journal if entry["run_id"] == run_id]
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._mutex:
+            return rules.run_summaries(list(self._journal))[:limit]
 
     def close(self) -> None:
         """Nothing to release; the data stays readable (a shared ``memory://NAME`` store)."""

@@ -205,18 +205,14 @@ class PostgresProvider:
         return self.db.run(work)
 
     def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
-        """Extend the live lease ``lock_id`` to ``ttl_seconds`` from now (database clock);
-        ``NotFoundError`` when it is gone, expired or taken over."""
+        """Extend lease ``lock_id`` to ``ttl_seconds`` from now (database clock), as every
+        backend does (``rules.renewed_lock``): refused once it is released or taken over."""
         def work(conn: Conn) -> LockInfo:
-            now = self._now(conn)
-            stored = self._stored_lock(conn, lock=True)
-            live = rules.live_lock(stored, now)
-            if live is None or live.id != lock_id:
-                raise rules.no_such_lock(lock_id, live)
-            renewed = rules.new_lock(live.holder, live.operation, ttl_seconds, now, live.pid,
-                                     live.host)
-            conn.execute("UPDATE locks SET expires_at = %s WHERE slot = 1", (renewed.expires_at,))
-            return live.model_copy(update={"expires_at": renewed.expires_at})
+            lock = rules.renewed_lock(self._stored_lock(conn, lock=True), lock_id, ttl_seconds,
+                                      self._now(conn))
+            conn.execute("UPDATE locks SET expires_at = %s WHERE slot = 1 AND id = %s",
+                         (lock.expires_at, lock_id))
+            return lock
 
         return self.db.run(work)
 
@@ -252,6 +248,13 @@ class PostgresProvider:
             "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id = %s "
             "ORDER BY seq", (run_id,)).fetchall())
         return [rules.journal_entry(*row) for row in rows]
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.db.run(lambda conn: conn.execute(
+            "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id IN "
+            "(SELECT run_id FROM journal GROUP BY run_id ORDER BY MAX(seq) DESC LIMIT %s) "
+            "ORDER BY seq", (limit,)).fetchall())
+        return rules.run_summaries([rules.journal_entry(*row) for row in rows])
 
     def close(self) -> None:
         self.db.close()

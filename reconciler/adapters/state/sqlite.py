@@ -6,6 +6,15 @@ processes apply at once: the second writer waits (``busy_timeout``), then sees t
 events and is refused with a ``ConflictError``. WAL mode lets readers run while a write is open.
 Specs are stored as JSON in their manifest form (aliases) and rebuilt with ``model_validate``.
 Every ``sqlite3`` error leaves this module as a ``reconciler.errors`` type.
+
+Commits wait for the disk (``synchronous = FULL``), except while this provider holds the state
+lock for its own process (``acquire_lock`` without ``pid``/``host``: an embedded apply). Then
+each step still commits on its own, atomically and visible to every reader at once, but without
+its own fsync (``NORMAL``: it survives a crash of the process; a power loss may roll back the
+last steps, which the next plan + apply redoes); releasing the lock commits with ``FULL``,
+which syncs every step before it. One fsync per apply, not one per step (about 4.6 ms each on
+the reference machine). A lock taken for someone else (the control plane's clients) changes
+nothing: every write the server acknowledges is on disk.
 """
 
 from __future__ import annotations
@@ -103,6 +112,8 @@ class SqliteProvider:
         self._mutex = threading.RLock()
         self._conn = connect(self.path)
         self._conn.row_factory = sqlite3.Row
+        self._own_lock: str | None = None  # the lock id this provider took for its own process
+        self._synchronous = ""
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -194,14 +205,32 @@ class SqliteProvider:
                 f"INSERT OR REPLACE INTO locks (slot, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, "
                 "?, ?)", (lock.id, lock.holder, lock.pid, lock.host, lock.operation,
                           lock.created_at.isoformat(), lock.expires_at.isoformat()))
+        if pid is None and host is None:
+            self._own_lock = lock.id  # group commit until it is released (module docstring)
+        return lock
+
+    def renew_lock(self, lock_id: str, ttl_seconds: float) -> LockInfo:
+        with self._write() as conn:
+            lock = rules.renewed_lock(self._stored_lock(conn), lock_id, ttl_seconds,
+                                      self._clock())
+            conn.execute("UPDATE locks SET expires_at = ? WHERE slot = 1 AND id = ?",
+                         (lock.expires_at.isoformat(), lock_id))
             return lock
 
     def release_lock(self, lock_id: str) -> None:
-        with self._write() as conn:
-            stored = self._stored_lock(conn)
-            if stored is None or stored.id != lock_id:
-                raise rules.no_such_lock(lock_id, rules.live_lock(stored, self._clock()))
-            conn.execute("DELETE FROM locks WHERE slot = 1")
+        own = lock_id == self._own_lock
+        if own:
+            self._own_lock = None  # this commit is durable, and so every one before it
+        try:
+            with self._write() as conn:
+                stored = self._stored_lock(conn)
+                if stored is None or stored.id != lock_id:
+                    raise rules.no_such_lock(lock_id, rules.live_lock(stored, self._clock()))
+                conn.execute("DELETE FROM locks WHERE slot = 1")
+        except BaseException:
+            if own:
+                self._own_lock = lock_id  # not released: ``close`` syncs what was written
+            raise
 
     def current_lock(self) -> LockInfo | None:
         with self._read() as conn:
@@ -225,8 +254,20 @@ class SqliteProvider:
                                         r["detail"], datetime.fromisoformat(r["at"]))
                     for r in rows]
 
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT run_id, idx, description, status, detail, at FROM journal WHERE run_id "
+                "IN (SELECT run_id FROM journal GROUP BY run_id ORDER BY MAX(seq) DESC LIMIT ?) "
+                "ORDER BY seq", (limit,)).fetchall()
+        return rules.run_summaries([rules.journal_entry(
+            r["run_id"], r["idx"], r["description"], r["status"], r["detail"],
+            datetime.fromisoformat(r["at"])) for r in rows])
+
     def close(self) -> None:
         with self._mutex, self._translate():
+            if self._own_lock is not None:  # lost or never released: sync what was written
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._conn.close()
 
     # -- transactions -----------------------------------------------------------------------
@@ -253,9 +294,15 @@ class SqliteProvider:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
-        with self._mutex, self._translate(), immediate(self._conn) as conn:
-            yield conn
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error;
+        durable at commit unless this provider holds its own lock (module docstring)."""
+        with self._mutex, self._translate():
+            mode = "NORMAL" if self._own_lock is not None else "FULL"
+            if mode != self._synchronous:
+                self._conn.execute(f"PRAGMA synchronous = {mode}")
+                self._synchronous = mode
+            with immediate(self._conn) as conn:
+                yield conn
 
     # -- helpers (run inside a transaction) -------------------------------------------------
 

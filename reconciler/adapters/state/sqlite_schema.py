@@ -142,6 +142,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             reason TEXT PRIMARY KEY,
             count INTEGER NOT NULL)""",
     ),
+    (  # 5 -> 6: match-key coverage (core.coverage): each outbox row's user_data keys as a
+       # bit mask (NULL for rows queued before: not counted), and the sent events per
+       # conversion event, hour and mask
+        "ALTER TABLE outbox ADD COLUMN key_mask INTEGER",
+        """CREATE TABLE match_coverage (
+            conversion_event_id TEXT NOT NULL,
+            hour INTEGER NOT NULL,
+            key_mask INTEGER NOT NULL,
+            sent INTEGER NOT NULL,
+            PRIMARY KEY (conversion_event_id, hour, key_mask)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence"}

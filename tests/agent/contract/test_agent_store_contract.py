@@ -161,7 +161,7 @@ def test_status_is_a_typed_value_with_the_json_users_know(agent_store: AgentStor
     assert isinstance(status.queues, QueueStatus) and status.queues.outbox["queued"] == 1
     data = status.as_json()
     assert list(data) == ["inbox", "outbox", "pixels", "skips", "deadLetters", "droppedFields",
-                          "oldestQueuedAt", "paused", "held", "heldOff"]
+                          "oldestQueuedAt", "coverage", "paused", "held", "heldOff"]
     assert data["oldestQueuedAt"] == NOW.isoformat()
     assert data["paused"] == {PIXEL: {"reason": "token", "message": "refused",
                                       "since": NOW.isoformat()}}

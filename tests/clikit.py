@@ -1,0 +1,31 @@
+"""The CLI test helpers most test files share: the shipped repository in a temp folder, and
+``run`` (the CLI in-process through click's runner, exceptions not swallowed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shipped_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *folders: str) -> Path:
+    """``manifests/`` (and ``folders``, e.g. ``schemas``) copied to ``tmp_path``, which becomes
+    the working folder; the embedded default state; no colour; no settings from the caller's
+    environment that would change what the CLI does."""
+    for folder in ("manifests", *folders):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    for var in ("CONVCTL_STATE", "CONVCTL_POLICIES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    return tmp_path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)

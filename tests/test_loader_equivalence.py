@@ -1,0 +1,130 @@
+"""The event-stream loader against the node-tree loader it replaced (``node_loader``): for
+generated manifest-like YAML, hostile bits included (YAML 1.1 look-alikes, tags, anchors and
+aliases, duplicate and complex keys, merge keys, empty documents, syntax errors), both give the
+same documents (data, every position, refused or not) and the same diagnostics, word for word.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import node_loader
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from reconciler.adapters.yamlparse import parse_documents
+from reconciler.diagnostics import Diagnostics
+
+KEYS = ["apiVersion", "kind", "metadata", "name", "spec", "account", "trigger", "stages",
+        "labels", "value", "amount", "no", "01", "=", "<<", "~", "'q'", '"kind"', "&k key",
+        "*k", "[a]", "!!int 3", "!!str x", "!!python/name:os.system k", "!k x", "k2"]
+SCALARS = ["acme", "ConversionEvent", "convctl/v1", "'04412345'", '"yes"', "4412345", "-12",
+           "+7", "04412345", "0o17", "0x1F", "0b101", "1:20", "1_000", "1.5", "1e3", ".inf",
+           "true", "no", "on", "~", "null", "''", "2024-01-01", "=", "<<", "!!str 12",
+           "!!int 12", "!!int x", "!!float 1", "!!bool yes", "!!null ''", "!!binary aGk=",
+           "!!python/object:os.system x", "!foo x", "! x", "!!timestamp 2024-01-01",
+           "&a x", "&b 5", "*a", "*b", "*c", "opportunity", "lead", "0000002a-0001-4bd7",
+           "Demo booked", "|\n  text", '"a\\tb"']
+PREFIXES = ["", "", "", "&c ", "&a ", "!!map ", "!!seq ", "!x ", "! "]
+
+
+def flow(tree: Any) -> str:
+    if isinstance(tree, str):
+        return tree if "\n" not in tree else "x"
+    prefix, items = tree[:2]
+    if isinstance(items, list):
+        return prefix + "[" + ", ".join(flow(i) for i in items) + "]"
+    return prefix + "{" + ", ".join(f"{k}: {flow(v)}" for k, v in items) + "}"
+
+
+def block(tree: Any, indent: int) -> tuple[str, list[str]]:
+    """``tree`` in block style: what follows ``key: `` or ``- ``, and the lines below it.
+
+    A tree is a scalar's text, or (node properties, items[, "flow"]): a list of items is a
+    sequence, a tuple of (key, value) pairs a mapping.
+    """
+    pad = " " * indent
+    if isinstance(tree, str):
+        if "\n" in tree:  # a literal block scalar
+            head, text = tree.split("\n")
+            return head, [pad + text.strip()]
+        return tree, []
+    prefix, items = tree[:2]
+    if len(tree) == 3 or not items:
+        return flow(tree), []
+    lines = []
+    for item in items:
+        key, value = ("-", item) if isinstance(items, list) else (f"{item[0]}:", item[1])
+        head, below = block(value, indent + 2)
+        lines += [f"{pad}{key} {head}".rstrip(), *below]
+    return prefix.strip(), lines
+
+
+def container(kids: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    pairs = st.lists(st.tuples(st.sampled_from(KEYS), kids), max_size=4).map(tuple)
+    shape = st.tuples(st.sampled_from(PREFIXES), st.lists(kids, max_size=3) | pairs)
+    return shape | shape.map(lambda t: (*t, "flow"))
+
+
+trees = st.recursive(st.sampled_from(SCALARS), container, max_leaves=12)
+
+
+def render(tree: Any) -> str:
+    head, lines = block(tree, 0)
+    return "\n".join(([head] if head else []) + lines) + "\n"
+
+
+SEPARATORS = ["---\n", "---\n# nothing here\n---\n", "...\n---\n", "--- \n"]
+documents = st.lists(st.tuples(trees, st.sampled_from(SEPARATORS)), min_size=1, max_size=3)
+
+
+def _text(docs: list[tuple[Any, str]]) -> str:
+    return "".join(sep + render(tree) for tree, sep in docs)
+
+
+def _result(parse: Any, text: str) -> tuple[list[Any], list[Any]]:
+    diags = Diagnostics()
+    docs = parse(text, "m.yaml", diags)
+    return ([(repr(d.data), d.source.values, d.source.keys, d.refused) for d in docs],
+            [(d.code, str(d.location), d.message) for d in diags])
+
+
+def _same(text: str) -> None:
+    assert _result(parse_documents, text) == _result(node_loader.parse_documents, text), text
+
+
+@settings(max_examples=300)
+@given(documents)
+@example([(("", (("kind", "&a x"), ("name", "*a"), ("labels", ("&l ", (("again", "*l"),))))),
+           "---\n")])
+@example([(("", (("a", ("&x ", (("b", ("", (("c", "*x"),))),))),)), "---\n")])
+def test_same_documents_positions_and_diagnostics(docs: list[tuple[Any, str]]) -> None:
+    _same(_text(docs))
+
+
+def test_hand_written_hostile_cases() -> None:
+    cases = [
+        "a: &x 1\nb: &x 2\n",  # duplicate anchor
+        "a: *y\n",  # undefined alias
+        "a: &a [*a]\n",  # recursive alias
+        "x: &a {deep: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]], y: *a}\n",
+        "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+        "f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",  # a billion laughs
+        "kind: Account\nmetadata: {name: acme}\na: 1\na: 2\n",  # refused, identity kept
+        "a: 1\na: 2\nb: *zz\n",  # a YAML error later in a refused document wins
+        # the identity of a refused document: aliases followed, the last duplicate wins
+        "&r {metadata: *r, name: n, kind: K, kind: !!int 5, a: 1, a: 2}\n",
+        "kind: &k [*k]\nspec: &m {name: x}\nmetadata: *m\n? [kind]\n: y\n",
+        "kind: A\n*q : 1\n", "- kind\n- x\n- x: !!python/object x\n",
+        "<<: {a: 1}\n", "a: {'<<': 1, b: <<, c: =, =: d}\n",
+        "? [a]\n: 1\n", "? &k [a]\n: 1\nb: *k\n", "&k a: 1\n*k : 2\n",
+        "- " * 70 + "x\n", "--- &e\n---\n!!null ''\n---\n'' \n---\n~\n",
+        "%TAG !e! tag:example.com,2000:\n--- !e!x\nkind: X\n", "a: 1\n- b\n", "a:\tb\n",
+        "é: ü\nkind: &k [*k]\n", "x: " + "[" * 1100 + "]" * 1100 + "\n",
+    ]
+    for text in cases:
+        _same(text)
