@@ -1,6 +1,7 @@
 """The agent's queues moved by ``convctl state copy``: every row of the inbox (processed or
-not), the outbox (queued, sent, dead letters with their reasons), contacts, skip and
-dropped-field counts, paused pixels and holds, from a SQLite state file or a PostgreSQL state
+not), the outbox (queued, sent, dead letters with their reasons, each row's match-key mask),
+contacts, skip and dropped-field counts, paused pixels, holds and the match-key coverage
+buckets, from a SQLite state file or a PostgreSQL state
 database into an empty one of either kind, read back and compared.
 
 Rows travel in one neutral form (``Queues``: per table, tuples in ``COLUMNS`` order, times as
@@ -25,17 +26,19 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "inbox": ("dedup_key", "kind", "portal_id", "body", "received_at", "processed"),
     "outbox": ("conversion_event_id", "event_id", "account", "pixel_id", "event_name",
                "event_time", "payload", "status", "attempts", "next_attempt_at", "reason",
-               "last_error", "created_at", "updated_at"),
+               "last_error", "created_at", "updated_at", "key_mask"),
     "contacts": ("portal_id", "contact_id", "body", "updated_at"),
     "skips": ("reason", "conversion_event_id", "count"),
     "ingest_drops": ("reason", "count"),
     "paused_pixels": ("pixel_id", "reason", "message", "token_fingerprint", "paused_at"),
     "agent_holds": ("target", "reason", "message", "since"),
+    "match_coverage": ("conversion_event_id", "hour", "key_mask", "sent"),
 }
 _TIMES: Final = {"received_at", "created_at", "updated_at"}
 _ORDER: Final = {"inbox": "seq", "outbox": "seq", "contacts": "portal_id, contact_id",
                  "skips": "reason, conversion_event_id", "ingest_drops": "reason",
-                 "paused_pixels": "pixel_id", "agent_holds": "target"}
+                 "paused_pixels": "pixel_id", "agent_holds": "target",
+                 "match_coverage": "conversion_event_id, hour, key_mask"}
 _PG_TABLES: Final = {"agent_holds": "agent_holds"}  # the others: agent_ + the SQLite name
 
 
@@ -54,7 +57,8 @@ class Queues:
         out = {"inbox pending": len(inbox) - done, "inbox done": done}
         for state in ("queued", "sent", "dead"):
             out[f"outbox {state}"] = sum(1 for row in outbox if row[7] == state)
-        for table in ("contacts", "skips", "ingest_drops", "paused_pixels", "agent_holds"):
+        for table in ("contacts", "skips", "ingest_drops", "paused_pixels", "agent_holds",
+                      "match_coverage"):
             out[table.replace("_", " ")] = len(self.rows.get(table, []))
         return out
 

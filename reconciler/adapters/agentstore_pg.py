@@ -16,7 +16,9 @@ here (sequence order is not commit order). So work is **claimed** and **acknowle
 - ``release_claims`` gives back at once what this store claimed and did not settle.
 
 Contacts, skips, dropped fields, paused pixels, holds, dead letters and retention are as on
-SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``.
+SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``;
+match-key coverage (counted as rows are marked sent), dead-letter replay and the dashboard's
+activity reads in ``agentstore_pg_reads``.
 Writes whose loss is harmless (``commit_processed``, ``mark_sent``, claims) commit with
 ``synchronous_commit = off``, like SQLite's ``NORMAL``. A lost connection or a restarting
 server raises ``StoreUnavailableError`` (a running agent retries).
@@ -38,9 +40,11 @@ import orjson
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow
+from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
+from reconciler.core.coverage import key_mask
 from reconciler.core.crm import Contact
 
 Clock = Callable[[], datetime]
@@ -66,13 +70,13 @@ _CLAIM_DUE = ("WITH c AS (SELECT seq FROM agent_outbox WHERE status = 'queued' "
 # Rows go in as arrays in binary form (%b): the text form escapes every element.
 _ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, pixel_id, "
             "event_name, event_time, payload, status, next_attempt_at, reason, last_error, "
-            "created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%b::text[], %b::text[], "
-            "%b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
-            "%b::float8[], %b::text[], %b::text[]) AS u "
+            "key_mask, created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%b::text[], "
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], "
+            "%b::text[], %b::float8[], %b::text[], %b::text[], %b::int4[]) AS u "
             "ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
 
 
-class PostgresAgentStore(PausesHoldsAndCounts):
+class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
     """The agent's tables in a PostgreSQL database (migrated on open); thread-safe. ``owner``
     names this store's claims; ``lease_seconds`` is how long a claim lasts."""
 
@@ -212,13 +216,13 @@ class PostgresAgentStore(PausesHoldsAndCounts):
 
     @staticmethod
     def _enqueue(conn: Conn, rows: Sequence[NewOutbox], now: datetime) -> int:
-        columns: list[list[Any]] = [[] for _ in range(11)]
+        columns: list[list[Any]] = [[] for _ in range(12)]
         for row in rows:
             values = (row.conversion_event_id, row.event_id, row.account, row.pixel_id,
                       str(row.payload.get("event_name", "")),
                       int(row.payload.get("event_time") or 0),
                       orjson.dumps(row.payload).decode(), row.status, now.timestamp(),
-                      row.reason, row.error)
+                      row.reason, row.error, key_mask(row.payload.get("user_data")))
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         cur = conn.execute(_ENQUEUE, (now, now, *columns))
@@ -261,8 +265,15 @@ class PostgresAgentStore(PausesHoldsAndCounts):
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
-        self._settle(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", (),
-                     durable=False)
+        """Meta accepted these rows: settled and counted into the match-key coverage in one
+        statement (``agentstore_pg_reads``), committed without waiting for the disk."""
+        if not seqs:
+            return
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            self._mark_sent_counted(conn, seqs, "status = 'sent', attempts = attempts + 1, "
+                                                "last_error = NULL")
+        self._forget("agent_outbox", seqs)
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
         self._settle(seqs, "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",

@@ -10,8 +10,11 @@ a shared PostgreSQL database, several agents at once).
   what this store claimed and did not settle.
 - ``Outbox``: one row per (Meta ``event_id``, conversion event), unique, so processing a row
   twice never queues twice (R16); ``due`` claims the rows to send like ``pending`` does.
+  ``replay_dead`` queues chosen dead letters again (``agent retry-dead``).
 - ``ContactStore``, ``PixelPauses``, ``Holds``: the embedded contacts, paused pixels and the
   parts of the work held off, with why.
+- ``Coverage``: match-key coverage buckets, counted as rows are marked sent (each outbox row
+  keeps its user_data key mask from when it was queued); ``ActivityReads``: the dashboard's.
 - ``AgentStore``: all of them, plus retention, dead letters and the counts (``QueueStatus``).
 
 A backend adds a method here when services need it (e.g. match-key coverage), and the contract
@@ -25,6 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.adapters.agentquality import DeadSelection, Replay
 from reconciler.adapters.agentrows import (
     Hold,
     InboxRow,
@@ -34,6 +38,7 @@ from reconciler.adapters.agentrows import (
     PausedPixel,
     QueueStatus,
 )
+from reconciler.core.coverage import Bucket
 from reconciler.core.crm import Contact
 
 
@@ -71,7 +76,9 @@ class Outbox(Protocol):
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None: ...
 
-    def mark_sent(self, seqs: Sequence[int]) -> None: ...
+    def mark_sent(self, seqs: Sequence[int]) -> None:
+        """Settle the rows as sent and count their key masks (given when they were queued)
+        into the match-key coverage of the current hour, in one transaction."""
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None: ...
 
@@ -80,6 +87,28 @@ class Outbox(Protocol):
     def retry_dead(self, reason: str | None = None) -> int: ...
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+                    dry_run: bool = False, listed: int = 1000) -> Replay:
+        """Queue again the selected dead letters whose event time is at or after
+        ``oldest_sendable``; the older ones stay dead and are counted."""
+
+
+class Coverage(Protocol):
+    def coverage_buckets(self, since_hour: int) -> list[Bucket]:
+        """The match-key coverage buckets from ``since_hour`` on (hours since the epoch)."""
+
+
+class ActivityReads(Protocol):
+    """The dashboard's reads (never a payload)."""
+
+    def sent_per_minute(self, since: datetime) -> dict[str, int]: ...
+
+    def event_activity(self, since: datetime) -> dict[str, dict[str, Any]]: ...
+
+    def deliveries(self, conversion_event_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
+
+    def dead_letter_groups(self) -> list[dict[str, Any]]: ...
 
 
 class PixelPauses(Protocol):
@@ -99,7 +128,8 @@ class Holds(Protocol):
     def holds(self) -> dict[str, Hold]: ...
 
 
-class AgentStore(Inbox, Outbox, ContactStore, PixelPauses, Holds, Protocol):
+class AgentStore(Inbox, Outbox, ContactStore, PixelPauses, Holds, Coverage, ActivityReads,
+                 Protocol):
     """Every agent table of one backend; ``close`` when done."""
 
     def prune(self, before: datetime, batch: int = ...) -> tuple[int, int]: ...

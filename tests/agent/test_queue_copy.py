@@ -1,7 +1,8 @@
 """``convctl state copy`` moves the agent's queues too (issue 11 item 6): inbox rows processed
-or not, outbox rows queued, sent and dead (with their reasons), contacts, skip and dropped-field
-counts, paused pixels and holds; SQLite -> PostgreSQL -> SQLite, counts printed, and each
-target's ``agent status`` the same as its source's, its pending rows still pending."""
+or not, outbox rows queued, sent and dead (with their reasons and match-key masks), contacts,
+skip and dropped-field counts, paused pixels, holds and the coverage buckets; SQLite ->
+PostgreSQL -> SQLite, counts printed, and each target's ``agent status`` the same as its
+source's, its pending rows still pending."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from click.testing import CliRunner, Result
 from reconciler.adapters import agentstore_copy
 from reconciler.adapters.agentrows import NewOutbox
 from reconciler.cli.main import cli
+from reconciler.core.coverage import key_mask
 from reconciler.core.crm import Contact, StageChange, stage_source_id
 from reconciler.services.agent_setup import AgentSettings, open_store
 
@@ -38,7 +40,8 @@ def fill(url: str) -> None:
                      [Contact(4412345, "1", {"email": "a@x.com"}, meta_lead_id="1" * 15)],
                      {"invalid_ip_address": 2})
         done = store.pending(4)
-        payload = {"event_name": "Purchase", "event_time": int(NOW.timestamp()) - 60}
+        payload = {"event_name": "Purchase", "event_time": int(NOW.timestamp()) - 60,
+                   "user_data": {"em": ["h"], "ph": ["h"]}}  # its key mask travels too
         rows = [NewOutbox("ev_1", f"e{n}", "acme", "123456789012345", {**payload,
                                                                       "event_id": f"e{n}"})
                 for n in range(4)]
@@ -68,9 +71,12 @@ def copy(src: str, dst: str) -> Result:
     assert copied.exit_code == 0, copied.output
     for line in ("inbox pending  2", "inbox done     4", "outbox queued  2", "outbox sent    1",
                  "outbox dead    2", "contacts       1", "skips          1",
-                 "ingest drops   1", "paused pixels  1", "agent holds    1"):
+                 "ingest drops   1", "paused pixels  1", "agent holds    1",
+                 "match coverage 1"):
         assert f"  {line}\n" in copied.output, copied.output
-    assert agentstore_copy.read(dst).same(agentstore_copy.read(src))
+    queues = agentstore_copy.read(dst)
+    assert queues.same(agentstore_copy.read(src))
+    assert {r[14] for r in queues.rows["outbox"]} == {key_mask({"em": 1, "ph": 1})}
     assert status(dst) == status(src)
     return copied
 

@@ -127,11 +127,23 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             message TEXT NOT NULL,
             since TEXT NOT NULL)""",
     )),
+    # Match-key coverage (core.coverage), as the SQLite file's step 5 -> 6: each outbox row's
+    # user_data keys as a bit mask (NULL for rows queued before: not counted), and the sent
+    # events per conversion event, hour and mask.
+    ("match-key coverage: the outbox rows' key masks, sent events per event, hour and mask", (
+        "ALTER TABLE agent_outbox ADD COLUMN key_mask INTEGER",
+        """CREATE TABLE agent_match_coverage (
+            conversion_event_id TEXT NOT NULL,
+            hour BIGINT NOT NULL,
+            key_mask INTEGER NOT NULL,
+            sent BIGINT NOT NULL,
+            PRIMARY KEY (conversion_event_id, hour, key_mask))""",
+    )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "agent_inbox",
                   "agent_outbox", "agent_contacts", "agent_skips", "agent_ingest_drops",
-                  "agent_paused_pixels", "agent_holds")
+                  "agent_paused_pixels", "agent_holds", "agent_match_coverage")
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
     version INTEGER PRIMARY KEY,
