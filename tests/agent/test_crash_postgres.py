@@ -162,6 +162,7 @@ def soak(tmp: Path, url: str, graph: FakeGraph, kills: int, events: int, seed: i
         drain(store, timeout=180)
         stop(agents)
         status = store.status()
+        counted = sum(b.sent for b in store.coverage_buckets(0))
     finally:
         for agent in agents:
             if agent.proc.poll() is None:
@@ -173,6 +174,7 @@ def soak(tmp: Path, url: str, graph: FakeGraph, kills: int, events: int, seed: i
     assert (status.inbox_new, status.inbox_processed) == (0, events)
     assert graph.unique == want, "lost, doubled or unexpected event ids"
     assert stuck_claims(url) == 0
+    assert counted == len(want), "match-key coverage counted a re-sent row twice, or missed one"
     print(f"\n3 agents on PostgreSQL: {kills} kills, {events} events, each received once after "
           f"dedup; {graph.duplicates} raw re-send(s) (deduplicated by Meta)")
 
