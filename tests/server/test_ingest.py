@@ -192,7 +192,15 @@ def test_malformed_forms_never_echo_values(hooks: Server, inbox: AgentStore,
     assert stored(inbox) == before
 
 
-def test_metrics_count_ingest_and_signature_failures(hooks: Server) -> None:
+def test_metrics_count_ingest_and_signature_failures(hooks: Server,
+                                                     client: httpx.Client) -> None:
+    # its own stale, mismatched and duplicate webhooks: the test passes in any order, alone
+    # or on any xdist worker (it relied on earlier tests of the file sending them)
+    raw = orjson.dumps([stage_event(901, event_id=91)])
+    assert post(client, SIGNED, raw, timestamp=now_ms() - 6 * 60 * 1000).status_code == 401
+    assert post(client, SIGNED, raw, secret="not-the-secret").status_code == 401
+    for _ in range(2):
+        assert post(client, SIGNED, raw).status_code == 202
     text = httpx.get(f"{hooks.url}/metrics", timeout=5).text
     assert 'convctl_webhook_signature_failures_total{reason="stale"}' in text
     assert 'convctl_webhook_signature_failures_total{reason="mismatch"}' in text
