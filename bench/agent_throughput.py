@@ -293,6 +293,7 @@ class _Receiver(ThreadingHTTPServer):
         self.keys: set[tuple[str, str]] = set()
         self.acked: dict[str, float] = {}  # event_id -> when it was answered (monotonic)
         self.events = 0
+        self.answered = 0  # events in requests answered (printed in order, for ``wait_for``)
         self.requests = 0
         self.tokenless = 0
 
@@ -320,13 +321,13 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             self.server.events += len(data)
             self.server.tokenless += 0 if has_token else 1
             self.server.keys.update((e["event_name"], str(e.get("event_id"))) for e in data)
-            events = self.server.events
         self._answer({"events_received": len(data), "messages": [],
                       "fbtrace_id": "AbenchAbenchAbench"})
         at = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process of the machine
-        with self.server.lock:
+        with self.server.lock:  # one line at a time: several agents may send at once
             self.server.acked.update((str(e.get("event_id")), at) for e in data)
-        print(events, flush=True)  # progress for the bench (see ``Receiver.wait_for``)
+            self.server.answered += len(data)
+            print(self.server.answered, flush=True)  # progress (``Receiver.wait_for``), in order
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -339,6 +340,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
                 self.server.keys.clear()
                 self.server.acked.clear()
                 self.server.events = self.server.requests = self.server.tokenless = 0
+                self.server.answered = 0
         self._answer(stats)
 
     def _answer(self, answer: dict[str, Any]) -> None:
@@ -627,7 +629,7 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
             profile.disable()
         result.seconds = time.perf_counter() - begin
         result.cpu = time.process_time() - cpu
-        status = agent.status()
+        status = agent.status().as_json()
     finally:
         graph.close()
         store.close()
@@ -700,7 +702,7 @@ def run_ours_scaled(persons: Sequence[Person], now: datetime, receiver: Receiver
                 agent.kill()
                 agent.wait()
     try:
-        status = agent_status(store)
+        status = agent_status(store).as_json()
     finally:
         store.close()
     acked = receiver.stats(acked=True)["acked"]

@@ -12,6 +12,7 @@
     │   └── StalePlanError       a saved plan no longer matches the live state or the manifests
     ├── PolicyError              a plan policy could not be evaluated (E505)
     ├── TransientError           worth retrying, optionally after ``retry_after`` seconds
+    │   └── StoreUnavailableError    the database went away (also a StateError): retry
     └── PermanentError           retrying will not help
 
 Adapters translate foreign errors (sqlite3, httpx, OS) into these with ``raise X from exc``.
@@ -86,6 +87,11 @@ class TransientError(ConvctlError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreUnavailableError(StateError, TransientError):
+    """The state or agent database cannot be reached right now (a restart, a lost connection):
+    a ``StateError`` to the commands, a ``TransientError`` to the agent, which retries."""
 
 
 class PermanentError(ConvctlError):

@@ -32,3 +32,18 @@ def test_agent_throughput_quick() -> None:
         assert "end-to-end ratio ours (durable, one process)" in out
         assert "end-to-end ratio ours (durable, scaled out on both cores)" in out
         assert "events_received 2,000; expected 2,000" in out
+
+
+def test_pg_agents_quick() -> None:
+    """1, 2 and 4 agents on PostgreSQL beside one on SQLite (issue 11): every row is printed,
+    every event delivered once (a mismatch is printed, and fails here)."""
+    script = SCRIPT.parent / "pg_agents.py"
+    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
+                          text=True, timeout=240, check=False)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "| sqlite | 1 |" in out and "MISMATCH" not in out
+    if "(no PostgreSQL" not in out:
+        for k in (1, 2, 4):
+            assert f"| postgresql | {k} |" in out
+        assert "2 agents / 1 agent on PostgreSQL:" in out

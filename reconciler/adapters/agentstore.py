@@ -39,10 +39,9 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -50,6 +49,16 @@ from reconciler.adapters import agentcodec as codec
 from reconciler.adapters import agentquality
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentrows import (
+    OUTBOX_STATES,
+    Hold,
+    InboxRow,
+    IngestResult,
+    NewOutbox,
+    OutboxRow,
+    PausedPixel,
+    QueueStatus,
+)
 from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of, key_mask
@@ -57,74 +66,6 @@ from reconciler.core.crm import Contact
 from reconciler.errors import StateError, TransientError
 
 Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    stored: int
-    duplicates: int
-    contacts: int = 0
-
-
-class InboxRow(NamedTuple):  # named tuples: one of each per event, made cheaply
-    seq: int
-    event: InboxEvent
-
-
-class NewOutbox(NamedTuple):
-    """A payload to queue (``status='queued'``) or to dead-letter at once (``'dead'``)."""
-
-    conversion_event_id: str
-    event_id: str
-    account: str
-    pixel_id: str
-    payload: dict[str, Any]
-    status: str = "queued"
-    reason: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A queued row. ``body`` is the event's final JSON (what goes into the request's ``data``
-    as it is); ``checked`` is true while the row is as it was queued (its payload passed
-    ``validate_payload`` then and nothing has happened to it since: no failed attempt, no dead
-    letter brought back), so only its age needs checking again before a send."""
-
-    seq: int
-    conversion_event_id: str
-    event_id: str
-    account: str
-    pixel_id: str
-    event_name: str
-    event_time: int
-    body: bytes
-    attempts: int
-    checked: bool = True
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = orjson.loads(self.body)
-        return payload
-
-
-@dataclass(frozen=True, slots=True)
-class PausedPixel:
-    pixel_id: str
-    reason: str
-    message: str
-    token_fingerprint: str | None
-    paused_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A part of the agent's work held off (``target``, e.g. ``inbox``) and why."""
-
-    target: str
-    reason: str
-    message: str
-    since: str
 
 
 _CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
@@ -235,6 +176,16 @@ class AgentStore(ActivityReads):
             rows = conn.execute(f"SELECT seq, kind, body FROM inbox WHERE seq > ({_CURSOR}) "
                                 "ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in rows]
+
+    def has_pending(self) -> bool:
+        """Whether an inbox row waits to be processed (without claiming it)."""
+        with self._read() as conn:
+            row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM inbox WHERE seq > ({_CURSOR}))"
+                               ).fetchone()
+        return bool(row[0])
+
+    def release_claims(self) -> None:
+        """Nothing to give back: one writer at a time, the cursor says what is processed."""
 
     def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
         """Which of these Meta event ids already have an outbox row (R16)."""
@@ -445,7 +396,7 @@ class AgentStore(ActivityReads):
 
     # -- status -----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> QueueStatus:
         """Counts per state, per pixel, per skip reason and per dead-letter reason."""
         with self._read() as conn:
             cursor = conn.execute(_CURSOR).fetchone()[0]
@@ -465,10 +416,8 @@ class AgentStore(ActivityReads):
                                   "WHERE status = 'queued'").fetchone()[0]
             dropped = dict(conn.execute("SELECT reason, count FROM ingest_drops "
                                         "ORDER BY reason"))
-        return {"inbox": {"new": new, "processed": processed},
-                "outbox": {s: outbox.get(s, 0) for s in ("queued", "sent", "dead")},
-                "pixels": pixels, "skips": skips, "deadLetters": dead,
-                "droppedFields": dropped, "oldestQueuedAt": oldest}
+        return QueueStatus(new, processed, {s: outbox.get(s, 0) for s in OUTBOX_STATES},
+                           pixels, skips, dead, dropped, oldest)
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest dead letters: ids, reason and Meta's message (no payload: it holds PII

@@ -24,7 +24,6 @@ from typing import Any, Final, Protocol
 import httpx
 import orjson
 
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.crm import Contact, contact_from_properties
 from reconciler.core.live import LiveAccount
 from reconciler.errors import PermanentError, TransientError
@@ -44,8 +43,14 @@ class ContactSource(Protocol):
         ...
 
 
+class StoredContacts(Protocol):
+    """Where the agent keeps contacts itself (either agent store backend)."""
+
+    def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]: ...
+
+
 class EmbeddedContacts:
-    def __init__(self, store: AgentStore) -> None:
+    def __init__(self, store: StoredContacts) -> None:
         self._store = store
 
     def fetch(self, account: LiveAccount, contact_ids: Sequence[str],

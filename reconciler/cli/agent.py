@@ -17,12 +17,13 @@ from reconciler.cli.logs import log_options, setup_logging
 from reconciler.cli.options import state_option
 from reconciler.cli.progress import quiet_option, working
 
-_STORE_HELP = ("Agent store file [env CONVCTL_AGENT_STORE; default: the SQLite state file, "
-               "else .convctl/agent.db].")
+_STORE_HELP = ("Agent store: a SQLite file or a postgresql:// database that several agents "
+               "share [env CONVCTL_AGENT_STORE; default: the SQLite state file or the "
+               "PostgreSQL state database, else .convctl/agent.db].")
 
 
 def store_option(func: Any) -> Any:
-    return click.option("--store", envvar="CONVCTL_AGENT_STORE", default=None, metavar="PATH",
+    return click.option("--store", envvar="CONVCTL_AGENT_STORE", default=None, metavar="PATH|URL",
                         help=_STORE_HELP)(func)
 
 
@@ -126,6 +127,11 @@ _RUN_OPTIONS = [
                  type=click.Choice(["embedded", "hubspot"]), show_default=True,
                  help="Contact source [env CONVCTL_CONTACT_SOURCE]; hubspot reads "
                  "CONVCTL_HUBSPOT_TOKEN and CONVCTL_HUBSPOT_BASE_URL."),
+    click.option("--lease-seconds", envvar="CONVCTL_AGENT_LEASE_SECONDS", default=60.0,
+                 type=click.FloatRange(1, 3600), show_default=True,
+                 help="On a PostgreSQL store, how long an agent's claim on a chunk lasts: a "
+                 "dead agent's work goes to the others after this [env "
+                 "CONVCTL_AGENT_LEASE_SECONDS]."),
 ]
 
 
@@ -193,7 +199,7 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
                       f"{handle.dry_run.events} event(s) written to {dry_run}; the store is "
                       "left as it was.")
         elif once:
-            App().out(status_text(handle.agent.status()))
+            App().out(status_text(handle.agent.status().as_json()))
     finally:
         handle.close()
 
@@ -213,7 +219,7 @@ def status(fmt: str, state: str | None, store: str | None) -> None:
 
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        data = agent_status(agent_store, events=_live_events(state))
+        data = agent_status(agent_store, events=_live_events(state)).as_json()
         data["recentDeadLetters"] = agent_store.dead_letters(20)
     finally:
         agent_store.close()

@@ -84,18 +84,16 @@ def migrate(state: str | None) -> None:
 @click.argument("target", metavar="TO_URL")
 def copy(source: str, target: str) -> None:
     """Copy the live state FROM_URL into the empty state TO_URL, e.g. the embedded SQLite file
-    into PostgreSQL: accounts, events (same ids and versions), tokens (hashes) and the apply
-    journal. Holds the source's lock while it runs; refuses a target that holds anything; reads
-    the copy back and prints the counts it verified. A plan against TO_URL shows no changes."""
+    into PostgreSQL: accounts, events (same ids and versions), tokens (hashes), the apply
+    journal and the agent's queues (inbox, outbox with its dead letters, contacts, skip counts,
+    paused pixels, holds; stop the agents first). Holds the source's lock while it runs; refuses
+    a target that holds anything; reads the copy back and prints the counts it verified. A plan
+    against TO_URL shows no changes."""
     from reconciler.adapters.state import redact_url
     from reconciler.adapters.state.snapshot import copy_state
 
     copied = copy_state(source, target)
     app = App()
     app.out(f"Copied {redact_url(source)} to {redact_url(target)}; read back and verified:")
-    for what, count in copied.counts().items():
+    for what, count in {**copied.counts(), **copied.agent_rows}.items():
         app.out(f"  {what:<14} {count}")
-    if copied.agent_rows:
-        held = ", ".join(f"{table} {n}" for table, n in copied.agent_rows.items())
-        app.err(f"note: the agent's queues in the source ({held}) were not copied; an agent on "
-                "the new state keeps its queues in its own store (--store)")

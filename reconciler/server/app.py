@@ -23,7 +23,6 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from reconciler import __version__
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
 from reconciler.server import (
     accounts,
@@ -43,6 +42,7 @@ from reconciler.server.limits import BodyLimitMiddleware
 from reconciler.server.metrics import Metrics, MetricsMiddleware
 from reconciler.services.agent import agent_status
 from reconciler.services.coverage import live_events_or_none
+from reconciler.services.ports import AgentStore
 
 MAX_BODY_BYTES = 1 << 20
 
@@ -91,7 +91,8 @@ def _agent_source(inbox: AgentStore | None, background: Background | None,
     if background is not None:
         return background.status
     if inbox is not None:
-        return lambda: agent_status(inbox, events=live_events_or_none(provider.list_events))
+        return lambda: agent_status(
+            inbox, events=live_events_or_none(provider.list_events)).as_json()
     return None
 
 

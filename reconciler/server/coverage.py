@@ -13,12 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.coverage import MATCH_KEYS, WINDOWS
 from reconciler.errors import ConvctlError
 from reconciler.server.auth import READ
 from reconciler.server.deps import errors, provider
 from reconciler.server.errors import ApiError
+from reconciler.services.ports import AgentStore
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 

@@ -30,7 +30,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from reconciler.adapters.agentstore import AgentStore, IngestResult
+from reconciler.adapters.agentrows import IngestResult
 from reconciler.core.crm import (
     MAX_WEBHOOK_EVENTS,
     CrmParseError,
@@ -47,6 +47,7 @@ from reconciler.server.deps import errors
 from reconciler.server.errors import ApiError
 from reconciler.server.limits import check_json
 from reconciler.services.agent import ingest_forms, ingest_webhook
+from reconciler.services.ports import AgentStore
 
 log = logging.getLogger("convctl.server")
 MAX_FORMS = 100

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -33,10 +34,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from reconciler.adapters.agentcodec import dedup_key as inbox_key
-from reconciler.adapters.agentstore import AgentStore, InboxRow, IngestResult, NewOutbox
+from reconciler.adapters.agentrows import AgentStatus, InboxRow, IngestResult, NewOutbox
 from reconciler.adapters.contacts import ContactSource
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
@@ -55,10 +56,11 @@ from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.matching import Matcher, MatchResult
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
-from reconciler.errors import ConvctlError, UsageError
-from reconciler.services.agent_holds import ContactSourceFailed, InboxHold
+from reconciler.errors import ConvctlError, TransientError, UsageError
+from reconciler.services.agent_holds import ContactSourceFailed, InboxHold, Outage
 from reconciler.services.coverage import event_coverage, live_events_or_none
 from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
+from reconciler.services.ports import AgentStore
 
 log = logging.getLogger("reconciler.agent")
 DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
@@ -130,6 +132,7 @@ class Agent:
         self._stop = threading.Event()
         self._next_prune = 0.0
         self.inbox_hold = InboxHold(store, self.config.policy)
+        self._outage = Outage(self.config.policy)
         self.deliverer = Deliverer(
             store, provider, sender, clock=clock, rand=rand, policy=self.config.policy,
             resolve=resolve, batch_size=self.config.batch_size,
@@ -165,6 +168,8 @@ class Agent:
                 self._process_chunk(rows, total)
             except ConvctlError as exc:  # contact source down, state busy: held off a while
                 hold.failed(exc, self._clock().timestamp())
+                with contextlib.suppress(ConvctlError):  # else their lease ends by itself
+                    self._store.release_claims()  # the rows go back to the other agents
                 break
             hold.ok()
             if len(rows) < self.config.inbox_chunk:
@@ -219,18 +224,29 @@ class Agent:
     def run(self, once: bool = False, max_cycles: int | None = None) -> None:
         """Process and deliver until ``stop()`` (or once, or ``max_cycles`` cycles); a
         ``process`` or ``deliver`` role does its half only (``AgentConfig.role``)."""
-        role = self.config.role
         cycles = 0
         while not self._stop.is_set():
-            if role != "deliver":
-                self.process_inbox(None if once else ROWS_PER_CYCLE)
-            if role != "process":
-                self.deliver_once()
-                self.prune_if_due()
+            if once:
+                return self._cycle(None)
+            try:
+                self._cycle(ROWS_PER_CYCLE)
+                delay = self._idle_delay()
+            except TransientError as exc:  # the database restarts, a connection was lost
+                delay = self._outage.failed(exc)
+            else:
+                self._outage.ok()
             cycles += 1
-            if once or (max_cycles is not None and cycles >= max_cycles):
-                return
-            self._sleep(self._idle_delay())
+            if max_cycles is not None and cycles >= max_cycles:
+                return None
+            self._sleep(delay)
+        return None
+
+    def _cycle(self, max_rows: int | None) -> None:
+        if self.config.role != "deliver":
+            self.process_inbox(max_rows)
+        if self.config.role != "process":
+            self.deliver_once()
+            self.prune_if_due()
 
     def prune_if_due(self) -> tuple[int, int]:
         """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox
@@ -256,7 +272,7 @@ class Agent:
         refused contact source) never makes it 0: an agent that can send nothing idles."""
         now = self._clock().timestamp()
         if (self.config.role != "deliver" and not self.inbox_hold.active(now)
-                and self._store.pending(1)):
+                and self._store.has_pending()):
             return 0.0
         if self.config.role == "process":
             return self.config.poll_interval
@@ -269,7 +285,7 @@ class Agent:
 
     # -- status -----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> AgentStatus:
         now = self._clock()
         return agent_status(self._store, self.deliverer.held_off(now.timestamp()),
                             live_events_or_none(self._provider.list_events), now)
@@ -327,19 +343,12 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
 
 def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
                  events: list[LiveEvent] | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None) -> AgentStatus:
     """The store's counts plus paused pixels and held-off work (and, in a running agent,
     pixels waiting out a backoff), and the match-key coverage per event (named from
-    ``events``, the live events, when given)."""
-    status = store.status()
-    status["coverage"] = [c.to_json() for c in event_coverage(store, events, now)]
-    status["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
-                                     "since": p.paused_at}
-                        for p in store.paused_pixels().values()}
-    status["held"] = {h.target: {"reason": h.reason, "message": h.message, "since": h.since}
-                      for h in store.holds().values()}
-    status["heldOff"] = dict(holdoff or {})
-    return status
+    ``events``, the live events, when given); ``as_json()`` is what ``agent status`` prints."""
+    return AgentStatus(store.status(), store.paused_pixels(), store.holds(), dict(holdoff or {}),
+                       event_coverage(store, events, now))
 
 
 class _Chunk:
@@ -425,3 +434,4 @@ def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
                     yield number, line
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+

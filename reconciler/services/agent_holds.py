@@ -25,9 +25,9 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.backoff import BackoffPolicy
 from reconciler.errors import ConvctlError, PermanentError, TransientError
+from reconciler.services.ports import AgentStore
 
 T = TypeVar("T")
 log = logging.getLogger("reconciler.agent")
@@ -95,3 +95,26 @@ def _quiet(read: Callable[[], T]) -> T | None:
         return read()
     except ConvctlError:
         return None
+
+
+class Outage:
+    """A running agent's cycles failing on an unreachable store or state (a database restart):
+    logged once when it starts and once when it ends, retried after growing delays (the
+    agent's policy, at most ``RECHECK_SECONDS``), never a crash."""
+
+    def __init__(self, policy: BackoffPolicy) -> None:
+        self._policy = policy
+        self.failures = 0
+
+    def failed(self, exc: TransientError) -> float:
+        """Log the first failure of an outage; the delay before the next try."""
+        if self.failures == 0:
+            log.warning("agent cycle failed, retrying until it works: %s", exc)
+        self.failures += 1
+        return min(max(self._policy.ceiling(self.failures - 1), exc.retry_after or 0.0),
+                   RECHECK_SECONDS)
+
+    def ok(self) -> None:
+        if self.failures:
+            log.info("agent cycle works again after %d failed tries", self.failures)
+        self.failures = 0

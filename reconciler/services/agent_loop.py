@@ -102,6 +102,6 @@ class AgentLoop:
 
     def status(self) -> dict[str, Any]:
         """The agent's status (store counts, paused and held-off pixels) and the loop's."""
-        data = self.agent.status()
+        data = self.agent.status().as_json()
         data["loop"] = {"running": self.running, "failures": self.failures}
         return data

@@ -1,9 +1,10 @@
 """Wiring an ``Agent`` from settings: live state, agent store, contact source, Graph sender.
 
 Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unless
-``--no-agent``). The agent store lives in the SQLite state file when the state is
-``sqlite:///PATH``; with another state backend it needs its own file (``--store`` /
-``CONVCTL_AGENT_STORE``, default ``.convctl/agent.db``).
+``--no-agent``). The agent store (``--store`` / ``CONVCTL_AGENT_STORE``) is a SQLite file or a
+``postgresql://`` database (``adapters.agentstore_pg``: several agents share it, claiming work
+with leases of ``lease_seconds``). Without ``--store`` it follows the state: the SQLite state
+file, the PostgreSQL state database, else ``.convctl/agent.db``.
 
 A dry run (``dry_run``: a file) leaves the store exactly as it was: the agent works on a copy of
 it taken at start (SQLite's online backup, in a temporary folder removed on close) that pulls in
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.adapters.agentstore import AgentStore, InboxRow
+from reconciler.adapters.agentrows import InboxRow
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.contacts import (
     ContactSource,
     EmbeddedContacts,
@@ -39,12 +41,13 @@ from reconciler.adapters.meta import (
     GraphSender,
 )
 from reconciler.adapters.secrets import resolve_secret
-from reconciler.adapters.state import open_provider, resolve_url
+from reconciler.adapters.state import is_postgres, open_provider, resolve_url
 from reconciler.core.capi import MAX_BATCH
 from reconciler.core.models import SecretRef
 from reconciler.errors import UsageError
 from reconciler.services.agent import DEFAULT_RETENTION_DAYS, Agent, AgentConfig, Role
 from reconciler.services.delivery import Sender
+from reconciler.services.ports import AgentStore as AgentStoreProtocol
 
 DEFAULT_STORE = ".convctl/agent.db"
 HUBSPOT_BASE_URL = "https://api.hubapi.com"
@@ -66,6 +69,7 @@ class AgentSettings:
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
     hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
+    lease_seconds: float = 60.0  # a PostgreSQL store's claims (a dead agent's work returns)
     secrets_dir: str | None = None  # where {file: PATH} tokens may be read; None: the default
 
 
@@ -74,7 +78,7 @@ class AgentHandle:
     """An agent and what must be closed with it."""
 
     agent: Agent
-    store: AgentStore
+    store: AgentStoreProtocol
     closers: list[Callable[[], None]] = field(default_factory=list)
     dry_run: DryRunSender | None = None
 
@@ -83,18 +87,34 @@ class AgentHandle:
             close()
 
 
+def store_url(state: str | None, store: str | None) -> str | None:
+    """The PostgreSQL agent store to use (``store``, else a PostgreSQL state), or None."""
+    chosen = store or os.environ.get("CONVCTL_AGENT_STORE")
+    if chosen:
+        return chosen if is_postgres(chosen) else None
+    url = resolve_url(state)
+    return url if is_postgres(url) else None
+
+
 def store_path(state: str | None, store: str | None) -> Path:
     """The agent store file: ``store`` if given, else the SQLite state file, else the default."""
     if store:
-        return Path(store).expanduser()
+        return Path(store.removeprefix("sqlite:///")).expanduser()
     url = resolve_url(state)
     if url.startswith("sqlite:///") and url != "sqlite:///":
         return Path(url.removeprefix("sqlite:///")).expanduser()
     return Path(os.environ.get("CONVCTL_AGENT_STORE") or DEFAULT_STORE)
 
 
-def open_store(settings: AgentSettings) -> AgentStore:
-    return AgentStore(store_path(settings.state, settings.store))
+def open_store(settings: AgentSettings, clock: Callable[[], datetime] | None = None
+               ) -> AgentStoreProtocol:
+    """The agent store the settings name: a PostgreSQL database or a SQLite file."""
+    url = store_url(settings.state, settings.store)
+    if url is not None:
+        from reconciler.adapters.agentstore_pg import PostgresAgentStore
+
+        return PostgresAgentStore(url, clock=clock, lease_seconds=settings.lease_seconds)
+    return AgentStore(store_path(settings.state, settings.store), clock=clock)
 
 
 def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None = None,
@@ -122,17 +142,20 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
 
 def _store_and_destination(settings: AgentSettings, now: Callable[[], datetime],
                            closers: list[Callable[[], None]]
-                           ) -> tuple[AgentStore, Sender, Callable[[SecretRef], str]]:
+                           ) -> tuple[AgentStoreProtocol, Sender, Callable[[SecretRef], str]]:
     """The store, where batches go and how tokens are read: the store and Meta; or, for a
     dry run, a copy of the store (paused pixels resumed), the dry-run file and no token."""
-    path = store_path(settings.state, settings.store)
     if settings.dry_run is None:
-        store = AgentStore(path, clock=now)
+        store = open_store(settings, now)
         closers.append(store.close)
         graph = GraphSender(settings.meta_base_url, settings.api_version,
                             timeout=settings.timeout, clock=now)
         closers.append(graph.close)
         return store, graph, functools.partial(resolve_secret, secrets_dir=settings.secrets_dir)
+    if store_url(settings.state, settings.store) is not None:
+        raise UsageError("--dry-run works on a SQLite agent store; copy the PostgreSQL one into "
+                         "a file first (convctl state copy) and point --store at it")
+    path = store_path(settings.state, settings.store)
     copy = DryRunStore(_dry_run_copy(path, closers), path, clock=now)
     closers.append(copy.close)
     for pixel in copy.paused_pixels():
@@ -170,7 +193,7 @@ def _no_token(ref: SecretRef) -> str:
     return "dry-run"
 
 
-def _contacts(settings: AgentSettings, store: AgentStore,
+def _contacts(settings: AgentSettings, store: AgentStoreProtocol,
               closers: list[Callable[[], None]]) -> ContactSource:
     embedded = EmbeddedContacts(store)
     if settings.contacts == "embedded":

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.coverage import WINDOWS, EventCoverage, hour_of, summarize
 from reconciler.core.live import LiveEvent
 from reconciler.errors import ConvctlError
+from reconciler.services.ports import AgentStore
 
 log = logging.getLogger("reconciler.agent")
 

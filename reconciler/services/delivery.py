@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from reconciler.adapters.agentstore import AgentStore, OutboxRow, PausedPixel
+from reconciler.adapters.agentrows import OutboxRow, PausedPixel
 from reconciler.adapters.meta import SendResult
 from reconciler.adapters.secrets import SecretUnavailable, describe, fingerprint
 from reconciler.core.backoff import PERMISSION_CODES, BackoffPolicy
@@ -52,6 +52,7 @@ from reconciler.core.capi import MAX_BATCH, expires_at, is_expired, validate_pay
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
+from reconciler.services.ports import AgentStore
 
 log = logging.getLogger("reconciler.agent")
 PAGE_BATCHES = 5
@@ -147,6 +148,7 @@ class Deliverer:
             page = self._store.due(now, self._batch * PAGE_BATCHES, after, held)
             if not page:
                 break
+        self._store.release_claims()  # rows of pixels held off during the pass, for others
         return report
 
     def _screen(self, rows: list[OutboxRow], live: dict[str, LiveEvent],

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.meta_quality import QualityUnavailable, WebEventQuality
 from reconciler.adapters.secrets import SecretUnavailable, describe
 from reconciler.core.capi import meta_event_name
@@ -25,6 +24,7 @@ from reconciler.core.models import SecretRef
 from reconciler.core.provider import StateReader
 from reconciler.errors import UsageError
 from reconciler.services.coverage import event_coverage
+from reconciler.services.ports import AgentStore
 
 WINDOW = "7d"
 # Meta's match-key identifiers -> our user_data keys (our own names map to themselves).

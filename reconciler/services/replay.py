@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from reconciler.adapters.agentquality import DeadSelection, Replay
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.capi import MAX_AGE, SAFETY_MARGIN
 from reconciler.core.provider import StateReader
 from reconciler.errors import UsageError
+from reconciler.services.ports import AgentStore
 
 
 def oldest_sendable(now: datetime) -> int:

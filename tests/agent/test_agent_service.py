@@ -80,7 +80,7 @@ def test_end_to_end_the_right_events_arrive_hashed_exactly_once(
     customer = next(p for k, p in graph.payloads.items() if k[1] == "Customer")
     assert customer["user_data"] == {"lead_id": 123456789012345}
     assert customer["action_source"] == "system_generated"
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert status["outbox"] == {"queued": 0, "sent": 3, "dead": 0}
     assert status["pixels"] == {ACME_PIXEL: {"queued": 0, "sent": 3, "dead": 0}}
     assert status["skips"]["no_lead_id"] == 1 and status["skips"]["no_consent"] == 1
@@ -116,7 +116,7 @@ def test_retries_on_500_and_613_then_success(rig: Rig, graph: FakeGraph,
     graph.fail_next("500")
     rig.agent.run(once=True)
     assert not graph.unique
-    assert rig.agent.status()["heldOff"]
+    assert rig.agent.status().as_json()["heldOff"]
     graph.fail_next("613", retry_after=120)
     rig.clock.advance(seconds=5)
     rig.agent.run(once=True)
@@ -146,20 +146,20 @@ def test_token_error_pauses_the_pixel_until_the_token_changes(
     rig.agent.ingest_jsonl(feed(tmp_path))
     graph.fail_next("190")
     rig.agent.run(once=True)
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert list(status["paused"]) == [ACME_PIXEL]
     assert "env ACME_META_TOKEN" in status["paused"][ACME_PIXEL]["message"]
     assert "paused" in caplog.text and TOKENS["ACME_META_TOKEN"] not in caplog.text
     before = len(graph.requests)
     rig.agent.run(once=True)
-    assert len(graph.requests) == before and rig.agent.status()["outbox"]["queued"] == 3
+    assert len(graph.requests) == before and rig.agent.status().as_json()["outbox"]["queued"] == 3
     graph.token = "rotated-token"
     monkeypatch.setitem(TOKENS, "ACME_META_TOKEN", "rotated-token")
     rig.agent.run(once=True)
     assert not graph.unique  # a paused pixel's token is read again every RECHECK_SECONDS
     rig.clock.advance(seconds=RECHECK_SECONDS)
     rig.agent.run(once=True)
-    assert len(graph.unique) == 3 and not rig.agent.status()["paused"]
+    assert len(graph.unique) == 3 and not rig.agent.status().as_json()["paused"]
 
 
 def test_one_invalid_event_does_not_sink_its_neighbours(rig: Rig, graph: FakeGraph,
@@ -180,7 +180,7 @@ def test_one_invalid_event_does_not_sink_its_neighbours(rig: Rig, graph: FakeGra
     assert len(dead) == 1 and dead[0]["reason"] == "rejected"
     assert "client_ip_address is not an IP address" in dead[0]["error"]
     assert "999.1.1.1" not in dead[0]["error"]
-    assert rig.agent.status()["deadLetters"] == {"rejected": 1}
+    assert rig.agent.status().as_json()["deadLetters"] == {"rejected": 1}
 
 
 def test_events_expire_before_seven_days(rig: Rig, graph: FakeGraph, tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_events_expire_before_seven_days(rig: Rig, graph: FakeGraph, tmp_path: P
     rig.clock.advance(days=7)
     rig.agent.deliver_once()
     assert not graph.requests
-    assert rig.agent.status()["deadLetters"] == {"expired": 3}
+    assert rig.agent.status().as_json()["deadLetters"] == {"expired": 3}
 
 
 def test_retry_that_would_land_after_expiry_dead_letters_expired(
@@ -199,7 +199,7 @@ def test_retry_that_would_land_after_expiry_dead_letters_expired(
     rig.clock.advance(days=6, hours=22)
     graph.fail_next("613", retry_after=3600)
     rig.agent.deliver_once()
-    assert rig.agent.status()["deadLetters"] == {"expired": 3}
+    assert rig.agent.status().as_json()["deadLetters"] == {"expired": 3}
 
 
 def _switch(rig: Rig, name: str, *, enabled: bool) -> None:
@@ -219,7 +219,7 @@ def test_disabling_an_event_stops_its_sending_at_once(rig: Rig, graph: FakeGraph
     rig.provider.delete_event(funnel.id)
     rig.agent.deliver_once()
     assert names(graph) == ["Demo booked"]
-    assert rig.agent.status()["deadLetters"] == {"deleted": 1, "disabled": 1}
+    assert rig.agent.status().as_json()["deadLetters"] == {"deleted": 1, "disabled": 1}
 
 
 def test_batches_of_at_most_batch_size_per_pixel(tmp_path: Path, graph: FakeGraph,
@@ -259,7 +259,7 @@ def test_form_with_garbage_contact_data_is_dead_lettered_not_crashing(
     rig.agent.ingest_jsonl(write_jsonl(tmp_path / "g.jsonl", [odd, line]))
     rig.agent.run(once=True)
     assert not graph.unique
-    assert rig.agent.status()["deadLetters"] == {"no_customer_info": 1}
+    assert rig.agent.status().as_json()["deadLetters"] == {"no_customer_info": 1}
 
 
 def test_demo_form_constant_is_the_manifest_one() -> None:
@@ -285,7 +285,7 @@ def test_webhook_and_jsonl_copies_of_one_change_are_sent_once(
                                                                           when)]))
     rig.agent.run(once=True)
     assert names(graph) == ["Customer"] and graph.duplicates == 0
-    skips = rig.agent.status()["skips"]
+    skips = rig.agent.status().as_json()["skips"]
     assert skips["ignored"] == 1 and skips["duplicate"] == 1
 
 
@@ -299,23 +299,23 @@ def test_retention_drops_old_processed_and_sent_rows_only(rig: Rig, graph: FakeG
     path = write_jsonl(tmp_path / "f.jsonl", lines)
     rig.agent.ingest_jsonl(path)
     rig.agent.run(once=True)  # the first cycle's retention pass: nothing is old yet
-    assert rig.agent.status()["outbox"] == {"queued": 0, "sent": 2, "dead": 1}
+    assert rig.agent.status().as_json()["outbox"] == {"queued": 0, "sent": 2, "dead": 1}
     rig.clock.advance(days=29)
     rig.agent.ingest_jsonl(write_jsonl(tmp_path / "late.jsonl", [
         contact_line("700"), form_line("s-late", "700", rig.clock() - timedelta(minutes=1))]))
     graph.fail_next("500")  # the late event stays queued for a retry
     rig.agent.run(once=True)
-    assert rig.agent.status()["outbox"] == {"queued": 1, "sent": 2, "dead": 1}
+    assert rig.agent.status().as_json()["outbox"] == {"queued": 1, "sent": 2, "dead": 1}
     assert rig.agent.prune_if_due() == (0, 0)  # an hour has not passed since the last pass
     rig.clock.advance(days=2)
     assert rig.agent.prune_if_due() == (3, 2)  # the 3 old submissions, the 2 sent rows
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert status["outbox"] == {"queued": 1, "sent": 0, "dead": 1}
     assert status["inbox"] == {"new": 0, "processed": 1}
     rig.agent.ingest_jsonl(path)  # the old submissions again: far too old to send now
     rig.agent.run(once=True)
     assert len(graph.unique) == 3 and graph.duplicates == 0  # 2 old + the late one, once each
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert status["deadLetters"] == {"missing_user_agent": 1, "too_old": 2}  # 2: pruned, sent
     assert status["skips"]["duplicate"] == 1  # the kept dead letter still deduplicates
 
@@ -335,14 +335,14 @@ def test_a_process_role_and_a_deliver_role_share_one_store(graph: FakeGraph, clo
     try:
         matcher.agent.ingest_jsonl(feed(tmp_path))
         sender.agent.run(max_cycles=2)
-        assert not graph.requests and sender.agent.status()["inbox"]["new"] == 8
+        assert not graph.requests and sender.agent.status().as_json()["inbox"]["new"] == 8
         matcher.agent.run(max_cycles=2)
-        status = matcher.agent.status()
+        status = matcher.agent.status().as_json()
         assert status["inbox"]["new"] == 0 and status["outbox"]["queued"] == 3
         assert not graph.requests
         sender.agent.run(max_cycles=2)
         assert names(graph) == ["Customer", "Demo booked", "Lead"]  # as one agent sends
-        assert graph.duplicates == 0 and sender.agent.status()["outbox"]["sent"] == 3
+        assert graph.duplicates == 0 and sender.agent.status().as_json()["outbox"]["sent"] == 3
     finally:
         matcher.close()
         sender.close()

@@ -76,12 +76,12 @@ def test_a_version_3_inbox_keeps_what_was_processed_and_what_was_not(tmp_path: P
     upgraded = AgentStore(path, clock=clock)
     try:
         assert raw(path, "PRAGMA user_version") == [(sqlite_schema.SCHEMA_VERSION,)]
-        assert upgraded.status()["inbox"] == {"new": 3, "processed": 2}
+        assert upgraded.status().as_json()["inbox"] == {"new": 3, "processed": 2}
         rows = upgraded.pending(10)
         assert [r.event for r in rows] == events[2:]
         upgraded.commit_processed([r.seq for r in rows[:2]], [], {})
         assert [r.event for r in upgraded.pending(10)] == events[4:]
-        assert upgraded.status()["inbox"] == {"new": 1, "processed": 4}
+        assert upgraded.status().as_json()["inbox"] == {"new": 1, "processed": 4}
     finally:
         upgraded.close()
 
@@ -93,7 +93,7 @@ def test_a_later_ingest_is_pending_after_the_processed_ones(store: AgentStore) -
     assert store.pending(10) == []
     store.ingest([(second.source_id, second), (first.source_id, first)])  # first: a duplicate
     assert [r.event for r in store.pending(10)] == [second]
-    assert store.status()["inbox"] == {"new": 1, "processed": 1}
+    assert store.status().as_json()["inbox"] == {"new": 1, "processed": 1}
 
 
 def test_ingest_is_committed_and_drops_duplicates(store: AgentStore) -> None:
@@ -128,7 +128,7 @@ def test_processing_is_atomic_and_never_enqueues_twice(store: AgentStore) -> Non
     assert store.commit_processed([seq], [outbox()], {("no_lead_id", "ev_2"): 1}) == 0
     assert store.pending(10) == []
     assert store.known_event_ids(["e1", "e2"]) == {"e1"}
-    status = store.status()
+    status = store.status().as_json()
     assert status["skips"] == {"no_lead_id": 3}
     assert status["outbox"] == {"queued": 1, "sent": 0, "dead": 0}
 
@@ -146,10 +146,10 @@ def test_outbox_states(store: AgentStore, clock: FakeClock) -> None:
     assert [r.event_id for r in store.due(clock.epoch(), 10)] == []
     assert store.next_due() == clock.epoch() + 30
     assert store.due(clock.epoch() + 30, 10)[0].attempts == 1
-    assert store.status()["deadLetters"] == {"no_customer_info": 1, "rejected": 1}
+    assert store.status().as_json()["deadLetters"] == {"no_customer_info": 1, "rejected": 1}
     assert store.retry_dead("rejected") == 1
     assert store.retry_dead() == 1
-    assert store.status()["outbox"] == {"queued": 3, "sent": 1, "dead": 0}
+    assert store.status().as_json()["outbox"] == {"queued": 3, "sent": 1, "dead": 0}
 
 
 def test_a_sent_row_is_never_touched_again(store: AgentStore, clock: FakeClock) -> None:
@@ -158,7 +158,7 @@ def test_a_sent_row_is_never_touched_again(store: AgentStore, clock: FakeClock) 
     store.mark_sent([seq])
     store.dead([seq], "expired", "late")
     store.reschedule([seq], 0, "x")
-    assert store.status()["outbox"] == {"queued": 0, "sent": 1, "dead": 0}
+    assert store.status().as_json()["outbox"] == {"queued": 0, "sent": 1, "dead": 0}
 
 
 def test_pixel_pause_and_resume(store: AgentStore) -> None:
@@ -229,7 +229,7 @@ def test_mark_sent_is_one_statement_and_leaves_the_connection_durable(
     store.commit_processed([], [outbox(f"e{i}") for i in range(1200)], {})
     seqs = [r.seq for r in store.due(clock.epoch(), 2000)]
     store.mark_sent(seqs[:1100])
-    assert store.status()["outbox"] == {"queued": 100, "sent": 1100, "dead": 0}
+    assert store.status().as_json()["outbox"] == {"queued": 100, "sent": 1100, "dead": 0}
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     store.ingest([("k", change())])
     assert raw(store.path, "SELECT COUNT(*) FROM outbox WHERE status = 'sent'") == [(1100,)]

@@ -57,15 +57,15 @@ def test_slow_and_dropped_answers_are_retried_with_the_same_event_ids(
         rig.agent.ingest_jsonl(three_events(tmp_path))
         graph.fail_next("slow", delay=1.0)  # the fake accepts, but answers after the timeout
         rig.agent.run(once=True)
-        assert rig.agent.status()["outbox"]["queued"] == 3
+        assert rig.agent.status().as_json()["outbox"]["queued"] == 3
         time.sleep(1.2)  # the slow answer has been recorded by now
         clock.advance(seconds=3600)
         graph.fail_next("drop")  # the connection is closed without an answer
         rig.agent.run(once=True)
-        assert rig.agent.status()["outbox"]["queued"] == 3
+        assert rig.agent.status().as_json()["outbox"]["queued"] == 3
         clock.advance(seconds=3600)
         rig.agent.run(once=True)
-        status = rig.agent.status()
+        status = rig.agent.status().as_json()
     finally:
         rig.close()
     assert status["outbox"] == {"queued": 0, "sent": 3, "dead": 0}
@@ -85,7 +85,7 @@ def test_a_back_filled_event_past_the_7_day_limit_is_dead_lettered_not_sent(
                 contact_line("501"), stage_line("501", "customer", now - timedelta(days=8)),
                 stage_line("501", "lead", now - timedelta(minutes=5))]))
             rig.agent.run(once=True)
-            status = rig.agent.status()
+            status = rig.agent.status().as_json()
             dead = rig.store.dead_letters()
         finally:
             rig.close()
@@ -122,7 +122,7 @@ def _every_reason_feed(rig: Rig, tmp_path: Path) -> None:
 
 def _metrics(rig: Rig) -> str:
     registry = CollectorRegistry()
-    registry.register(AgentCollector(rig.agent.status))
+    registry.register(AgentCollector(lambda: rig.agent.status().as_json()))
     return generate_latest(registry).decode()
 
 
@@ -132,7 +132,7 @@ def test_every_skip_reason_is_counted_in_status_and_metrics(
     try:
         _every_reason_feed(rig, tmp_path)
         rig.agent.run(once=True)
-        skips = rig.agent.status()["skips"]
+        skips = rig.agent.status().as_json()["skips"]
         metrics = _metrics(rig)
     finally:
         rig.close()
@@ -151,7 +151,7 @@ def test_a_pixel_paused_by_code_190_shows_in_status_and_metrics(
         rig.agent.ingest_jsonl(three_events(tmp_path))
         graph.fail_next("190")
         rig.agent.run(once=True)
-        paused = rig.agent.status()["paused"]
+        paused = rig.agent.status().as_json()["paused"]
         metrics = _metrics(rig)
     finally:
         rig.close()

@@ -86,7 +86,7 @@ def test_200_forms_with_two_bad_addresses_go_out_in_one_request(
     assert len(graph.unique) == 200 and not rig.store.dead_letters()
     ips = [p["user_data"].get("client_ip_address") for p in graph.payloads.values()]
     assert ips.count(None) == 2 and ips.count("203.0.113.7") == 198
-    assert rig.agent.status()["droppedFields"] == {"invalid_ip_address": 2}
+    assert rig.agent.status().as_json()["droppedFields"] == {"invalid_ip_address": 2}
     conn = sqlite3.connect(rig.state)
     try:
         assert not any("john.doe" in line for line in conn.iterdump())

@@ -108,7 +108,7 @@ def test_a_version_5_store_upgrades_and_counts_only_rows_queued_after(
     try:
         upgraded.commit_processed([], [row("new", ("em",))], {})
         upgraded.mark_sent([r.seq for r in upgraded.due(NOW.timestamp() + 10**6, 100)])
-        assert upgraded.status()["outbox"]["sent"] == 2
+        assert upgraded.status().outbox["sent"] == 2
         [c] = event_coverage(upgraded, None, NOW)
         assert (c.window("24h").sent, c.window("24h").count("em")) == (1, 1)
     finally:

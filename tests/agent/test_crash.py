@@ -122,7 +122,7 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
             final = _agent(state, graph, "--once")
             _, err = final.communicate(timeout=120)
             assert final.returncode == 0, err.decode()
-            status = store.status()
+            status = store.status().as_json()
             if status["inbox"]["new"] == 0 and status["outbox"]["queued"] == 0:
                 break
             due = store.next_due()  # a retry scheduled after a failed request

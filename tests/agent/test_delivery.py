@@ -131,7 +131,7 @@ def test_permission_error_pauses_instead_of_splitting(tmp_path: Path) -> None:
     rig = _rig_with(tmp_path, recorder, 8)
     recorder.poisoned = {row.event_id for row in rig.store.due(rig.clock.epoch(), 100)}
     report = rig.agent.deliver_once()
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     rig.close()
     assert len(recorder.batches) == 1 and report.paused == ["123456789012345"]
     assert status["paused"]["123456789012345"]["reason"] == "permission"
@@ -183,10 +183,10 @@ def test_a_dead_letter_queued_again_is_checked_in_full_before_sending(tmp_path: 
     del line["ipAddress"]
     rig.agent.ingest_jsonl(write_jsonl(tmp_path / "g.jsonl", [odd, line]))
     rig.agent.run(once=True)
-    assert rig.agent.status()["deadLetters"] == {"no_customer_info": 1}
+    assert rig.agent.status().as_json()["deadLetters"] == {"no_customer_info": 1}
     assert rig.agent.retry_dead("no_customer_info") == 1
     report = rig.agent.deliver_once()
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     rig.close()
     assert not recorder.batches and report.dead == {"no_customer_info": 1}
     assert status["deadLetters"] == {"no_customer_info": 1}

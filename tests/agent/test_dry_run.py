@@ -80,10 +80,10 @@ def test_a_dry_run_changes_nothing_in_the_store(tmp_path: Path, clock: FakeClock
     assert "token" not in out.read_text().lower() and not graph.requests
     real = make_rig(tmp_path, graph.base_url, clock, T_CREATED)
     try:
-        assert real.agent.status()["inbox"] == {"new": 3, "processed": 1}
+        assert real.agent.status().as_json()["inbox"] == {"new": 3, "processed": 1}
         real.store.resume_pixel(ACME_PIXEL)
         real.agent.run(once=True)
-        assert real.agent.status()["inbox"] == {"new": 0, "processed": 4}
+        assert real.agent.status().as_json()["inbox"] == {"new": 0, "processed": 4}
     finally:
         real.close()
     assert len(graph.unique) == 2

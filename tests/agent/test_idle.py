@@ -171,7 +171,7 @@ def test_metrics_show_why_with_bounded_labels(state: Path) -> None:
         store.pause_pixel(ACME_PIXEL, "token_unavailable", "no token", None)
         store.pause_pixel("999", "made-up reason", "?", None)
         store.hold("inbox", "contacts_refused", "HubSpot refused the CRM token (HTTP 401)")
-        snapshot = agent_status(store)
+        snapshot = agent_status(store).as_json()
     finally:
         store.close()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -222,9 +222,9 @@ def test_a_contact_source_that_is_down_is_held_off_with_backoff_then_resumes(
             assert holds == [1.0, 2.0, 4.0, 8.0] and len(crm.rate_limited) == 0
             assert max(holds) <= RECHECK_SECONDS
             assert caplog.text.count("held off (contacts_unavailable)") == 1
-            assert rig.agent.status()["held"]["inbox"]["reason"] == "contacts_unavailable"
+            assert rig.agent.status().as_json()["held"]["inbox"]["reason"] == "contacts_unavailable"
             assert rig.agent.process_inbox().processed == 1
-            assert rig.agent.status()["held"] == {}
+            assert rig.agent.status().as_json()["held"] == {}
             assert "inbox processing resumed" in caplog.text
         finally:
             remote.close()

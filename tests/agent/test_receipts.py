@@ -36,13 +36,13 @@ def test_a_short_receipt_is_retried_until_meta_has_every_event(
     graph.fail_next("short", received=1)
     rig.agent.run(once=True)
     assert len(graph.unique) == 1
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert status["outbox"] == {"queued": 3, "sent": 0, "dead": 0} and status["heldOff"]
     assert "Meta received 1 of 3 events" in caplog.text
     rig.clock.advance(seconds=DEFAULT_POLICY.cap)
     rig.agent.run(once=True)
     assert len(graph.unique) == 3 and graph.duplicates == 1  # Meta counts the resent one once
-    assert rig.agent.status()["outbox"] == {"queued": 0, "sent": 3, "dead": 0}
+    assert rig.agent.status().as_json()["outbox"] == {"queued": 0, "sent": 3, "dead": 0}
 
 
 def test_a_receipt_of_zero_forever_ends_as_dead_letters_with_a_reason(
@@ -53,7 +53,7 @@ def test_a_receipt_of_zero_forever_ends_as_dead_letters_with_a_reason(
         rig.agent.run(once=True)
         rig.clock.advance(seconds=DEFAULT_POLICY.cap)
     assert len(graph.requests) == DEFAULT_POLICY.max_attempts and not graph.unique
-    status = rig.agent.status()
+    status = rig.agent.status().as_json()
     assert status["outbox"] == {"queued": 0, "sent": 0, "dead": 3}
     assert status["deadLetters"] == {"not_received": 3}
     [dead, *_] = rig.store.dead_letters()

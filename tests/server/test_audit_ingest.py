@@ -68,7 +68,7 @@ def test_a_store_that_cannot_be_written_is_503_with_retry_after(
         assert response.json()["error"]["code"] == "ingest_unavailable"
         assert response.headers["retry-after"] == "5"
         assert "jane@" not in response.text and "locked" not in response.text
-    assert inbox.status()["inbox"] == {"new": 0, "processed": 0}
+    assert inbox.status().as_json()["inbox"] == {"new": 0, "processed": 0}
     inbox.broken = False  # the retry of the very same requests is then taken
     assert post(client, URL, [stage_event(101, event_id=1)]).json() == {
         "accepted": 1, "duplicates": 0}

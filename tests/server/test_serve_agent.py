@@ -23,6 +23,7 @@ from fakes.graph import FakeGraph
 from serverkit import Server, convctl, start_serve
 from webhookkit import SECRET, hmac_v3, now_ms, stage_event
 
+from reconciler.adapters.agentrows import AgentStatus, QueueStatus
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.capi import event_id
 from reconciler.core.crm import from_epoch_ms, stage_source_id
@@ -147,8 +148,8 @@ class Flaky:
     def stop(self) -> None:
         self.stopped.set()
 
-    def status(self) -> dict[str, Any]:
-        return {}
+    def status(self) -> AgentStatus:
+        return AgentStatus(QueueStatus())
 
 
 def test_the_loop_survives_a_failure_and_stops_at_once(caplog: pytest.LogCaptureFixture

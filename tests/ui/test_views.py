@@ -168,7 +168,7 @@ def test_agent_store_reads_and_the_views_over_them(tmp_path: Path) -> None:
         # the dashboard's re-queue of one group is `agent retry-dead --reason --event`
         assert replay(store, DeadSelection("rejected", (ids["b"],)), NOW).queued == 0
         assert replay(store, DeadSelection("rejected", (ids["a"],)), NOW).queued == 2
-        assert store.status()["outbox"] == {"queued": 2, "sent": 3, "dead": 1}
+        assert store.status().outbox == {"queued": 2, "sent": 3, "dead": 1}
     finally:
         store.close()
         provider.close()

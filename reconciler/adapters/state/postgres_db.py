@@ -29,7 +29,7 @@ from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reconciler.adapters.state import redact_url
-from reconciler.errors import ConflictError, StateError, UsageError
+from reconciler.errors import ConflictError, StateError, StoreUnavailableError, UsageError
 
 CONNECT_TIMEOUT_SECONDS: Final = 10
 LOCK_TIMEOUT_SECONDS: Final = 30
@@ -53,6 +53,10 @@ set_json_dumps(orjson.dumps)  # JSONB parameters: the fast codec the rest of con
 # line, so without a configured logging handler (the CLI) these stay quiet. A server that
 # configures logging still sees them.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
+# A process that logs (serve, agent run) hears of a lost connection once, in one line, from
+# ``Database._check``, not once per reconnection attempt over several lines from the pool.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+log = logging.getLogger("reconciler.state")
 
 
 T = TypeVar("T")
@@ -74,6 +78,7 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
         self._reached = False  # a direct connection worked: the pool's will too
+        self._lost = False  # a pooled connection broke (a restart): logged once, until back
         self._mutex = threading.Lock()
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -104,6 +109,13 @@ class Database:
         with self.translate(), self._connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def autocommit(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection outside a transaction: for one read-only statement, each its
+        own snapshot (no BEGIN and COMMIT round trips)."""
+        with self.translate(), self._connection() as conn:
+            yield conn
+
     def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``work(conn)`` in one transaction, run again on a fresh connection when the
         connection was lost before the commit (the server restarted or failed over: nothing of
@@ -130,9 +142,10 @@ class Database:
                     raise
                 if not committing:
                     raise _Lost from exc
-                raise StateError(f"lost the connection to the state database {self.shown} "
-                                 "while committing: the change may or may not have been saved; "
-                                 "run `convctl plan` to see") from exc
+                raise StoreUnavailableError(
+                    f"lost the connection to the state database {self.shown} while "
+                    "committing: the change may or may not have been saved; run `convctl plan` "
+                    "to see") from exc
             return result
 
     @contextmanager
@@ -142,9 +155,10 @@ class Database:
             with pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StateError(f"no connection to the state database {self.shown} within "
-                             f"{pool.timeout:g}s ({self.scrub(str(exc))}); check that the server "
-                             "is up and accepts connections") from exc
+            raise StoreUnavailableError(
+                f"no connection to the state database {self.shown} within {pool.timeout:g}s "
+                f"({self.scrub(str(exc))}); check that the server is up and accepts "
+                "connections") from exc
 
     def _open_pool(self) -> ConnectionPool:
         with self._mutex:
@@ -153,10 +167,28 @@ class Database:
                     self.connect().close()
                 self._pool = ConnectionPool(
                     kwargs=self._kwargs, min_size=1, max_size=self._pool_size, open=False,
-                    configure=_configure, check=ConnectionPool.check_connection,
+                    configure=self._configure, check=self._check,
                     name="convctl-state", timeout=CONNECT_TIMEOUT_SECONDS * 3, num_workers=1)
                 self._pool.open()
             return self._pool
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection before lending it: a broken one (the server
+        restarted) is logged once, in one line, then replaced."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error as exc:
+            if not self._lost:
+                self._lost = True
+                log.warning("lost the connection to the state database %s (%s); reconnecting",
+                            self.shown, _one_line(self.scrub(str(exc))))
+            raise
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        _configure(conn)
+        if self._lost:
+            self._lost = False
+            log.info("reconnected to the state database %s", self.shown)
 
     def close(self) -> None:
         with self._mutex:
@@ -188,8 +220,9 @@ class Database:
             raise StateError(f"state database {self.shown} is busy: another writer held a row "
                              f"for more than {LOCK_TIMEOUT_SECONDS}s; retry") from exc
         except psycopg.OperationalError as exc:
-            raise StateError(f"lost the connection to the state database {self.shown} "
-                             f"({_one_line(self.scrub(str(exc)))}); retry the command") from exc
+            raise StoreUnavailableError(
+                f"lost the connection to the state database {self.shown} "
+                f"({_one_line(self.scrub(str(exc)))}); retry the command") from exc
         except psycopg.Error as exc:
             raise StateError(f"state database {self.shown}: "
                              f"{_one_line(self.scrub(str(exc)))}") from exc

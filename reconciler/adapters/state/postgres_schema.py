@@ -70,6 +70,76 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             revoked_at TIMESTAMPTZ)""",
         "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
     )),
+    # The queues' rows are updated in place (claims, marks): room on each page lets PostgreSQL
+    # keep a new row version beside the old one (a "HOT" update, no index write).
+    ("the agent: inbox and outbox with claims, contacts, skips, paused pixels, holds", (
+        """CREATE TABLE agent_inbox (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            dedup_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            portal_id BIGINT NOT NULL,
+            body TEXT NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            processed_at TIMESTAMPTZ,
+            claimed_by TEXT,
+            lease_until TIMESTAMPTZ) WITH (fillfactor = 70)""",
+        "CREATE INDEX agent_inbox_open ON agent_inbox (seq) WHERE processed_at IS NULL",
+        """CREATE TABLE agent_outbox (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            conversion_event_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            account TEXT NOT NULL,
+            pixel_id TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            event_time BIGINT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at DOUBLE PRECISION NOT NULL,
+            reason TEXT,
+            last_error TEXT,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            claimed_by TEXT,
+            lease_until TIMESTAMPTZ,
+            UNIQUE (event_id, conversion_event_id)) WITH (fillfactor = 70)""",
+        "CREATE INDEX agent_outbox_due ON agent_outbox (next_attempt_at) WHERE status = 'queued'",
+        """CREATE TABLE agent_contacts (
+            portal_id BIGINT NOT NULL,
+            contact_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (portal_id, contact_id))""",
+        """CREATE TABLE agent_skips (
+            reason TEXT NOT NULL,
+            conversion_event_id TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (reason, conversion_event_id))""",
+        "CREATE TABLE agent_ingest_drops (reason TEXT PRIMARY KEY, count BIGINT NOT NULL)",
+        """CREATE TABLE agent_paused_pixels (
+            pixel_id TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            token_fingerprint TEXT,
+            paused_at TEXT NOT NULL)""",
+        """CREATE TABLE agent_holds (
+            target TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            since TEXT NOT NULL)""",
+    )),
+    # Match-key coverage (core.coverage), as the SQLite file's step 5 -> 6: each outbox row's
+    # user_data keys as a bit mask (NULL for rows queued before: not counted), and the sent
+    # events per conversion event, hour and mask.
+    ("match-key coverage: the outbox rows' key masks, sent events per event, hour and mask", (
+        "ALTER TABLE agent_outbox ADD COLUMN key_mask INTEGER",
+        """CREATE TABLE agent_match_coverage (
+            conversion_event_id TEXT NOT NULL,
+            hour BIGINT NOT NULL,
+            key_mask INTEGER NOT NULL,
+            sent BIGINT NOT NULL,
+            PRIMARY KEY (conversion_event_id, hour, key_mask))""",
+    )),
     ("account locks: any number, on disjoint sets of accounts (issue 14)", (
         """CREATE TABLE account_locks (
             id TEXT PRIMARY KEY,
@@ -88,7 +158,10 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
-TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "account_locks", "audit")
+TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "agent_inbox",
+                  "agent_outbox", "agent_contacts", "agent_skips", "agent_ingest_drops",
+                  "agent_paused_pixels", "agent_holds", "agent_match_coverage", "account_locks",
+                  "audit")
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
     version INTEGER PRIMARY KEY,

@@ -6,14 +6,15 @@ it: the copy holds the source's lock while it runs and the target starts unlocke
 is read in one consistent transaction; the target is written in one transaction, which first
 checks that it is empty; then the target is read back and must equal the source, row for row.
 
-SQLite's side is here, PostgreSQL's in ``postgres_snapshot``. The agent's queues are not part
-of the live state and are not copied (yet): ``agent_rows`` counts what a SQLite source holds.
+SQLite's side is here, PostgreSQL's in ``postgres_snapshot``. The agent's queues follow, in
+their own transaction, verified the same way (``adapters.agentstore_copy``); the target's
+queues are checked empty before anything is written. ``agent_rows`` are their verified counts.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,6 @@ from reconciler.errors import StateError, UsageError
 
 TOKEN_FIELDS = ("id", "name", "hash", "scopes", "created_at", "revoked_at")
 JOURNAL_FIELDS = ("run_id", "idx", "description", "status", "detail", "at")
-AGENT_TABLES = ("inbox", "outbox", "contacts", "paused_pixels")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Snapshot:
     events: list[LiveEvent] = field(default_factory=list)
     tokens: list[dict[str, Any]] = field(default_factory=list)  # TOKEN_FIELDS, times as datetime
     journal: list[dict[str, Any]] = field(default_factory=list)  # JOURNAL_FIELDS, in order
-    agent_rows: dict[str, int] = field(default_factory=dict)
+    agent_rows: dict[str, int] = field(default_factory=dict)  # the agent queues copied
 
     def counts(self) -> dict[str, int]:
         return {"accounts": len(self.accounts), "events": len(self.events),
@@ -56,22 +56,26 @@ def copy_state(source: str, target: str) -> Snapshot:
     source, target = resolve_url(source), resolve_url(target)
     if source == target:
         raise UsageError("the source and the target of a copy are the same state")
+    from reconciler.adapters import agentstore_copy
+
     provider = open_provider(source)  # a bad source fails here, before the target is touched
     try:
         refuse_non_empty(target, read(target))
+        agentstore_copy.refuse_non_empty(target, agentstore_copy.read(target))
         lock = provider.acquire_lock("convctl state copy", "copy", 600)
         try:
             snapshot = read(source)
             write(target, snapshot)
             copied = read(target)
+            if not snapshot.same_state(copied):
+                raise StateError(f"the copy in {redact_url(target)} does not read back as the "
+                                 f"source: source {snapshot.counts()}, copy {copied.counts()}")
+            queues = agentstore_copy.copy_queues(source, target)
         finally:
             provider.release_lock(lock.id)
     finally:
         provider.close()
-    if not snapshot.same_state(copied):
-        raise StateError(f"the copy in {redact_url(target)} does not read back as the source: "
-                         f"source {snapshot.counts()}, copy {copied.counts()}")
-    return snapshot
+    return replace(snapshot, agent_rows=queues.counts())
 
 
 def refuse_non_empty(target: str, found: Snapshot) -> None:
@@ -138,8 +142,7 @@ def _read_sqlite(conn: sqlite3.Connection) -> Snapshot:
               for r in conn.execute(f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens ORDER BY id")]
     journal = [{**dict(r), "at": datetime.fromisoformat(r["at"])} for r in conn.execute(
         f"SELECT {', '.join(JOURNAL_FIELDS)} FROM journal ORDER BY seq")]
-    agent = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in AGENT_TABLES}
-    return Snapshot(accounts, events, tokens, journal, {t: n for t, n in agent.items() if n})
+    return Snapshot(accounts, events, tokens, journal)
 
 
 def _write_sqlite(conn: sqlite3.Connection, snapshot: Snapshot) -> None:

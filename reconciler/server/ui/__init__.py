@@ -44,7 +44,7 @@ def install(app: FastAPI, *, session_key: bytes | None = None,
     def status() -> dict[str, Any] | None:
         if background_status is not None:
             return background_status()
-        return agent_status(store) if store is not None else None
+        return agent_status(store).as_json() if store is not None else None
 
     app.state.ui = UiState(provider=app.state.provider, store=store, status=status,
                            sessions=Sessions(session_key), tokens=app.state.tokens,

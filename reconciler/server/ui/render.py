@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
 from reconciler import __version__
-from reconciler.adapters.agentstore import AgentStore
 from reconciler.core.provider import Provider
 from reconciler.core.redaction import printable
 from reconciler.server.auth import allows
 from reconciler.server.ui.sessions import COOKIE, Session, Sessions, TokenDirectory
 from reconciler.server.ui.snapshot import Snapshots
+from reconciler.services.ports import AgentStore
 
 POLL_HEADER = "x-convctl-poll"
 FLASH_COOKIE = "convctl_flash"

@@ -1,0 +1,136 @@
+"""The agent store's values, the same for every backend (``agentstore`` SQLite,
+``agentstore_pg`` PostgreSQL): what goes in and comes out of the inbox and the outbox, paused
+pixels, holds, and the queue counts of ``agent status`` as a typed value (``QueueStatus``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.core.coverage import EventCoverage
+
+OUTBOX_STATES = ("queued", "sent", "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    contacts: int = 0
+
+
+class InboxRow(NamedTuple):  # named tuples: one of each per event, made cheaply
+    seq: int
+    event: InboxEvent
+
+
+class NewOutbox(NamedTuple):
+    """A payload to queue (``status='queued'``) or to dead-letter at once (``'dead'``)."""
+
+    conversion_event_id: str
+    event_id: str
+    account: str
+    pixel_id: str
+    payload: dict[str, Any]
+    status: str = "queued"
+    reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A queued row. ``body`` is the event's final JSON (what goes into the request's ``data``
+    as it is); ``checked`` is true while the row is as it was queued (its payload passed
+    ``validate_payload`` then and nothing has happened to it since: no failed attempt, no dead
+    letter brought back), so only its age needs checking again before a send."""
+
+    seq: int
+    conversion_event_id: str
+    event_id: str
+    account: str
+    pixel_id: str
+    event_name: str
+    event_time: int
+    body: bytes
+    attempts: int
+    checked: bool = True
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = orjson.loads(self.body)
+        return payload
+
+
+@dataclass(frozen=True, slots=True)
+class PausedPixel:
+    pixel_id: str
+    reason: str
+    message: str
+    token_fingerprint: str | None
+    paused_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A part of the agent's work held off (``target``, e.g. ``inbox``) and why."""
+
+    target: str
+    reason: str
+    message: str
+    since: str
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """The store's counts: inbox rows new and processed (and claimed, on a shared store), outbox
+    rows per state and per pixel, skips, dead letters and dropped fields by reason, and when the
+    oldest queued row was queued (ISO 8601, None when nothing is queued)."""
+
+    inbox_new: int = 0
+    inbox_processed: int = 0
+    outbox: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTBOX_STATES, 0))
+    pixels: dict[str, dict[str, int]] = field(default_factory=dict)
+    skips: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    dropped_fields: dict[str, int] = field(default_factory=dict)
+    oldest_queued_at: str | None = None
+    claimed: int = 0  # inbox and outbox rows under a live claim (always 0 on SQLite)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``agent status --format json`` shape of these counts (camelCase keys)."""
+        return {"inbox": {"new": self.inbox_new, "processed": self.inbox_processed},
+                "outbox": dict(self.outbox), "pixels": {p: dict(c) for p, c in
+                                                        self.pixels.items()},
+                "skips": dict(self.skips), "deadLetters": dict(self.dead_letters),
+                "droppedFields": dict(self.dropped_fields),
+                "oldestQueuedAt": self.oldest_queued_at}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStatus:
+    """What ``agent status`` shows: the store's counts, the paused pixels, the held-off work
+    and, in a running agent, the pixels waiting out a backoff (until when, epoch seconds), and the
+    match-key coverage per conversion event."""
+
+    queues: QueueStatus
+    paused: dict[str, PausedPixel] = field(default_factory=dict)
+    held: dict[str, Hold] = field(default_factory=dict)
+    held_off: dict[str, float] = field(default_factory=dict)
+    coverage: list[EventCoverage] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON of ``agent status --format json`` (and ``/metrics``' source)."""
+        data = self.queues.as_json()
+        data["coverage"] = [c.to_json() for c in self.coverage]
+        data["paused"] = {p.pixel_id: {"reason": p.reason, "message": p.message,
+                                       "since": p.paused_at} for p in self.paused.values()}
+        data["held"] = {h.target: {"reason": h.reason, "message": h.message, "since": h.since}
+                        for h in self.held.values()}
+        data["heldOff"] = dict(self.held_off)
+        return data

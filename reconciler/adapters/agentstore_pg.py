@@ -1,0 +1,351 @@
+"""The sync agent's stores in a shared PostgreSQL database: several agents at once.
+
+The SQLite store's cursor relies on "a row committed later has a higher seq", which is false
+here (sequence order is not commit order). So work is **claimed** and **acknowledged**:
+
+- ``pending`` claims the oldest unclaimed, unprocessed inbox rows with ``FOR UPDATE SKIP
+  LOCKED`` and a lease (``lease_until``, on the database clock: ``now()``), so two agents never
+  claim the same row while a lease lasts and nothing is skipped; ``commit_processed`` queues
+  the chunk's payloads and marks its rows processed in one transaction. An agent killed in
+  between leaves rows whose lease ends by itself: another agent claims them then. The Meta
+  ``event_id`` is derived from the CRM event alone and the outbox is unique on (event_id,
+  conversion event), so a row processed twice (an expired lease) never queues twice (R16).
+- ``due`` claims queued outbox rows the same way; ``mark_sent`` / ``reschedule`` / ``dead``
+  settle them. A row claimed by an agent that died is sent again by another once the lease
+  ends, under its same ``event_id`` (Meta deduplicates).
+- ``release_claims`` gives back at once what this store claimed and did not settle.
+
+Contacts, skips, dropped fields, paused pixels, holds, dead letters and retention are as on
+SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``;
+match-key coverage (counted as rows are marked sent), dead-letter replay and the dashboard's
+activity reads in ``agentstore_pg_reads``.
+Writes whose loss is harmless (``commit_processed``, ``mark_sent``, claims) commit with
+``synchronous_commit = off``, like SQLite's ``NORMAL``. A lost connection or a restarting
+server raises ``StoreUnavailableError`` (a running agent retries).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from reconciler.adapters import agentcodec as codec
+from reconciler.adapters.agentcodec import InboxEvent
+from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow
+from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
+from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
+from reconciler.adapters.state.postgres_db import Database
+from reconciler.adapters.state.postgres_schema import Conn, migrate
+from reconciler.core.coverage import key_mask
+from reconciler.core.crm import Contact
+
+Clock = Callable[[], datetime]
+DEFAULT_LEASE_SECONDS: Final = 60.0
+PRUNE_BATCH: Final = 2000
+_CONTACTS_LOCK: Final = 0x636F6E74  # "cont": contact merges one at a time (read, merge, write)
+# Claimable: no live lease, or one of this store's own (it may take its rows again).
+_FREE = "(lease_until IS NULL OR lease_until <= now() OR claimed_by = %(owner)s)"
+_LEASE = "claimed_by = %(owner)s, lease_until = now() + make_interval(secs => %(lease)s)"
+_CLEAR = "claimed_by = NULL, lease_until = NULL"
+_OUTBOX_COLS = ("o.seq, o.conversion_event_id, o.event_id, o.account, o.pixel_id, o.event_name, "
+                "o.event_time, o.payload, o.attempts, o.last_error IS NULL")
+_CLAIM_INBOX = (f"WITH c AS (SELECT seq FROM agent_inbox WHERE processed_at IS NULL AND {_FREE} "
+                "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                f"UPDATE agent_inbox i SET {_LEASE} FROM c WHERE i.seq = c.seq "
+                "RETURNING i.seq, i.kind, i.body")
+_CLAIM_DUE = ("WITH c AS (SELECT seq FROM agent_outbox WHERE status = 'queued' "
+              "AND next_attempt_at <= %(now)s AND seq > %(after)s "
+              f"AND NOT (pixel_id = ANY(%(exclude)s::text[])) AND {_FREE} "
+              "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+              f"UPDATE agent_outbox o SET {_LEASE} FROM c WHERE o.seq = c.seq "
+              f"RETURNING {_OUTBOX_COLS}")
+# Rows go in as arrays in binary form (%b): the text form escapes every element.
+_ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, pixel_id, "
+            "event_name, event_time, payload, status, next_attempt_at, reason, last_error, "
+            "key_mask, created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%b::text[], "
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], "
+            "%b::text[], %b::float8[], %b::text[], %b::text[], %b::int4[]) AS u "
+            "ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
+
+
+class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
+    """The agent's tables in a PostgreSQL database (migrated on open); thread-safe. ``owner``
+    names this store's claims; ``lease_seconds`` is how long a claim lasts."""
+
+    def __init__(self, url: str, clock: Clock | None = None, *,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        self.db = Database(url)
+        self.url = self.db.shown
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self._mutex = threading.Lock()
+        self._claimed: dict[str, set[int]] = {"agent_inbox": set(), "agent_outbox": set()}
+        conn = self.db.connect()
+        try:
+            with self.db.translate():
+                migrate(conn, self.db.shown)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- ingest and contacts ----------------------------------------------------------------
+
+    def ingest(self, items: Sequence[tuple[str, InboxEvent]], contacts: Sequence[Contact] = (),
+               drops: Mapping[str, int] | None = None) -> IngestResult:
+        """Store events (``(dedup key, event)``), contact upserts and dropped-field counts in
+        one committed transaction; known keys are counted as duplicates and dropped."""
+        now = self._clock()
+        with self.db.transaction() as conn:
+            self._upsert_contacts(conn, contacts, now)
+            if drops:
+                reasons, counts = zip(*sorted(drops.items()), strict=True)
+                conn.execute("INSERT INTO agent_ingest_drops (reason, count) SELECT * FROM "
+                             "unnest(%s::text[], %s::bigint[]) ON CONFLICT (reason) DO UPDATE "
+                             "SET count = agent_ingest_drops.count + excluded.count",
+                             (list(reasons), list(counts)))
+            stored = 0
+            if items:
+                cur = conn.execute(
+                    "INSERT INTO agent_inbox (dedup_key, kind, portal_id, body, received_at) "
+                    "SELECT u.*, %s FROM unnest(%b::text[], %b::text[], %b::bigint[], "
+                    "%b::text[]) AS u ON CONFLICT (dedup_key) DO NOTHING",
+                    (now, [key for key, _ in items], [codec.kind_of(e) for _, e in items],
+                     [e.portal_id for _, e in items], [codec.encode_event(e) for _, e in items]))
+                stored = max(cur.rowcount, 0)
+        return IngestResult(stored, len(items) - stored, len(contacts))
+
+    def upsert_contacts(self, contacts: Iterable[Contact]) -> int:
+        items = list(contacts)
+        with self.db.transaction() as conn:
+            self._upsert_contacts(conn, items, self._clock())
+        return len(items)
+
+    @staticmethod
+    def _upsert_contacts(conn: Conn, contacts: Sequence[Contact], now: datetime) -> None:
+        """Merge each contact into its stored version (later updates win) under one
+        transaction-scoped lock, so concurrent ingests never lose each other's fields."""
+        if not contacts:
+            return
+        merged: dict[tuple[int, str], Contact] = {}
+        for contact in contacts:
+            key = (contact.portal_id, contact.contact_id)
+            earlier = merged.get(key)
+            merged[key] = contact if earlier is None else earlier.merged(contact)
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CONTACTS_LOCK,))
+        keys = sorted(merged)
+        stored = conn.execute(
+            "SELECT c.portal_id, c.contact_id, c.body FROM agent_contacts c JOIN unnest("
+            "%b::bigint[], %b::text[]) AS k(p, i) ON c.portal_id = k.p AND c.contact_id = k.i",
+            ([p for p, _ in keys], [c for _, c in keys])).fetchall()
+        for portal, cid, body in stored:
+            merged[(portal, cid)] = codec.decode_contact(portal, cid, body).merged(
+                merged[(portal, cid)])
+        conn.execute("INSERT INTO agent_contacts (portal_id, contact_id, body, updated_at) "
+                     "SELECT u.*, %s FROM unnest(%b::bigint[], %b::text[], %b::text[]) AS u "
+                     "ON CONFLICT (portal_id, contact_id) DO UPDATE SET body = excluded.body, "
+                     "updated_at = excluded.updated_at",
+                     (now, [p for p, _ in keys], [c for _, c in keys],
+                      [codec.encode_contact(merged[k]) for k in keys]))
+
+    def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]:
+        ids = sorted(set(contact_ids))
+        if not ids:
+            return {}
+        with self.db.autocommit() as conn:
+            rows = conn.execute("SELECT contact_id, body FROM agent_contacts WHERE portal_id = %s "
+                                "AND contact_id = ANY(%b::text[])", (portal_id, ids)).fetchall()
+        return {cid: codec.decode_contact(portal_id, cid, body) for cid, body in rows}
+
+    # -- processing: claim, acknowledge -----------------------------------------------------
+
+    def pending(self, limit: int) -> list[InboxRow]:
+        """Claim up to ``limit`` unprocessed inbox rows no other store's live claim holds,
+        oldest first."""
+        with self._claiming() as conn:
+            rows = conn.execute(_CLAIM_INBOX, self._claim(limit=limit)).fetchall()
+        self._note("agent_inbox", (r[0] for r in rows))
+        return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in sorted(rows)]
+
+    def has_pending(self) -> bool:
+        with self.db.autocommit() as conn:
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM agent_inbox WHERE processed_at IS "
+                               f"NULL AND {_FREE})", {"owner": self.owner}).fetchone()
+        return bool(row and row[0])
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(event_ids))
+        if not ids:
+            return set()
+        with self.db.autocommit() as conn:
+            rows = conn.execute("SELECT event_id FROM agent_outbox WHERE event_id = "
+                                "ANY(%b::text[])", (ids,)).fetchall()
+        return {r[0] for r in rows}
+
+    def commit_processed(self, seqs: Sequence[int], rows: Sequence[NewOutbox],
+                         skips: Mapping[tuple[str, str], int]) -> int:
+        """Queue ``rows`` (pairs already queued ignored), add the skip counts and mark the
+        claimed inbox rows ``seqs`` processed, in one transaction; how many rows were new."""
+        now = self._clock()
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            added = self._enqueue(conn, rows, now) if rows else 0
+            if skips:
+                keys = sorted(skips)  # one lock order: concurrent commits never deadlock
+                conn.execute("INSERT INTO agent_skips (reason, conversion_event_id, count) "
+                             "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[]) ON "
+                             "CONFLICT (reason, conversion_event_id) DO UPDATE SET count = "
+                             "agent_skips.count + excluded.count",
+                             ([r for r, _ in keys], [c for _, c in keys], [skips[k] for k in keys]))
+            if seqs:
+                conn.execute(f"UPDATE agent_inbox SET processed_at = now(), {_CLEAR} "
+                             "WHERE seq = ANY(%b::bigint[]) AND processed_at IS NULL",
+                             (list(seqs),))
+        self._forget("agent_inbox", seqs)
+        return added
+
+    @staticmethod
+    def _enqueue(conn: Conn, rows: Sequence[NewOutbox], now: datetime) -> int:
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for row in rows:
+            values = (row.conversion_event_id, row.event_id, row.account, row.pixel_id,
+                      str(row.payload.get("event_name", "")),
+                      int(row.payload.get("event_time") or 0),
+                      orjson.dumps(row.payload).decode(), row.status, now.timestamp(),
+                      row.reason, row.error, key_mask(row.payload.get("user_data")))
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        cur = conn.execute(_ENQUEUE, (now, now, *columns))
+        return max(cur.rowcount, 0)
+
+    def release_claims(self) -> None:
+        """Give back the inbox and outbox rows this store claimed and did not settle."""
+        with self._mutex:
+            claimed = {table: sorted(seqs) for table, seqs in self._claimed.items() if seqs}
+        if not claimed:
+            return
+        with self._claiming() as conn:
+            for table, seqs in claimed.items():
+                conn.execute(f"UPDATE {table} SET {_CLEAR} WHERE seq = ANY(%b::bigint[]) "
+                             "AND claimed_by = %s", (seqs, self.owner))
+        for table, seqs in claimed.items():
+            self._forget(table, seqs)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def due(self, now: float, limit: int, after_seq: int = 0,
+            exclude: Collection[str] = ()) -> list[OutboxRow]:
+        """Claim queued rows due at ``now`` (no live claim on them), oldest first, after
+        ``after_seq``, the pixels in ``exclude`` left out."""
+        with self._claiming() as conn:
+            rows = conn.execute(_CLAIM_DUE, self._claim(
+                now=now, after=after_seq, exclude=sorted(exclude), limit=limit)).fetchall()
+        self._note("agent_outbox", (r[0] for r in rows))
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].encode(), r[8],
+                          bool(r[9])) for r in sorted(rows)]
+
+    def next_due(self, exclude: Collection[str] = ()) -> float | None:
+        """When the earliest queued row can be sent (a claimed one: once its lease ends)."""
+        with self.db.autocommit() as conn:
+            row = conn.execute(
+                "SELECT MIN(CASE WHEN lease_until > now() AND claimed_by <> %s THEN "
+                "GREATEST(next_attempt_at, extract(epoch FROM lease_until)::float8) ELSE "
+                "next_attempt_at END) FROM agent_outbox WHERE status = 'queued' "
+                "AND NOT (pixel_id = ANY(%s::text[]))", (self.owner, sorted(exclude))).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def mark_sent(self, seqs: Sequence[int]) -> None:
+        """Meta accepted these rows: settled and counted into the match-key coverage in one
+        statement (``agentstore_pg_reads``), committed without waiting for the disk."""
+        if not seqs:
+            return
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            self._mark_sent_counted(conn, seqs, "status = 'sent', attempts = attempts + 1, "
+                                                "last_error = NULL")
+        self._forget("agent_outbox", seqs)
+
+    def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
+        self._settle(seqs, "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",
+                     (next_attempt_at, error))
+
+    def dead(self, seqs: Sequence[int], reason: str, error: str) -> None:
+        self._settle(seqs, "status = 'dead', reason = %s, last_error = %s", (reason, error))
+
+    def _settle(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...], *,
+                durable: bool = True) -> None:
+        if not seqs:
+            return
+        with self.db.transaction() as conn:
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            conn.execute(f"UPDATE agent_outbox SET {assignments}, {_CLEAR}, updated_at = %s "
+                         "WHERE seq = ANY(%b::bigint[]) AND status = 'queued'",
+                         (*params, self._clock(), list(seqs)))
+        self._forget("agent_outbox", seqs)
+
+    def retry_dead(self, reason: str | None = None) -> int:
+        """Queue dead letters again (only those with ``reason`` when given), due now."""
+        now = self._clock()
+        where, params = ("AND reason = %s", (reason,)) if reason else ("", ())
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE agent_outbox SET status = 'queued', attempts = 0, reason = NULL, "
+                "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = %s, "
+                f"updated_at = %s, {_CLEAR} WHERE status = 'dead' {where}",
+                (now.timestamp(), now, *params))
+            return max(cur.rowcount, 0)
+
+    # -- retention --------------------------------------------------------------------------
+
+    def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete processed inbox rows received before ``before`` and sent outbox rows last
+        updated before it, ``batch`` rows per transaction; queued rows and dead letters stay."""
+        inbox = self._prune("agent_inbox", "processed_at IS NOT NULL AND received_at < %s",
+                            before, batch)
+        outbox = self._prune("agent_outbox", "status = 'sent' AND updated_at < %s", before, batch)
+        return inbox, outbox
+
+    def _prune(self, table: str, where: str, before: datetime, batch: int) -> int:
+        total = 0
+        while True:
+            with self.db.transaction() as conn:
+                done = conn.execute(f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} "
+                                    f"WHERE {where} ORDER BY seq LIMIT %s)",
+                                    (before, batch)).rowcount
+            total += done
+            if done < batch:
+                return total
+
+    # -- claims held by this store ----------------------------------------------------------
+
+    @contextmanager
+    def _claiming(self) -> Iterator[Conn]:
+        """A transaction that takes or gives back claims: committed without waiting for the
+        disk (a claim lost in a database crash only lets another agent redo the work under the
+        same event ids)."""
+        with self.db.transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    def _claim(self, **params: Any) -> dict[str, Any]:
+        return {"owner": self.owner, "lease": self.lease_seconds, **params}
+
+    def _note(self, table: str, seqs: Iterable[int]) -> None:
+        with self._mutex:
+            self._claimed[table].update(seqs)
+
+    def _forget(self, table: str, seqs: Iterable[int]) -> None:
+        with self._mutex:
+            self._claimed[table].difference_update(seqs)
+

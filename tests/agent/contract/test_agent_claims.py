@@ -1,0 +1,106 @@
+"""Claims on a shared PostgreSQL agent store (issue 11 item 4): several agents take disjoint
+work, nothing is skipped, a dead agent's claims come back when its lease ends (on the database
+clock), and a store gives back at once what it claimed and did not settle."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import open_agent_store
+from test_agent_store_contract import PIXEL, change, outbox
+
+from reconciler.services.ports import AgentStore
+
+
+@pytest.fixture
+def two(postgres_url: str) -> Iterator[tuple[AgentStore, AgentStore]]:
+    first, second = (open_agent_store(postgres_url, lease_seconds=1.0) for _ in range(2))
+    yield first, second
+    first.close()
+    second.close()
+
+
+def test_two_agents_claim_disjoint_chunks_and_skip_nothing(
+        two: tuple[AgentStore, AgentStore]) -> None:
+    a, b = two
+    events = [change(str(n)) for n in range(10)]
+    a.ingest([(e.source_id, e) for e in events])
+    mine, theirs = a.pending(4), b.pending(100)
+    assert len(mine) == 4 and len(theirs) == 6
+    assert {r.seq for r in mine}.isdisjoint(r.seq for r in theirs)
+    assert a.pending(100) == mine  # its own claims, again; none of the other's
+    b.commit_processed([r.seq for r in theirs], [], {})
+    assert not b.has_pending() and b.pending(100) == []  # the rest is a's, under its lease
+    a.commit_processed([r.seq for r in mine], [], {})
+    assert a.status().as_json()["inbox"] == {"new": 0, "processed": 10}
+
+
+def test_a_dead_agents_claims_return_when_the_lease_ends(
+        two: tuple[AgentStore, AgentStore]) -> None:
+    dead, alive = two
+    dead.ingest([("k", change())])
+    dead.commit_processed([], [outbox("a")], {})
+    claimed, due = dead.pending(10), dead.due(time.time(), 10)
+    assert alive.pending(10) == [] and alive.due(time.time(), 10) == []
+    assert alive.status().claimed == 2
+    next_due = alive.next_due()
+    assert next_due is not None and next_due > time.time()  # not before the lease ends
+    time.sleep(1.2)  # dead's lease (1 s, the database clock) ends
+    assert [r.seq for r in alive.pending(10)] == [r.seq for r in claimed]
+    assert [r.seq for r in alive.due(time.time(), 10)] == [r.seq for r in due]
+
+
+def test_released_claims_go_to_the_other_agent_at_once(
+        two: tuple[AgentStore, AgentStore]) -> None:
+    a, b = two
+    a.ingest([("k", change())])
+    a.commit_processed([], [outbox("a")], {})
+    assert a.pending(10) and a.due(time.time(), 10)
+    a.release_claims()
+    assert len(b.pending(10)) == 1 and len(b.due(time.time(), 10)) == 1
+
+
+def test_settled_rows_lose_their_claim(two: tuple[AgentStore, AgentStore]) -> None:
+    a, b = two
+    a.commit_processed([], [outbox("a"), outbox("b")], {})
+    sent, retried = a.due(time.time(), 10)
+    a.mark_sent([sent.seq])
+    a.reschedule([retried.seq], 0.0, "HTTP 500")
+    assert [r.event_id for r in b.due(time.time(), 10)] == ["b"]
+    assert b.status().outbox == {"queued": 1, "sent": 1, "dead": 0}
+
+
+def test_agents_racing_over_one_inbox_process_each_row_once(postgres_url: str) -> None:
+    """Four stores claim and acknowledge chunks concurrently: every row is processed by one of
+    them, and the outbox gets one row per event_id however the claims interleave."""
+    stores = [open_agent_store(postgres_url) for _ in range(4)]
+    events = [change(str(n)) for n in range(400)]
+    stores[0].ingest([(e.source_id, e) for e in events])
+    taken: list[list[int]] = [[] for _ in stores]
+
+    def work(index: int) -> None:
+        store = stores[index]
+        while rows := store.pending(7):
+            store.commit_processed([r.seq for r in rows],
+                                   [outbox(r.event.source_id) for r in rows], {})
+            taken[index] += [r.seq for r in rows]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        every = [seq for seqs in taken for seq in seqs]
+        assert len(every) == len(set(every)) == len(events)
+        assert sum(1 for seqs in taken if seqs) >= 2  # the work was shared
+        status = stores[0].status()
+        assert (status.inbox_new, status.inbox_processed, status.claimed) == (0, 400, 0)
+        assert status.outbox == {"queued": 400, "sent": 0, "dead": 0}
+        assert status.pixels == {PIXEL: {"queued": 400, "sent": 0, "dead": 0}}
+    finally:
+        for store in stores:
+            store.close()
