@@ -116,7 +116,7 @@ def test_an_apply_killed_mid_way_is_recorded_as_interrupted(tmp_path: Path,
     assert [e["outcome"] for e in latest] == ["interrupted", "done"]
     assert latest[0]["steps"] == []  # killed while its first step waited
     text = convctl("history", env=env, cwd=tmp_path).stdout
-    assert ": interrupted (1 change(s))" in text
+    assert ": interrupted (1 change(s); Plan: 0 to create, 1 to update," in text
 
 
 def client_get(server: Any, path: str) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from reconciler.core.provider import Provider
 from reconciler.core.scope import Scope, in_scope
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import ConvctlError, LockedError, StalePlanError
+from reconciler.render.common import summary_line
 from reconciler.services.history import audit
 from reconciler.services.locking import HeldLock, LockPolicy, Progress, hold_lock
 from reconciler.services.planning import Loaded, manifests_hash, plan_loaded
@@ -220,7 +221,7 @@ def _audited_run(plan: Plan, provider: Provider, held: HeldLock, progress: Progr
     leaves a record of the run), then the outcome."""
     run_id = uuid.uuid4().hex[:12]
     audit(provider, "apply", "started", accounts=scope, run_id=run_id, plan=plan,
-          detail=f"{len(plan.changes)} change(s)")
+          detail=f"{len(plan.changes)} change(s); {summary_line(plan)}")
     report = run_steps(plan, provider, held, progress=progress, run_id=run_id)
     result = "done" if report.ok else "stopped" if report.stopped else "failed"
     audit(provider, "apply", result, accounts=scope, run_id=run_id, plan=plan,

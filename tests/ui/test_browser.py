@@ -84,6 +84,8 @@ def test_overview_events_dead_runs_after_apply(page: Any, ui_server: Server) -> 
     page.get_by_role("link", name="Runs").click()
     assert page.locator("article.run").count() >= 1
     assert "create event.acme/demo-booked" in page.inner_text("main")
+    run = page.locator("article.run").last.inner_text()  # the shipped manifests' first apply
+    assert "By " in run and "Plan: " in run and "to create" in run  # who, and the plan summary
     shoot(page, "runs")
 
 

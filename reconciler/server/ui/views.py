@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from reconciler.core.coverage import MATCH_KEYS, EventCoverage
 from reconciler.core.live import LiveAccount, LiveEvent
-from reconciler.core.provider import Provider, RunHistory
+from reconciler.core.provider import AuditRecord, Provider, RunHistory
 from reconciler.server.ui.charts import sent_chart
 from reconciler.server.ui.snapshot import Snapshot, base_row
 
@@ -96,12 +96,23 @@ def has_history(provider: Provider) -> bool:
     return isinstance(provider, RunHistory)
 
 
+def _run_records(provider: Provider) -> dict[str, AuditRecord]:
+    """The ``started`` audit record of each recent apply run, by run id."""
+    return {r.id: r for r in provider.audit_log(500)
+            if r.action == "apply" and r.outcome == "started"}
+
+
 def recent_runs(provider: Provider, limit: int = 10) -> list[dict[str, Any]]:
     """The latest apply runs with their steps (empty when the backend keeps no history)."""
     if not isinstance(provider, RunHistory):
         return []
     runs = provider.runs(limit)
+    started = _run_records(provider)
     for run in runs:
+        record = started.get(run["run_id"])  # who ran it and its plan (the audit log)
+        run["actor"] = record.actor if record else ""
+        run["plan"] = record.detail.partition("; ")[2] if record else ""
+        run["git_sha"] = record.git_sha if record else None
         run["entries"] = provider.journal(run["run_id"])
         run["outcome"] = ("failed" if run["failed"] else "partial" if run["pending"]
                           else "done")
