@@ -136,10 +136,10 @@ def test_largest_portal_id_is_accepted_and_one_more_is_refused() -> None:
 
 # --- items 4 and 12: token-shaped references and labels are refused, never echoed -------------
 
-SECRETS = {"e104-meta-token-as-env-name.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
-           "e104-meta-token-as-file.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
+SECRETS = {"e104-meta-token-as-env-name.yaml": "EAAGm0PX4ZCpsBAKZAZBtop012",
+           "e104-meta-token-as-file.yaml": "EAAGm0PX4ZCpsBAKZAZBtop012",
            "e104-cvt-token-in-label.yaml": "cvt_Xq3vK9mL2pR8sT4wY7zA1bC5dE6fG0hJ",
-           "e104-meta-token-in-label.yaml": "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123",
+           "e104-meta-token-in-label.yaml": "EAAGm0PX4ZCpsBAKZAZBtop012",
            "e104-random-secret-in-label.yaml": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 
 
@@ -197,7 +197,7 @@ def test_apply_refuses_each_hostile_edit_and_leaves_the_state_as_it_was(
     edits = {"portalId: 4412345": ["portalId: 99999999999999999999999", "portalId: 04412345",
                                    "portalId: 1:20"],
              "name: acme": ['name: "acme\\n"'],
-             "{env: ACME_META_TOKEN}": ["{env: EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123}",
+             "{env: ACME_META_TOKEN}": ["{env: EAAGm0PX4ZCpsBAKZAZBtop012}",
                                         "{file: ../../../../etc/hostname}"]}
     for old, news in edits.items():
         for new in news:

@@ -16,7 +16,7 @@ from reconciler.adapters.secrets import (
 )
 from reconciler.core.models import SecretRef
 
-TOKEN = "EAAGm0PX4ZCpsBAKZAZBtopSecretValue0123"
+TOKEN = "EAAGm0PX4ZCpsBAKZAZBtop012"
 
 
 def _refusal(ref: SecretRef, folder: Path, environ: dict[str, str] | None = None) -> str:
