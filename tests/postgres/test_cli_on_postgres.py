@@ -86,8 +86,9 @@ def test_two_servers_on_one_database(tmp_path: Path, postgres_url: str) -> None:
         direct = convctl("plan", "--detailed-exitcode", manifests, "--state", postgres_url)
         assert direct.returncode == 0, direct.stderr
     finally:
-        for server in (first, second):
+        for server in (first, second):  # both stopped before any check can fail
             server.stop()
+        for server in (first, second):
             log = server.output()
             # the URL is shown with its credentials masked (``user:***@`` or the log's mask)
             assert password not in log
