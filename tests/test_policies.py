@@ -331,3 +331,12 @@ def test_apply_goes_ahead_when_only_advisory_policies_are_violated(repo: Path) -
     res = run("apply", "--auto-approve")
     assert res.exit_code == 0 and "Apply complete" in res.stdout
     assert "Warning: policy [soft] careful (advisory)" in res.stdout
+
+
+def test_policies_see_the_desired_state_of_the_scoped_accounts_only(repo: Path) -> None:
+    write_policy(repo, "g.rego", 'package noglobex\nimport rego.v1\n'
+                 'deny contains "globex is frozen" if { input.desired.accounts.globex }\n')
+    assert run("plan").exit_code == 1  # unscoped: globex is desired, the policy refuses
+    for args in (["plan", "--account", "acme"], ["apply", "--auto-approve", "--account", "acme"]):
+        res = run(*args)
+        assert res.exit_code == 0 and "globex is frozen" not in res.output, (args, res.output)

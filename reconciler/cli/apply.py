@@ -76,10 +76,11 @@ def command(planfile: str | None, paths: tuple[str, ...], accounts: tuple[str, .
             raise click.exceptions.Exit(1)
         plan, saved_paths, saved_state, scope = load_saved(planfile)
         source, state = SavedPlan(plan, saved_paths, scope), state or saved_state
-        show, confirm, manifest_paths = None, None, saved_paths
+        show, confirm, manifest_paths, loaded = None, None, saved_paths, None
     else:
         manifest_paths = list(paths) or ["manifests"]
-        loaded = load_manifests(manifest_paths, make_scope(accounts))
+        scope = make_scope(accounts)
+        loaded = load_manifests(manifest_paths, scope)
         show_diagnostics(app, loaded.diagnostics)  # before the lock: no live state needed
         if not auto_approve and not sys.stdin.isatty():
             app.err("error: no terminal to confirm on; review the plan and pass --auto-approve, "
@@ -92,7 +93,8 @@ def command(planfile: str | None, paths: tuple[str, ...], accounts: tuple[str, .
     if policies is not None:
         from reconciler.services.policies import check_plan
 
-        check = partial(check_plan, paths=manifest_paths, policies=policies)
+        check = partial(check_plan, paths=manifest_paths, policies=policies,  # loaded: read once
+                        scope=scope, manifests=loaded.manifests if loaded else None)
     provider = open_provider(state)
     try:
         outcome = apply(provider, source, holder=default_holder(), progress=app.err, show=show,

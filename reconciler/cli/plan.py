@@ -65,7 +65,7 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
     if policies is not None:
         from reconciler.services.policies import check_plan
 
-        violations = check_plan(plan, manifest_paths, policies)
+        violations = check_plan(plan, manifest_paths, policies, scope=scope)
     app.out(render(plan, fmt, color=app.color, violations=violations))
     refused = blocking(violations or [])
     if policies is not None:

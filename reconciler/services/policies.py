@@ -20,6 +20,7 @@ from reconciler.adapters.policy import PolicySet, evaluate
 from reconciler.core.diff import account_document, event_document
 from reconciler.core.plan import Plan
 from reconciler.core.policy import Violation
+from reconciler.core.scope import Scope
 from reconciler.core.validate import ManifestSet
 from reconciler.diagnostics import Diagnostics
 from reconciler.errors import PolicyError, UsageError
@@ -69,12 +70,15 @@ def check_policies(plan_json: dict[str, Any], policies: PolicySet) -> list[Viola
     return evaluate(policies, plan_json)
 
 
-def check_plan(plan: Plan, paths: Sequence[str | Path], policies: PolicySet) -> list[Violation]:
-    """``check_policies`` over ``plan`` and the desired state of the manifests at ``paths``
-    (those the plan was made from: a saved plan is only applied while they are unchanged)."""
-    from reconciler.adapters.manifests import load
+def check_plan(plan: Plan, paths: Sequence[str | Path], policies: PolicySet, *,
+               scope: Scope = None, manifests: ManifestSet | None = None) -> list[Violation]:
+    """``check_policies`` over ``plan`` and the desired state it was made from: ``manifests``
+    when the caller has them loaded already, else those at ``paths`` in ``scope`` (a saved plan
+    is only applied while they are unchanged)."""
+    if manifests is None:
+        from reconciler.adapters.manifests import load
 
-    manifests, diags = load(paths)
-    if diags.has_errors:
-        raise PolicyError("; ".join(d.render() for d in diags.sorted()[:3]))
+        manifests, diags = load(paths, scope=scope)
+        if diags.has_errors:
+            raise PolicyError("; ".join(d.render() for d in diags.sorted()[:3]))
     return check_policies(policy_input(plan, manifests), policies)
