@@ -121,7 +121,7 @@ def test_idempotent(text: str) -> None:
 def test_key_order_comes_from_the_models() -> None:
     assert shape_of(Metadata).order == ("name", "labels", "renamedFrom")
     spec = shape_of(EventSpec)
-    assert spec.order[:3] == ("account", "adAccount", "enabled")
+    assert spec.order[:3] == ("account", "network", "adAccount")
     assert spec.children["trigger"].children["formSubmission"].order[0] == "formId"
     assert shape_of(AccountSpec).children["facebook"].order[:2] == ("businessId", "pixelId")
 

@@ -26,6 +26,7 @@ import orjson
 
 from reconciler.core.crm import Contact, contact_from_properties
 from reconciler.core.live import LiveAccount
+from reconciler.core.models import Facebook
 from reconciler.errors import PermanentError, TransientError
 
 BATCH_READ_PATH: Final = "/crm/v3/objects/contacts/batch/read"
@@ -34,6 +35,11 @@ STANDARD_PROPERTIES: Final = (
     "email", "phone", "mobilephone", "firstname", "lastname", "city", "state", "zip", "country",
     "date_of_birth", "gender", "hs_predictivecontactscore_v2", "fbc", "fbp",
 )
+
+
+# An account without Meta still reads the contacts' lead-id properties under their defaults.
+_NO_META = Facebook.model_validate({"businessId": "00000", "pixelId": "000000000000000",
+                                    "adAccounts": [], "accessToken": {"env": "UNUSED"}})
 
 
 class ContactSource(Protocol):
@@ -92,7 +98,7 @@ class HubSpotContacts:
 
     def fetch(self, account: LiveAccount, contact_ids: Sequence[str],
               properties: Iterable[str] = ()) -> dict[str, Contact]:
-        fb = account.spec.facebook
+        fb = account.spec.facebook or _NO_META
         props = sorted({*STANDARD_PROPERTIES, fb.lead_id_property, fb.ad_interaction_property,
                         *properties})
         ids = list(dict.fromkeys(contact_ids))

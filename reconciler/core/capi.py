@@ -197,7 +197,7 @@ class PayloadBuilder:
         self._score = False
         self._event_name = ""
         if form is not None:
-            self._event_name = meta_event_name(form.facebook_event)
+            self._event_name = meta_event_name(form.facebook_event or "")
             if form.value is not None:
                 self._custom = {"value": form.value.amount,
                                 "currency": form.value.currency.lower()}

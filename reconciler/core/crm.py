@@ -245,7 +245,7 @@ class _FormLine(_Strict):
 
 
 _Line = Annotated[_ContactLine | _StageLine | _FormLine, Field(discriminator="type")]
-_LINE = TypeAdapter(_Line)
+_LINE: TypeAdapter[Any] = TypeAdapter(_Line)
 
 
 class _WebhookEvent(_Loose):

@@ -25,6 +25,14 @@ PIXEL_ID_PATTERN = r"^[0-9]{15,16}$"
 AD_ACCOUNT_PATTERN = r"^act_[0-9]{1,20}$"
 COUNTRY_CODE_PATTERN = r"^[1-9][0-9]{0,2}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# The ad networks (R1): Meta is the default, LinkedIn and Google Ads are siblings.
+NETWORKS = ("meta", "linkedin", "google")
+LINKEDIN_AD_ACCOUNT_PATTERN = r"^urn:li:sponsoredAccount:[0-9]{1,20}$"
+LINKEDIN_CONVERSION_RULE_PATTERN = r"^urn:lla:llaPartnerConversion:[0-9]{1,20}$"
+LINKEDIN_VERSION_PATTERN = r"^20[0-9]{2}(0[1-9]|1[0-2])$"
+DEFAULT_LINKEDIN_VERSION = "202611"
+GOOGLE_CUSTOMER_ID_PATTERN = r"^[0-9]{10}$"
+GOOGLE_CONVERSION_ACTION_PATTERN = r"^[0-9]{1,20}$"
 # Bounds. A HubSpot portal id is a positive integer well inside 2**53 - 1, the largest integer a
 # JSON client (JavaScript) holds exactly; SQLite's INTEGER (signed 64-bit) holds it too.
 MAX_PORTAL_ID = 2**53 - 1
@@ -124,6 +132,63 @@ class Facebook(_Model):
         description="Contact property telling the contact interacted with tracked ads (R8).")
 
 
+class LinkedIn(_Model):
+    """LinkedIn Conversions API setup of an account (docs/networks.md)."""
+
+    ad_account: str = Field(alias="adAccount",
+                            description="LinkedIn ad account owning the conversion rules: "
+                            "urn:li:sponsoredAccount:<digits>.",
+                            json_schema_extra=_pattern(LINKEDIN_AD_ACCOUNT_PATTERN))
+    access_token: SecretRef = Field(alias="accessToken",
+                                    description="OAuth access token (rw_conversions): "
+                                    "{env: NAME} or {file: PATH}, never the token itself.")
+    version: str = Field(default=DEFAULT_LINKEDIN_VERSION,
+                         description="The Linkedin-Version header (YYYYMM) requests are pinned to.",
+                         json_schema_extra=_pattern(LINKEDIN_VERSION_PATTERN))
+    first_party_id_property: str = Field(
+        default="li_fat_id", alias="firstPartyIdProperty",
+        description="Contact property holding LinkedIn's first-party ads tracking id "
+        "(li_fat_id).")
+
+
+class GoogleClickIds(_Model):
+    gclid: str = Field(default="hs_google_click_id",
+                       description="Contact property holding the Google click id (gclid).")
+    gbraid: str = Field(default="gbraid", description="Contact property holding gbraid.")
+    wbraid: str = Field(default="wbraid", description="Contact property holding wbraid.")
+
+
+class GoogleConsent(_Model):
+    ad_user_data: Literal["granted", "denied"] = Field(
+        default="granted", alias="adUserData",
+        description="Consent to send user data to Google for advertising, for events whose "
+        "own consent property does not decide it.")
+    ad_personalization: Literal["granted", "denied"] = Field(
+        default="denied", alias="adPersonalization",
+        description="Consent to personalized advertising.")
+
+
+class Google(_Model):
+    """Google Ads through the Data Manager API (docs/networks.md)."""
+
+    customer_id: str = Field(alias="customerId",
+                             description="Google Ads account (10 digits, no dashes) owning the "
+                             "conversion actions.",
+                             json_schema_extra=_pattern(GOOGLE_CUSTOMER_ID_PATTERN))
+    login_customer_id: str | None = Field(
+        default=None, alias="loginCustomerId", exclude_if=lambda v: v is None,
+        description="Manager account the token acts through, when not the customer itself.",
+        json_schema_extra=_pattern(GOOGLE_CUSTOMER_ID_PATTERN))
+    access_token: SecretRef = Field(alias="accessToken",
+                                    description="OAuth access token: {env: NAME} or "
+                                    "{file: PATH}, never the token itself.")
+    click_id_properties: GoogleClickIds = Field(
+        default_factory=GoogleClickIds, alias="clickIdProperties",
+        description="Contact properties holding the click ids.")
+    consent: GoogleConsent = Field(default_factory=GoogleConsent,
+                                   description="Default consent sent with each event.")
+
+
 class DataProcessingOptions(_Model):
     """Meta's Limited Data Use: sent with every event as data_processing_options,
     data_processing_options_country and data_processing_options_state (E115)."""
@@ -166,7 +231,22 @@ class AccountSpec(_Model):
         description="The account's custom lifecycle stages (R6).")
     forms: list[Form] = Field(default_factory=list,
                               description="Forms that exist in the CRM account (R12).")
-    facebook: Facebook = Field(description="Meta setup of the account.")
+    # At least one network block (rules.py, E120). The new blocks are not dumped when unset,
+    # so an existing account's document and fingerprint stay what they were.
+    facebook: Facebook | None = Field(default=None, exclude_if=lambda v: v is None,
+                                      description="Meta setup of the account.")
+    linkedin: LinkedIn | None = Field(default=None, exclude_if=lambda v: v is None,
+                                      description="LinkedIn setup of the account.")
+    google: Google | None = Field(default=None, exclude_if=lambda v: v is None,
+                                  description="Google Ads setup of the account.")
+
+    @property
+    def meta(self) -> Facebook:
+        """The Meta block, for what only Meta events use (validation makes a Meta event's
+        account have one: E202)."""
+        if self.facebook is None:
+            raise ValueError("the account has no facebook block")
+        return self.facebook
 
 
 class Account(_Model):
@@ -199,10 +279,10 @@ class Consent(_Model):
 
 class FormSubmission(_Model):
     form_id: str = Field(alias="formId", description="Id of one of the account's forms (R12).")
-    facebook_event: str = Field(
-        alias="facebookEvent",
-        description="A standard Meta event (Lead, CompleteRegistration, ...) or "
-        "custom:<EventName> (R13).")
+    facebook_event: str | None = Field(
+        default=None, alias="facebookEvent", exclude_if=lambda v: v is None,
+        description="Meta events only, required there: a standard Meta event (Lead, "
+        "CompleteRegistration, ...) or custom:<EventName> (R13).")
     value: Money | None = Field(default=None, description="Optional conversion value (R13).")
     predictive_lead_score: bool = Field(
         default=False, alias="predictiveLeadScore",
@@ -255,7 +335,23 @@ class DataSharing(_Model):
 
 class EventSpec(_Model):
     account: str = Field(description="Name of the Account this event belongs to.")
-    ad_account: str = Field(alias="adAccount", description="One of the account's ad accounts.")
+    # The network and its target. Not dumped when unset, so a Meta event's content hash stays
+    # what it was before networks existed; exactly the target of the network is given (E121).
+    network: Literal["meta", "linkedin", "google"] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="The ad network the event is sent to (R1): meta (the default), linkedin "
+        "or google.")
+    ad_account: str | None = Field(default=None, alias="adAccount",
+                                   exclude_if=lambda v: v is None,
+                                   description="Meta: one of the account's ad accounts.")
+    conversion_rule: str | None = Field(
+        default=None, alias="conversionRule", exclude_if=lambda v: v is None,
+        description="LinkedIn: the conversion rule, urn:lla:llaPartnerConversion:<digits>.",
+        json_schema_extra=_pattern(LINKEDIN_CONVERSION_RULE_PATTERN))
+    conversion_action: str | None = Field(
+        default=None, alias="conversionAction", exclude_if=lambda v: v is None,
+        description="Google: the conversion action's id in the account's customer.",
+        json_schema_extra=_pattern(GOOGLE_CONVERSION_ACTION_PATTERN))
     enabled: bool = Field(default=True, description="The sync toggle (R19).")
     protect: bool = Field(default=False,
                           description="true: plan refuses to delete or replace this event.")
@@ -267,6 +363,21 @@ class EventSpec(_Model):
     data_processing_options: DataProcessingOptions | None = Field(
         default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
         description="Limited Data Use for this event; overrides the account's.")
+
+    @property
+    def destination(self) -> str:
+        """The network the event goes to: ``network``, Meta when unset."""
+        return self.network or "meta"
+
+    @property
+    def target(self) -> str | None:
+        """The network's own target of the event (Meta: the ad account; the pixel is the
+        account's)."""
+        if self.destination == "linkedin":
+            return self.conversion_rule
+        if self.destination == "google":
+            return self.conversion_action
+        return self.ad_account
 
 
 class ConversionEvent(_Model):

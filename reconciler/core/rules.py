@@ -17,7 +17,7 @@ from collections.abc import Callable
 from reconciler.core import models
 from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
 from reconciler.core.credentials import shown as _shown
-from reconciler.core.models import Account, ConversionEvent
+from reconciler.core.models import Account, ConversionEvent, Facebook, SecretRef
 from reconciler.core.privacy import check_options
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
@@ -111,7 +111,15 @@ def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
 
 def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
     spec = doc.model.spec
-    fb = spec.facebook
+    if spec.facebook is None and spec.linkedin is None and spec.google is None:
+        diags.error("E120", "an account needs at least one network block: facebook, linkedin "
+                    "or google", doc.at("spec", key=True), "R1")
+    if spec.facebook is not None:
+        _check_facebook(doc, spec.facebook, diags)
+    _check_account_rest(doc, diags)
+
+
+def _check_facebook(doc: AccountDoc, fb: Facebook, diags: Diagnostics) -> None:
     if not _BUSINESS_ID(fb.business_id):
         diags.error("E110", f"businessId must be the Business Manager's numeric id (5-20 digits), "
                     f"got {_shown(fb.business_id)}", doc.at("spec", "facebook", "businessId"), "R2")
@@ -125,6 +133,10 @@ def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
         if not _AD_ACCOUNT(ad):
             diags.error("E112", f"ad account {_shown(ad)} must look like act_<1-20 digits>",
                         doc.at("spec", "facebook", "adAccounts", i), "R2")
+
+
+def _check_account_rest(doc: AccountDoc, diags: Diagnostics) -> None:
+    spec = doc.model.spec
     code = spec.default_country_code
     if code is not None and not _COUNTRY_CODE(code):
         diags.error("E113", f"defaultCountryCode must be a calling code of 1-3 digits, got "
@@ -144,9 +156,17 @@ def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str | No
 
     A reference that may be a pasted token is never echoed (product.md §1: literal secrets are
     refused)."""
-    ref = doc.model.spec.facebook.access_token
+    spec = doc.model.spec
+    for block, net in (("facebook", spec.facebook), ("linkedin", spec.linkedin),
+                       ("google", spec.google)):
+        if net is not None:
+            _check_one_secret_ref(doc, block, net.access_token, diags, secrets_dir)
+
+
+def _check_one_secret_ref(doc: AccountDoc, block: str, ref: SecretRef, diags: Diagnostics,
+                          secrets_dir: str | None) -> None:
     field, value = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
-    where = doc.at("spec", "facebook", "accessToken", field)
+    where = doc.at("spec", block, "accessToken", field)
     if looks_like_secret(value):
         diags.error("E104", f"accessToken.{field} looks like a token, not a reference (value not "
                     "shown): put the token in an environment variable or a secret file and name "
@@ -184,9 +204,12 @@ def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -
     if account is None:
         diags.error("E201", f"account {_shown(spec.account)} is not declared in any manifest",
                     ev.at("spec", "account"), "R1")
-    elif spec.ad_account not in account.model.spec.facebook.ad_accounts:
-        known = ", ".join(account.model.spec.facebook.ad_accounts) or "none"
-        diags.error("E202", f"ad account {_shown(spec.ad_account)} is not one of account "
+    elif spec.destination == "meta" and (account.model.spec.facebook is None or
+                                         spec.ad_account not in
+                                         account.model.spec.facebook.ad_accounts):
+        fb = account.model.spec.facebook
+        known = ", ".join(fb.ad_accounts) if fb is not None and fb.ad_accounts else "none"
+        diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of account "
                     f"{_shown(spec.account)} ad accounts ({known})", ev.at("spec", "adAccount"),
                     "R1")
     _check_trigger(ev, account, diags)
@@ -254,7 +277,8 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
             if not getattr(fs.consent, field).strip():
                 diags.error("E307", f"consent {field} must not be empty",
                             ev.at(*base, "consent", field), "R14")
-    _check_facebook_event(fs.facebook_event, ev, diags)
+    if ev.model.spec.destination == "meta":
+        _check_facebook_event(fs.facebook_event or "", ev, diags)
     if fs.value is not None:
         if not (math.isfinite(fs.value.amount) and 0 < fs.value.amount <= models.MAX_AMOUNT):
             diags.error("E309", "value amount must be a finite number greater than 0 and at most "

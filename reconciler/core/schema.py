@@ -24,7 +24,8 @@ def schema_files() -> dict[str, str]:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"{SCHEMA_ID}{name}.schema.json"
         files[f"{name}.schema.json"] = _dump(schema)
-    either = TypeAdapter(Annotated[Account | ConversionEvent, Field(discriminator="kind")])
+    either: TypeAdapter[Any] = TypeAdapter(
+        Annotated[Account | ConversionEvent, Field(discriminator="kind")])
     combined = either.json_schema(by_alias=True)
     combined["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     combined["$id"] = f"{SCHEMA_ID}convctl.schema.json"

@@ -402,7 +402,7 @@ class _Chunk:
             reason = validate_payload(payload, now)
             self.queued.append(NewOutbox(
                 fire.live_event.id, fire.dedup_key, account.name,
-                account.spec.facebook.pixel_id, payload, "dead" if reason else "queued", reason,
+                account.spec.meta.pixel_id, payload, "dead" if reason else "queued", reason,
                 f"not sent: the payload breaks the Conversions API contract ({reason})"
                 if reason else None))
 

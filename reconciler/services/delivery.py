@@ -186,7 +186,7 @@ class Deliverer:
 
     def _token(self, pixel: str, account: LiveAccount, report: DeliveryReport) -> str | None:
         """The pixel's token, or None (the pixel is paused: why is in the store and report)."""
-        ref = account.spec.facebook.access_token
+        ref = account.spec.meta.access_token
         paused = self._store.paused_pixels().get(pixel)
         try:
             token = self._resolve(ref)
@@ -221,7 +221,7 @@ class Deliverer:
             log.warning("pixel %s paused (%s): %s", pixel, TOKEN_UNAVAILABLE, message)
 
     def _pause(self, group: _Group, result: SendResult, reason: str) -> None:
-        ref = group.account.spec.facebook.access_token
+        ref = group.account.spec.meta.access_token
         message = (f"Meta refused the token from {describe(ref)} ({result.describe()}); "
                    f"fix it: sending resumes when it changes, or `convctl agent resume "
                    f"{group.pixel_id}`")

@@ -93,7 +93,7 @@ def read_quality(provider: StateReader, store: AgentStore, source: QualitySource
 def _pixel(account: LiveAccount, events: Sequence[LiveEvent],
            coverage: dict[str, EventCoverage], source: QualitySource,
            resolve: Callable[[SecretRef], str]) -> PixelQuality:
-    ref, pixel = account.spec.facebook.access_token, account.spec.facebook.pixel_id
+    ref, pixel = account.spec.meta.access_token, account.spec.meta.pixel_id
     try:
         token = resolve(ref)
     except SecretUnavailable as exc:
@@ -107,7 +107,7 @@ def _pixel(account: LiveAccount, events: Sequence[LiveEvent],
         if form is None:
             crm.append(f"{event.account}/{event.name}")
         else:
-            by_name.setdefault(meta_event_name(form.facebook_event), []).append(event)
+            by_name.setdefault(meta_event_name(form.facebook_event or ""), []).append(event)
     rows = [EventQuality(name, meta.get(name),
                          combine(coverage[e.id].window(WINDOW) for e in ours if e.id in coverage),
                          tuple(f"{e.account}/{e.name}" for e in ours))

@@ -20,24 +20,27 @@ from typing import Any
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.provider import Provider
 
+NETWORK_LABELS = {"meta": "Meta", "linkedin": "LinkedIn", "google": "Google Ads"}
+
 
 def trigger_of(ev: LiveEvent) -> tuple[str, str]:
     """(``form`` | ``lifecycle``, what fires it: the Meta event for a form, or the stages)."""
     lc, fs = ev.spec.trigger.lifecycle_stage_change, ev.spec.trigger.form_submission
     if lc is not None:
         return "lifecycle", ", ".join(lc.stages)
-    return "form", fs.facebook_event if fs is not None else "-"
+    return "form", (fs.facebook_event or "-") if fs is not None else "-"
 
 
 def base_row(ev: LiveEvent) -> dict[str, Any]:
     """What the lists show of an event (no agent activity)."""
     kind, fires = trigger_of(ev)
     lc = ev.spec.trigger.lifecycle_stage_change
-    row = {"id": ev.id, "name": ev.name, "account": ev.account, "trigger": kind,
-           "fires": fires, "network": "Meta", "adAccount": ev.spec.ad_account,
-           "enabled": ev.spec.enabled, "managed": ev.managed, "drifted": ev.drifted,
-           "protect": ev.spec.protect, "version": ev.version, "stageCount": ev.stage_count,
-           "stages": sorted(set(lc.stages)) if lc is not None else []}
+    row: dict[str, Any] = {
+        "id": ev.id, "name": ev.name, "account": ev.account, "trigger": kind, "fires": fires,
+        "network": NETWORK_LABELS[ev.spec.destination], "adAccount": ev.spec.target,
+        "enabled": ev.spec.enabled, "managed": ev.managed, "drifted": ev.drifted,
+        "protect": ev.spec.protect, "version": ev.version, "stageCount": ev.stage_count,
+        "stages": sorted(set(lc.stages)) if lc is not None else []}
     row["states"] = frozenset({"enabled" if row["enabled"] else "disabled",
                                "managed" if row["managed"] else "unmanaged",
                                *(("drifted",) if row["drifted"] else ())})
