@@ -118,6 +118,9 @@ def test_copy_moves_everything_and_a_plan_on_the_target_shows_no_changes(
     before, after = open_provider(src), open_provider(dst)
     assert after.list_events() == before.list_events()  # same ids, versions, times, drift
     assert after.list_accounts() == before.list_accounts() and after.current_lock() is None
+    history = before.audit_log()
+    assert history and after.audit_log() == history  # who applied what, kept (issue 14)
+    assert f"audit records  {len(history)}\n" in copied.output
     before.close()
     after.close()
     tokens = open_token_store(dst)

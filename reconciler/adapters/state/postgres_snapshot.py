@@ -36,7 +36,8 @@ def _read(conn: Conn, provider: PostgresProvider) -> Snapshot:
         f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens ORDER BY id").fetchall()]
     journal = [dict(zip(JOURNAL_FIELDS, row, strict=True)) for row in conn.execute(
         f"SELECT {', '.join(JOURNAL_FIELDS)} FROM journal ORDER BY seq").fetchall()]
-    return Snapshot(accounts, events, tokens, journal)
+    audit = [row[0] for row in conn.execute("SELECT body FROM audit ORDER BY seq").fetchall()]
+    return Snapshot(accounts, events, tokens, journal, audit)
 
 
 def write(url: str, snapshot: Snapshot) -> None:
@@ -69,3 +70,5 @@ def _write(conn: Conn, snapshot: Snapshot) -> None:
         cur.executemany(f"INSERT INTO journal ({', '.join(JOURNAL_FIELDS)}) VALUES "
                         "(%s, %s, %s, %s, %s, %s)",
                         [tuple(j[k] for k in JOURNAL_FIELDS) for j in snapshot.journal])
+        cur.executemany("INSERT INTO audit (body) VALUES (%s)",
+                        [(Jsonb(a),) for a in snapshot.audit])

@@ -1,7 +1,8 @@
 """``convctl state copy``: the whole live state, moved from one store to another, nothing lost.
 
 A ``Snapshot`` is every row of the live state as stored (accounts, events with their ids,
-versions and timestamps, tokens as hashes, the apply journal in order); the lock is not part of
+versions and timestamps, tokens as hashes, the apply journal and the audit log in order); the
+lock is not part of
 it: the copy holds the source's lock while it runs and the target starts unlocked. The source
 is read in one consistent transaction; the target is written in one transaction, which first
 checks that it is empty; then the target is read back and must equal the source, row for row.
@@ -36,15 +37,17 @@ class Snapshot:
     events: list[LiveEvent] = field(default_factory=list)
     tokens: list[dict[str, Any]] = field(default_factory=list)  # TOKEN_FIELDS, times as datetime
     journal: list[dict[str, Any]] = field(default_factory=list)  # JOURNAL_FIELDS, in order
+    audit: list[dict[str, Any]] = field(default_factory=list)  # the records' JSON, in order
     agent_rows: dict[str, int] = field(default_factory=dict)  # the agent queues copied
 
     def counts(self) -> dict[str, int]:
         return {"accounts": len(self.accounts), "events": len(self.events),
-                "tokens": len(self.tokens), "journal steps": len(self.journal)}
+                "tokens": len(self.tokens), "journal steps": len(self.journal),
+                "audit records": len(self.audit)}
 
     def same_state(self, other: Snapshot) -> bool:
-        return (self.accounts, self.events, self.tokens, self.journal) == (
-            other.accounts, other.events, other.tokens, other.journal)
+        return (self.accounts, self.events, self.tokens, self.journal, self.audit) == (
+            other.accounts, other.events, other.tokens, other.journal, other.audit)
 
     @property
     def empty(self) -> bool:
@@ -142,7 +145,8 @@ def _read_sqlite(conn: sqlite3.Connection) -> Snapshot:
               for r in conn.execute(f"SELECT {', '.join(TOKEN_FIELDS)} FROM tokens ORDER BY id")]
     journal = [{**dict(r), "at": datetime.fromisoformat(r["at"])} for r in conn.execute(
         f"SELECT {', '.join(JOURNAL_FIELDS)} FROM journal ORDER BY seq")]
-    return Snapshot(accounts, events, tokens, journal)
+    audit = [orjson.loads(r["body"]) for r in conn.execute("SELECT body FROM audit ORDER BY seq")]
+    return Snapshot(accounts, events, tokens, journal, audit)
 
 
 def _write_sqlite(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
@@ -169,3 +173,4 @@ def _write_sqlite(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
     conn.executemany(f"INSERT INTO journal ({', '.join(JOURNAL_FIELDS)}) VALUES "
                      "(?, ?, ?, ?, ?, ?)", [(*(j[k] for k in JOURNAL_FIELDS[:-1]),
                                              j["at"].isoformat()) for j in snapshot.journal])
+    conn.executemany("INSERT INTO audit (body) VALUES (?)", [(dump(a),) for a in snapshot.audit])
