@@ -10,12 +10,14 @@ Meta-only options on other networks, E317 one conversion used twice (R16), W303-
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
+from typing import Any
 
-from reconciler.core import models
+from reconciler.core import models, privacy
 from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Google, LinkedIn
+from reconciler.core.normalize import UNHASHED_KEYS
 from reconciler.core.source import Located
 from reconciler.diagnostics import Diagnostics
 
@@ -207,3 +209,53 @@ def check_sharing(ev: EventDoc, keys: list[str], diags: Diagnostics) -> bool:
         diags.warning("W301", f"email is not shared: {LABELS[network]} matches far fewer events "
                       "without it", where, "R15")
     return True
+
+
+# ---- what an event sends, per network (plans, ``events show``) ------------------------------
+
+# Keys each network receives in clear: LinkedIn's first-party tracking id and the IP, Google's
+# click ids. The shared keys (em, fn, ...) are sent hashed (SHA-256) to both.
+CLEAR_KEYS = frozenset({"li_fat_id", "gclid", "gbraid", "wbraid", "client_ip_address"})
+
+
+def destination_of(spec: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """``(network, target key, target)`` of an event's spec document (aliases, as dumped)."""
+    network = spec.get("network") or "meta"
+    key = TARGETS.get(network, "adAccount")
+    return network, key, spec.get(key)
+
+
+def sent_keys(spec: Mapping[str, Any]) -> list[str]:
+    """The keys an event sends: Meta's user_data keys (``privacy.sent_keys``); for LinkedIn
+    and Google Ads the shared keys that network is sent (SENT_KEYS) and its clear keys."""
+    network, _, _ = destination_of(spec)
+    keys = privacy.sent_keys(spec)
+    if network == "meta":
+        return keys
+    shared = [k for k in keys if k in SENT_KEYS[network]]
+    sharing = spec.get("dataSharing") or {}
+    if network == "linkedin":
+        clear = ["li_fat_id"]
+        if sharing.get("ipAddress", True) and (spec.get("trigger") or {}).get("formSubmission"):
+            clear.append("client_ip_address")
+    else:
+        clear = ["gclid", "gbraid", "wbraid"]
+    return shared + clear
+
+
+def is_hashed(key: str, network: str) -> bool:
+    """Whether ``key`` leaves hashed for ``network``."""
+    if network == "meta":
+        return key not in UNHASHED_KEYS
+    return key not in CLEAR_KEYS
+
+
+def sent_keys_change(before: Mapping[str, Any] | None,
+                     after: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """``privacy.sent_keys_change`` for an event of any network: ``{"sends", "hashed",
+    "starts", "stops"}`` between two spec documents (None: absent)."""
+    old = sent_keys(before) if before is not None else []
+    new = sent_keys(after) if after is not None else []
+    network = destination_of(after or before or {})[0]
+    return {"sends": new, "hashed": [k for k in new if is_hashed(k, network)],
+            "starts": [k for k in new if k not in old], "stops": [k for k in old if k not in new]}
