@@ -56,8 +56,8 @@ def check_linkedin(doc: AccountDoc, li: LinkedIn, diags: Diagnostics, today: dat
         diags.error("E122", f"linkedin adAccount must look like urn:li:sponsoredAccount:<1-20 "
                     f"digits>, got {_shown(li.ad_account)}",
                     doc.at("spec", "linkedin", "adAccount"), "R1")
-    if "version" not in li.model_fields_set:
-        return  # the default moves with convctl releases
+    if li.version == models.DEFAULT_LINKEDIN_VERSION:
+        return  # the version this convctl is built for: it moves with convctl releases
     where = doc.at("spec", "linkedin", "version")
     if not _LI_VERSION(li.version):
         diags.error("E123", f"linkedin version must be a Linkedin-Version YYYYMM (e.g. "

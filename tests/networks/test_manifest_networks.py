@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from reconciler.adapters.manifests import load
-from reconciler.core import rules, validate
+from reconciler.core import models, rules, validate
 from reconciler.core.source import RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics
 
@@ -135,9 +135,11 @@ def test_linkedin_version_is_at_most_a_year_old_and_not_in_the_future(
     assert _dated(version, date(2026, 11, 30)) == expected
 
 
-def test_an_unpinned_linkedin_version_is_never_dated() -> None:
-    """The default moves with convctl releases; only a version a manifest pins is checked."""
-    assert _dated("", date(2031, 1, 1)) == []
+@pytest.mark.parametrize("version", ["", models.DEFAULT_LINKEDIN_VERSION])
+def test_the_default_linkedin_version_is_never_dated(version: str) -> None:
+    """The default moves with convctl releases: unset or pinned to it, it is never refused (a
+    write through the API dumps the default as if the manifest had pinned it)."""
+    assert _dated(version, date(2031, 1, 1)) == []
 
 
 @pytest.mark.parametrize("tier", ["professional", "enterprise"])
