@@ -84,3 +84,49 @@ def test_import_gives_back_manifests_that_plan_no_change(repo: Path) -> None:
     assert run("validate", "imported").exit_code == 0
     again = run("plan", "imported", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
+
+
+MESSY_LINKEDIN = """\
+kind: ConversionEvent
+spec:
+  trigger:
+    lifecycleStageChange: {stages: [customer]}
+  conversionRule: urn:lla:llaPartnerConversion:7001   # the rule
+  network: linkedin
+  account: initech
+metadata: {name: won}
+apiVersion: convctl/v1
+---
+spec:
+  google:
+    consent: {adPersonalization: denied, adUserData: granted}
+    accessToken: {env: G}
+    customerId: "4567890123"
+  linkedin:
+    version: "202611"
+    accessToken: {env: L}
+    adAccount: urn:li:sponsoredAccount:5
+  tier: professional
+  portalId: 1
+kind: Account
+metadata: {name: initech}
+apiVersion: convctl/v1
+"""
+
+
+def test_fmt_puts_network_keys_in_the_models_order() -> None:
+    """network and its target right after account; each block in its model's order."""
+    from reconciler.adapters.fmt import format_text
+
+    out = format_text(MESSY_LINKEDIN)
+    event = out.split("---")[0]
+    assert event.index("account:") < event.index("network:") < event.index("conversionRule:") \
+        < event.index("trigger:")
+    assert "conversionRule: urn:lla:llaPartnerConversion:7001   # the rule" in event
+    account = out.split("---")[1]
+    assert account.index("customerId:") < account.index("accessToken: {env: G}") \
+        < account.index("consent:")
+    assert account.index("adAccount:") < account.index("accessToken: {env: L}") \
+        < account.index("version:")
+    assert account.index("linkedin:") < account.index("google:")
+    assert format_text(out) == out
