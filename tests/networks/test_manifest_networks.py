@@ -156,3 +156,32 @@ def test_lifecycle_events_of_every_network_share_the_tier_limit(
     assert findings(tmp_path, *docs) == []
     docs.append(lifecycle("one-more", "google", ("lead",), n=999))
     assert findings(tmp_path, *docs) == ["E313"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _schema_errors(path: Path) -> int:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "schemas" / "convctl.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    return sum(len(list(validator.iter_errors(d))) for d in docs)
+
+
+@pytest.mark.parametrize("name", ["account.yaml", "events.yaml"])
+def test_the_example_fits_the_json_schema(name: str) -> None:
+    assert _schema_errors(ROOT / "examples" / "networks" / name) == 0
+
+
+@pytest.mark.parametrize("case", [
+    "e120-no-network", "e121-target-of-another-network", "e102-linkedin-without-conversion-rule",
+    "e102-meta-event-without-ad-account", "e102-meta-form-without-facebook-event",
+    "e314-facebook-event-on-linkedin", "e315-ldu-on-google-event",
+    "e316-ad-interactions-on-linkedin"])
+def test_editors_see_the_network_rules_in_the_json_schema(case: str) -> None:
+    """The schema's per-network conditions flag what validate refuses (validate has positions)."""
+    assert _schema_errors(ROOT / "tests" / "data" / "broken" / f"{case}.yaml") == 1
