@@ -245,7 +245,7 @@ class AccountSpec(_Model):
     @property
     def meta(self) -> Facebook:
         """The Meta block, for what only Meta events use (validation makes a Meta event's
-        account have one: E202)."""
+        account have one: E128)."""
         if self.facebook is None:
             raise ValueError("the account has no facebook block")
         return self.facebook

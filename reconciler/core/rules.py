@@ -2,7 +2,9 @@
 
 Each check adds diagnostics pointing at the offending node with a stable code and, where one
 applies, the R-rule. Codes: E1xx shape and formats, E2xx references and names, E3xx R-rules,
-W3xx warnings. The table in README "Diagnostic codes" lists them all.
+W3xx warnings. The table in README "Diagnostic codes" lists them all. What is particular to a
+network (LinkedIn and Google Ads blocks, an event's target, Meta-only options, R16's one event
+per conversion) is in ``network_rules.py``.
 """
 
 from __future__ import annotations
