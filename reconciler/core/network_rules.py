@@ -28,6 +28,8 @@ LABELS = {"meta": "Meta", "linkedin": "LinkedIn", "google": "Google Ads"}
 BLOCKS = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 # The target key each network's events name (exactly that one: E121).
 TARGETS = {"meta": "adAccount", "linkedin": "conversionRule", "google": "conversionAction"}
+_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
+           "conversionAction": "conversion_action"}
 # The shared dataSharing keys (vocabulary.META_USER_KEYS) each network is sent; others are
 # dropped for it (W303). LinkedIn: SHA256_EMAIL and userInfo names; Google: hashed email,
 # phone and the address it matches on (names, postal code, country).
@@ -127,10 +129,6 @@ def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
         diags.error("E102", f"missing required field 'spec.{own}'", ev.at("spec", key=True))
         return False
     return network == "meta"  # Meta's ad account is checked against the account (E202)
-
-
-_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
-           "conversionAction": "conversion_action"}
 
 
 def check_target_format(ev: EventDoc, diags: Diagnostics) -> None:
