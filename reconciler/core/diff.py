@@ -14,12 +14,11 @@ from typing import Any
 
 from reconciler.core.live import spec_document
 from reconciler.core.models import AccountSpec, EventSpec
+from reconciler.core.network_rules import TARGET_FIELDS
 from reconciler.core.plan import FieldDiff
 
 FORM = "spec.trigger.formSubmission"
 LIFECYCLE = "spec.trigger.lifecycleStageChange"
-_TARGETS = (("ad_account", "adAccount"), ("conversion_rule", "conversionRule"),
-            ("conversion_action", "conversionAction"))
 
 
 def event_document(name: str, spec: EventSpec, labels: dict[str, str]) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def immutable_changes(before: EventSpec, after: EventSpec) -> dict[str, str]:
         causes["spec.account"] = "account"
     if before.destination != after.destination:
         causes["spec.network"] = "network"
-    for field, key in _TARGETS:  # a Meta ad account, a LinkedIn rule, a Google action
+    for key, field in TARGET_FIELDS.items():  # Meta's ad account, LinkedIn's rule, Google's action
         if getattr(before, field) != getattr(after, field):
             causes[f"spec.{key}"] = key
     old, new = before.trigger, after.trigger

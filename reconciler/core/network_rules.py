@@ -28,7 +28,7 @@ LABELS = {"meta": "Meta", "linkedin": "LinkedIn", "google": "Google Ads"}
 BLOCKS = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 # The target key each network's events name (exactly that one: E121).
 TARGETS = {"meta": "adAccount", "linkedin": "conversionRule", "google": "conversionAction"}
-_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
+TARGET_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
            "conversionAction": "conversion_action"}
 # The shared dataSharing keys (vocabulary.META_USER_KEYS) each network is sent; others are
 # dropped for it (W303). LinkedIn: SHA256_EMAIL and userInfo names; Google: hashed email,
@@ -115,7 +115,7 @@ def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
     spec, network = ev.model.spec, ev.model.spec.destination
     own = TARGETS[network]
     for other_network, key in TARGETS.items():
-        if key != own and getattr(spec, _FIELDS[key]) is not None:
+        if key != own and getattr(spec, TARGET_FIELDS[key]) is not None:
             diags.error("E121", f"{key} is the target of {LABELS[other_network]} events; a "
                         f"{LABELS[network]} event names its {own} only",
                         ev.at("spec", key, key=True), "R1")

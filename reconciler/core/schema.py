@@ -15,15 +15,13 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from reconciler.core.models import Account, ConversionEvent
+from reconciler.core.network_rules import TARGETS
 
 SCHEMA_ID = "https://convctl.dev/schemas/"
 
 
 def _dump(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-_TARGETS = {"meta": "adAccount", "linkedin": "conversionRule", "google": "conversionAction"}
 
 
 def _network_case(network: str) -> dict[str, Any]:
@@ -33,8 +31,8 @@ def _network_case(network: str) -> dict[str, Any]:
                                           {"properties": {"network": {"enum": ["meta", None]}}}]}
     else:
         when = {"required": ["network"], "properties": {"network": {"const": network}}}
-    others = [{"required": [key]} for net, key in _TARGETS.items() if net != network]
-    then: dict[str, Any] = {"required": [_TARGETS[network]], "not": {"anyOf": others}}
+    others = [{"required": [key]} for net, key in TARGETS.items() if net != network]
+    then: dict[str, Any] = {"required": [TARGETS[network]], "not": {"anyOf": others}}
     form = ({"required": ["facebookEvent"]} if network == "meta"
             else {"not": {"required": ["facebookEvent"]}})
     trigger: dict[str, Any] = {"formSubmission": form}
@@ -52,7 +50,7 @@ def _with_network_rules(schema: dict[str, Any]) -> dict[str, Any]:
         defs["AccountSpec"]["anyOf"] = [{"required": [block]}
                                         for block in ("facebook", "linkedin", "google")]
     if "EventSpec" in defs:
-        defs["EventSpec"]["allOf"] = [_network_case(network) for network in _TARGETS]
+        defs["EventSpec"]["allOf"] = [_network_case(network) for network in TARGETS]
     return schema
 
 
