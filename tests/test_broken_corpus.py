@@ -190,9 +190,22 @@ def test_e313_message_has_the_count_and_the_limit() -> None:
     assert "from 50 to 52" in quota.message
 
 
+def test_w305_linkedin_version_near_its_end(tmp_path: Path) -> None:
+    """A Linkedin-Version 10 or 11 months old warns (LinkedIn serves one for 12 months)."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date()
+    months = today.year * 12 + today.month - 1 - 10
+    version = f"{months // 12}{months % 12 + 1:02d}"
+    data = VALID_ACCOUNT + (f"  linkedin:\n    adAccount: urn:li:sponsoredAccount:5\n"
+                            f"    accessToken: {{env: ACME_LINKEDIN_TOKEN}}\n"
+                            f"    version: \"{version}\"\n")
+    assert _load_bytes(tmp_path, data.encode()) == [("W305", 16, 14, None)]
+
+
 # The modules of the manifests capability (load -> parse -> validate -> rules).
 MANIFEST_MODULES = ("core/models.py", "core/validate.py", "core/rules.py",
-                    "adapters/manifests.py", "adapters/yamlparse.py")
+                    "core/network_rules.py", "adapters/manifests.py", "adapters/yamlparse.py")
 
 
 def _emitted_codes() -> set[str]:
@@ -208,5 +221,6 @@ def test_every_emitted_code_is_covered() -> None:
     covered = {code for path in CASES for code, *_ in expectations(path)}
     # Codes exercised by the generated cases above (bytes, sizes, symlinks).
     covered |= {"E001", "E006", "E007"}
+    covered |= {"W305"}  # dated by today: test_w305_linkedin_version_near_its_end
     missing = _emitted_codes() - covered
     assert not missing, f"no broken case for {sorted(missing)}"

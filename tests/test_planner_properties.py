@@ -1,5 +1,6 @@
 """Hypothesis properties of the planner (architecture rule 9) over 1-3 accounts with tiers and
-random lifecycle-stage and form events, live states derived from the desired one by random
+random lifecycle-stage and form events of the three networks (Meta, LinkedIn, Google Ads: R9 is
+the CRM's limit, every network's stages count), live states derived from the desired one by random
 edits (missing, changed, immutable field changed, legacy, unmanaged, drifted, renamed, extra).
 """
 
@@ -24,6 +25,12 @@ CUSTOM = [str(1000 + i) for i in range(40)]
 STAGES = [*STANDARD_STAGES, *CUSTOM]
 FORMS = ["form-a", "form-b"]
 ADS = ["act_111", "act_222"]
+NETWORKS = ["meta", "linkedin", "google"]
+# Each network's own target (the key and two values), as events name it.
+TARGETS = {"meta": ("adAccount", ADS),
+           "linkedin": ("conversionRule", ["urn:lla:llaPartnerConversion:1",
+                                           "urn:lla:llaPartnerConversion:2"]),
+           "google": ("conversionAction", ["601", "602"])}
 NAMES = ["e0", "e1", "e2", "e3", "e4", "e5"]
 SRC = SourceMap("<generated>")
 
@@ -35,19 +42,36 @@ def account(name: str, tier: str, portal: int) -> Account:
                  "customLifecycleStages": [{"id": c, "label": f"S{c}"} for c in CUSTOM],
                  "forms": [{"id": f, "name": f} for f in FORMS],
                  "facebook": {"businessId": "112233", "pixelId": "123456789012345",
-                              "adAccounts": ADS, "accessToken": {"env": "TOKEN"}}}})
+                              "adAccounts": ADS, "accessToken": {"env": "TOKEN"}},
+                 "linkedin": {"adAccount": "urn:li:sponsoredAccount:5",
+                              "accessToken": {"env": "LI_TOKEN"}},
+                 "google": {"customerId": "1234567890", "accessToken": {"env": "G_TOKEN"}}}})
 
 
 @st.composite
-def triggers(draw: st.DrawFn) -> dict[str, Any]:
+def triggers(draw: st.DrawFn, network: str = "meta") -> dict[str, Any]:
     if draw(st.booleans()):
         size = draw(st.integers(1, 30))
         stages = draw(st.lists(st.sampled_from(STAGES), min_size=size, max_size=size, unique=True))
-        contacts = draw(st.sampled_from(["all", "adInteractions"]))
+        contacts = draw(st.sampled_from(["all", "adInteractions"] if network == "meta"
+                                        else ["all"]))
         return {"lifecycleStageChange": {"stages": stages, "contacts": contacts}}
-    return {"formSubmission": {"formId": draw(st.sampled_from(FORMS)),
-                               "facebookEvent": draw(st.sampled_from(["Lead", "Contact"])),
-                               "consent": {"property": "c", "value": "yes"}}}
+    form: dict[str, Any] = {"formId": draw(st.sampled_from(FORMS)),
+                            "consent": {"property": "c", "value": "yes"}}
+    if network == "meta":
+        form["facebookEvent"] = draw(st.sampled_from(["Lead", "Contact"]))
+    return {"formSubmission": form}
+
+
+@st.composite
+def destinations(draw: st.DrawFn) -> dict[str, str]:
+    """``network`` (unset for most Meta events: the default) and the network's target."""
+    network = draw(st.sampled_from(NETWORKS))
+    key, values = TARGETS[network]
+    out = {key: draw(st.sampled_from(values))}
+    if network != "meta" or draw(st.booleans()):
+        out["network"] = network
+    return out
 
 
 @st.composite
@@ -56,11 +80,12 @@ def events(draw: st.DrawFn, acc: str, name: str) -> ConversionEvent:
                                 "labels": draw(st.sampled_from([{}, {"team": "growth"}]))}
     if draw(st.integers(0, 2)) == 0:
         metadata["renamedFrom"] = draw(st.sampled_from(["old-" + name, *NAMES]))
+    dest = draw(destinations())
     return ConversionEvent.model_validate({
         "apiVersion": "convctl/v1", "kind": "ConversionEvent", "metadata": metadata,
-        "spec": {"account": acc, "adAccount": draw(st.sampled_from(ADS)),
-                 "enabled": draw(st.booleans()),
-                 "protect": draw(st.integers(0, 9)) == 0, "trigger": draw(triggers())}})
+        "spec": {"account": acc, **dest, "enabled": draw(st.booleans()),
+                 "protect": draw(st.integers(0, 9)) == 0,
+                 "trigger": draw(triggers(dest.get("network", "meta")))}})
 
 
 @st.composite
@@ -76,7 +101,14 @@ def desired_states(draw: st.DrawFn) -> ManifestSet:
 
 
 EDITS = ["same", "absent", "stages", "ad", "form", "labels", "legacy", "unmanaged", "drift",
-         "renamed"]
+         "renamed", "network"]
+_TARGET_FIELDS = ("ad_account", "conversion_rule", "conversion_action")
+
+
+def _with_destination(spec: Any, dest: dict[str, str]) -> Any:
+    """``spec`` moved to another network and/or target (the others' targets cleared)."""
+    data = spec.model_dump(by_alias=True, exclude={"network", *_TARGET_FIELDS})
+    return spec.model_validate({**data, **dest})
 
 
 @st.composite
@@ -86,12 +118,17 @@ def live_variant(draw: st.DrawFn, ev: ConversionEvent, event_id: str) -> list[Li
     if edit == "absent":
         return []
     if edit == "stages" and spec.trigger.lifecycle_stage_change is not None:
-        trig = draw(triggers())
+        trig = draw(triggers(spec.destination))
         spec = spec.model_validate({**spec.model_dump(by_alias=True), "trigger": trig})
-    elif edit == "ad":
-        spec = spec.model_copy(update={"ad_account": draw(st.sampled_from(ADS))})
+    elif edit == "ad":  # another target on the same network
+        key, values = TARGETS[spec.destination]
+        spec = _with_destination(spec, {**({"network": spec.network} if spec.network else {}),
+                                        key: draw(st.sampled_from(values))})
+    elif edit == "network":
+        spec = _with_destination(spec, draw(destinations()))
     elif edit == "form":
-        spec = spec.model_validate({**spec.model_dump(by_alias=True), "trigger": draw(triggers())})
+        spec = spec.model_validate({**spec.model_dump(by_alias=True),
+                                    "trigger": draw(triggers(spec.destination))})
     elif edit in ("labels", "drift"):
         meta = meta.model_copy(update={"labels": {"team": "other"}})
     elif edit == "renamed" and meta.renamed_from:
@@ -193,3 +230,16 @@ def test_plans_are_deterministic(scenario: Any, rnd: Any) -> None:
     rnd.shuffle(shuffled_events)
     assert build_plan(ms, shuffled_accounts, shuffled_events, **options) == plan
     assert Plan.from_json(plan.to_json()) == plan
+
+
+@given(desired_states())
+def test_lifecycle_events_of_every_network_use_the_accounts_slots(ms: ManifestSet) -> None:
+    """R9 is the CRM's limit (R7: one slot a stage): LinkedIn and Google Ads lifecycle events
+    count toward it with Meta's; a plan over it is refused with E313."""
+    accounts = [live_account(a.model) for a in ms.accounts]
+    plan = build_plan(ms, accounts, [])
+    for quota in plan.quotas:
+        used = sum(e.model.stage_count for e in ms.events if e.model.spec.account == quota.account)
+        assert quota.after == quota.peak == used
+        flagged = any(e.code == "E313" and f"'{quota.account}'" in e.message for e in plan.errors)
+        assert flagged == (used > quota.limit)

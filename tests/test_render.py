@@ -98,6 +98,19 @@ def drift_change() -> Change:
               drift=(FieldDiff("spec.enabled", False, True),))
 
 
+def planned(case: str) -> Plan:
+    """The plan of a planner golden case (tests/data/plans/CASE)."""
+    from reconciler.adapters.manifests import load
+    from reconciler.core.live import LiveAccount, LiveEvent
+    from reconciler.core.planner import build_plan
+
+    folder = Path(__file__).parent / "data" / "plans" / case
+    desired, _ = load([folder / "desired.yaml"])
+    live = json.loads((folder / "live.json").read_text())
+    return build_plan(desired, [LiveAccount.model_validate(a) for a in live["accounts"]],
+                      [LiveEvent.model_validate(e) for e in live["events"]])
+
+
 CASES: dict[str, Callable[[], Plan]] = {
     "empty": lambda: Plan(quotas=(quota(37, 37, 37),)),
     "create": lambda: Plan(changes=(create_change(),), quotas=(quota(37, 41, 41),)),
@@ -133,6 +146,8 @@ CASES: dict[str, Callable[[], Plan]] = {
                         before={"spec": {"tier": "professional"}},
                         after={"spec": {"tier": "enterprise"}})),
         quotas=(quota(0, 4, 4, "beta", "enterprise", 100), quota(37, 37, 37))),
+    # LinkedIn and Google Ads events: their network and target drawn, Meta's as before
+    "networks": lambda: planned("networks"),
 }
 EXT = {"text": "txt", "json": "json", "markdown": "md"}
 

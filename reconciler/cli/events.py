@@ -25,11 +25,14 @@ def command() -> None:
 
 
 def _trigger(ev: LiveEvent) -> str:
+    """The trigger column; a LinkedIn or Google Ads event adds its network and target."""
     lc = ev.spec.trigger.lifecycle_stage_change
-    if lc is not None:
-        return f"stages: {','.join(lc.stages)}"
     fs = ev.spec.trigger.form_submission
-    return f"form: {fs.form_id}" if fs is not None else "-"
+    text = (f"stages: {','.join(lc.stages)}" if lc is not None
+            else f"form: {fs.form_id}" if fs is not None else "-")
+    if ev.spec.destination != "meta":
+        text += f" -> {ev.spec.destination} {ev.spec.target or '-'}"
+    return text
 
 
 LIST_FORMAT_VERSION = "1"
@@ -41,7 +44,8 @@ LIST_FORMAT_VERSION = "1"
               show_default=True, help="Output format (json carries a format_version).")
 @state_option
 def list_(account: str | None, fmt: str, state: str | None) -> None:
-    """List live events: id, account/name, state, api, trigger."""
+    """List live events: id, account/name, state, api, trigger (and, for LinkedIn and Google
+    Ads events, the network and its conversion rule or action)."""
     from reconciler.adapters.state import open_provider
     from reconciler.render.redact import printable
 
@@ -71,7 +75,10 @@ def _row(ev: LiveEvent) -> dict[str, object]:
             "stages": list(lc.stages) if lc is not None else None,
             "formId": fs.form_id if fs is not None else None,
             "stageCount": ev.stage_count, "version": ev.version,
-            "createdAt": ev.created_at.isoformat(), "updatedAt": ev.updated_at.isoformat()}
+            "createdAt": ev.created_at.isoformat(), "updatedAt": ev.updated_at.isoformat(),
+            # LinkedIn / Google Ads only: a Meta event's row is what it was before networks
+            **({"network": ev.spec.destination, "target": ev.spec.target}
+               if ev.spec.destination != "meta" else {})}
 
 
 @command.command("show")
@@ -82,8 +89,8 @@ def show(ref: str, state: str | None) -> None:
     import orjson
 
     from reconciler.adapters.state import open_provider
-    from reconciler.core.normalize import HASHED_KEYS
-    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
+    from reconciler.core.network_rules import destination_of, is_hashed, sent_keys
+    from reconciler.core.privacy import effective_options, payload_fields
     from reconciler.render.redact import printable_lines, redact
     from reconciler.services.events import find_event
 
@@ -96,8 +103,8 @@ def show(ref: str, state: str | None) -> None:
     data = redact(ev.model_dump(mode="json", by_alias=True))
     data["stageCount"], data["drifted"] = ev.stage_count, ev.drifted
     # what leaves per event: the user_data keys and the Limited Data Use fields it sends
-    keys = sent_keys(data["spec"])
-    data["sends"] = {"userData": keys, "hashed": [k for k in keys if k in HASHED_KEYS],
+    keys, network = sent_keys(data["spec"]), destination_of(data["spec"])[0]
+    data["sends"] = {"userData": keys, "hashed": [k for k in keys if is_hashed(k, network)],
                      "dataProcessingOptions": payload_fields(
                          effective_options(ev.spec, account.spec if account else None))}
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()

@@ -4,7 +4,8 @@ The planner compares the comparable form of an object (``live.spec_document``) w
 and only diffs what differs (architecture.md: per key, not one DeepDiff over the whole state).
 Paths are dotted manifest paths with the camelCase aliases users write, e.g.
 ``spec.trigger.lifecycleStageChange.stages``; lists are compared whole. Immutable fields
-(product.md §3: ``account``, ``adAccount``, trigger kind, ``formId``) force a replacement.
+(product.md §3: ``account``, ``adAccount``, trigger kind, ``formId``; and the ``network`` with its
+target, ``conversionRule`` or ``conversionAction``) force a replacement.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from reconciler.core.live import spec_document
 from reconciler.core.models import AccountSpec, EventSpec
+from reconciler.core.network_rules import TARGET_FIELDS
 from reconciler.core.plan import FieldDiff
 
 FORM = "spec.trigger.formSubmission"
@@ -61,8 +63,11 @@ def immutable_changes(before: EventSpec, after: EventSpec) -> dict[str, str]:
     causes: dict[str, str] = {}
     if before.account != after.account:
         causes["spec.account"] = "account"
-    if before.ad_account != after.ad_account:
-        causes["spec.adAccount"] = "adAccount"
+    if before.destination != after.destination:
+        causes["spec.network"] = "network"
+    for key, field in TARGET_FIELDS.items():  # Meta's ad account, LinkedIn's rule, Google's action
+        if getattr(before, field) != getattr(after, field):
+            causes[f"spec.{key}"] = key
     old, new = before.trigger, after.trigger
     if old.kind != new.kind:
         causes[FORM] = causes[LIFECYCLE] = "trigger kind"

@@ -209,7 +209,8 @@ class AccountSpec(_Model):
         description="Subscription tier: professional allows 50 lifecycle-stage events, "
         "enterprise 100 (R9).")
     lead_sync: bool = Field(default=False, alias="leadSync",
-                            description="Meta lead sync is on; required for lifecycle events (R5).")
+                            description="Meta lead sync is on; required for Meta lifecycle events "
+                            "(R5), not for LinkedIn or Google Ads ones.")
     sync_web_conversions: bool = Field(
         default=True, alias="syncWebConversions",
         description="Account setting 'sync web conversions to ads'; false is a warning (R17).")
@@ -225,7 +226,8 @@ class AccountSpec(_Model):
         "either (mdy: 02/03/1990 is February 3); default: the region of defaultCountryCode.")
     data_processing_options: DataProcessingOptions | None = Field(
         default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
-        description="Limited Data Use for every event of the account (events may override).")
+        description="Meta's Limited Data Use for every Meta event of the account (events may "
+        "override); needs a facebook block.")
     custom_lifecycle_stages: list[CustomStage] = Field(
         default_factory=list, alias="customLifecycleStages",
         description="The account's custom lifecycle stages (R6).")
@@ -243,7 +245,7 @@ class AccountSpec(_Model):
     @property
     def meta(self) -> Facebook:
         """The Meta block, for what only Meta events use (validation makes a Meta event's
-        account have one: E202)."""
+        account have one: E128)."""
         if self.facebook is None:
             raise ValueError("the account has no facebook block")
         return self.facebook
@@ -251,7 +253,8 @@ class AccountSpec(_Model):
 
 class Account(_Model):
     api_version: Literal["convctl/v1"] = Field(alias="apiVersion", description="Always convctl/v1.")
-    kind: Literal["Account"] = Field(description="Account: one CRM account and its Meta setup.")
+    kind: Literal["Account"] = Field(description="Account: one CRM account and its ad network "
+                                     "setup (Meta, LinkedIn, Google Ads).")
     metadata: Metadata = Field(description="Name and labels.")
     spec: AccountSpec = Field(description="The account's settings.")
 
@@ -296,7 +299,8 @@ class LifecycleStageChange(_Model):
                               "one toward the tier limit (R6, R7).")
     contacts: Literal["all", "adInteractions"] = Field(
         default="all",
-        description="all contacts with a lead id, or only those that interacted with ads (R8).")
+        description="all contacts (Meta: with a lead id), or only those that interacted with "
+        "Meta ads (adInteractions: Meta events only) (R8).")
 
 
 class Trigger(_Model):
@@ -343,7 +347,8 @@ class EventSpec(_Model):
         "or google.")
     ad_account: str | None = Field(default=None, alias="adAccount",
                                    exclude_if=lambda v: v is None,
-                                   description="Meta: one of the account's ad accounts.")
+                                   description="Meta (no network, the default): one of the "
+                                   "account's ad accounts.")
     conversion_rule: str | None = Field(
         default=None, alias="conversionRule", exclude_if=lambda v: v is None,
         description="LinkedIn: the conversion rule, urn:lla:llaPartnerConversion:<digits>.",
@@ -357,12 +362,13 @@ class EventSpec(_Model):
                           description="true: plan refuses to delete or replace this event.")
     trigger: Trigger = Field(description="Exactly one trigger (R1).")
     data_sharing: DataSharing = Field(default_factory=DataSharing, alias="dataSharing",
-                                      description="What is sent to Meta (R15).")
+                                      description="What is sent to the network (R15).")
     # Not dumped when unset, so an event's content hash (drift, R19) stays what it was before
     # the field existed.
     data_processing_options: DataProcessingOptions | None = Field(
         default=None, alias="dataProcessingOptions", exclude_if=lambda v: v is None,
-        description="Limited Data Use for this event; overrides the account's.")
+        description="Meta's Limited Data Use for this event (Meta events only); overrides "
+        "the account's.")
 
     @property
     def destination(self) -> str:

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.core.models import AccountSpec, DataProcessingOptions, EventSpec
-from reconciler.core.normalize import UNHASHED_KEYS
 from reconciler.core.vocabulary import PROPERTY_KEYS
 
 LDU = "LDU"
@@ -98,18 +97,3 @@ def sent_keys(spec: Mapping[str, Any]) -> list[str]:
     else:
         clear.append("lead_id")
     return keys + [k for k in clear if k not in keys]
-
-
-def label(key: str) -> str:
-    """``em (hashed)`` for a key Meta receives hashed, the key alone for a clear one."""
-    return key if key in UNHASHED_KEYS else f"{key} (hashed)"
-
-
-def sent_keys_change(before: Mapping[str, Any] | None,
-                     after: Mapping[str, Any] | None) -> dict[str, list[str]]:
-    """``{"sends", "hashed", "starts", "stops"}`` of a change between two spec documents (None:
-    absent): the keys sent after it, which of them are hashed, which are new, which are gone."""
-    old = sent_keys(before) if before is not None else []
-    new = sent_keys(after) if after is not None else []
-    return {"sends": new, "hashed": [k for k in new if k not in UNHASHED_KEYS],
-            "starts": [k for k in new if k not in old], "stops": [k for k in old if k not in new]}

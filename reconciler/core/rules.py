@@ -2,7 +2,9 @@
 
 Each check adds diagnostics pointing at the offending node with a stable code and, where one
 applies, the R-rule. Codes: E1xx shape and formats, E2xx references and names, E3xx R-rules,
-W3xx warnings. The table in README "Diagnostic codes" lists them all.
+W3xx warnings. The table in README "Diagnostic codes" lists them all. What is particular to a
+network (LinkedIn and Google Ads blocks, an event's target, Meta-only options, R16's one event
+per conversion) is in ``network_rules.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 
-from reconciler.core import models
+from reconciler.core import models, network_rules
 from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
 from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Account, ConversionEvent, Facebook, SecretRef
@@ -51,10 +54,12 @@ EventDoc = Located[ConversionEvent]
 
 
 def check(ms: ManifestSet, diags: Diagnostics, *,
-          secrets_dir: str | None = DEFAULT_SECRETS_DIR) -> None:
+          secrets_dir: str | None = DEFAULT_SECRETS_DIR, today: date | None = None) -> None:
     """Run every rule over the desired state; ``file:`` references must name a file inside
-    ``secrets_dir``, the agent's secrets folder."""
-    accounts = _check_accounts(ms.accounts, diags, secrets_dir)
+    ``secrets_dir``, the agent's secrets folder; ``today`` (UTC by default) dates a pinned
+    Linkedin-Version (E123)."""
+    day = today or datetime.now(UTC).date()
+    accounts = _check_accounts(ms.accounts, diags, secrets_dir, day)
     seen: dict[tuple[str, str], EventDoc] = {}
     for ev in ms.events:
         _check_metadata(ev, diags)
@@ -70,6 +75,7 @@ def check(ms: ManifestSet, diags: Diagnostics, *,
         else:  # the account document itself is broken and already reported: no E201 noise
             _check_trigger(ev, None, diags)
     _check_quota(list(seen.values()), accounts, diags)
+    network_rules.check_unique_conversions(list(seen.values()), diags)
 
 
 def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
@@ -88,7 +94,7 @@ def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
-                    secrets_dir: str | None) -> dict[str, AccountDoc]:
+                    secrets_dir: str | None, today: date) -> dict[str, AccountDoc]:
     by_name: dict[str, AccountDoc] = {}
     by_portal: dict[int, AccountDoc] = {}
     for doc in docs:
@@ -104,18 +110,23 @@ def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
                         f"{_shown(other)}", doc.at("spec", "portalId"))
         by_name[acc.name] = doc
         by_portal[acc.spec.portal_id] = doc
-        _check_account(doc, diags)
+        _check_account(doc, diags, today)
         _check_secret_ref(doc, diags, secrets_dir)
     return by_name
 
 
-def _check_account(doc: AccountDoc, diags: Diagnostics) -> None:
+def _check_account(doc: AccountDoc, diags: Diagnostics, today: date) -> None:
     spec = doc.model.spec
     if spec.facebook is None and spec.linkedin is None and spec.google is None:
         diags.error("E120", "an account needs at least one network block: facebook, linkedin "
                     "or google", doc.at("spec", key=True), "R1")
     if spec.facebook is not None:
         _check_facebook(doc, spec.facebook, diags)
+    if spec.linkedin is not None:
+        network_rules.check_linkedin(doc, spec.linkedin, diags, today)
+    if spec.google is not None:
+        network_rules.check_google(doc, spec.google, diags)
+    network_rules.check_account_options(doc, diags)
     _check_account_rest(doc, diags)
 
 
@@ -204,14 +215,15 @@ def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -
     if account is None:
         diags.error("E201", f"account {_shown(spec.account)} is not declared in any manifest",
                     ev.at("spec", "account"), "R1")
-    elif spec.destination == "meta" and (account.model.spec.facebook is None or
-                                         spec.ad_account not in
-                                         account.model.spec.facebook.ad_accounts):
-        fb = account.model.spec.facebook
-        known = ", ".join(fb.ad_accounts) if fb is not None and fb.ad_accounts else "none"
-        diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of account "
-                    f"{_shown(spec.account)} ad accounts ({known})", ev.at("spec", "adAccount"),
-                    "R1")
+    elif network_rules.check_target(ev, account, diags):
+        fb = account.model.spec.meta
+        if spec.ad_account not in fb.ad_accounts:
+            known = ", ".join(fb.ad_accounts) or "none"
+            diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of "
+                        f"account {_shown(spec.account)} ad accounts ({known})",
+                        ev.at("spec", "adAccount"), "R1")
+    network_rules.check_target_format(ev, diags)
+    network_rules.check_meta_only(ev, diags)
     _check_trigger(ev, account, diags)
     _check_data_processing(ev, diags)
 
@@ -241,7 +253,8 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
     lc = ev.model.spec.trigger.lifecycle_stage_change
     assert lc is not None
     base = ("spec", "trigger", "lifecycleStageChange")
-    if account is not None and not account.model.spec.lead_sync:
+    if (account is not None and not account.model.spec.lead_sync
+            and ev.model.spec.destination == "meta"):
         diags.error("E302", f"lifecycle-stage events need leadSync: true on account "
                     f"{_shown(account.model.name)}", ev.at(*base, key=True), "R5")
     if not lc.stages:
@@ -259,6 +272,8 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
                         "custom stages must be declared in the account's customLifecycleStages",
                         where, "R6")
         seen.add(stage)
+    if ev.model.spec.destination != "meta":  # matched by identifiers, not Meta's lead id (R5)
+        _check_data_sharing(ev, diags)
 
 
 def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
@@ -278,7 +293,11 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
                 diags.error("E307", f"consent {field} must not be empty",
                             ev.at(*base, "consent", field), "R14")
     if ev.model.spec.destination == "meta":
-        _check_facebook_event(fs.facebook_event or "", ev, diags)
+        if fs.facebook_event is None:
+            diags.error("E102", "missing required field 'spec.trigger.formSubmission."
+                        "facebookEvent'", ev.at(*base, key=True))
+        else:
+            _check_facebook_event(fs.facebook_event, ev, diags)
     if fs.value is not None:
         if not (math.isfinite(fs.value.amount) and 0 < fs.value.amount <= models.MAX_AMOUNT):
             diags.error("E309", "value amount must be a finite number greater than 0 and at most "
@@ -343,7 +362,7 @@ def _check_data_sharing(ev: EventDoc, diags: Diagnostics) -> None:
                         f"{', '.join(META_USER_KEYS)})", ev.at(*base, "properties", i, "as"), "R15")
         else:
             keys.append(prop.as_)
-    if "em" not in keys:
+    if not network_rules.check_sharing(ev, keys, diags) and "em" not in keys:
         diags.warning("W301", "email is not shared: Meta matches far fewer events without it",
                       ev.at(*base, "properties"), "R15")
 

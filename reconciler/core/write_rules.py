@@ -10,6 +10,9 @@ Differences, on purpose: there are no file positions; a token file's folder is n
 (agents and servers each have their own ``--secrets-dir``; the path must still be absolute,
 without ``..``); the quota (E313, R9) is left to the
 backend, which counts the live slots atomically with the write; warnings never refuse a write.
+One conversion rule or action per event (E317, R16) is a rule of the whole desired state, which
+validate and plan check: a single write is not refused for it, since an apply may pass through a
+step where an event and the one taking over its conversion both exist.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.diff import manifest_view
+from reconciler.core.network_rules import LABELS, destination_of, is_hashed, sent_keys_change
 from reconciler.core.plan import AccountQuota, Action, Change, FieldDiff, Plan
-from reconciler.core.privacy import label, sent_keys_change
 
 CATEGORIES = ("create", "update", "replace", "delete")
 DRIFT = "changed outside convctl since the last apply"
@@ -181,8 +181,22 @@ def _attributes(change: Change) -> list[Line]:
     return lines
 
 
+def destination(change: Change) -> tuple[str, str, str | None] | None:
+    """``(network, target key, target)`` of a LinkedIn or Google Ads event change; None for
+    Meta's (drawn as before networks existed) and for accounts."""
+    doc = change.after or change.before
+    if change.kind != "event" or doc is None:
+        return None
+    found = destination_of(doc.get("spec") or {})
+    return None if found[0] == "meta" else found
+
+
 def _notes(change: Change) -> list[Line]:
     lines = []
+    dest = destination(change)
+    if dest is not None:
+        network, key, target = dest
+        lines.append(Line("#", f"network: {LABELS[network]}, {key} {target or '-'}"))
     if change.reason:
         lines.append(Line("#", f"reason: {change.reason}"))
     if change.action.is_replace and change.kind == "event" and "(R4)" not in (change.reason or ""):
@@ -208,16 +222,19 @@ def _sends(change: Change) -> list[Line]:
     keys = user_data_change(change)
     if keys is None:
         return []
-    lines = [Line("#", f"sends user_data: {_labels(keys['sends']) or 'nothing'}")]
+    dest = destination(change)
+    network = dest[0] if dest else "meta"
+    what = "user_data" if network == "meta" else f"to {LABELS[network]}"
+    lines = [Line("#", f"sends {what}: {_labels(keys['sends'], network) or 'nothing'}")]
     if change.before is not None and keys["starts"]:
-        lines.append(Line("#", f"starts sending: {_labels(keys['starts'])}"))
+        lines.append(Line("#", f"starts sending: {_labels(keys['starts'], network)}"))
     if keys["stops"]:
-        lines.append(Line("#", f"stops sending: {_labels(keys['stops'])}"))
+        lines.append(Line("#", f"stops sending: {_labels(keys['stops'], network)}"))
     return lines
 
 
-def _labels(keys: list[str]) -> str:
-    return ", ".join(label(k) for k in keys)
+def _labels(keys: list[str], network: str) -> str:
+    return ", ".join(f"{k} (hashed)" if is_hashed(k, network) else k for k in keys)
 
 
 def drift_paths(change: Change) -> str:

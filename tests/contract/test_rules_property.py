@@ -1,5 +1,6 @@
 """Property (issue 10 item 9): for generated events, ``convctl validate`` accepts the manifest
-exactly when the backend accepts the write, and a refusal carries validate's first code.
+exactly when the backend accepts the write, and a refusal carries validate's first code. Events
+of the three networks (Meta, LinkedIn, Google Ads: issue 16) on an account with all three blocks.
 
 Validate runs the real loader on real files (account.yaml next to event.yaml); the write goes to
 every backend (memory, sqlite, http, a real ``convctl serve``).
@@ -54,15 +55,45 @@ EDITS: list[tuple[str, Any]] = [
     *(("labels", {"note": v}) for v in (*TOKENS, f"see {TOKENS[1]}"))]
 
 
+# The networks' blocks of the account, and what breaks a LinkedIn or Google Ads event (R1, R8,
+# R13): another network's target, a malformed one, Meta-only options.
+BLOCKS = {"linkedin": {"adAccount": "urn:li:sponsoredAccount:5123",
+                       "accessToken": {"env": "ACME_LINKEDIN_TOKEN"}},
+          "google": {"customerId": "1234567890", "accessToken": {"env": "ACME_GOOGLE_TOKEN"}}}
+TARGETS = {"linkedin": ("conversionRule", "urn:lla:llaPartnerConversion:7001"),
+           "google": ("conversionAction", "6601")}
+NETWORK_EDITS: list[tuple[str, Any]] = [
+    ("adAccount", "act_1234567890"), ("conversionRule", "urn:lla:llaPartnerConversion:7"),
+    ("conversionRule", "urn:li:x:1"), ("conversionAction", "AW-6601"),
+    ("conversionAction", "6602"), ("network", "linkedin"), ("network", "google"),
+    ("network", "meta"), ("dataProcessingOptions", {"options": []}), ("trigger", _form()),
+    ("trigger", {"lifecycleStageChange": {"stages": ["lead"], "contacts": "adInteractions"}})]
+ALL_EDITS = EDITS + NETWORK_EDITS
+
+
+def _on_network(spec: dict[str, Any], network: str) -> dict[str, Any]:
+    """The valid Meta event ``spec`` as an event of ``network``."""
+    if network == "meta":
+        return spec
+    key, target = TARGETS[network]
+    trigger = spec["trigger"]
+    if "formSubmission" in trigger:  # facebookEvent is Meta's (E314)
+        form = {k: v for k, v in trigger["formSubmission"].items() if k != "facebookEvent"}
+        trigger = {"formSubmission": form}
+    rest = {k: v for k, v in spec.items() if k not in ("adAccount", "trigger")}
+    return {**rest, "network": network, key: target, "trigger": trigger}
+
+
 @st.composite
 def events(draw: st.DrawFn) -> tuple[str, dict[str, Any], dict[str, str]]:
     name = draw(st.sampled_from(NAMES))
     spec: dict[str, Any] = {"account": "acme", "adAccount": "act_1234567890",
                             "trigger": draw(st.sampled_from(TRIGGERS)),
                             "dataSharing": {"properties": ["email"]}}
+    spec = _on_network(spec, draw(st.sampled_from(["meta", "linkedin", "google"])))
     labels = {"team": "growth"}
-    picks = draw(st.lists(st.integers(0, len(EDITS) - 1), max_size=2, unique=True))
-    for field, value in (EDITS[i] for i in picks):
+    picks = draw(st.lists(st.integers(0, len(ALL_EDITS) - 1), max_size=2, unique=True))
+    for field, value in (ALL_EDITS[i] for i in picks):
         if field == "name":
             name = value
         elif field == "labels":
@@ -76,7 +107,7 @@ def _validate_codes(folder: Path, name: str, spec: dict[str, Any],
                     event_labels: dict[str, str]) -> list[str]:
     """Error codes ``validate`` reports for the event's file, in the order it finds them."""
     account = {"apiVersion": "convctl/v1", "kind": "Account", "metadata": {"name": "acme"},
-               "spec": account_spec().model_dump(mode="json", by_alias=True)}
+               "spec": account_spec(**BLOCKS).model_dump(mode="json", by_alias=True)}
     event = {"apiVersion": "convctl/v1", "kind": "ConversionEvent",
              "metadata": {"name": name, "labels": event_labels}, "spec": spec}
     (folder / "account.yaml").write_bytes(orjson.dumps(account))  # JSON is YAML
@@ -88,7 +119,7 @@ def _validate_codes(folder: Path, name: str, spec: dict[str, Any],
 
 @pytest.fixture
 def acme(provider: Provider) -> Provider:
-    provider.put_account("acme", account_spec(), {}, None)
+    provider.put_account("acme", account_spec(**BLOCKS), {}, None)
     return provider
 
 
@@ -102,6 +133,7 @@ def test_validate_accepts_exactly_what_the_backend_accepts(
     write = EventWrite(account="acme", name=name, spec=EventSpec.model_validate(spec, strict=True),
                        labels=event_labels)
     event("validate refuses" if expected else "validate accepts")
+    event(f"network {spec.get('network') or 'meta'}")
     try:
         created = acme.create_event(write)
     except RuleViolationError as exc:
