@@ -1,0 +1,1 @@
+"""Senders, one per ad network (httpx): each maps its network's answers to an ``Outcome``."""
