@@ -1,0 +1,1 @@
+"""Senders to the ad networks (httpx): one ``Destination`` per network (docs/networks.md)."""
