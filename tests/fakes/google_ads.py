@@ -16,7 +16,9 @@ with no identifier at all (``NO_IDENTIFIERS_PROVIDED``), a ``login-customer-id``
 not match the destination's ``loginAccount``.
 
 A wrong or missing token is 401 ``UNAUTHENTICATED``; a customer outside ``customers`` (when set)
-403 ``PERMISSION_DENIED``. ``validateOnly: true`` validates and records nothing (answer ``{}``).
+403 ``PERMISSION_DENIED``; a conversion action outside ``actions`` (when set) 400
+``INVALID_CONVERSION_ACTION_ID``. ``validateOnly: true`` validates and records nothing
+(answer ``{}``).
 Accepted events are kept in ``receipts`` (every arrival) and deduplicated by ``transactionId``
 as Google does in ``unique``. ``fail_next`` injects: ``500``, ``503`` (``RetryInfo``), ``429``
 (``Retry-After`` header), ``401``, ``403``, ``slow`` (answer after ``delay``, events accepted),
@@ -324,6 +326,7 @@ class FakeGoogleAds:
 
     token: str = "google-test-token"
     customers: set[str] | None = None  # customers the token may write to (None: any)
+    actions: set[str] | None = None  # conversion actions that exist (None: any)
     clock: Callable[[], float] = time.time
     receipts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     payloads: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
@@ -426,6 +429,10 @@ class FakeGoogleAds:
             if self.customers is not None and customer not in self.customers:
                 raise Refusal("The caller does not have permission.", status=403,
                               reason="PERMISSION_DENIED")
+            if self.actions is not None and dest["productDestinationId"] not in self.actions:
+                raise Refusal("The conversion action does not exist in the customer.",
+                              field="destinations[0].productDestinationId",
+                              reason="INVALID_CONVERSION_ACTION_ID")
 
     def _accept(self, refs: dict[str, dict[str, Any]], events: list[Any],
                 body: dict[str, Any]) -> None:

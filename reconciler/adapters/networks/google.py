@@ -186,3 +186,12 @@ def _per_event(error: GoogleError, count: int) -> dict[int, str] | None:
 def _snippet(raw: bytes) -> str:
     text = raw[:200].decode("utf-8", "replace").replace("\n", " ").strip()
     return f"unexpected body: {text}" if text else "empty body"
+
+
+def reason_of(outcome: Outcome) -> str | None:
+    """Google's ErrorInfo reason in an ``Outcome`` this module made (``STATUS/REASON: ...``)."""
+    head = outcome.message.split(":", 1)[0]
+    status, slash, reason = head.partition("/")
+    if slash:
+        return reason
+    return status if outcome.code and status == outcome.code else None
