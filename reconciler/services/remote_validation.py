@@ -27,6 +27,7 @@ from reconciler.core.source import Located
 from reconciler.core.validate import ManifestSet
 from reconciler.core.vocabulary import PROPERTY_KEYS
 from reconciler.diagnostics import Diagnostics
+from reconciler.errors import PermanentError
 
 CHECKED = frozenset({Action.CREATE, Action.UPDATE, Action.DELETE_CREATE, Action.CREATE_DELETE})
 PLACEHOLDER_CLICK_ID = "convctl-validate-remote-click-id"
@@ -112,7 +113,7 @@ def validate_remote(plan: Plan, manifests: ManifestSet, sender: Sender,
         target = RULES.target(_live(event, moment), spec)
         try:
             token = resolve(google.access_token)
-        except Exception as exc:  # the secret's own error: names the reference, never a value
+        except PermanentError as exc:  # SecretUnavailable: names the reference, never a value
             diags.error("E605", f"cannot validate {event.key} with Google Ads: the account's "
                         f"access token is unavailable ({exc})", account.at("spec", "google"))
             continue

@@ -4,6 +4,7 @@ Google's normalization, consent, the skip reason, the checks, and never a crash 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -217,3 +218,18 @@ def test_validate_and_reads_never_crash_on_any_json(payload: dict[str, Any]) -> 
     RULES.event_time(payload)
     RULES.event_name(payload)
     RULES.match_keys(payload)
+
+
+@given(st.text(max_size=40))
+def test_email_normalization_is_idempotent_and_never_keeps_spaces_or_capitals(raw: str) -> None:
+    normal = norm_email(raw)
+    if normal is not None:
+        assert norm_email(normal) == normal
+        assert normal == normal.lower() and not any(c.isspace() for c in normal)
+        assert normal.count("@") == 1
+
+
+@given(st.text(alphabet="0123456789 +()-.", max_size=20))
+def test_phones_are_e164_or_dropped(raw: str) -> None:
+    normal = norm_phone(raw, "44")
+    assert normal is None or re.fullmatch(r"\+[1-9][0-9]{1,14}", normal)

@@ -41,27 +41,22 @@ from reconciler.core.capi import event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, Google, SecretRef
+from reconciler.core.networks.google_checks import (
+    CLICK_ID,
+    DENIED,
+    GRANTED,
+    MAX_AGE,
+    SKIP_NO_IDENTIFIER,
+    parse_timestamp,
+    postal_code,
+    validate,
+)
 from reconciler.core.normalize import clean, is_hashed
 from reconciler.core.places import country_code
 from reconciler.core.vocabulary import PROPERTY_KEYS
 
 BATCH_LIMIT: Final = 2000
-MAX_AGE: Final = timedelta(days=90)
-SAFETY_MARGIN: Final = timedelta(hours=1)  # expire locally before Google's limit
-MAX_FUTURE: Final = timedelta(seconds=60)
-MAX_IDENTIFIERS: Final = 10
-GRANTED: Final = "CONSENT_GRANTED"
-DENIED: Final = "CONSENT_DENIED"
-CONSENT_VALUES: Final = frozenset({GRANTED, DENIED})
-CLICK_IDS: Final = ("gclid", "gbraid", "wbraid")
-# Google's click ids are URL-safe base64 text; the stricter reading: 10 to 512 such characters.
-CLICK_ID: Final = re.compile(r"[A-Za-z0-9_-]{10,512}")
-CURRENCY: Final = re.compile(r"[A-Z]{3}")
-HEX64: Final = re.compile(r"[0-9a-f]{64}")
-TIMESTAMP: Final = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")
 GMAIL_DOMAINS: Final = frozenset({"gmail.com", "googlemail.com"})
-SKIP_NO_IDENTIFIER: Final = "no_click_id_or_identifier"
 # user_data keys (vocabulary.PROPERTY_KEYS and `as`) Google takes, and where they go
 _KEYS: Final = frozenset({"em", "ph", "fn", "ln", "zp", "country"})
 _SPACE = re.compile(r"\s+")
@@ -122,11 +117,6 @@ def _as_hash(value: str) -> str | None:
     return stripped.lower() if is_hashed(stripped) else None
 
 
-def _postal(value: str) -> str | None:
-    text = _SPACE.sub(" ", clean(value)).strip()
-    return text if 0 < len(text) <= 16 and all(c.isalnum() or c in " -" for c in text) else None
-
-
 def _region(value: str) -> str | None:
     code = country_code(value)
     return code.upper() if code else None
@@ -136,17 +126,6 @@ def rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(value: object) -> int | None:
-    """Epoch seconds of an RFC 3339 UTC timestamp as we write it; None otherwise."""
-    if type(value) is not str or TIMESTAMP.fullmatch(value) is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return int(moment.timestamp())
 
 
 # -- the builder -------------------------------------------------------------------------------
@@ -248,18 +227,21 @@ class GoogleBuilder:
                 out[key] = value
         return out
 
+    def _normal(self, key: str, value: str) -> str | None:
+        """The normalized email (``em``) or phone (``ph``) before hashing."""
+        if key == "em":
+            return norm_email(value)
+        return norm_phone(value, self.account.default_country_code)
+
     def identifiers(self, contact: Contact | None) -> list[dict[str, Any]]:
         """Hashed ``userIdentifiers`` from the shared properties (R15)."""
         if contact is None:
             return []
         values = self._values(contact)
-        dcc = self.account.default_country_code
         out: list[dict[str, Any]] = []
-        norms = {"em": lambda v: _as_hash(v) or _hashed(norm_email(v)),
-                 "ph": lambda v: _as_hash(v) or _hashed(norm_phone(v, dcc))}
         for key, field in (("em", "emailAddress"), ("ph", "phoneNumber")):
             if key in values:
-                digest = norms[key](values[key])
+                digest = _as_hash(values[key]) or _hashed(self._normal(key, values[key]))
                 if digest:
                     out.append({field: digest})
                 else:
@@ -275,7 +257,7 @@ class GoogleBuilder:
         parts = {"givenName": _as_hash(values["fn"]) or _hashed(norm_name(values["fn"])),
                  "familyName": _as_hash(values["ln"]) or _hashed(norm_name(values["ln"])),
                  "regionCode": _region(values["country"]),
-                 "postalCode": _postal(values["zp"])}
+                 "postalCode": postal_code(clean(values["zp"]))}
         if not all(parts.values()):
             self.dropped[("address", "unusable")] += 1
             return None
@@ -287,102 +269,9 @@ class GoogleBuilder:
             return True
         if self.consent(crm_event)["adUserData"] != GRANTED:
             return False
-        return any(("emailAddress" in i or "phoneNumber" in i)
-                   for i in self.identifiers(contact))
-
-
-# -- checks before queueing and before a retry --------------------------------------------------
-
-def _identifier_reason(item: object) -> str | None:
-    if not isinstance(item, Mapping) or len(item) != 1:
-        return "bad_identifier"
-    (field, value), = item.items()
-    if field in ("emailAddress", "phoneNumber"):
-        return None if type(value) is str and HEX64.fullmatch(value) else "bad_identifier"
-    if field != "address" or not isinstance(value, Mapping):
-        return "bad_identifier"
-    names = [value.get("givenName"), value.get("familyName")]
-    if not all(type(n) is str and HEX64.fullmatch(n) for n in names):
-        return "bad_identifier"
-    region, postal = value.get("regionCode"), value.get("postalCode")
-    if type(region) is not str or not re.fullmatch(r"[A-Z]{2}", region):
-        return "bad_identifier"
-    return None if type(postal) is str and _postal(postal) == postal else "bad_identifier"
-
-
-def _user_reason(payload: Mapping[str, Any]) -> tuple[str | None, bool]:
-    """(reason, has identifiers) of ``userData``."""
-    user = payload.get("userData")
-    if user is None:
-        return None, False
-    ids = user.get("userIdentifiers") if isinstance(user, Mapping) else None
-    if not isinstance(ids, list) or not ids or len(ids) > MAX_IDENTIFIERS:
-        return "bad_identifier", False
-    for item in ids:
-        reason = _identifier_reason(item)
-        if reason:
-            return reason, False
-    return None, True
-
-
-def _click_reason(payload: Mapping[str, Any]) -> tuple[str | None, bool]:
-    ads = payload.get("adIdentifiers")
-    if ads is None:
-        return None, False
-    if not isinstance(ads, Mapping) or len(ads) != 1:
-        return "bad_click_id", False
-    (name, value), = ads.items()
-    ok = name in CLICK_IDS and type(value) is str and CLICK_ID.fullmatch(value) is not None
-    return (None, True) if ok else ("bad_click_id", False)
-
-
-def _consent_reason(payload: Mapping[str, Any]) -> str | None:
-    consent = payload.get("consent")
-    if not isinstance(consent, Mapping) or set(consent) != {"adUserData", "adPersonalization"}:
-        return "bad_consent"
-    if not all(v in CONSENT_VALUES for v in consent.values()):
-        return "bad_consent"
-    if consent["adUserData"] == DENIED and "userData" in payload:
-        return "bad_consent"  # never send user data the user did not consent to share
-    return None
-
-
-def _value_reason(payload: Mapping[str, Any]) -> str | None:
-    has_value, has_currency = "conversionValue" in payload, "currency" in payload
-    if has_value != has_currency:
-        return "bad_value"
-    if not has_value:
-        return None
-    value, currency = payload["conversionValue"], payload["currency"]
-    if type(value) not in (int, float) or not 0 <= value < 10**13:
-        return "bad_value"
-    return None if type(currency) is str and CURRENCY.fullmatch(currency) else "bad_value"
-
-
-def validate(payload: Mapping[str, Any], now: datetime, *,
-             safety_margin: timedelta = SAFETY_MARGIN) -> str | None:
-    """Why Google would refuse this event (None: fine); never raises, whatever the payload."""
-    if not isinstance(payload, Mapping):
-        return "missing_field"
-    tid = payload.get("transactionId")
-    if type(tid) is not str or not tid:
-        return "missing_field"
-    at = parse_timestamp(payload.get("eventTimestamp"))
-    if at is None:
-        return "bad_timestamp"
-    now_s = int((now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp())
-    if at < now_s - int((MAX_AGE - safety_margin).total_seconds()):
-        return "too_old"
-    if at > now_s + int(MAX_FUTURE.total_seconds()):
-        return "in_future"
-    reason = _consent_reason(payload) or _value_reason(payload)
-    if reason:
-        return reason
-    user_reason, has_user = _user_reason(payload)
-    click_reason, has_click = _click_reason(payload)
-    if user_reason or click_reason:
-        return user_reason or click_reason
-    return None if has_user or has_click else SKIP_NO_IDENTIFIER
+        values = self._values(contact)
+        return any(_as_hash(values[key]) or self._normal(key, values[key])
+                   for key in ("em", "ph") if key in values)
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -424,6 +313,7 @@ class GoogleRules:
         return GoogleBuilder(live, account)
 
     def validate(self, payload: Mapping[str, Any], now: datetime) -> str | None:
+        """None or why Google would refuse the event (``google_checks``)."""
         return validate(payload, now)
 
     def event_time(self, payload: Mapping[str, Any]) -> int:
