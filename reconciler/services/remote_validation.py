@@ -69,26 +69,36 @@ def _changed_google_events(plan: Plan, manifests: ManifestSet
             yield located, account
 
 
+def _crm_event(event: ConversionEvent, portal: int, at: datetime
+               ) -> FormSubmission | StageChange:
+    who, trigger = "validate-remote", event.spec.trigger
+    if trigger.lifecycle_stage_change is not None:
+        stage = trigger.lifecycle_stage_change.stages[0]
+        return StageChange(portal, who, stage, at, who)
+    form = trigger.form_submission.form_id if trigger.form_submission else ""
+    return FormSubmission(portal, form, who, who, at)
+
+
 def synthetic_payload(event: ConversionEvent, account: AccountSpec,
                       now: datetime) -> dict[str, Any]:
-    """The event's rules applied to a made-up contact, one minute ago."""
+    """The event's rules applied to a made-up contact, one minute ago. The contact has a value
+    for every property the event shares; it gets a placeholder click id only when the event
+    would carry no user identifier otherwise (Google may check a click id more closely than
+    its format)."""
     live = _live(event, now)
-    props = {prop: PLACEHOLDER_CLICK_ID for prop in RULES.properties(live, account)}
+    props: dict[str, str] = {}
     for item in event.spec.data_sharing.properties:
         prop, key = (item, PROPERTY_KEYS.get(item)) if isinstance(item, str) else (
             item.property, item.as_)
         if key in SYNTHETIC:
             props[prop] = SYNTHETIC[key]
-    who, at = "validate-remote", now - timedelta(minutes=1)
-    trigger = event.spec.trigger
-    crm_event: FormSubmission | StageChange
-    if trigger.lifecycle_stage_change is not None:
-        stage = trigger.lifecycle_stage_change.stages[0]
-        crm_event = StageChange(account.portal_id, who, stage, at, who)
-    else:
-        form = trigger.form_submission.form_id if trigger.form_submission else ""
-        crm_event = FormSubmission(account.portal_id, form, who, who, at)
-    return RULES.builder(live, account).build(crm_event, Contact(account.portal_id, who, props))
+    builder = RULES.builder(live, account)
+    crm_event = _crm_event(event, account.portal_id, now - timedelta(minutes=1))
+    payload = builder.build(crm_event, Contact(account.portal_id, "validate-remote", props))
+    if "userData" not in payload:
+        props.update(dict.fromkeys(RULES.properties(live, account), PLACEHOLDER_CLICK_ID))
+        payload = builder.build(crm_event, Contact(account.portal_id, "validate-remote", props))
+    return payload
 
 
 def _code(outcome: Outcome, reason: str | None) -> str:

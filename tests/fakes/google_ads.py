@@ -93,7 +93,8 @@ class FakeGoogleAds:
     receipts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     payloads: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[RequestLog] = field(default_factory=list)
-    bodies: list[dict[str, Any]] = field(default_factory=list)  # every valid body, as sent
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # every accepted body
+    validated: list[dict[str, Any]] = field(default_factory=list)  # valid validateOnly bodies
     faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -171,6 +172,8 @@ class FakeGoogleAds:
         customer = next(iter(refs.values()))["operatingAccount"]["accountId"]
         self._log(RequestLog(customer, len(events), 200, validate_only, login))
         if validate_only:
+            with self._mutex:
+                self.validated.append(parsed)
             return 200, {}, {}
         self._accept(refs, events, parsed)
         return 200, {"requestId": secrets.token_hex(16)}, {}

@@ -192,10 +192,22 @@ props = st.dictionaries(st.sampled_from(["email", "phone", "firstname", "lastnam
                         values)
 
 
-@given(props)
-def test_any_contact_builds_a_payload_validate_and_the_fake_agree_on(raw: dict[str, Any]) -> None:
-    payload = RULES.builder(form_event(), ACCOUNT).build(submission(recent()), contact(raw))
+DENIED_ACCOUNT = account_spec(google_block(consent={"adUserData": "denied"}))
+
+
+@given(props, st.sampled_from(["form", "lifecycle"]), st.sampled_from([ACCOUNT, DENIED_ACCOUNT]))
+def test_any_contact_builds_a_payload_validate_and_the_fake_agree_on(
+        raw: dict[str, Any], trigger: str, account: Any) -> None:
+    if trigger == "form":
+        builder, crm_event = RULES.builder(form_event(), account), submission(recent())
+    else:
+        live = lifecycle_event(properties=["email", "phone", "firstname", "lastname", "zip"])
+        builder, crm_event = RULES.builder(live, account), stage_change(recent())
+    payload = builder.build(crm_event, contact(raw))
     reason = RULES.validate(payload, now())
+    if trigger == "lifecycle":  # what passes the skip is never refused for lack of identifiers
+        skip = RULES.skip_reason(builder.live, account, crm_event, contact(raw))
+        assert (skip is None) == (reason is None), (skip, reason)
     try:
         check_request(request([payload]), now().timestamp())
     except Refusal:

@@ -75,15 +75,22 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, google: FakeGoogleAds)
     return tmp_path
 
 
-def test_google_takes_the_test_events_and_records_none(repo: Path,
-                                                       google: FakeGoogleAds) -> None:
-    done = run("plan", "m", "--validate-remote", "--out", "plan.json")
+def test_google_takes_the_test_events_and_records_none(
+        repo: Path, google: FakeGoogleAds, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONVCTL_GOOGLE_URL")  # the option instead of the variable
+    done = run("plan", "m", "--validate-remote", "--google-url", google.base_url,
+               "--out", "plan.json")
     assert done.exit_code == 0, done.output
     assert "Google Ads validated 2 test event(s) (validateOnly, nothing recorded): 0 refused." \
         in done.stderr
     assert [(r.customer, r.validate_only, r.status) for r in google.requests] == [
         ("1234567890", True, 200)] * 2
     assert google.unique == set() and (repo / "plan.json").exists()
+    form, lifecycle = (google.validated[0]["events"][0], google.validated[1]["events"][0])
+    assert form["conversionValue"] == 50 and form["currency"] == "EUR"
+    assert len(form["userData"]["userIdentifiers"]) == 3 and "adIdentifiers" not in form
+    # the lifecycle event shares nothing: only a placeholder click id can identify it
+    assert "userData" not in lifecycle and "gclid" in lifecycle["adIdentifiers"]
 
 
 def test_without_the_option_google_is_not_asked(repo: Path, google: FakeGoogleAds) -> None:
