@@ -132,12 +132,20 @@ def validate_remote(plan: Plan, manifests: ManifestSet, sender: Sender,
         checked += 1
         if outcome.kind != "sent":
             code = _code(outcome, reason_of(outcome))
-            diags.error(code, f"Google Ads refused a test event of {event.key} (conversion "
-                        f"action {event.spec.conversion_action} of customer "
-                        f"{google.customer_id}): {outcome.message or outcome.kind}".replace(
-                            token, "(token not shown)"),
+            diags.error(code, _message(code, event, google.customer_id, outcome, token),
                         located.at("spec", "conversionAction"))
     return RemoteReport(checked, diags)
+
+
+def _message(code: str, event: ConversionEvent, customer: str, outcome: Outcome,
+             token: str) -> str:
+    what = (f"conversion action {event.spec.conversion_action} of customer {customer}")
+    said = outcome.message or outcome.kind
+    if len(token) >= 8:  # Google never echoes it; should it ever, it is not printed
+        said = said.replace(token, "(token not shown)")
+    if code == "E606":
+        return f"could not ask Google Ads about {event.key} ({what}): {said}"
+    return f"Google Ads refused a test event of {event.key} ({what}): {said}"
 
 
 def _live(event: ConversionEvent, now: datetime) -> LiveEvent:

@@ -4,6 +4,7 @@ event's manifest, exit 1, nothing saved or recorded, the token never printed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,13 @@ def test_an_unset_token_is_e605_at_the_account_and_nothing_is_sent(
         "Google Ads: the account's access token is unavailable (environment variable " \
         "INITECH_GOOGLE_TOKEN is not set or empty)" in done.stderr
     assert google.requests == []
+
+
+def test_json_plans_stay_json_with_the_refusals_on_stderr(
+        repo: Path, google: FakeGoogleAds) -> None:
+    google.actions = set()
+    done = run("plan", "m", "--format", "json", "--validate-remote")
+    assert done.exit_code == 1
+    assert {c["name"] for c in json.loads(done.stdout)["changes"]} >= {"demo-request",
+                                                                     "customers"}
+    assert done.stderr.count("error[E602]") == 2
