@@ -41,6 +41,7 @@ from reconciler.core.capi import event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, Google, SecretRef
+from reconciler.core.networks import NetworkRules
 from reconciler.core.networks.google_checks import (
     CLICK_ID,
     DENIED,
@@ -336,4 +337,4 @@ class GoogleRules:
         return tuple(k for k in _MATCH_ORDER if k in keys)
 
 
-RULES: Final = GoogleRules()
+RULES: Final[NetworkRules] = GoogleRules()  # mypy checks the protocol is met
