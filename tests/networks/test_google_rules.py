@@ -122,6 +122,7 @@ def test_lifecycle_consent_follows_the_account_and_denied_sends_no_user_data() -
     assert payload["consent"] == {"adUserData": "CONSENT_DENIED",
                                   "adPersonalization": "CONSENT_GRANTED"}
     assert "userData" not in payload
+    assert builder.dropped[("userData", "ad_user_data_denied")] == 1
     assert payload["adIdentifiers"] == {"gclid": GCLID}
     assert RULES.validate(payload, now()) is None
     # a form fired only with the visitor's consent (R14): adUserData granted all the same

@@ -22,7 +22,9 @@ cleaned, trimmed, stripped of every whitespace and lower-cased; for ``gmail.com`
 one ``@`` is dropped. Phones are E.164 with ``+`` (phonenumbers, the account's calling code for
 national numbers); a number phonenumbers does not find possible is dropped. Names are lower-cased
 without punctuation, inner whitespace collapsed. A value that is not a string, or that normalizes
-to nothing, is dropped and counted in ``GoogleBuilder.dropped`` as ``(key, reason)``.
+to nothing, is dropped and counted in ``GoogleBuilder.dropped`` as ``(key, reason)``; an event
+whose shared properties are withheld because ``adUserData`` is denied counts
+``("userData", "ad_user_data_denied")``.
 """
 
 from __future__ import annotations
@@ -192,10 +194,12 @@ class GoogleBuilder:
         click = self.click_id(contact)
         if click is not None:
             event["adIdentifiers"] = {click[0]: click[1]}
-        if consent["adUserData"] == GRANTED:  # denied: no user identifiers at all
+        if consent["adUserData"] == GRANTED:
             identifiers = self.identifiers(contact)
             if identifiers:
                 event["userData"] = {"userIdentifiers": identifiers}
+        elif self._shares:  # denied: no user identifiers at all, and counted as such
+            self.dropped[("userData", "ad_user_data_denied")] += 1
         event.update(self._value)
         return event
 
