@@ -30,11 +30,17 @@ BLOCKS = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 TARGETS = {"meta": "adAccount", "linkedin": "conversionRule", "google": "conversionAction"}
 TARGET_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
            "conversionAction": "conversion_action"}
-# The shared dataSharing keys (vocabulary.META_USER_KEYS) each network is sent; others are
-# dropped for it (W303). LinkedIn: SHA256_EMAIL and userInfo names; Google: hashed email,
-# phone and the address it matches on (names, postal code, country).
+# The shared dataSharing keys (vocabulary.META_USER_KEYS) each network is sent, which of them
+# leave hashed, and the network's own keys (in clear). A shared key a network does not take is
+# dropped for it (W303). LinkedIn: the email as SHA256_EMAIL, names and country as plain
+# userInfo, the first-party tracking id; no IP or user agent (its event has no field for
+# them). Google: email, phone and names hashed, postal code and country in clear (its address
+# format), the click ids. tests/networks/test_sent_keys.py builds payloads with the builders
+# (core/networks/) and checks that they send exactly this.
 SENT_KEYS = {"linkedin": frozenset({"em", "fn", "ln", "country"}),
              "google": frozenset({"em", "ph", "fn", "ln", "zp", "country"})}
+HASHED_KEYS = {"linkedin": frozenset({"em"}), "google": frozenset({"em", "ph", "fn", "ln"})}
+OWN_KEYS = {"linkedin": ("li_fat_id",), "google": ("gclid", "gbraid", "wbraid")}
 # LinkedIn supports a Linkedin-Version for one year after its release (its versioning policy):
 # older versions are refused (E123), the last two months of that year are a warning (W305).
 LINKEDIN_VERSION_MONTHS = 12
@@ -211,11 +217,6 @@ def check_sharing(ev: EventDoc, keys: list[str], diags: Diagnostics) -> bool:
 
 # ---- what an event sends, per network (plans, ``events show``) ------------------------------
 
-# Keys each network receives in clear: LinkedIn's first-party tracking id and the IP, Google's
-# click ids. The shared keys (em, fn, ...) are sent hashed (SHA-256) to both.
-CLEAR_KEYS = frozenset({"li_fat_id", "gclid", "gbraid", "wbraid", "client_ip_address"})
-
-
 def destination_of(spec: Mapping[str, Any]) -> tuple[str, str, str | None]:
     """``(network, target key, target)`` of an event's spec document (aliases, as dumped)."""
     network = spec.get("network") or "meta"
@@ -225,27 +226,19 @@ def destination_of(spec: Mapping[str, Any]) -> tuple[str, str, str | None]:
 
 def sent_keys(spec: Mapping[str, Any]) -> list[str]:
     """The keys an event sends: Meta's user_data keys (``privacy.sent_keys``); for LinkedIn
-    and Google Ads the shared keys that network is sent (SENT_KEYS) and its clear keys."""
+    and Google Ads the shared keys that network is sent (SENT_KEYS) and its own keys."""
     network, _, _ = destination_of(spec)
     keys = privacy.sent_keys(spec)
     if network == "meta":
         return keys
-    shared = [k for k in keys if k in SENT_KEYS[network]]
-    sharing = spec.get("dataSharing") or {}
-    if network == "linkedin":
-        clear = ["li_fat_id"]
-        if sharing.get("ipAddress", True) and (spec.get("trigger") or {}).get("formSubmission"):
-            clear.append("client_ip_address")
-    else:
-        clear = ["gclid", "gbraid", "wbraid"]
-    return shared + clear
+    return [k for k in keys if k in SENT_KEYS[network]] + list(OWN_KEYS[network])
 
 
 def is_hashed(key: str, network: str) -> bool:
     """Whether ``key`` leaves hashed for ``network``."""
     if network == "meta":
         return key not in UNHASHED_KEYS
-    return key not in CLEAR_KEYS
+    return key in HASHED_KEYS[network]
 
 
 def sent_keys_change(before: Mapping[str, Any] | None,
