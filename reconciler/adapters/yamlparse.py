@@ -354,8 +354,17 @@ def _short_tag(tag: str) -> str:
 def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocument]:
     """Parse every document of ``text``; problems are added to ``diags`` with positions.
 
-    Documents before a syntax error are kept; a refused document is dropped whole.
+    Documents before a syntax error are kept; a refused document is dropped whole. A plain file
+    is read by the lean builder, its positions parsed when first asked for (``yamllean``).
     """
+    from reconciler.adapters.yamllean import lean_documents
+
+    lean = lean_documents(text, file, positioned_documents)
+    return lean if lean is not None else positioned_documents(text, file, diags)
+
+
+def positioned_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocument]:
+    """``parse_documents`` with every position built on the way (the lean pass's fallback)."""
     docs: list[RawDocument] = []
     try:
         parser = _Parser(text)
