@@ -75,7 +75,15 @@ class _Lean:
             key = event.value
             if key in out or key == "<<":
                 raise _Unusual
-            out[share(key, key)] = value(get(), depth)
+            event = get()
+            if type(event) is _Scalar and event.tag is None and event.anchor is None:
+                text = event.value  # the common case inline: a plain value
+                if event.implicit[0] and text[:1] in _MAYBE_TYPED:
+                    out[share(key, key)] = full._scalar(event)
+                else:
+                    out[share(key, key)] = share(text, text) if len(text) < 32 else text
+            else:
+                out[share(key, key)] = value(event, depth)
 
     def sequence(self, depth: int) -> list[Any]:
         out: list[Any] = []
