@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--change", metavar="FOLDER", help=argparse.SUPPRESS)
     parser.add_argument("--copy", nargs=2, metavar=("FROM", "TO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     if args.copy:  # child: the SQLite state into PostgreSQL, as `convctl state copy` does
         from reconciler.adapters.state.snapshot import copy_state
 

@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     n_events = args.events or (200 if args.quick else 10_000)
     seconds = min(args.seconds or (0.5 if args.quick else 3.0), 30.0)
     with tempfile.TemporaryDirectory(prefix="convctl-serve-load-") as tmp:

@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per case (at least 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="2,000 events, one run (smoke test)")
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     sizes = [2000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     runs = _stats.runs(args.runs, args.quick)
     print(f"convctl validate, whole process; {_stats.machine()}")
