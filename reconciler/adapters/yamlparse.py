@@ -6,6 +6,8 @@ tag-resolved (a key is the text as written), and a plain value's tag is resolved
 first character could make it something other than text, once per distinct text. On the way we
 refuse what a manifest must never contain: duplicate keys, unknown or Python tags, merge keys,
 alias bombs, deep nesting. Every problem becomes a diagnostic; nothing here raises on bad input.
+A plain file is first read without positions (``yamllean``); this builder then runs only when
+a position is first asked for, or when the file is not plain.
 
 Anchors and aliases behave as PyYAML's composer made them: an alias is the anchored node again
 (its events are recorded once and replayed, every replayed node counting towards the budget), an
