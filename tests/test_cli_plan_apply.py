@@ -153,7 +153,7 @@ def test_real_process_exits_fast_with_all_its_output_and_exit_code(repo: Path,
                               env=env, cwd=repo, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text().strip() == run("validate").output.strip()
-    edit(next((repo / "manifests").rglob("*.yaml")), "apiVersion: convctl/v1", "apiVersion: x")
+    edit(sorted((repo / "manifests").rglob("*.yaml"))[0], "apiVersion: convctl/v1", "apiVersion: x")
     proc = subprocess.run([*exe, "plan"], capture_output=True, text=True, env=env, cwd=repo,
                           timeout=60)
     assert proc.returncode == 1
