@@ -59,6 +59,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+import _stats  # bench/, the script's own folder
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -887,8 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sdk and not with_sdk:
         print("note: facebook-business is not installed (`pip install facebook-business`); "
               "the SDK columns are skipped")
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s); "
-          f"SDK: {_sdk_version() if with_sdk else 'not used'}")
+    print(f"{_stats.machine()}; SDK: {_sdk_version() if with_sdk else 'not used'}")
     if args.part in ("a", "all"):
         part_a(n, repeat, with_sdk)
     if args.part in ("b", "all"):

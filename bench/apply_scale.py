@@ -16,7 +16,6 @@ a busy machine); the table says how many ran.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -24,12 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _stats
 import validate_scale as gen
-
-
-def _load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def apply_once(folder: Path, state: Path, n_events: int) -> gen.Run:
@@ -45,11 +40,6 @@ def apply_once(folder: Path, state: Path, n_events: int) -> gen.Run:
     return result
 
 
-def _spread(values: list[float], fmt: str) -> str:
-    return " / ".join(format(v, fmt) for v in (min(values), statistics.median(values),
-                                               max(values)))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
@@ -57,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-runs-50k", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="300 and 1,000 events, 1 run")
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     sizes = [300, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    runs = 1 if args.quick else args.runs
-    print(f"load average before: {_load()}")
+    runs = _stats.runs(args.runs, args.quick)
+    print(_stats.machine())
     print("| creates | runs | CPU per create (ms) min / median / max | wall (s) min / median "
           "/ max | median CPU per create vs smallest |")
     print("|---:|---:|---:|---:|---:|", flush=True)
@@ -72,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             results = [apply_once(folder, Path(tmp) / f"s{n}.db", n) for _ in range(count)]
             per_create = [r.cpu_seconds * 1000 / n for r in results]
             baseline = baseline or statistics.median(per_create)
-            print(f"| {n:,} | {count} | {_spread(per_create, '.3f')} | "
-                  f"{_spread([r.seconds for r in results], '.2f')} | "
+            print(f"| {n:,} | {count} | {_stats.spread(per_create, '{:.3f}')} | "
+                  f"{_stats.spread([r.seconds for r in results], '{:.2f}')} | "
                   f"{statistics.median(per_create) / baseline:.2f}x |", flush=True)
-    print(f"load average after: {_load()}")
+    print(f"load average after: {_stats.load()}")
     return 0
 
 

@@ -37,6 +37,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _stats
 import agent_throughput as at
 
 CONFIGS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 4))
@@ -170,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(n: int, runs: int, rates: dict[tuple[str, int], list[float]]) -> None:
     print(f"\n### Agent end to end on PostgreSQL and SQLite, {n:,} events, {runs} run(s)\n")
-    print("| store | agent processes | events/s min | median | max |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"{_stats.machine()}\n")
+    print("| store | agent processes | events/s min / median / max |")
+    print("|---|---:|---:|")
     for (backend, k), got in rates.items():
         if got:
-            print(f"| {backend} | {k} | {min(got):,.0f} | {statistics.median(got):,.0f} | "
-                  f"{max(got):,.0f} |")
+            print(f"| {backend} | {k} | {_stats.spread(got, '{:,.0f}')} |")
     median = {c: statistics.median(r) for c, r in rates.items() if r}
     if ("postgresql", 1) in median:
         scale = median[("postgresql", 2)] / median[("postgresql", 1)]

@@ -8,7 +8,8 @@ min / median / max, each beside the floor measured just before it (the CPU time 
 event stream alone over the same files; ``validate_scale.event_floor``).
 It also times ``convctl apply --auto-approve`` creating 1,000 events from an empty state (each
 create is its own transaction, as in production; the apply syncs them to disk once, when it
-releases the lock). ``bench/apply_scale.py`` measures apply at 1k / 10k / 50k creates.
+releases the lock), as many runs, PostgreSQL's beside SQLite's. ``bench/apply_scale.py``
+measures apply at 1k / 10k / 50k creates.
 
 Filling the 10k/50k states goes through the same provider calls as apply, with SQLite's
 ``synchronous=OFF`` on the bench's own connection only, so set-up takes seconds, not minutes.
@@ -40,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import _stats
 import validate_scale as gen
 
 Databases = Callable[[], str] | None  # a fresh PostgreSQL database's URL, per call
@@ -122,20 +124,32 @@ def bench_plan(tmp: Path, n_events: int, runs: int, databases: Databases) -> Non
               f"{best.max_rss_mib:6.0f} MiB |", flush=True)
 
 
-def bench_apply(tmp: Path, n_events: int, databases: Databases) -> None:
+def bench_apply(tmp: Path, n_events: int, runs: int, databases: Databases) -> None:
+    """``runs`` applies per backend into fresh states, interleaved so SQLite and PostgreSQL see
+    the same load; PostgreSQL's row gives each run's CPU over SQLite's in the same round."""
     folder = tmp / f"apply{n_events}"
     gen.write_packed(folder, n_events)
-    urls = {"sqlite": f"sqlite:///{tmp / f'apply{n_events}.db'}"}
+    results: dict[str, list[gen.Run]] = {"sqlite": []}
     if databases is not None:
-        urls["postgresql"] = databases()
-    for backend, url in urls.items():
-        result = gen.run([*gen.convctl(), "apply", "--path", str(folder), "--state", url,
-                          "--auto-approve"])
-        if result.exit_code != 0:
-            sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
+        results["postgresql"] = []
+    for i in range(runs):
+        for backend, done in results.items():
+            url = (databases() if backend == "postgresql" and databases is not None
+                   else f"sqlite:///{tmp / f'apply{n_events}-{i}.db'}")
+            result = gen.run([*gen.convctl(), "apply", "--path", str(folder), "--state", url,
+                              "--auto-approve"])
+            if result.exit_code != 0:
+                sys.exit(f"apply exited {result.exit_code}:\n{result.stderr[-1500:]}")
+            done.append(result)
+    sqlite_cpu = [r.cpu_seconds for r in results["sqlite"]]
+    for backend, done in results.items():
+        cpu = [r.cpu_seconds for r in done]
+        ratio = "-" if backend == "sqlite" else _stats.ratio_spread(cpu, sqlite_cpu) + " SQLite"
+        best = min(done, key=lambda r: r.seconds)
         print(f"| apply (creates) | {backend} | {n_events:>6,} | - | - | "
-              f"{result.seconds:6.2f} s | {result.cpu_seconds:6.2f} s | - | - | "
-              f"{n_events / result.seconds:>8,.0f} | {result.max_rss_mib:6.0f} MiB |", flush=True)
+              f"{_stats.spread([r.seconds for r in done])} s | {_stats.spread(cpu)} s | - | "
+              f"{ratio} | {n_events / best.seconds:>8,.0f} | {best.max_rss_mib:6.0f} MiB |",
+              flush=True)
 
 
 @contextmanager
@@ -164,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--apply-size", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3, help="plan runs per size (default 3)")
+    parser.add_argument("--runs", type=int, default=_stats.MIN_RUNS,
+                        help="plan and apply runs per size (at least 3)")
     parser.add_argument("--quick", action="store_true", help="500 events: a smoke test")
     parser.add_argument("--prepare", nargs=3, metavar=("N", "FOLDER", "STATE"),
                         help=argparse.SUPPRESS)
@@ -172,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--change", metavar="FOLDER", help=argparse.SUPPRESS)
     parser.add_argument("--copy", nargs=2, metavar=("FROM", "TO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     if args.copy:  # child: the SQLite state into PostgreSQL, as `convctl state copy` does
         from reconciler.adapters.state.snapshot import copy_state
 
@@ -186,17 +202,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
     apply_size = 200 if args.quick else args.apply_size
-    runs = 1 if args.quick else max(args.runs, 1)
-    print(f"plan: min / median / max of {runs} run(s) with 1% changed; floor: libyaml's event "
-          f"stream alone over the same files, measured before each run; load {gen._load()}")
+    runs = _stats.runs(args.runs, args.quick)
+    print(f"{_stats.machine()}\nplan: min / median / max of {runs} run(s) with 1% changed; floor: "
+          "libyaml's event stream alone over the same files, measured before each run")
     print("| what | state | events | change | plan, no changes | plan, 1% changed | "
           "CPU (1% changed) | floor (CPU) | CPU / floor | events/s (best) | peak RSS |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     with tempfile.TemporaryDirectory() as tmp, postgres(not args.no_postgres) as databases:
         for n in sizes:
             bench_plan(Path(tmp), n, runs, databases)
-        bench_apply(Path(tmp), apply_size, databases)
-    print(f"load at the end: {gen._load()}")
+        bench_apply(Path(tmp), apply_size, runs, databases)
+    print(f"load at the end: {_stats.load()}")
     return 0
 
 

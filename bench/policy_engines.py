@@ -20,13 +20,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _stats
 
 REPO = Path(__file__).resolve().parent.parent
 REGO_DIR = REPO / "examples" / "policies"
@@ -156,9 +159,8 @@ def import_seconds(module: str) -> float:
     return float(out.stdout)
 
 
-def _stats(values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return f"{min(ms):.1f} / {statistics.median(ms):.1f} / {max(ms):.1f}"
+def _ms(values: list[float]) -> str:
+    return _stats.spread(values, "{:.1f}", 1000)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,35 +168,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 run over 100 events")
     args = parser.parse_args(argv)
-    runs = 1 if args.quick else max(args.runs, 1)
+    runs = _stats.runs(args.runs, args.quick)
     doc = policy_input(100 if args.quick else EVENTS)
     print(f"{len(doc['changes'])} changes, {len(doc['desired']['events'])} desired events; "
-          f"min / median / max of {runs} runs, ms")
+          f"min / median / max of {runs} runs, ms; {_stats.machine()}")
+    print("Each round runs every engine once, so the ratio to Rego (the chosen engine) is taken "
+          "per round.")
     print()
-    print("| engine | import | compile 4 policies | evaluate 4 policies | violations |")
-    print("| --- | ---: | ---: | ---: | --- |")
-    expected: dict[str, int] | None = None
-    for label, (module, compile_) in ENGINES.items():
-        if importlib.util.find_spec(module) is None:
-            print(f"| {label} | not installed | | | |")
-            continue
-        imports, compiles, evals = [], [], []
-        found: dict[str, int] = {}
-        for _ in range(runs):
+    print("| engine | import | compile 4 policies | evaluate 4 policies | evaluate vs Rego | "
+          "violations |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    engines = {label: entry for label, entry in ENGINES.items()
+               if importlib.util.find_spec(entry[0]) is not None}
+    times: dict[str, tuple[list[float], list[float], list[float]]] = {
+        label: ([], [], []) for label in engines}
+    found: dict[str, dict[str, int]] = {}
+    for _ in range(runs):
+        for label, (module, compile_) in engines.items():
+            imports, compiles, evals = times[label]
             imports.append(import_seconds(module))
             start = time.perf_counter()
             run = compile_()
             compiles.append(time.perf_counter() - start)
             start = time.perf_counter()
-            found = run(doc)
+            found[label] = run(doc)
             evals.append(time.perf_counter() - start)
-        if expected is None:
-            expected = found
-        elif found != expected:
-            sys.exit(f"{label} disagrees: {found} != {expected}")
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
-        print(f"| {label} | {_stats(imports)} | {_stats(compiles)} | {_stats(evals)} "
+    expected = next(iter(found.values()), None)
+    rego = next((label for label in engines if label.startswith("Rego")), None)
+    for label in ENGINES:
+        if label not in engines:
+            print(f"| {label} | not installed | | | | |")
+            continue
+        if found[label] != expected:
+            sys.exit(f"{label} disagrees: {found[label]} != {expected}")
+        imports, compiles, evals = times[label]
+        versus = _stats.ratio_spread(evals, times[rego][2]) if rego else "-"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(found[label].items()))
+        print(f"| {label} | {_ms(imports)} | {_ms(compiles)} | {_ms(evals)} | {versus} "
               f"| {counts} |")
+    print(f"\nload at the end: {_stats.load()}")
     return 0
 
 

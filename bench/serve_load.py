@@ -24,6 +24,10 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _stats
+
 BIN = Path(sys.executable).parent
 CONVCTL = [str(BIN / "convctl")] if (BIN / "convctl").exists() else [
     sys.executable, "-m", "reconciler.cli.main"]
@@ -172,27 +176,37 @@ def seed_list_account(url: str, token: str, n: int) -> None:
                     "consent": {"property": "c", "value": "yes"}}}}}).raise_for_status()
 
 
-def report(kind: str, latencies: list[float], seconds: float) -> None:
-    ordered = sorted(latencies)
-    if not ordered:
-        print(f"| {kind:<5} | {0:>7} | {'-':>9} | {'-':>7} | {'-':>7} |")
-        return
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    print(f"| {kind:<5} | {len(ordered):>7,} | {len(ordered) / seconds:>9,.0f} | "
-          f"{statistics.median(ordered) * 1000:>7.1f} | {p99 * 1000:>7.1f} |")
+def report(kind: str, phases: list[tuple[list[float], float]]) -> None:
+    """One row from every phase of ``kind``: requests/s, p50 and p99, min / median / max."""
+    rates, p50s, p99s = [], [], []
+    for latencies, seconds in phases:
+        ordered = sorted(latencies)
+        if not ordered:
+            continue
+        rates.append(len(ordered) / seconds)
+        p50s.append(statistics.median(ordered))
+        p99s.append(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+    total = sum(len(latencies) for latencies, _ in phases)
+    print(f"| {kind} | {total:,} | {_stats.spread(rates, '{:,.0f}')} | "
+          f"{_stats.spread(p50s, '{:.1f}', 1000)} | {_stats.spread(p99s, '{:.1f}', 1000)} |")
 
 
-def time_plan(manifests: Path, state: str, token: str, runs: int) -> float:
+def time_plans(manifests: Path, states: dict[str, str], token: str, runs: int,
+               ) -> dict[str, list[float]]:
+    """Wall seconds of ``convctl plan`` on each state, interleaved round by round."""
     env = {**os.environ, "CONVCTL_TOKEN": token, "NO_COLOR": "1"}
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in states}
     for _ in range(runs):
-        started = time.perf_counter()
-        done = subprocess.run([*CONVCTL, "plan", str(manifests), "--state", state],
-                              capture_output=True, text=True, env=env, timeout=600, check=False)
-        times.append(time.perf_counter() - started)
-        if done.returncode != 0 or "No changes." not in done.stdout:
-            raise SystemExit(f"plan failed ({state}): {done.stdout[-500:]}{done.stderr[-500:]}")
-    return statistics.median(times)
+        for name, state in states.items():
+            started = time.perf_counter()
+            done = subprocess.run([*CONVCTL, "plan", str(manifests), "--state", state],
+                                  capture_output=True, text=True, env=env, timeout=600,
+                                  check=False)
+            times[name].append(time.perf_counter() - started)
+            if done.returncode != 0 or "No changes." not in done.stdout:
+                raise SystemExit(f"plan failed ({state}): {done.stdout[-500:]}"
+                                 f"{done.stderr[-500:]}")
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     n_events = args.events or (200 if args.quick else 10_000)
     seconds = min(args.seconds or (0.5 if args.quick else 3.0), 30.0)
     with tempfile.TemporaryDirectory(prefix="convctl-serve-load-") as tmp:
@@ -212,22 +227,30 @@ def main(argv: list[str] | None = None) -> int:
         state_url = f"sqlite:///{root / 'state.db'}"
         proc, url, token = start_server(state_url, root)
         try:
-            runs = 1 if args.quick else 3
-            embedded = time_plan(root / "manifests", state_url, token, runs)
-            remote = time_plan(root / "manifests", url, token, runs)
+            runs = _stats.runs(_stats.MIN_RUNS, args.quick)
+            print(_stats.machine())
+            plans = time_plans(root / "manifests", {"embedded": state_url, "http": url}, token,
+                               runs)
             seed_list_account(url, token, 50)
             print(f"convctl serve on {url}: {args.threads} clients, {seconds:g} s per phase, "
-                  "list = GET of a 50-event account, patch = full replace with If-Match")
-            print("| op    | requests | req/s     | p50 ms  | p99 ms  |")
-            print("|-------|----------|-----------|---------|---------|")
-            report("list", load_phase(url, token, "list", seconds, args.threads), seconds)
-            report("patch", load_phase(url, token, "patch", seconds, args.threads), seconds)
+                  f"{runs} phase(s) each, list = GET of a 50-event account, patch = full "
+                  "replace with If-Match; min / median / max over the phases")
+            print("| op | requests | req/s | p50 ms | p99 ms |")
+            print("| --- | ---: | ---: | ---: | ---: |")
+            for kind in ("list", "patch"):
+                phases = []
+                for _ in range(runs):
+                    phases.append((load_phase(url, token, kind, seconds, args.threads),
+                                   seconds))
+                report(kind, phases)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    print(f"convctl plan, {n_events:,} events in {ACCOUNTS} accounts (median of {runs}): "
-          f"embedded SQLite {embedded:.2f} s, HTTP {remote:.2f} s, "
-          f"ratio {remote / embedded:.2f}x (goal < 2x)")
+    print(f"convctl plan, {n_events:,} events in {ACCOUNTS} accounts, min / median / max of "
+          f"{runs}: embedded SQLite {_stats.spread(plans['embedded'])} s, HTTP "
+          f"{_stats.spread(plans['http'])} s, HTTP / embedded per round "
+          f"{_stats.ratio_spread(plans['http'], plans['embedded'])} (goal < 2x); load at the "
+          f"end: {_stats.load()}")
     return 0
 
 

@@ -1,22 +1,26 @@
-"""How long ``convctl`` takes to start: wall time of whole processes, median of many runs.
+"""How long ``convctl`` takes to start: wall time of whole processes, min / median / max of many
+rounds, each command's ratio to ``import click`` taken per round.
 
 Compares ``convctl --help`` with a bare interpreter and with ``import click`` (the floor for a
 click CLI; goal: ``--help`` within 1.3x of it), and times ``convctl validate`` on the shipped
 ``manifests/`` (a small repo). Runs are interleaved so a busy machine skews every command alike.
 
     python bench/startup.py            # 21 runs each
-    python bench/startup.py --quick    # 3 runs each (smoke test)
+    python bench/startup.py --quick    # 1 run each (smoke test)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _stats
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,27 +54,30 @@ def wall(args: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="runs per command (default 21)")
-    parser.add_argument("--quick", action="store_true", help="3 runs per command (smoke test)")
+    parser.add_argument("--quick", action="store_true", help="1 run per command (smoke test)")
     args = parser.parse_args(argv)
-    runs = 3 if args.quick else max(args.runs, 1)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
+    runs = _stats.runs(args.runs, args.quick)
     cmds = commands()
     for argv_ in cmds.values():  # warm the OS file cache and .pyc files
         wall(argv_)
+    print(f"startup, {runs} interleaved rounds; {_stats.machine()}")
     times: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(runs):
         for name, argv_ in cmds.items():
             times[name].append(wall(argv_))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"startup, median of {runs} runs; {os.cpu_count()} CPUs, Python "
-          f"{sys.version.split()[0]}")
+    click_times = times["python -c 'import click'"]
     print()
-    print("| command | median | min |")
+    print("| command | min / median / max | vs `import click`, per round |")
     print("| --- | ---: | ---: |")
     for name, values in times.items():
-        print(f"| `{name}` | {medians[name] * 1000:.0f} ms | {min(values) * 1000:.0f} ms |")
-    ratio = medians["convctl --help"] / medians["python -c 'import click'"]
+        print(f"| `{name}` | {_stats.spread(values, '{:.0f}', 1000)} ms | "
+              f"{_stats.ratio_spread(values, click_times)} |")
+    medians = statistics.median(times["convctl --help"]) / statistics.median(click_times)
+    worst = max(_stats.ratios(times["convctl --help"], click_times))
     print()
-    print(f"convctl --help / import click: {ratio:.2f}x (goal: within 1.3x)")
+    print(f"convctl --help / import click: {medians:.2f}x of the medians (goal: within 1.3x), "
+          f"worst single round {worst:.2f}x; load at the end: {_stats.load()}")
     return 0
 
 

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _stats
 
 EVENTS_PER_ACCOUNT = 100
 MAX_FILE_BYTES = 5 * 1024 * 1024 - 64 * 1024  # stay under the loader's 5 MiB limit
@@ -267,23 +270,18 @@ class Timed:
     runs: list[Run]
     floors: list[float]
 
-    def spread(self, values: list[float], fmt: str = "{:.2f}") -> str:
-        return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values),
-                                                  max(values)))
-
     def wall(self) -> str:
-        return self.spread([r.seconds for r in self.runs])
+        return _stats.spread([r.seconds for r in self.runs])
 
     def cpu(self) -> str:
-        return self.spread([r.cpu_seconds for r in self.runs])
+        return _stats.spread([r.cpu_seconds for r in self.runs])
 
     def floor(self) -> str:
-        return self.spread(self.floors)
+        return _stats.spread(self.floors)
 
     def ratio(self) -> str:
         """Each run's CPU over the floor measured beside it."""
-        return self.spread([r.cpu_seconds / f for r, f in zip(self.runs, self.floors, strict=True)],
-                           "{:.2f}x")
+        return _stats.ratio_spread([r.cpu_seconds for r in self.runs], self.floors)
 
     def best(self) -> Run:
         return min(self.runs, key=lambda r: r.seconds)
@@ -328,26 +326,18 @@ def check_break(tmp: Path, n_events: int, kind: str) -> tuple[str, str]:
     return expected.label, f"{expected.code} at line {expected.line}, col {expected.col}: exact"
 
 
-def _load() -> str:
-    """The machine's load average (1, 5, 15 minutes), as ``/proc/loadavg`` gives it."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000",
                         help="comma-separated event counts (multiples of 100)")
-    parser.add_argument("--runs", type=int, default=0,
-                        help="runs per case (default: 3; --quick: 1)")
+    parser.add_argument("--runs", type=int, default=_stats.MIN_RUNS,
+                        help="runs per case (at least 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="2,000 events, one run (smoke test)")
     args = parser.parse_args(argv)
+    _stats.compiled()  # children load cached bytecode, as an installed copy does
     sizes = [2000] if args.quick else [int(s) for s in args.sizes.split(",") if s]
-    runs = args.runs or (1 if args.quick else 3)
-    print(f"convctl validate, whole process; {os.cpu_count()} CPUs, Python "
-          f"{sys.version.split()[0]}; load {_load()}")
+    runs = _stats.runs(args.runs, args.quick)
+    print(f"convctl validate, whole process; {_stats.machine()}")
     rows: list[tuple[int, str, int, Timed]] = []
     with tempfile.TemporaryDirectory(prefix="convctl-bench-") as name:
         tmp = Path(name)
@@ -371,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = [check_break(tmp, n_break, kind) for kind in ("schema", "rule")]
     print()
     print(f"min / median / max of {runs} run(s); floor: libyaml's event stream alone over the "
-          "same files, measured before each run; load at the end: " + _load())
+          "same files, measured before each run; load at the end: " + _stats.load())
     print()
     print("| events | layout | files | wall time | CPU time | floor (CPU) | CPU / floor | "
           "events/s (best) | peak RSS |")

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import io
-import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _stats
 from validate_scale import documents_text
 
 
@@ -111,47 +110,34 @@ def measure(parse: Callable[[str], int], text: str, runs: int) -> tuple[list[flo
     return seconds, floors, count
 
 
-def spread(values: list[float], fmt: str) -> str:
-    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values),
-                                              max(values)))
-
-
-def _load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000, help="documents (default 10,000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per loader (default 3; "
-                        "the round-trip loader runs once)")
+    parser.add_argument("--runs", type=int, default=_stats.MIN_RUNS,
+                        help="runs per loader (at least 3)")
     parser.add_argument("--quick", action="store_true", help="300 documents, one run")
     args = parser.parse_args(argv)
-    n_docs, runs = (300, 1) if args.quick else (args.docs, max(args.runs, 1))
+    n_docs, runs = (300 if args.quick else args.docs), _stats.runs(args.runs, args.quick)
     # n_docs documents in all: accounts (1 per 100 events) + events
     n_events = n_docs * 100 // 101
     text = documents_text(n_events)
     total = text.count("---\n")
-    print(f"YAML loaders on {total:,} documents ({len(text) / 1e6:.1f} MB); "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+    print(f"YAML loaders on {total:,} documents ({len(text) / 1e6:.1f} MB); {_stats.machine()}; "
           f"ruamel.yaml.clib C extension: {'yes' if has_ruamel_c() else 'NO'}")
     print()
-    print(f"min / median / max of {runs} run(s); load {_load()}")
+    print(f"min / median / max of {runs} run(s); each run over the floor measured just before it")
     print()
     print("| loader | time | documents/s (best) | vs the event-stream floor |")
     print("| --- | ---: | ---: | ---: |")
     warm = documents_text(1)
     for name, parse in PARSERS.items():
         parse(warm)  # imports and first-call set-up are not timed
-        seconds, floors, count = measure(parse, text, 1 if parse is ruamel_rt else runs)
+        seconds, floors, count = measure(parse, text, runs)
         if count != total:
             sys.exit(f"{name} read {count} documents, expected {total}")
-        ratios = [s / f for s, f in zip(seconds, floors, strict=True)]
-        print(f"| {name} | {spread(seconds, '{:.2f}')} s | {count / min(seconds):,.0f} | "
-              f"{spread(ratios, '{:.2f}x')} |", flush=True)
+        print(f"| {name} | {_stats.spread(seconds)} s | {count / min(seconds):,.0f} | "
+              f"{_stats.ratio_spread(seconds, floors)} |", flush=True)
+    print(f"\nload at the end: {_stats.load()}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,22 @@ def run_script(name: str, *args: str) -> str:
     done = subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"load average \(1 / 5 / 15 min\) \d+\.\d\d / ", done.stdout), done.stdout
     return done.stdout
+
+
+def test_stats_spread_and_per_run_ratios() -> None:
+    """The shared helper: min / median / max, and each run over its own peer (issue 17)."""
+    sys.path.insert(0, str(BENCH))
+    import _stats
+
+    assert _stats.spread([3.0, 1.0, 2.0]) == "1.00 / 2.00 / 3.00"
+    assert _stats.spread([0.0012, 0.0034, 0.0023], "{:.1f}", 1000) == "1.2 / 2.3 / 3.4"
+    # per run: 2/1, 3/3, 8/2 -> 1, 2, 4 (not the ratio of the medians, 3/2)
+    assert _stats.ratio_spread([2.0, 3.0, 8.0], [1.0, 3.0, 2.0]) == "1.00x / 2.00x / 4.00x"
+    assert _stats.runs(1) == 3 and _stats.runs(5) == 5 and _stats.runs(5, quick=True) == 1
+    with pytest.raises(ValueError, match="3 runs but 2 peer runs"):
+        _stats.ratios([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
 def test_validate_scale_quick() -> None:
@@ -43,7 +59,8 @@ def test_apply_scale_quick() -> None:
     """Each size applies every create (checked by the script) and prints CPU per create."""
     out = run_script("apply_scale.py", "--quick")
     assert "| 300 | 1 |" in out and "| 1,000 | 1 |" in out and "1.00x" in out
-    assert out.startswith("load average before: ") and "load average after: " in out
+    assert "load average (1 / 5 / 15 min) " in out.splitlines()[0]
+    assert "load average after: " in out
 
 
 def test_startup_quick() -> None:
@@ -51,7 +68,8 @@ def test_startup_quick() -> None:
     for command in ("python -c pass", "import click", "convctl --help",
                     "convctl validate manifests/"):
         assert f"{command}" in out
-    assert "convctl --help / import click:" in out
+    assert "convctl --help / import click: " in out and "of the medians" in out
+    assert "| `convctl --help` | " in out and "x |" in out  # the ratio, per round
 
 
 @pytest.mark.parametrize("loader", ["round-trip", "safe, C parser", "CSafeLoader",

@@ -134,6 +134,32 @@ def test_main_command_as_a_real_process(repo: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_real_process_exits_fast_with_all_its_output_and_exit_code(repo: Path,
+                                                                    tmp_path: Path) -> None:
+    """plan and validate end with os._exit (cli/lifetime.py): output redirected to a file (block
+    buffered) is still complete, and the exit codes 2 (changes) and 1 (errors) still hold."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    exe = (shutil.which("convctl") or f"{sys.executable} -m reconciler.cli.main").split()
+    expected = run("plan").output
+    out = tmp_path / "plan.txt"
+    with out.open("w") as sink:
+        proc = subprocess.run([*exe, "plan", "--detailed-exitcode"], stdout=sink,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=repo, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert out.read_text() == expected
+    assert "Plan: 7 to create" in out.read_text()
+    with out.open("w") as sink:
+        proc = subprocess.run([*exe, "validate"], stdout=sink, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=repo, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().strip() == run("validate").output.strip()
+    edit(sorted((repo / "manifests").rglob("*.yaml"))[0], "apiVersion: convctl/v1", "apiVersion: x")
+    proc = subprocess.run([*exe, "plan"], capture_output=True, text=True, env=env, cwd=repo,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert "E009" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_corrupt_state_file_is_one_clear_error(repo: Path) -> None:
     (repo / ".convctl").mkdir()
     (repo / ".convctl" / "state.db").write_bytes(b"this is not a database" * 100)

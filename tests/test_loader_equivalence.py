@@ -128,3 +128,54 @@ def test_hand_written_hostile_cases() -> None:
     ]
     for text in cases:
         _same(text)
+
+
+PLAIN_KEYS = ["apiVersion", "kind", "metadata", "name", "spec", "stages", "no", "01", "=", "é"]
+PLAIN_SCALARS = ["acme", "convctl/v1", "'04412345'", '"yes"', "4412345", "-12", "1.5", "true",
+                 "no", "~", "''", "2024-01-01", "=", "<<", "Demo booked", "1e3"]
+plain_trees = st.recursive(
+    st.sampled_from(PLAIN_SCALARS),
+    lambda kids: st.tuples(st.just(""), st.lists(kids, max_size=3)
+                           | st.dictionaries(st.sampled_from(PLAIN_KEYS), kids, max_size=4)
+                           .map(lambda d: tuple(d.items())))
+    | st.tuples(st.just(""), st.lists(kids, min_size=1, max_size=3), st.just("flow")),
+    max_leaves=12)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(plain_trees, st.sampled_from([s for s in SEPARATORS if s[0] != "."])),
+                min_size=1, max_size=4))
+def test_plain_files_take_the_lean_path_with_the_same_data_and_positions(
+        docs: list[tuple[Any, str]]) -> None:
+    """A plain file (no tags, anchors, duplicate keys) is built without positions first; they
+    are parsed when first used and are then exactly the positioned builder's."""
+    from reconciler.adapters.yamllean import lean_documents
+    from reconciler.adapters.yamlparse import positioned_documents
+
+    text = _text(docs)
+    lean = lean_documents(text, "m.yaml", positioned_documents)
+    assert lean is not None, text
+    assert all(d.source._locate is not None for d in lean)  # nothing parsed twice yet
+    assert _result(lambda t, f, d: lean, text) == _result(positioned_documents, text) \
+        == _result(node_loader.parse_documents, text), text
+
+
+def test_a_rule_error_in_a_lean_file_points_at_the_exact_place(tmp_path: Any) -> None:
+    """The positions of a file read the lean way are parsed on the first diagnostic: exact."""
+    from reconciler.adapters.manifests import load
+
+    account = ("apiVersion: convctl/v1\nkind: Account\nmetadata: {name: acme}\nspec:\n"
+               "  portalId: 1\n  tier: enterprise\n  forms: [{id: f1, name: F}]\n  facebook:\n"
+               "    businessId: '12345'\n    pixelId: '123456789012345'\n"
+               "    adAccounts: [act_1]\n    accessToken: {env: META_TOKEN}\n")
+    event = ("---\napiVersion: convctl/v1\nkind: ConversionEvent\nmetadata: {{name: e{0}}}\n"
+             "spec:\n  account: acme\n  adAccount: act_1\n  trigger:\n    formSubmission:\n"
+             "      formId: f1\n      facebookEvent: Lead\n"
+             "      value: {{amount: 5, currency: {1}}}\n"
+             "      consent: {{property: c, value: 'yes'}}\n")
+    (tmp_path / "a.yaml").write_text(account)
+    (tmp_path / "e.yaml").write_text("".join(event.format(i, "eur" if i == 2 else "EUR")
+                                             for i in range(4)))
+    _, diags = load([tmp_path])
+    errors = [d for d in diags if d.severity == "error"]
+    assert [(d.code, d.location.line, d.location.col) for d in errors] == [("E310", 38, 36)]

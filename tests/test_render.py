@@ -275,3 +275,18 @@ def test_no_token_in_any_output(fmt: str) -> None:
 def test_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown plan format"):
         render(Plan(), "yaml")
+
+
+def test_markdown_table_counts_each_accounts_own_changes() -> None:
+    """The table groups changes, unmanaged events and quotas by account (interleaved input)."""
+    changes = tuple(ev(f"e{i}", Action.CREATE if i % 3 else Action.DELETE,
+                       account=("acme", "globex", "initech")[i % 3], after=funnel_doc(["lead"]))
+                    for i in range(9))
+    plan = Plan(changes=changes, unmanaged=(Unmanaged("globex", "u1", "ev_1", 0),
+                                            Unmanaged("globex", "u2", "ev_2", 0)),
+                quotas=(quota(1, 2, 2, account="initech"), quota(0, 3, 3, account="acme")))
+    rows = [line for line in render_markdown(plan).splitlines()
+            if line.startswith("| ") and not line.startswith("| Account")]
+    assert rows[:3] == ["| acme | 0 | 0 | 0 | 3 | 0 | 0 -> 3 / 50 | 3 |",
+                        "| globex | 3 | 0 | 0 | 0 | 2 | n/a | n/a |",
+                        "| initech | 3 | 0 | 0 | 0 | 0 | 1 -> 2 / 50 | 2 |"]

@@ -88,6 +88,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point. Usage errors exit 1, not click's 2: 2 means "changes" for plan."""
+    from reconciler.cli import lifetime
+
+    lifetime.enable()
     try:
         code = cli.main(args=argv, prog_name="convctl", standalone_mode=False)
     except click.ClickException as exc:
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    lifetime.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

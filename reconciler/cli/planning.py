@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged: bool,
                  allow_mass_delete: bool, scope: Scope = None) -> Plan:
     from reconciler.adapters.state import open_provider
+    from reconciler.cli import lifetime
     from reconciler.services.planning import make_plan
 
     provider = open_provider(state)
@@ -29,6 +30,7 @@ def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged:
                            allow_mass_delete=allow_mass_delete, scope=scope)
     finally:
         provider.close()
+    lifetime.keep(result)  # never freed: the process ends first (cli/lifetime.py)
     show_diagnostics(app, result.diagnostics)
     assert result.plan is not None  # no errors: show_diagnostics exits on them
     return result.plan

@@ -47,6 +47,7 @@ def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_
     import orjson
 
     from reconciler.adapters.manifests import load
+    from reconciler.cli import lifetime
     from reconciler.core.scope import check_known, make_scope
     from reconciler.core.summary import summarize
 
@@ -54,6 +55,7 @@ def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_
     where, scope = list(paths) or ["manifests"], make_scope(accounts)
     with working("Validating " + " ".join(where), quiet=quiet):
         manifests, diags = load(where, secrets_dir=secrets_dir, scope=scope)
+    lifetime.keep(manifests, diags)  # never freed: the process ends first (cli/lifetime.py)
     check_known(scope, manifests, None, " ".join(where))
     _check_policies(policies_opt, diags)
     ordered = diags.sorted()

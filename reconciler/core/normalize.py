@@ -42,8 +42,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
-import phonenumbers
-
 from reconciler.core.birthdates import birth_date, date_order_for_calling_code
 from reconciler.core.places import country_code, state_code
 
@@ -140,6 +138,8 @@ def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
 
 
 def _ph_with_library(value: str, default_country_code: str | None) -> str | None:
+    import phonenumbers  # here, not at the top: plan and validate never need it (~9 ms)
+
     region = None
     if default_country_code and default_country_code.isdigit():
         code = phonenumbers.region_code_for_country_code(int(default_country_code))

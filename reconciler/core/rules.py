@@ -177,19 +177,19 @@ def _check_secret_ref(doc: AccountDoc, diags: Diagnostics, secrets_dir: str | No
 def _check_one_secret_ref(doc: AccountDoc, block: str, ref: SecretRef, diags: Diagnostics,
                           secrets_dir: str | None) -> None:
     field, value = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
-    where = doc.at("spec", block, "accessToken", field)
+    path = ("spec", block, "accessToken", field)  # its position only on an error: parsed lazily
     if looks_like_secret(value):
         diags.error("E104", f"accessToken.{field} looks like a token, not a reference (value not "
                     "shown): put the token in an environment variable or a secret file and name "
-                    "that here", where)
+                    "that here", doc.at(*path))
     elif field == "env" and not _ENV_NAME(value):
         diags.error("E104", "accessToken.env must be an environment variable name "
-                    "(letters, digits, '_'; value not shown)", where)
+                    "(letters, digits, '_'; value not shown)", doc.at(*path))
     elif field == "file" and (problem := file_ref_problem(value, secrets_dir)) is not None:
         folder = f" {secrets_dir}" if secrets_dir else ""
         diags.error("E114", f"accessToken.file {_shown(value)}: {problem}; the agent reads "
                     f"secret files only from its secrets folder{folder} (set with "
-                    "--secrets-dir or CONVCTL_SECRETS_DIR)", where)
+                    "--secrets-dir or CONVCTL_SECRETS_DIR)", doc.at(*path))
 
 
 def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
@@ -262,15 +262,16 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
     known = account.model.stage_ids() if account is not None else None
     seen: set[str] = set()
     for i, stage in enumerate(lc.stages):
-        where = ev.at(*base, "stages", i)
         if stage == REFUSED_STAGE:
-            diags.error("E304", "the lifecycle stage 'other' is not supported", where, "R6")
+            diags.error("E304", "the lifecycle stage 'other' is not supported",
+                        ev.at(*base, "stages", i), "R6")
         elif stage in seen:
-            diags.error("E306", f"stage {_shown(stage)} is selected twice", where, "R6")
+            diags.error("E306", f"stage {_shown(stage)} is selected twice",
+                        ev.at(*base, "stages", i), "R6")
         elif known is not None and stage not in known:
             diags.error("E305", f"unknown lifecycle stage {_shown(stage)}{_hint(stage, known)}; "
                         "custom stages must be declared in the account's customLifecycleStages",
-                        where, "R6")
+                        ev.at(*base, "stages", i), "R6")
         seen.add(stage)
     if ev.model.spec.destination != "meta":  # matched by identifiers, not Meta's lead id (R5)
         _check_data_sharing(ev, diags)
@@ -308,9 +309,9 @@ def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) ->
 
 
 def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
-    where = ev.at("spec", "trigger", "formSubmission", "facebookEvent")
     if name in STANDARD_META_EVENTS:
         return
+    where = ev.at("spec", "trigger", "formSubmission", "facebookEvent")
     if name.startswith(CUSTOM_EVENT_PREFIX):
         custom = name[len(CUSTOM_EVENT_PREFIX):]
         if not _CUSTOM_EVENT(custom):

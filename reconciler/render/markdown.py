@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.core.plan import Change, Plan
+from reconciler.core.plan import AccountQuota, Change, Plan
 from reconciler.core.policy import Violation
 from reconciler.render.common import (
     DRIFT,
@@ -58,10 +59,17 @@ def _table(plan: Plan) -> str:
     rows = ["| Account | Create | Update | Replace | Delete | Unmanaged "
             "| Quota (before -> after / limit) | Peak |",
             "|---|--:|--:|--:|--:|--:|---|--:|"]
+    changes: dict[str, list[Change]] = defaultdict(list)  # grouped in one pass, not rescanned
+    for c in plan.changes:                                # per account (accounts x changes)
+        changes[c.account].append(c)
+    unmanaged_of = Counter(u.account for u in plan.unmanaged)
+    quotas: dict[str, AccountQuota] = {}
+    for quota_ in plan.quotas:
+        quotas.setdefault(quota_.account, quota_)
     for account in accounts(plan):
-        n = counts([c for c in plan.changes if c.account == account])
-        unmanaged = sum(1 for u in plan.unmanaged if u.account == account)
-        q = next((q for q in plan.quotas if q.account == account), None)
+        n = counts(changes.get(account, []))
+        unmanaged = unmanaged_of[account]
+        q = quotas.get(account)
         quota = f"{q.before} -> {q.after} / {q.limit}" if q else "n/a"
         peak = "n/a" if q is None else (f"⚠️ **{q.peak}** (over {q.limit})" if q.exceeded
                                         else str(q.peak))
