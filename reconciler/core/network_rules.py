@@ -19,7 +19,7 @@ from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Google, LinkedIn
 from reconciler.core.normalize import UNHASHED_KEYS
 from reconciler.core.source import Located
-from reconciler.diagnostics import Diagnostics
+from reconciler.diagnostics import Diagnostics, SourceLocation
 
 AccountDoc = Located[models.Account]
 EventDoc = Located[models.ConversionEvent]
@@ -66,23 +66,25 @@ def check_linkedin(doc: AccountDoc, li: LinkedIn, diags: Diagnostics, today: dat
                     doc.at("spec", "linkedin", "adAccount"), "R1")
     if li.version == models.DEFAULT_LINKEDIN_VERSION:
         return  # the version this convctl is built for: it moves with convctl releases
-    where = doc.at("spec", "linkedin", "version")
+    def where() -> SourceLocation:  # parsed only when a finding needs it
+        return doc.at("spec", "linkedin", "version")
+
     if not _LI_VERSION(li.version):
         diags.error("E123", f"linkedin version must be a Linkedin-Version YYYYMM (e.g. "
-                    f"{models.DEFAULT_LINKEDIN_VERSION}), got {_shown(li.version)}", where)
+                    f"{models.DEFAULT_LINKEDIN_VERSION}), got {_shown(li.version)}", where())
         return
     age = (today.year * 12 + today.month) - (int(li.version[:4]) * 12 + int(li.version[4:]))
     if age < 0:
         diags.error("E123", f"linkedin version {li.version} is in the future (today is "
-                    f"{today:%Y%m}): LinkedIn refuses versions it has not released", where)
+                    f"{today:%Y%m}): LinkedIn refuses versions it has not released", where())
     elif age >= LINKEDIN_VERSION_MONTHS:
         diags.error("E123", f"linkedin version {li.version} is {age} months old: LinkedIn "
                     f"supports a version for {LINKEDIN_VERSION_MONTHS} months; pin a newer "
-                    f"one (e.g. {today:%Y%m})", where)
+                    f"one (e.g. {today:%Y%m})", where())
     elif age >= LINKEDIN_VERSION_WARN_MONTHS:
         diags.warning("W305", f"linkedin version {li.version} is {age} months old: LinkedIn "
                       f"stops serving it after {LINKEDIN_VERSION_MONTHS} months; pin a newer "
-                      "one soon", where)
+                      "one soon", where())
 
 
 def check_google(doc: AccountDoc, g: Google, diags: Diagnostics) -> None:
@@ -199,19 +201,22 @@ def check_sharing(ev: EventDoc, keys: list[str], diags: Diagnostics) -> bool:
     network = spec.destination
     if network == "meta":
         return False
-    where = ev.at("spec", "dataSharing", "properties")
+
+    def where() -> SourceLocation:  # positions are parsed only when a finding needs one
+        return ev.at("spec", "dataSharing", "properties")
+
     dropped = sorted({k for k in keys if k and k not in SENT_KEYS[network]})
     if dropped:
         diags.warning("W303", f"{', '.join(dropped)} not sent to {LABELS[network]}, which "
                       f"takes {', '.join(sorted(SENT_KEYS[network]))} only (docs/networks.md)",
-                      where, "R15")
+                      where(), "R15")
     if network == "google" and spec.trigger.lifecycle_stage_change is not None and not (
             {"em", "ph"} & set(keys)):
         diags.warning("W304", "neither email nor phone is shared: Google Ads matches this "
-                      "lifecycle event by click id (gclid, gbraid, wbraid) alone", where, "R15")
+                      "lifecycle event by click id (gclid, gbraid, wbraid) alone", where(), "R15")
     elif "em" not in keys:
         diags.warning("W301", f"email is not shared: {LABELS[network]} matches far fewer events "
-                      "without it", where, "R15")
+                      "without it", where(), "R15")
     return True
 
 
