@@ -78,7 +78,7 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/1
 BATCH = 1000
 RECEIVER_DEADLINE = 1800.0  # the receiver stops by itself after this many seconds at most
 GOAL_BUILD = 3.0
-CHUNK = 500  # (a): contacts each builder builds before the other takes its turn
+CHUNK = 1000  # (a): contacts each builder builds before the other takes its turn
 GOAL_E2E = 2.0
 
 # Values vary like a CRM's: a few hundred first names, a few thousand last names and cities

@@ -183,7 +183,8 @@ def norm_country(value: str) -> str | None:
 
 
 def norm_zp(value: str, country: str | None = None) -> str | None:
-    """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``)."""
+    """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``).
+    ``country`` only tells the US (``us``), unknown (None) or another country apart."""
     raw = value.strip().lower()
     compact = raw.replace(" ", "").replace("-", "")
     plain = compact.isascii() and compact.isalnum()  # only spaces or dashes were removed
@@ -302,22 +303,30 @@ def _cached(rule: _Rule2, arg: Any, cache: dict[Any, str | None]) -> Digest:
     return digest
 
 
-def _cached_zp(cache: dict[Any, str | None]) -> Digest:
-    get = cache.get
+def _cached_zp() -> Digest:
+    """zp, remembered per raw value and what the contact's country means to ``norm_zp``: the
+    US, unknown, or another country."""
+    us, unknown, other = _cache("zp", "us"), _cache("zp", None), _cache("zp", "*")
 
     def digest(value: str, country: str | None) -> str | None:
-        found = get((value, country), "")
+        cache = us if country == "us" else unknown if country is None else other
+        found = cache.get(value, "")
         if found != "":
             return found
         if len(cache) >= CACHE_SIZE:
             cache.clear()
-        found = cache[(value, country)] = _sent(norm_zp, value, country)
+        found = cache[value] = _sent(norm_zp, value, country)
         return found
     return digest
 
 
-def _lowered(value: str, _arg: object) -> str:
-    return value.lower()
+def _em(value: str, _country: str | None) -> str | None:
+    """em and external_id: trim, lowercase (``_uncached`` with the rule inlined: hot)."""
+    v = value.strip() if value.isascii() else clean(value).strip()
+    if len(v) == 64 and _HEX64.fullmatch(v) is not None:
+        return v.lower()
+    v = v.lower()
+    return _sha256(v.encode()).hexdigest() if v else None
 
 
 def _one_arg(fn: Callable[[str], str | None]) -> _Rule2:
@@ -333,12 +342,12 @@ def digester(key: str, default_country_code: str | None = None,
     """``hash_value`` for one hashed key with the account's context bound, as a function of
     (raw string value, the contact's normalized country): for callers that hash the same keys
     many times (``capi.PayloadBuilder`` makes one per shared key)."""
-    if key in ("em", "external_id"):  # trim (done), lowercase
-        return _uncached(_lowered, None)
+    if key in ("em", "external_id"):
+        return _em
     if key == "ph":
         return _uncached(norm_ph, default_country_code)
     if key == "zp":
-        return _cached_zp(_cache(key))
+        return _cached_zp()
     if key == "db":
         order = date_order or date_order_for_calling_code(default_country_code)
         return _cached(norm_db, order, _cache(key, order))
