@@ -293,7 +293,7 @@ def part_a(n: int, runs: int, with_sdk: bool, profile: bool = False) -> dict[str
         interleaved_run(sides, inputs)
         loads.append(os.getloadavg()[0])
     print(f"\n### (a) Payload building, {n:,} contacts, single thread ({runs} run(s), "
-          f"the builders taking turns every {CHUNK} contacts)\n")
+          f"the builders taking turns every {CHUNK:,} contacts)\n")
     print(f"distinct values: {diversity(inputs)}")
     print(f"load average (1 / 5 / 15 min) before: {load_before}; after: {load()}; "
           f"1 min at the end of each run: {spread(loads, '.2f')} (min / median / max)\n")
@@ -303,30 +303,32 @@ def part_a(n: int, runs: int, with_sdk: bool, profile: bool = False) -> dict[str
     for side in sides:
         print(f"| {side.name} | {spread([n / w for w in side.wall], ',.0f')} | "
               f"{spread([c / n * 1e6 for c in side.cpu], '.1f')} | {side.size:,} |")
-    ours = sides[0]
-    figures = {"ours": n / statistics.median(ours.wall)}
+    figures = {"ours": n / statistics.median(sides[0].wall)}
     if with_sdk:
-        sdk = sides[1]
-        walls = [s / o for o, s in zip(ours.wall, sdk.wall, strict=True)]
-        cpus = [s / o for o, s in zip(ours.cpu, sdk.cpu, strict=True)]
-        figures.update(sdk=n / statistics.median(sdk.wall), ratio=min(walls),
-                       ratio_cpu=min(cpus))
-        print("\n| run | ours events/s | SDK events/s | ratio (wall) | ratio (CPU) | "
-              "load (1 min) |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-        for run, (o, s, w, c, at) in enumerate(zip(ours.wall, sdk.wall, walls, cpus, loads,
-                                                   strict=True), 1):
-            print(f"| {run} | {n / o:,.0f} | {n / s:,.0f} | {w:.2f}x | {c:.2f}x | {at:.2f} |")
-        verdict = "met" if min(walls) >= GOAL_BUILD and min(cpus) >= GOAL_BUILD else "NOT met"
-        print(f"\nbuild ratio ours/SDK: {spread(walls, '.2f')}x wall, {spread(cpus, '.2f')}x "
-              f"CPU (min / median / max of {runs} run(s); goal >= {GOAL_BUILD:g}x in every "
-              f"run: {verdict})")
+        figures.update(ratios_a(n, sides[0], sides[1], loads))
     else:
         print("\nbuild ratio ours/SDK: skipped (facebook-business is not installed; "
               "`pip install facebook-business`)")
     if profile:
-        profile_a(ours.build, inputs)
+        profile_a(sides[0].build, inputs)
     return figures
+
+
+def ratios_a(n: int, ours: Side, sdk: Side, loads: Sequence[float]) -> dict[str, float]:
+    """Print the ratio of each run (wall and CPU, taken in the same run) and the verdict: the
+    goal is met only when every run meets it, in wall and in CPU time."""
+    walls = [s / o for o, s in zip(ours.wall, sdk.wall, strict=True)]
+    cpus = [s / o for o, s in zip(ours.cpu, sdk.cpu, strict=True)]
+    print("\n| run | ours events/s | SDK events/s | ratio (wall) | ratio (CPU) | load (1 min) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for run, (o, s, w, c, at) in enumerate(zip(ours.wall, sdk.wall, walls, cpus, loads,
+                                               strict=True), 1):
+        print(f"| {run} | {n / o:,.0f} | {n / s:,.0f} | {w:.2f}x | {c:.2f}x | {at:.2f} |")
+    verdict = "met" if min(walls) >= GOAL_BUILD and min(cpus) >= GOAL_BUILD else "NOT met"
+    print(f"\nbuild ratio ours/SDK: {spread(walls, '.2f')}x wall, {spread(cpus, '.2f')}x CPU "
+          f"(min / median / max of {len(walls)} run(s); goal >= {GOAL_BUILD:g}x in every run: "
+          f"{verdict})")
+    return {"sdk": n / statistics.median(sdk.wall), "ratio": min(walls), "ratio_cpu": min(cpus)}
 
 
 def profile_a(build: Callable[[Person, int], bytes], inputs: Sequence[Person]) -> None:
