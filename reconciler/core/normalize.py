@@ -31,6 +31,10 @@ Meta's SDKs do. Keys that Meta wants in clear (``client_ip_address``, ``client_u
 A value that is not a string (a number, None, a list from a CRM export) is dropped, never an
 error; ``user_data`` counts why each value was dropped: ``not_a_string``, or ``unusable``
 (nothing left once normalized, e.g. an unknown country).
+
+Hot path: ``digester`` gives, per key, a function of the raw value with the account's context
+bound (``capi.PayloadBuilder`` makes one per shared key); what it sends for names, places,
+gender and birth dates is remembered per raw value, and ASCII text skips the cleaning pass.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any, Final
 
 import phonenumbers
@@ -170,7 +173,6 @@ def _ph_with_library(value: str, default_country_code: str | None) -> str | None
     return _NON_DIGIT.sub("", value).lstrip("0") or None
 
 
-@lru_cache(maxsize=4096)
 def norm_st(value: str) -> str | None:
     """st: 2-letter lowercase code (``California``, ``Calif.``, ``CaliforniaState`` -> ``ca``)."""
     return state_code(_alnum(value))
@@ -252,9 +254,9 @@ Digest = Callable[[str, str | None], str | None]
 
 _sha256 = hashlib.sha256
 # Keys whose values repeat across contacts (names, places, gender, birth dates): what is sent
-# for a raw value is remembered, per key (and date order), keyed by the raw value itself (zp:
-# with the contact's country). A pure function of those, so the answer is the same either way.
-# Email, phone and external_id are nearly unique per contact and are not cached.
+# for a raw value is remembered per key, keyed by the raw value itself (db: per date order; zp:
+# per US / unknown / other contact country). A pure function of those, so the answer is the
+# same either way. Email, phone and external_id are nearly unique per contact: not cached.
 CACHE_SIZE: Final = 16384  # raw values remembered per cache; a full cache starts over
 _CACHES: dict[tuple[str, str | None], dict[Any, str | None]] = {}
 
