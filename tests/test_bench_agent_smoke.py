@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ def test_agent_throughput_quick() -> None:
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "### (a) Payload building, 2,000 contacts" in out
+    assert "load average (1 / 5 / 15 min) before:" in out
     assert "| ours: `core.capi.PayloadBuilder.form` + orjson |" in out
     assert "### (b) End to end, 2,000 events to a loopback receiver" in out
     lines = out.splitlines()
@@ -28,7 +30,11 @@ def test_agent_throughput_quick() -> None:
     assert "MISMATCH" not in out
     if "facebook-business is not installed" not in out:  # the SDK columns, when it is there
         assert "| facebook-business: `Event.normalize()` + json |" in out
-        assert "build ratio ours/SDK:" in out
+        spread = r"[0-9.]+ / [0-9.]+ / [0-9.]+x"
+        assert re.search(rf"build ratio ours/SDK: {spread} wall, {spread} CPU \(min / median / "
+                         r"max of 1 run\(s\); goal >= 3x in every run: (met|NOT met)\)", out)
+        assert re.search(r"^\| 1 \| [0-9,]+ \| [0-9,]+ \| [0-9.]+x \| [0-9.]+x \| [0-9.]+ \|$",
+                         out, re.MULTILINE), "one row per run"
         assert "end-to-end ratio ours (durable, one process)" in out
         assert "end-to-end ratio ours (durable, scaled out on both cores)" in out
         assert "events_received 2,000; expected 2,000" in out

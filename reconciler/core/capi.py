@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Literal
@@ -40,10 +40,9 @@ from reconciler.core.normalize import (
     HASHED_KEYS,
     LEAD_ID,
     UNHASHED_KEYS,
-    Hasher,
     clear_value,
+    digester,
     hash_value,
-    hasher,
     is_hashed,
     normalize,
     sha256_hex,
@@ -111,13 +110,7 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def _country_context(contact: Contact | None, account: AccountSpec) -> str | None:
-    raw = contact.properties.get("country") if contact else None
-    if raw and type(raw) is str:
-        return country_code(raw)
-    return "us" if account.default_country_code == "1" else None
-
-
+@lru_cache(maxsize=1024)  # a score repeats across contacts (0-100)
 def _number(value: str | None) -> float | int | None:
     if value is None:
         return None
@@ -147,52 +140,67 @@ def lifecycle_event_name(live: LiveEvent, account: AccountSpec, stage: str) -> s
     return stage
 
 
-# One shared property: (CRM property, user_data key, its hasher; None for a clear key).
-_Share = tuple[str, str, Hasher | None]
+# What is sent for a raw string value of one key, given the contact's normalized country
+# (None: nothing usable): a ``normalize.Digest`` for a hashed key.
+_Send = Callable[[str, str | None], str | int | None]
+# One shared property: (CRM property, user_data key, what is sent for its value).
+_Share = tuple[str, str, _Send]
 
 
-def _shares(sharing: DataSharing) -> tuple[_Share, ...]:
+def _clear(key: str) -> _Send:
+    return lambda value, _country: clear_value(key, value)
+
+
+def _refuse(key: str) -> _Send:
+    def send(value: str, _country: str | None) -> str | None:
+        raise ValueError(f"unknown user_data key {key!r}")
+    return send
+
+
+def _shares(sharing: DataSharing, account: AccountSpec,
+            date_order: str) -> tuple[_Share, ...]:
     """The event's shared properties (R15) with their user_data keys, in the order listed;
     a standard name without a key is not shared."""
+    dcc = account.default_country_code
     shares: list[_Share] = []
     for item in sharing.properties:
         prop, key = (item, PROPERTY_KEYS.get(item)) if isinstance(item, str) else (
             item.property, item.as_)
         if key is not None:
-            shares.append((prop, key, None if key in UNHASHED_KEYS
-                           else hasher(key) if key in HASHED_KEYS else _refuse))
+            shares.append((prop, key, _clear(key) if key in UNHASHED_KEYS
+                           else digester(key, dcc, date_order) if key in HASHED_KEYS
+                           else _refuse(key)))
     return tuple(shares)
-
-
-def _refuse(key: str, value: str, dcc: str | None, country: str | None,
-            order: str | None) -> str | None:
-    raise ValueError(f"unknown user_data key {key!r}")
 
 
 class PayloadBuilder:
     """The payloads of one live conversion event of one account.
 
-    Everything that does not depend on the CRM event (the shared properties and their keys,
-    the event name, the value) is worked out once, so the agent builds one per live event and
-    chunk of the inbox, not per CRM event. ``build`` raises ``ValueError`` when the CRM event
-    does not fit the event's trigger.
+    Everything that does not depend on the CRM event (the shared properties, their keys and
+    normalizers, the event name, the value) is worked out once, so the agent builds one per
+    live event and chunk of the inbox, not per CRM event. ``build`` raises ``ValueError`` when
+    the CRM event does not fit the event's trigger.
     """
 
-    __slots__ = ("_custom", "_date_order", "_event_name", "_ip", "_names", "_options", "_score",
-                 "_shared_keys", "_shares", "account", "dropped", "live")
+    __slots__ = ("_custom", "_default_country", "_event_name", "_form", "_ip", "_live_id",
+                 "_names", "_needs_country", "_options", "_score", "_shared_keys", "_shares",
+                 "account", "dropped", "live")
 
     def __init__(self, live: LiveEvent, account: AccountSpec) -> None:
-        self.live, self.account = live, account
-        self._shares = _shares(live.spec.data_sharing)
+        self.live, self.account, self._live_id = live, account, live.id
+        date_order = account.date_order or date_order_for_calling_code(
+            account.default_country_code)
+        self._shares = _shares(live.spec.data_sharing, account, date_order)
         # two properties sent as one key (phone, mobilephone): the first with a value wins
         self._shared_keys = len({key for _, key, _ in self._shares}) < len(self._shares)
+        # the contact's country matters only to the zip rule (US: first 5 digits)
+        self._needs_country = any(key == "zp" for _, key, _ in self._shares)
+        self._default_country = "us" if account.default_country_code == "1" else None
         self._ip = live.spec.data_sharing.ip_address
-        self._date_order = account.date_order or date_order_for_calling_code(
-            account.default_country_code)
         self._options = payload_fields(effective_options(live.spec, account))
         self.dropped: Counter[tuple[str, str]] = Counter()  # (key, reason) -> values dropped
         self._names: dict[str, str] = {}  # lifecycle: stage -> event name
-        form = live.spec.trigger.form_submission
+        form = self._form = live.spec.trigger.form_submission
         self._custom: dict[str, Any] = {}
         self._score = False
         self._event_name = ""
@@ -216,13 +224,41 @@ class PayloadBuilder:
         if contact is None:
             return {}
         props = contact.properties
-        dcc = self.account.default_country_code
-        country = _country_context(contact, self.account)
+        country = None
+        if self._needs_country:  # the contact's country, else the account's (zip rule)
+            raw = props.get("country")
+            country = (country_code(raw) if raw and type(raw) is str
+                       else self._default_country)
+        if self._shared_keys:
+            out = self._first_wins(props, country)
+        else:
+            out = {}
+            get, dropped = props.get, self.dropped
+            for prop, key, send in self._shares:
+                value = get(prop)
+                if not value:  # missing or empty
+                    continue
+                if type(value) is not str:
+                    dropped[(key, "not_a_string")] += 1
+                    continue
+                usable = send(value, country)
+                if usable:
+                    out[key] = usable
+                elif value.strip():  # a value, but nothing Meta could match
+                    dropped[(key, "unusable")] += 1
+        if contact.fbc:
+            out["fbc"] = contact.fbc
+        if contact.fbp:
+            out["fbp"] = contact.fbp
+        return out
+
+    def _first_wins(self, props: Mapping[str, object],
+                    country: str | None) -> dict[str, str | int]:
+        """``user_data`` when two shared properties give one key: the first with a value."""
         out: dict[str, str | int] = {}
-        order = self._date_order
-        taken: set[str] | None = set() if self._shared_keys else None
-        for prop, key, hash_ in self._shares:
-            if taken is not None and key in taken:
+        taken: set[str] = set()
+        for prop, key, send in self._shares:
+            if key in taken:
                 continue
             value = props.get(prop)
             if not value:
@@ -230,25 +266,19 @@ class PayloadBuilder:
             if type(value) is not str:
                 self.dropped[(key, "not_a_string")] += 1
                 continue
-            usable = (clear_value(key, value) if hash_ is None
-                      else hash_(key, value, dcc, country, order))
+            usable = send(value, country)
             if usable:
                 out[key] = usable
             elif value.strip():  # a value, but nothing Meta could match
                 self.dropped[(key, "unusable")] += 1
             else:  # blank: as if missing, a later property may give the key
                 continue
-            if taken is not None:
-                taken.add(key)
-        if contact.fbc:
-            out["fbc"] = contact.fbc
-        if contact.fbp:
-            out["fbp"] = contact.fbp
+            taken.add(key)
         return out
 
     def form(self, submission: FormSubmission, contact: Contact | None) -> dict[str, Any]:
         """A website server event for a form submission (R13, R15)."""
-        if self.live.spec.trigger.form_submission is None:
+        if self._form is None:
             raise ValueError(f"conversion event {self.live.id} has no formSubmission trigger")
         ud = self.user_data(contact)
         if submission.user_agent:
@@ -258,12 +288,13 @@ class PayloadBuilder:
         payload: dict[str, Any] = {
             "event_name": self._event_name,
             "event_time": _epoch(submission.submitted_at),
-            "event_id": event_id(self.live.id, submission.source_id),
+            "event_id": event_id(self._live_id, submission.source_id),
             "action_source": "website",
             "event_source_url": submission.page_url,
             "user_data": ud,
-            **self._options,
         }
+        if self._options:
+            payload.update(self._options)
         custom = dict(self._custom)
         if self._score and contact is not None:
             score = _number(contact.properties.get(PREDICTIVE_SCORE_PROPERTY))
@@ -290,7 +321,7 @@ class PayloadBuilder:
         return {
             "event_name": name,
             "event_time": _epoch(change.occurred_at),
-            "event_id": event_id(self.live.id, change.source_id),
+            "event_id": event_id(self._live_id, change.source_id),
             "action_source": "system_generated",
             "user_data": ud,
             "custom_data": {"event_source": "crm", "lead_event_source": CRM_NAME},

@@ -31,6 +31,10 @@ Meta's SDKs do. Keys that Meta wants in clear (``client_ip_address``, ``client_u
 A value that is not a string (a number, None, a list from a CRM export) is dropped, never an
 error; ``user_data`` counts why each value was dropped: ``not_a_string``, or ``unusable``
 (nothing left once normalized, e.g. an unknown country).
+
+Hot path: ``digester`` gives, per key, a function of the raw value with the account's context
+bound (``capi.PayloadBuilder`` makes one per shared key); what it sends for names, places,
+gender and birth dates is remembered per raw value, and ASCII text skips the cleaning pass.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from typing import Any, Final
 
 from reconciler.core.birthdates import birth_date, date_order_for_calling_code
 from reconciler.core.places import country_code, state_code
@@ -119,21 +123,36 @@ def norm_ph(value: str, default_country_code: str | None = None) -> str | None:
     """ph: digits with country code, no leading zeros (``(650)555-1212`` + ``1`` ->
     ``16505551212``). Fast paths for ``+`` numbers and NANP; phonenumbers otherwise."""
     v = value.strip()
+    digits = v.replace(" ", "").replace("-", "").replace("(", "").replace(")", "")
+    if digits[:1] == "+" and v[0] == "+":
+        digits = digits[1:]
+    if digits.isdigit() and digits.isascii():  # the usual: digits, spaces, - ( ) and a +
+        return _ph_digits(v, digits, default_country_code)
+    return _ph_general(v, default_country_code)
+
+
+def _ph_general(v: str, default_country_code: str | None) -> str | None:
+    """``norm_ph`` of any trimmed value (Meta: remove symbols, letters and leading zeros)."""
     if not v:
         return None
     plain = _PLAIN_PHONE.fullmatch(v)
-    if plain is None:  # Meta: remove symbols, letters and leading zeros
+    if plain is None:
         v = _LETTERS.sub("", v).strip()
         plain = _PLAIN_PHONE.fullmatch(v)
-    if plain is not None:
-        digits = _NON_DIGIT.sub("", v)
-        if v.startswith("+") and "(0" not in v:
-            return digits.lstrip("0") or None
-        if default_country_code == "1" and not v.startswith("0"):
-            if len(digits) == 10:
-                return "1" + digits
-            if len(digits) == 11 and digits[0] == "1":
-                return digits
+    if plain is None:
+        return _ph_with_library(v, default_country_code)
+    return _ph_digits(v, _NON_DIGIT.sub("", v), default_country_code)
+
+
+def _ph_digits(v: str, digits: str, default_country_code: str | None) -> str | None:
+    """A number written with digits and separators only (``digits``: its digits)."""
+    if v.startswith("+") and "(0" not in v:
+        return digits.lstrip("0") or None
+    if default_country_code == "1" and not v.startswith("0"):
+        if len(digits) == 10:
+            return "1" + digits
+        if len(digits) == 11 and digits[0] == "1":
+            return digits
     return _ph_with_library(v, default_country_code)
 
 
@@ -154,7 +173,6 @@ def _ph_with_library(value: str, default_country_code: str | None) -> str | None
     return _NON_DIGIT.sub("", value).lstrip("0") or None
 
 
-@lru_cache(maxsize=4096)
 def norm_st(value: str) -> str | None:
     """st: 2-letter lowercase code (``California``, ``Calif.``, ``CaliforniaState`` -> ``ca``)."""
     return state_code(_alnum(value))
@@ -167,7 +185,8 @@ def norm_country(value: str) -> str | None:
 
 
 def norm_zp(value: str, country: str | None = None) -> str | None:
-    """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``)."""
+    """zp: lowercase letters and digits; US: first 5 digits (``94035-1234`` -> ``94035``).
+    ``country`` only tells the US (``us``), unknown (None) or another country apart."""
     raw = value.strip().lower()
     compact = raw.replace(" ", "").replace("-", "")
     plain = compact.isascii() and compact.isalnum()  # only spaces or dashes were removed
@@ -205,8 +224,7 @@ _VALUE_ONLY: dict[str, Callable[[str], str | None]] = {
     "ge": norm_ge}
 _RULES: dict[str, _Rule] = {
     **{key: _value_only(fn) for key, fn in _VALUE_ONLY.items()},
-    # em and external_id (trim, lowercase) are hashed for every event and never cached: one
-    # call, not two (the value is trimmed already)
+    # em and external_id: trim (the value is trimmed already), lowercase
     "em": lambda value, _code, _country, _order: value.lower() or None,
     "external_id": lambda value, _code, _country, _order: value.lower() or None,
     "ph": lambda value, code, _country, _order: norm_ph(value, code),
@@ -229,25 +247,118 @@ def normalize(key: str, value: object, *, default_country_code: str | None = Non
     return rule(clean(value).strip(), default_country_code, country, date_order)
 
 
-# Keys whose values repeat across contacts (names, places, gender, birth dates): their hashes
-# are remembered (a pure function of the arguments, so the answer is the same either way).
-# Email, phone and external_id are nearly unique per contact and are not cached.
-_REPEATING_KEYS = frozenset({"fn", "ln", "ct", "st", "zp", "country", "db", "ge"})
+# What is sent for one key: (raw value, the contact's normalized country) -> lowercase hex
+# SHA-256, the lowercased digest when the value already is one, or None (nothing usable). The
+# account's context (default calling code, date order) is bound when the function is made.
+Digest = Callable[[str, str | None], str | None]
 
-Hasher = Callable[[str, str, str | None, str | None, str | None], str | None]
-
-
-def _hash(key: str, value: str, default_country_code: str | None, country: str | None,
-          date_order: str | None) -> str | None:
-    """The hot path: callers have checked that ``value`` is a string."""
-    stripped = (value if value.isascii() else clean(value)).strip()
-    if len(stripped) == 64 and _HEX64.fullmatch(stripped):  # is_hashed, inlined
-        return stripped.lower()
-    normalized = _RULES[key](stripped, default_country_code, country, date_order)
-    return hashlib.sha256(normalized.encode()).hexdigest() if normalized else None
+_sha256 = hashlib.sha256
+# Keys whose values repeat across contacts (names, places, gender, birth dates): what is sent
+# for a raw value is remembered per key, keyed by the raw value itself (db: per date order; zp:
+# per US / unknown / other contact country). A pure function of those, so the answer is the
+# same either way. Email, phone and external_id are nearly unique per contact: not cached.
+# Raw values remembered per cache (about 2 MiB when full, besides the raw strings themselves);
+# a full cache starts over.
+CACHE_SIZE: Final = 16384
+_CACHES: dict[tuple[str, str | None], dict[Any, str | None]] = {}
 
 
-_hash_repeating = lru_cache(maxsize=32768)(_hash)
+def clear_caches() -> None:
+    """Forget every remembered value (a cold start, for benchmarks)."""
+    for cache in _CACHES.values():
+        cache.clear()
+
+
+# A normalizer given a cleaned, trimmed value and one more argument (the default calling code,
+# the contact's country or the date order, as the key needs).
+_Rule2 = Callable[[str, Any], str | None]
+
+
+def _sent(rule: _Rule2, value: str, arg: Any) -> str | None:
+    """Clean and trim ``value``; pass a digest through lowercased, else normalize + SHA-256."""
+    v = value.strip() if value.isascii() else clean(value).strip()
+    if len(v) == 64 and _HEX64.fullmatch(v) is not None:  # is_hashed, inlined
+        return v.lower()
+    normalized = rule(v, arg)
+    return _sha256(normalized.encode()).hexdigest() if normalized else None
+
+
+def _uncached(rule: _Rule2, arg: Any) -> Digest:
+    def digest(value: str, _country: str | None) -> str | None:  # _sent, inlined: hot
+        v = value.strip() if value.isascii() else clean(value).strip()
+        if len(v) == 64 and _HEX64.fullmatch(v) is not None:
+            return v.lower()
+        normalized = rule(v, arg)
+        return _sha256(normalized.encode()).hexdigest() if normalized else None
+    return digest
+
+
+def _cached(rule: _Rule2, arg: Any, cache: dict[Any, str | None]) -> Digest:
+    get = cache.get
+
+    def digest(value: str, _country: str | None) -> str | None:
+        found = get(value, "")  # "" is never sent: it marks a value not seen yet
+        if found != "":
+            return found
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        found = cache[value] = _sent(rule, value, arg)
+        return found
+    return digest
+
+
+def _cached_zp() -> Digest:
+    """zp, remembered per raw value and what the contact's country means to ``norm_zp``: the
+    US, unknown, or another country."""
+    us, unknown, other = _cache("zp", "us"), _cache("zp", None), _cache("zp", "*")
+
+    def digest(value: str, country: str | None) -> str | None:
+        cache = us if country == "us" else unknown if country is None else other
+        found = cache.get(value, "")
+        if found != "":
+            return found
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        found = cache[value] = _sent(norm_zp, value, country)
+        return found
+    return digest
+
+
+def _em(value: str, _country: str | None) -> str | None:
+    """em and external_id: trim, lowercase (``_uncached`` with the rule inlined: hot)."""
+    v = value.strip() if value.isascii() else clean(value).strip()
+    if len(v) == 64 and _HEX64.fullmatch(v) is not None:
+        return v.lower()
+    v = v.lower()
+    return _sha256(v.encode()).hexdigest() if v else None
+
+
+def _one_arg(fn: Callable[[str], str | None]) -> _Rule2:
+    return lambda value, _arg: fn(value)
+
+
+def _cache(key: str, variant: str | None = None) -> dict[Any, str | None]:
+    return _CACHES.setdefault((key, variant), {})
+
+
+def digester(key: str, default_country_code: str | None = None,
+             date_order: str | None = None) -> Digest:
+    """``hash_value`` for one hashed key with the account's context bound, as a function of
+    (raw string value, the contact's normalized country): for callers that hash the same keys
+    many times (``capi.PayloadBuilder`` makes one per shared key)."""
+    if key in ("em", "external_id"):
+        return _em
+    if key == "ph":
+        return _uncached(norm_ph, default_country_code)
+    if key == "zp":
+        return _cached_zp()
+    if key == "db":
+        order = date_order or date_order_for_calling_code(default_country_code)
+        return _cached(norm_db, order, _cache(key, order))
+    rule = _VALUE_ONLY.get(key)
+    if rule is None:
+        raise ValueError(f"unknown user_data key {key!r}")
+    return _cached(_one_arg(rule), None, _cache(key))
 
 
 def hash_value(key: str, value: object, *, default_country_code: str | None = None,
@@ -256,16 +367,7 @@ def hash_value(key: str, value: object, *, default_country_code: str | None = No
     that is not a string gives None."""
     if type(value) is not str:
         return None
-    return hasher(key)(key, value, default_country_code, country, date_order)
-
-
-def hasher(key: str) -> Hasher:
-    """``hash_value`` for ``key`` as a positional function ``(key, value, default calling
-    code, country, date order)``, for callers that hash the same keys many times
-    (``capi.PayloadBuilder``)."""
-    if key not in HASHED_KEYS:
-        raise ValueError(f"unknown user_data key {key!r}")
-    return _hash_repeating if key in _REPEATING_KEYS else _hash
+    return digester(key, default_country_code, date_order)(value, country)
 
 
 def clear_value(key: str, value: str) -> str | int | None:
@@ -296,8 +398,8 @@ def user_data(raw: Mapping[str, object], *, default_country_code: str | None = N
             if dropped is not None:
                 dropped[(key, "not_a_string")] += 1
             continue
-        usable = (clear_value(key, value) if key in UNHASHED_KEYS else hasher(key)(
-            key, value, default_country_code, country, date_order))
+        usable = (clear_value(key, value) if key in UNHASHED_KEYS else digester(
+            key, default_country_code, date_order)(value, country))
         if usable:
             out[key] = usable
         elif dropped is not None:
