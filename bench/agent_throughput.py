@@ -525,29 +525,25 @@ EVENT_ID = re.compile(rb'"event_id":"([^"]*)"')
 
 
 class AckSender:
-    """``GraphSender`` that notes when each event id was acknowledged. The agent hands it the
-    stored JSON of each event (``send_encoded``); the ids are read back with a regex (this
-    costs ours a little; the SDK's path has no such step)."""
+    """A destination (Meta's, over ``GraphSender``) that notes when each event id was
+    acknowledged. The agent hands it the stored JSON of each event; the ids are read back with
+    a regex (this costs ours a little; the SDK's path has no such step)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.network = inner.network
         self.acks: list[tuple[list[str], float]] = []
 
-    def send(self, pixel_id: str, events: Sequence[dict[str, object]], token: str,
-             test_event_code: str | None = None) -> Any:
-        result = self.inner.send(pixel_id, events, token, test_event_code)
-        if result.verdict == "ok":
-            self.acks.append(([str(e["event_id"]) for e in events], time.perf_counter()))
-        return result
-
-    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
-                     test_event_code: str | None = None) -> Any:
-        result = self.inner.send_encoded(pixel_id, events, token, test_event_code)
-        if result.verdict == "ok":
+    def send(self, target: str, account: Any, events: Sequence[bytes], token: str) -> Any:
+        outcome = self.inner.send(target, account, events, token)
+        if outcome.kind == "sent":
             at = time.perf_counter()
             ids = [m.decode() for m in EVENT_ID.findall(b"\n".join(events))]
             self.acks.append((ids, at))
-        return result
+        return outcome
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def prepare_ours(persons: Sequence[Person], now: datetime,
@@ -597,6 +593,7 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
     from reconciler.adapters.agentstore import AgentStore
     from reconciler.adapters.contacts import EmbeddedContacts
     from reconciler.adapters.meta import GraphSender
+    from reconciler.adapters.networks.meta import MetaDestination
     from reconciler.adapters.state.sqlite import SqliteProvider
     from reconciler.services.agent import Agent, AgentConfig
 
@@ -607,8 +604,8 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
     provider = SqliteProvider(state)
     store = AgentStore(state)
     graph = GraphSender(receiver.base_url, "v25.0", timeout=30.0)
-    sender = AckSender(graph)
-    agent = Agent(provider, store, EmbeddedContacts(store), sender,
+    sender = AckSender(MetaDestination(graph))
+    agent = Agent(provider, store, EmbeddedContacts(store), {"meta": sender},
                   AgentConfig(poll_interval=0.0), resolve=lambda ref: TOKEN)
     result = E2E("ours, one process: per 1,000 events `agent ingest`, then `agent run --once`")
     started: dict[str, float] = {}

@@ -63,8 +63,8 @@ class Replay:
     rows: list[dict[str, Any]]
 
 
-_LISTED = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "eventTime",
-           "reason")
+_LISTED = ("seq", "conversionEventId", "eventId", "network", "target", "eventName",
+           "eventTime", "reason")
 
 
 def count_sent(conn: sqlite3.Connection, ids: str, hour: int) -> None:
@@ -114,5 +114,5 @@ def replay_dead(conn: sqlite3.Connection, selection: DeadSelection, oldest_senda
     return Replay(cur.rowcount, too_old, [])
 
 
-_COLUMNS = ("seq", "conversion_event_id", "event_id", "pixel_id", "event_name", "event_time",
-            "reason")
+_COLUMNS = ("seq", "conversion_event_id", "event_id", "destination", "target", "event_name",
+            "event_time", "reason")

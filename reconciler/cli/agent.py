@@ -29,7 +29,7 @@ def store_option(func: Any) -> Any:
 
 @click.group("agent")
 def command() -> None:
-    """Send CRM events (form submissions, lifecycle-stage changes) to Meta's Conversions API.
+    """Send CRM events (form submissions, lifecycle-stage changes) to the ad networks.
 
     \b
     Examples:
@@ -174,13 +174,14 @@ def freeze_startup_heap() -> None:
 @quiet_option
 def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
         log_format: str, log_level: str, quiet: bool, **run_settings: Any) -> None:
-    """Match inbox events, queue payloads and deliver them to Meta, until stopped.
+    """Match inbox events, queue payloads and deliver them to their networks, until stopped.
 
-    Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
-    A pixel that cannot send (token unset, refused by Meta) is paused and held off, and a
-    contact source that refuses the agent holds the inbox off: `agent status` says why.
-    SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
-    re-sent with the same event_id, which Meta deduplicates).
+    Tokens come from the accessToken reference ({env: NAME} or {file: PATH}) of each account's
+    network block. A target (a Meta pixel, ...) that cannot send (token unset, refused by its
+    network) is paused and held off, and a contact source that refuses the agent holds the
+    inbox off: `agent status` says why. SIGTERM or Ctrl-C stops after the current cycle; a
+    kill -9 loses nothing (events are re-sent with the same event id, which every network
+    deduplicates).
     """
     from reconciler.services.agent_setup import open_agent
 
@@ -210,8 +211,9 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
 @state_option
 @store_option
 def status(fmt: str, state: str | None, store: str | None) -> None:
-    """Counts per state and per pixel, skip reasons, dead-letter reasons, paused pixels, and
-    the match-key coverage of each event over the last 24 hours and 7 days."""
+    """Counts per state and per target (with its network), skip reasons, dead-letter reasons,
+    paused targets, and the match-key coverage of each event over the last 24 hours and 7
+    days."""
     import orjson
 
     from reconciler.services.agent import agent_status
@@ -257,19 +259,22 @@ def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
 
 
 @command.command("resume")
-@click.argument("pixel_id")
+@click.argument("target")
 @state_option
 @store_option
-def resume(pixel_id: str, state: str | None, store: str | None) -> None:
-    """Resume sending for a pixel paused by a token or permission error."""
+def resume(target: str, state: str | None, store: str | None) -> None:
+    """Resume sending for a TARGET paused by a token or permission error: a Meta pixel id, a
+    LinkedIn conversion rule urn or a Google CUSTOMER/ACTION (as `agent status` shows it)."""
     from reconciler.services.agent_setup import AgentSettings, open_store
 
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        resumed = agent_store.resume_pixel(pixel_id)
+        paused = agent_store.paused_targets().get(target)
+        resumed = agent_store.resume_target(target)
     finally:
         agent_store.close()
-    App().out(f"Pixel {pixel_id} resumed." if resumed else f"Pixel {pixel_id} was not paused.")
+    name = _target_name(paused.destination if paused else "meta", target)
+    App().out(f"{name} resumed." if resumed else f"{name} was not paused.")
 
 
 def _live_events(state: str | None) -> Any:
@@ -295,12 +300,12 @@ def status_text(data: dict[str, Any]) -> str:
     inbox, outbox = data["inbox"], data["outbox"]
     lines = [f"Inbox:  {inbox['new']} new, {inbox['processed']} processed",
              f"Outbox: {outbox['queued']} queued, {outbox['sent']} sent, {outbox['dead']} dead"]
-    for pixel, counts in sorted(data["pixels"].items()):
-        lines.append(f"Pixel {pixel}: {counts['queued']} queued, {counts['sent']} sent, "
-                     f"{counts['dead']} dead")
-    for pixel, info in sorted(data["paused"].items()):
-        lines.append(f"Pixel {pixel}: PAUSED since {info['since']} ({info['reason']}): "
-                     f"{info['message']}")
+    for target, counts in sorted(data["targets"].items()):
+        lines.append(f"{_target_name(counts['network'], target)}: {counts['queued']} queued, "
+                     f"{counts['sent']} sent, {counts['dead']} dead")
+    for target, info in sorted(data["paused"].items()):
+        lines.append(f"{_target_name(info.get('network', 'meta'), target)}: PAUSED since "
+                     f"{info['since']} ({info['reason']}): {info['message']}")
     for target, info in sorted(data.get("held", {}).items()):
         lines.append(f"{target.capitalize()} processing: HELD OFF since {info['since']} "
                      f"({info['reason']}): {info['message']}")
@@ -308,6 +313,19 @@ def status_text(data: dict[str, Any]) -> str:
     lines += _section("Dropped at ingest", data.get("droppedFields", {}))
     lines += coverage_lines(data.get("coverage", []))
     return "\n".join(lines)
+
+
+def _target_name(network: str, target: str) -> str:
+    """``Pixel 123...`` for Meta (as before networks), ``LinkedIn target urn:...`` else."""
+    if network == "meta":
+        return f"Pixel {target}"
+    from reconciler.core.networks import rules_for
+
+    try:
+        label = rules_for(network).label
+    except ImportError:  # a network this convctl does not know (a newer agent's rows)
+        label = network
+    return f"{label} target {target}"
 
 
 def _section(title: str, counts: dict[str, int]) -> list[str]:
