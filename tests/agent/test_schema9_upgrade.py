@@ -73,3 +73,41 @@ def test_rows_queued_before_the_step_are_delivered_after_it(
     assert status["pixels"] == {ACME_PIXEL: {"queued": 0, "sent": 3, "dead": 0}}
     assert [(p.target, p.destination, p.reason) for p in paused.values()] == [
         ("999000111222333", "meta", "token")]
+
+
+def test_a_postgresql_store_at_step_5_keeps_its_queue_and_pauses(postgres_url: str) -> None:
+    """PostgreSQL's step 6 is the same: the queued row comes out of ``due`` as Meta's, keyed by
+    its pixel, and the paused pixel is a paused Meta target."""
+    import psycopg
+
+    from reconciler.adapters.agentstore_pg import PostgresAgentStore
+    from reconciler.adapters.state import postgres_schema
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(postgres_schema._VERSION_TABLE)
+        for version, (description, statements) in enumerate(postgres_schema.MIGRATIONS[:5], 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO convctl_schema (version, description) VALUES (%s, %s)",
+                         (version, description))
+        conn.execute(
+            "INSERT INTO agent_outbox (conversion_event_id, event_id, account, pixel_id, "
+            "event_name, event_time, payload, status, next_attempt_at, created_at, updated_at, "
+            "key_mask) VALUES ('ev_1', 'e1', 'acme', %s, 'Lead', 1, '{\"event_id\":\"e1\"}', "
+            "'queued', 0, now(), now(), 1)", (ACME_PIXEL,))
+        conn.execute("INSERT INTO agent_paused_pixels (pixel_id, reason, message, "
+                     "token_fingerprint, paused_at) VALUES (%s, 'token', 'refused', 'fp', "
+                     "'2026-11-28T09:00:00+00:00')", (ACME_PIXEL,))
+    store = PostgresAgentStore(postgres_url)
+    try:
+        [row] = store.due(10.0, 10)
+        paused = store.paused_targets()
+        store.mark_sent([row.seq])
+        status = store.status()
+    finally:
+        store.close()
+    assert (row.event_id, row.destination, row.target, row.body) == (
+        "e1", "meta", ACME_PIXEL, b'{"event_id":"e1"}')
+    assert [(p.target, p.destination, p.reason) for p in paused.values()] == [
+        (ACME_PIXEL, "meta", "token")]
+    assert status.targets == {("meta", ACME_PIXEL): {"queued": 0, "sent": 1, "dead": 0}}
