@@ -57,6 +57,7 @@ from reconciler.core.crm import (
 )
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import SecretRef
+from reconciler.core.networks import rules_for
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, TransientError, UsageError
 from reconciler.services.agent_chunk import Chunk, needed_properties
@@ -251,13 +252,17 @@ class Agent:
 
     def prune_if_due(self) -> tuple[int, int]:
         """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox
-        rows older than the retention (``AgentStore.prune``)."""
+        rows older than the retention (``AgentStore.prune``). Rows are kept at least as long as
+        the network of a live event takes its events, and a day more (LinkedIn and Google Ads:
+        90 days), so a re-delivered CRM event is still known and never sent twice (R16)."""
         now = self._clock()
         days = self.config.retention_days
         if not days or now.timestamp() < self._next_prune:
             return 0, 0
         self._next_prune = now.timestamp() + PRUNE_EVERY
         try:
+            days = max([days, *(rules_for(e.spec.destination).max_age.days + 1
+                                for e in self._provider.list_events())])
             inbox, outbox = self._store.prune(now - timedelta(days=days))
         except ConvctlError as exc:  # busy state: the next pass tries again
             log.warning("retention pass skipped: %s", exc)
