@@ -98,9 +98,16 @@ def run_options(func: Any) -> Any:
 
 
 _RUN_OPTIONS = [
-    click.option("--meta-base-url", envvar="CONVCTL_META_BASE_URL",
-                 default="https://graph.facebook.com", show_default=True,
-                 help="Graph API base URL [env CONVCTL_META_BASE_URL]."),
+    click.option("--meta-base-url", "--graph-url", "meta_base_url",
+                 envvar="CONVCTL_META_BASE_URL", default="https://graph.facebook.com",
+                 show_default=True, help="Meta's Graph API base URL [env CONVCTL_META_BASE_URL]."),
+    click.option("--linkedin-url", "linkedin_url", envvar="CONVCTL_LINKEDIN_URL",
+                 default="https://api.linkedin.com", show_default=True,
+                 help="LinkedIn's REST API base URL (Conversions API) [env CONVCTL_LINKEDIN_URL]."),
+    click.option("--google-url", "google_url", envvar="CONVCTL_GOOGLE_URL",
+                 default="https://datamanager.googleapis.com", show_default=True,
+                 help="Google's Data Manager API base URL (Google Ads conversions) [env "
+                 "CONVCTL_GOOGLE_URL]."),
     click.option("--api-version", envvar="CONVCTL_META_API_VERSION", default="v25.0",
                  show_default=True, help="Graph API version [env CONVCTL_META_API_VERSION]."),
     click.option("--test-event-code", envvar="CONVCTL_TEST_EVENT_CODE", default=None,
@@ -118,7 +125,8 @@ _RUN_OPTIONS = [
                  "them all, else at least 8 (R16) [env CONVCTL_AGENT_RETENTION_DAYS]."),
     click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
                  type=click.FloatRange(0.1, 600), show_default=True,
-                 help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),
+                 help="Request timeout of every network's API, seconds [env "
+                 "CONVCTL_META_TIMEOUT]."),
     click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
                  show_default=True, metavar="DIR",
                  help="Folder of the token files accessToken {file: PATH} may name; nothing "

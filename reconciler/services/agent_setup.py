@@ -58,6 +58,8 @@ class AgentSettings:
     state: str | None = None
     store: str | None = None
     meta_base_url: str = DEFAULT_BASE_URL
+    linkedin_url: str = "https://api.linkedin.com"
+    google_url: str = "https://datamanager.googleapis.com"
     api_version: str = DEFAULT_API_VERSION
     test_event_code: str | None = None
     dry_run: Path | None = None

@@ -167,11 +167,12 @@ class Deliverer:
                 accounts: dict[str, LiveAccount], report: DeliveryReport) -> list[OutboxRow]:
         """Rows still worth sending; the others become dead letters."""
         now = self._clock()
+        oldest: dict[str, int] = {}  # per network: the earliest event time still sent
         keep: list[OutboxRow] = []
         dead: dict[tuple[str, str], list[int]] = {}
         for row in rows:
             event = live.get(row.conversion_event_id)
-            reason = _unsendable(row, event, accounts, now)
+            reason = _unsendable(row, event, accounts, now, oldest)
             if reason is None:
                 keep.append(row)
             else:
@@ -350,16 +351,19 @@ def _dead_message(reason: str, rules: NetworkRules) -> str:
 
 
 def _unsendable(row: OutboxRow, event: LiveEvent | None, accounts: dict[str, LiveAccount],
-                now: datetime) -> str | None:
+                now: datetime, oldest: dict[str, int]) -> str | None:
     if event is None or row.account not in accounts:
         return "deleted"
     if not event.spec.enabled:
         return "disabled"
-    rules = rules_for(row.destination)
     if row.checked:
-        oldest = now - (rules.max_age - SAFETY_MARGIN)
-        return "expired" if row.event_time < int(oldest.timestamp()) else None
-    reason = rules.validate(row.payload, now)
+        bound = oldest.get(row.destination)
+        if bound is None:
+            rules = rules_for(row.destination)
+            bound = oldest[row.destination] = int(
+                (now - (rules.max_age - SAFETY_MARGIN)).timestamp())
+        return "expired" if row.event_time < bound else None
+    reason = rules_for(row.destination).validate(row.payload, now)
     if reason == "too_old":
         return "expired"
     return reason
