@@ -3,14 +3,23 @@
 With a policies folder (``policies/`` when it exists, ``--policies DIR``, ``CONVCTL_POLICIES``)
 every plan is checked against its Rego policies (docs/policies.md): each violation is printed
 with its policy's name; a non-advisory one makes the plan fail (exit 1, nothing saved).
+``--validate-remote`` asks Google Ads to validate (``validateOnly``) one synthetic event per
+Google Ads conversion event the plan changes (docs/networks/google.md): a refusal is an error
+diagnostic (E601-E609), exit 1, nothing saved.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.app import App
 from reconciler.cli.options import account_option, manifests_argument, state_option
+
+if TYPE_CHECKING:
+    from reconciler.core.plan import Plan
+    from reconciler.core.scope import Scope
 
 
 @click.command("plan")
@@ -31,10 +40,17 @@ from reconciler.cli.options import account_option, manifests_argument, state_opt
               help="Check the plan against the Rego policies in DIR [env CONVCTL_POLICIES; "
               "default policies/ when it exists].")
 @click.option("--no-policies", is_flag=True, help="Do not check any policy.")
+@click.option("--validate-remote", is_flag=True,
+              help="Ask Google Ads to validate (validateOnly, nothing recorded) one test event "
+              "per Google Ads conversion event the plan creates or updates.")
+@click.option("--google-url", envvar="CONVCTL_GOOGLE_URL", metavar="URL",
+              default="https://datamanager.googleapis.com", show_default=True,
+              help="Data Manager API base URL for --validate-remote [env CONVCTL_GOOGLE_URL].")
 def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None, fmt: str,
             out: str | None,
             detailed_exitcode: bool, prune_unmanaged: bool, allow_mass_delete: bool,
-            policies_opt: str | None, no_policies: bool) -> None:
+            policies_opt: str | None, no_policies: bool, validate_remote: bool,
+            google_url: str) -> None:
     """Compare the manifests with the live state and show the changes apply would make.
 
     PATHS default to manifests/. With --account, only the named accounts are planned (their
@@ -50,6 +66,7 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
       convctl plan --out plan.json && convctl apply plan.json
       convctl plan --account acme --out acme.json   # one team's account only
       convctl plan --policies examples/policies
+      convctl plan --validate-remote   # Google Ads checks each changed Google event
     """
     from reconciler.cli.planning import load_policies_or_exit, plan_or_exit, save_plan
     from reconciler.core.policy import blocking
@@ -75,7 +92,11 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
         saved = "; the plan was not saved" if out else ""
         app.err(f"error: the plan violates {len(refused)} policy rule(s) (listed above); "
                 f"apply refuses it until they pass{saved}")
-    if plan.errors or refused:
+    remote_refused = validate_remote and not _validated_remotely(
+        app, plan, manifest_paths, scope, google_url)
+    if remote_refused and out:
+        app.err("error: Google Ads refused the plan's test events; the plan was not saved")
+    if plan.errors or refused or remote_refused:
         raise click.exceptions.Exit(1)
     if out:
         save_plan(plan, out, manifest_paths, state, scope)
@@ -83,3 +104,25 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
     if detailed_exitcode and not plan.is_empty:
         raise click.exceptions.Exit(2)
 
+
+
+def _validated_remotely(app: App, plan: Plan, paths: list[str], scope: Scope,
+                        google_url: str) -> bool:
+    """Print Google's refusals as diagnostics; True when every test event was taken."""
+    from reconciler.adapters.networks.google import GoogleDestination, reason_of
+    from reconciler.adapters.secrets import resolve_secret
+    from reconciler.services.planning import load_manifests
+    from reconciler.services.remote_validation import validate_remote
+
+    manifests = load_manifests(paths, scope).manifests
+    sender = GoogleDestination(google_url, validate_only=True)
+    try:
+        report = validate_remote(plan, manifests, sender, resolve_secret, reason_of)
+    finally:
+        sender.close()
+    for diag in report.diagnostics.sorted():
+        app.err(diag.render())
+    refused = len(report.diagnostics.errors)
+    app.err(f"Google Ads validated {report.checked} test event(s) (validateOnly, nothing "
+            f"recorded): {refused} refused.")
+    return refused == 0
