@@ -310,7 +310,7 @@ class AgentStore(ActivityReads):
 
     # -- replay: dead letters chosen by reason, event and event time (``agent retry-dead``) --
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: agentquality.Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """``agentquality.replay_dead`` in one write transaction (the counts and the update
         agree)."""

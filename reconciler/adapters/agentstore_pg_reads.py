@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentquality import DeadSelection, Oldest, Replay, oldest_sql
 from reconciler.adapters.agentrows import DELIVERY_KEYS
 from reconciler.adapters.agentstore_pg_views import iso
 from reconciler.adapters.state.postgres_db import Database
@@ -83,30 +83,31 @@ class CoverageReplayAndActivity:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """Queue again (due now) the selected dead letters sent at or after
-        ``oldest_sendable``; count the older ones, which stay dead. ``dry_run`` changes nothing
-        and lists what it would queue, oldest event first. One transaction."""
+        ``oldest_sendable`` (per network when a mapping); count the older ones, which stay
+        dead. ``dry_run`` changes nothing and lists what it would queue, oldest event first.
+        One transaction."""
         where, params = _where(selection)
+        bound, bounds = oldest_sql(oldest_sendable, "%s")
         now = self._clock()
         with self.db.transaction() as conn:
             row = conn.execute(f"SELECT count(*) FROM agent_outbox WHERE {where} AND "
-                               "event_time < %s", (*params, oldest_sendable)).fetchone()
+                               f"event_time < {bound}", (*params, *bounds)).fetchone()
             too_old = int(row[0]) if row else 0
             if dry_run:
                 rows = conn.execute("SELECT seq, conversion_event_id, event_id, destination, "
                                     "target, event_name, event_time, reason FROM agent_outbox "
-                                    f"WHERE "
-                                    f"{where} AND event_time >= %s ORDER BY event_time, seq",
-                                    (*params, oldest_sendable)).fetchall()
+                                    f"WHERE {where} AND event_time >= {bound} "
+                                    "ORDER BY event_time, seq", (*params, *bounds)).fetchall()
                 return Replay(len(rows), too_old,
                               [dict(zip(_LISTED, r, strict=True)) for r in rows[:listed]])
             cur = conn.execute(
                 "UPDATE agent_outbox SET status = 'queued', attempts = 0, reason = NULL, "
                 "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = %s, "
-                f"updated_at = %s, {_CLEAR} WHERE {where} AND event_time >= %s",
-                (now.timestamp(), now, *params, oldest_sendable))
+                f"updated_at = %s, {_CLEAR} WHERE {where} AND event_time >= {bound}",
+                (now.timestamp(), now, *params, *bounds))
             return Replay(max(cur.rowcount, 0), too_old, [])
 
     # -- the dashboard's activity reads -----------------------------------------------------

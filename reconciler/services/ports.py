@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.adapters.agentcodec import InboxEvent
-from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentquality import DeadSelection, Oldest, Replay
 from reconciler.adapters.agentrows import (
     Hold,
     InboxRow,
@@ -107,10 +107,11 @@ class Outbox(Protocol):
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """Queue again the selected dead letters whose event time is at or after
-        ``oldest_sendable``; the older ones stay dead and are counted."""
+        ``oldest_sendable`` (one bound, or one per network); the older ones stay dead and are
+        counted."""
 
 
 class Coverage(Protocol):

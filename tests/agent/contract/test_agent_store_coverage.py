@@ -79,6 +79,30 @@ def test_replay_queues_the_chosen_dead_letters_and_keeps_too_old_ones(
     assert agent_store.status().dead_letters == {"expired": 1, "rejected": 1}
 
 
+def test_replay_bounds_are_per_network(agent_store: AgentStore, clock: FakeClock) -> None:
+    """Each network takes events for its own window: a LinkedIn dead letter 30 days old is
+    queued again (90 days), a Meta one as old stays dead (7 days); a network the bounds do not
+    name gets the latest one (the shortest window)."""
+    old = EVENT_TIME - 30 * 86400
+    rule = "urn:lla:llaPartnerConversion:111"
+    linkedin = {"conversion": rule, "conversionHappenedAt": old * 1000, "eventId": "li",
+                "user": {"userIds": []}}
+    agent_store.commit_processed([], [
+        row("meta-old", status="dead", reason="rejected", event_time=old),
+        queue_row("ev_li", "li", "acme", rule, linkedin, "dead", "rejected", "no",
+                  network="linkedin")], {})
+    bounds = {"meta": EVENT_TIME - 7 * 86400, "linkedin": EVENT_TIME - 90 * 86400}
+    dry = agent_store.replay_dead(DeadSelection(), bounds, dry_run=True)
+    assert ([(r["network"], r["eventId"]) for r in dry.rows], dry.too_old) == (
+        [("linkedin", "li")], 1)
+    done = agent_store.replay_dead(DeadSelection(), {"meta": EVENT_TIME - 7 * 86400})
+    assert (done.queued, done.too_old) == (0, 2)  # linkedin unnamed: the 7-day bound
+    done = agent_store.replay_dead(DeadSelection(), bounds)
+    assert (done.queued, done.too_old) == (1, 1)
+    assert [(r.destination, r.target, r.event_time) for r in
+            agent_store.due(clock.epoch(), 10)] == [("linkedin", rule, old)]
+
+
 def test_the_dashboards_activity_reads(agent_store: AgentStore, clock: FakeClock) -> None:
     agent_store.commit_processed([], [row("a"), row("b"), row("c", cev="ev_2")],
                                  {("no_lead_id", "ev_1"): 2})
