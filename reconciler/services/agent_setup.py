@@ -13,8 +13,10 @@ reach a dry-run agent too), and sends to dry-run destinations (``adapters.networ
 which write each request to the file. Paused targets are resumed in the copy, and no token is
 read: the file shows every request the queue holds, with no token in it.
 
-Otherwise there is one ``Destination`` per network: Meta's over ``GraphSender``
-(``--graph-url``).
+Otherwise there is one ``Destination`` per network in use (``Destinations``): Meta's over
+``GraphSender`` (``--meta-base-url``, alias ``--graph-url``), LinkedIn's (``--linkedin-url``)
+and Google Ads' (``--google-url``), each network's token read from its account block's
+``accessToken``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,17 +143,61 @@ def open_agent(settings: AgentSettings, *, clock: Callable[[], datetime] | None 
     return AgentHandle(agent, store, closers, dry)
 
 
-_Wiring = tuple[AgentStoreProtocol, dict[str, Destination], Callable[[SecretRef], str],
+_Wiring = tuple[AgentStoreProtocol, Mapping[str, Destination], Callable[[SecretRef], str],
                 DryRunFile | None]
 
 
+class Destinations(Mapping[str, Destination]):
+    """One destination per network in use: made when delivery first asks for its network
+    (``--meta-base-url``, ``--linkedin-url``, ``--google-url``), so a network no event uses
+    opens nothing, and one whose first event is applied while the agent runs is served too.
+    ``close`` closes those made."""
+
+    def __init__(self, settings: AgentSettings, now: Callable[[], datetime]) -> None:
+        self._settings, self._now = settings, now
+        self._made: dict[str, Destination] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, network: str) -> Destination:
+        with self._lock:
+            made = self._made.get(network)
+            if made is None:
+                made = self._made[network] = self._make(network)
+            return made
+
+    def _make(self, network: str) -> Destination:
+        s, timeout, now = self._settings, self._settings.timeout, self._now
+        if network == "meta":
+            graph = GraphSender(s.meta_base_url, s.api_version, timeout=timeout, clock=now)
+            return MetaDestination(graph, s.test_event_code)
+        if network == "linkedin":
+            from reconciler.adapters.networks.linkedin import LinkedInDestination
+
+            return LinkedInDestination(s.linkedin_url, timeout=timeout, clock=now)
+        if network == "google":
+            from reconciler.adapters.networks.google import GoogleDestination
+
+            return GoogleDestination(s.google_url, timeout=timeout, clock=now)
+        raise KeyError(network)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NETWORKS)
+
+    def __len__(self) -> int:
+        return len(NETWORKS)
+
+    def close(self) -> None:
+        with self._lock:
+            made, self._made = list(self._made.values()), {}
+        for destination in made:
+            destination.close()
+
+
 def destinations(settings: AgentSettings, now: Callable[[], datetime],
-                 closers: list[Callable[[], None]]) -> dict[str, Destination]:
-    """One destination per network, each closed with the agent."""
-    graph = GraphSender(settings.meta_base_url, settings.api_version, timeout=settings.timeout,
-                        clock=now)
-    made: dict[str, Destination] = {"meta": MetaDestination(graph, settings.test_event_code)}
-    closers.extend(d.close for d in made.values())
+                 closers: list[Callable[[], None]]) -> Destinations:
+    """The networks' destinations, closed with the agent."""
+    made = Destinations(settings, now)
+    closers.append(made.close)
     return made
 
 
