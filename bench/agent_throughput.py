@@ -33,6 +33,7 @@ shipped ``funnel`` event (CRM events with a lead id); every one fires exactly on
     python bench/agent_throughput.py --n 20000       # another size
     python bench/agent_throughput.py --quick         # 2,000 events (smoke test)
     python bench/agent_throughput.py --profile       # also cProfile our end-to-end path
+    python bench/agent_throughput.py --part networks # (c), (d): per network (agent_networks.py)
 """
 
 from __future__ import annotations
@@ -308,6 +309,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         query = urllib.parse.urlsplit(self.path).query
+        if self.path.startswith(("/rest/conversionEvents", "/v1/events:ingest")):
+            return self._other_network(body)
         if self.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             fields = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
             data = [orjson.loads(e) if isinstance(e, str) else e
@@ -328,6 +331,23 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             self.server.acked.update((str(e.get("event_id")), at) for e in data)
             self.server.answered += len(data)
             print(self.server.answered, flush=True)  # progress (``Receiver.wait_for``), in order
+
+    def _other_network(self, body: bytes) -> None:
+        """LinkedIn's batch create or Google's ingest (``agent_networks``): each network's
+        success answer, its events counted by their own ids (the bearer token is LinkedIn's
+        and Google's way: nothing in the body)."""
+        linkedin = self.path.startswith("/rest/")
+        fields = orjson.loads(body)
+        data = fields.get("elements" if linkedin else "events", [])
+        ids = [(e["conversion"], e["eventId"]) if linkedin else ("google", e["transactionId"])
+               for e in data]
+        with self.server.lock:
+            self.server.requests += 1
+            self.server.events += len(data)
+            self.server.tokenless += 0 if self.headers.get("authorization") else 1
+            self.server.keys.update(ids)
+        self._answer({"elements": [{"status": 201}] * len(data)} if linkedin
+                     else {"requestId": "bench"})
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -861,7 +881,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="events (and contacts for (a))")
     parser.add_argument("--quick", action="store_true", help="2,000 events, one pass (smoke)")
-    parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--part", choices=("a", "b", "networks", "all"), default="all",
+                        help="networks: (c) and (d), per network (bench/agent_networks.py)")
     parser.add_argument("--repeat", type=int, default=3, help="passes of (a); best is kept")
     parser.add_argument("--no-sdk", action="store_true", help="skip the SDK columns")
     parser.add_argument("--profile", action="store_true", help="cProfile our end-to-end path")
@@ -891,6 +912,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("b", "all"):
         part_b(n, with_sdk, args.profile, 120.0 if args.quick else args.time_limit,
                1 if args.quick else args.rounds)
+    if args.part in ("networks", "all"):
+        import agent_networks
+
+        builds = agent_networks.part_c(n, repeat)
+        agent_networks.part_d(min(n, 2_000 if args.quick else 6_000),
+                              3 if args.quick else max(3, args.rounds), builds)
     return 0
 
 
