@@ -279,9 +279,12 @@ def resume(target: str, state: str | None, store: str | None) -> None:
     try:
         paused = agent_store.paused_targets().get(target)
         resumed = agent_store.resume_target(target)
+        network = paused.destination if paused else next(
+            (n for n, t in agent_store.status().targets if t == target), None)
     finally:
         agent_store.close()
-    name = _target_name(paused.destination if paused else "meta", target)
+    name = (_target_name(network, target) if network else
+            f"Pixel {target}" if target.isdigit() else f"Target {target}")
     App().out(f"{name} resumed." if resumed else f"{name} was not paused.")
 
 

@@ -176,3 +176,45 @@ def test_a_429_holds_off_only_the_target_it_came_from(
     clock.sleep(61)
     handle.agent.run(once=True)
     assert fakes.received() == expected
+
+
+def test_status_and_resume_name_targets_with_their_network(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]], fakes: Fakes) -> None:
+    """``agent status`` shows each target with its network (Meta's as pixels, as before) and
+    ``agent resume`` takes any network's target."""
+    from click.testing import CliRunner
+
+    from reconciler.cli.agent import status_text
+    from reconciler.cli.main import cli
+
+    handle, _ = agent
+    _feed(tmp_path, handle)
+    fakes.linkedin.fail_next("401")
+    handle.agent.run(once=True)
+    [paused] = handle.agent.status().as_json()["paused"]
+    text = status_text(handle.agent.status().as_json())
+    assert f"Pixel {PIXEL}: 0 queued, 3 sent, 0 dead" in text
+    assert f"Google Ads target {G_FORM}: 0 queued, 1 sent, 0 dead" in text
+    assert f"LinkedIn target {paused}: PAUSED since " in text
+    state = handle.store.path  # the agent store is the SQLite state file
+    resumed = CliRunner().invoke(cli, ["agent", "resume", paused, "--state", f"sqlite:///{state}"])
+    assert resumed.output == f"LinkedIn target {paused} resumed.\n"
+    again = CliRunner().invoke(cli, ["agent", "resume", paused, "--state", f"sqlite:///{state}"])
+    assert again.output == f"LinkedIn target {paused} was not paused.\n"
+    unknown = CliRunner().invoke(cli, ["agent", "resume", "x/1", "--state", f"sqlite:///{state}"])
+    assert unknown.output == "Target x/1 was not paused.\n"
+
+
+def test_retention_keeps_sent_rows_while_linkedin_and_google_take_events(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]], clock: Clock) -> None:
+    """R16 over 90-day networks: with LinkedIn and Google Ads events live, sent rows stay past
+    the 30-day retention (a CRM event delivered again at day 60 is still known: not sent
+    twice) and go once no network would take them (91 days)."""
+    handle, _ = agent
+    _feed(tmp_path, handle)
+    handle.agent.run(once=True)
+    sent = handle.agent.status().as_json()["outbox"]["sent"]
+    clock.sleep(31 * 86400)
+    assert handle.agent.prune_if_due() == (0, 0)
+    clock.sleep(61 * 86400)  # 92 days on
+    assert handle.agent.prune_if_due() == (3, sent)  # the 3 CRM events, every sent row
