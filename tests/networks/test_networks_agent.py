@@ -218,3 +218,32 @@ def test_retention_keeps_sent_rows_while_linkedin_and_google_take_events(
     assert handle.agent.prune_if_due() == (0, 0)
     clock.sleep(61 * 86400)  # 92 days on
     assert handle.agent.prune_if_due() == (3, sent)  # the 3 CRM events, every sent row
+
+
+def test_a_dry_run_writes_every_networks_requests_and_no_token(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]], fakes: Fakes,
+        clock: Clock) -> None:
+    """A dry run is a destination per network that writes: Meta's lines as before
+    (``{"pixelId", "body"}``), the others' ``{"network", "target", "events"}``; nothing is
+    sent, no token is written, the store is left as it was."""
+    import json
+
+    handle, _ = agent
+    _feed(tmp_path, handle)
+    out = tmp_path / "requests.jsonl"
+    dry = open_agent(AgentSettings(state=f"sqlite:///{handle.store.path}", dry_run=out,
+                                   **fakes.urls()), clock=clock, sleep=clock.sleep)
+    try:
+        dry.agent.run(once=True)
+    finally:
+        dry.close()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    meta = [x for x in lines if "pixelId" in x]
+    others = {(x["network"], x["target"]): len(x["events"]) for x in lines if "network" in x}
+    assert {x["pixelId"] for x in meta} == {PIXEL} and sum(len(x["body"]["data"])
+                                                           for x in meta) == 3
+    assert others == {("linkedin", LI_FORM): 1, ("linkedin", LI_STAGE): 1,
+                      ("google", G_FORM): 1, ("google", G_STAGE): 1}
+    assert not any(token in out.read_text() for token in TOKENS.values())
+    assert fakes.received() == {"meta": set(), "linkedin": set(), "google": set()}
+    assert handle.agent.status().as_json()["outbox"]["sent"] == 0
