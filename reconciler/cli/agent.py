@@ -114,8 +114,9 @@ _RUN_OPTIONS = [
                  help="Route events to Events Manager's Test Events "
                  "[env CONVCTL_TEST_EVENT_CODE]. Such events still count: set it deliberately."),
     click.option("--batch-size", envvar="CONVCTL_AGENT_BATCH_SIZE", default=1000,
-                 type=click.IntRange(1, 1000), show_default=True,
-                 help="Events per request [env CONVCTL_AGENT_BATCH_SIZE]."),
+                 type=click.IntRange(1, 5000), show_default=True,
+                 help="Events per request, at most each network's own limit (Meta 1,000, "
+                 "Google Ads 2,000, LinkedIn 5,000) [env CONVCTL_AGENT_BATCH_SIZE]."),
     click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
                  type=click.FloatRange(0.01, 3600), show_default=True,
                  help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL]."),
@@ -257,8 +258,9 @@ def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
                until: str | None, dry_run: bool, state: str | None, store: str | None) -> None:
     """Queue dead letters again; the next `agent run` re-checks and sends them.
 
-    Events older than Meta's 7-day window (less the agent's 1-hour margin) would be refused:
-    they are not queued, stay dead, and their count is printed.
+    Events older than their network's window (Meta's 7 days, LinkedIn's and Google's 90, less
+    the agent's 1-hour margin) would be refused: they are not queued, stay dead, and their
+    count is printed.
     """
     from reconciler.cli.agent_replay import retry_dead_command
 

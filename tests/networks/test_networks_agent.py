@@ -247,3 +247,27 @@ def test_a_dry_run_writes_every_networks_requests_and_no_token(
     assert not any(token in out.read_text() for token in TOKENS.values())
     assert fakes.received() == {"meta": set(), "linkedin": set(), "google": set()}
     assert handle.agent.status().as_json()["outbox"]["sent"] == 0
+
+
+def test_each_network_gets_batches_of_at_most_its_own_limit(
+        tmp_path: Path, fakes: Fakes, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--batch-size 1500``: Meta's requests stay at its 1,000, Google's and LinkedIn's take
+    the 1,500 (both allow more)."""
+    for name, token in TOKENS.items():
+        monkeypatch.setenv(name, token)
+    state = tmp_path / "state.db"
+    applied_three(state, CREATED)
+    handle = open_agent(AgentSettings(state=f"sqlite:///{state}", batch_size=1500,
+                                      **fakes.urls()), clock=clock, sleep=clock.sleep)
+    try:
+        lines = []
+        for i in range(1600):
+            lines += [contact(f"{i}"), form(f"s-{i}", f"{i}", NOW - timedelta(minutes=30))]
+        handle.agent.ingest_jsonl(write_jsonl(tmp_path / "many.jsonl", lines))
+        handle.agent.run(once=True)
+        status = handle.agent.status().as_json()
+    finally:
+        handle.close()
+    assert sorted(r.events for r in fakes.graph.requests) == [600, 1000]
+    assert sorted(r.elements for r in fakes.linkedin.requests) == [100, 1500]
+    assert status["outbox"]["sent"] == 3 * 1600
