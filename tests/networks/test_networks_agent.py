@@ -271,3 +271,48 @@ def test_each_network_gets_batches_of_at_most_its_own_limit(
     assert sorted(r.events for r in fakes.graph.requests) == [600, 1000]
     assert sorted(r.elements for r in fakes.linkedin.requests) == [100, 1500]
     assert status["outbox"]["sent"] == 3 * 1600
+
+
+class _Scores:
+    """Meta's Dataset Quality answer for the pixel (the fake Graph's is tested elsewhere)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def fetch(self, pixel_id: str, token: str) -> list[object]:
+        self.asked.append(pixel_id)
+        return []
+
+
+def test_quality_scores_only_meta_events_and_refuses_an_account_without_a_pixel(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]]) -> None:
+    """``agent quality`` is Meta's score of a pixel: an account's LinkedIn and Google Ads
+    events are not listed beside it, and an account with no facebook block is one clear
+    error, not a traceback."""
+    from reconciler.adapters.state.sqlite import SqliteProvider
+    from reconciler.core.live import LiveAccount
+    from reconciler.errors import UsageError
+    from reconciler.services.quality import read_quality
+
+    handle, _ = agent
+    provider = SqliteProvider(handle.store.path)
+    scores = _Scores()
+    try:
+        [acme] = read_quality(provider, handle.store, scores, lambda ref: "t")
+        spec = provider.list_accounts()[0].spec.model_copy(update={"facebook": None})
+    finally:
+        provider.close()
+    assert scores.asked == [PIXEL]
+    assert [q.our_events for q in acme.events] == [("acme/demo-request",)]
+    assert acme.crm_events == ["acme/funnel"]
+
+    class OneAccount:  # the live state of an account on LinkedIn and Google Ads only
+        def list_accounts(self) -> list[LiveAccount]:
+            return [LiveAccount(name="acme", spec=spec, updated_at=NOW)]
+
+        def list_events(self, account: str | None = None) -> list[object]:
+            return []
+
+    assert read_quality(OneAccount(), handle.store, scores, lambda ref: "t") == []  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="the account has no facebook block"):
+        read_quality(OneAccount(), handle.store, scores, lambda ref: "t", "acme")  # type: ignore[arg-type]
