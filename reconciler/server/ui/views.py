@@ -251,7 +251,7 @@ def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str,
 
 def dead_letter_view(store: AgentReads | None, events: dict[str, LiveEvent]
                      ) -> dict[str, Any] | None:
-    """Dead letters grouped by reason, then by event, with Meta's latest message."""
+    """Dead letters grouped by reason, then by event, with the network's latest message."""
     if store is None:
         return None
     reasons: dict[str, dict[str, Any]] = {}
