@@ -36,6 +36,8 @@ RULES: dict[str, str] = {
     "no_conversion_event": "R1", "disabled": "R19", "before_creation": "R4",
     "stage_not_selected": "R6", "no_contact": "R5", "no_lead_id": "R5",
     "no_ad_interaction": "R8", "other_form": "R12", "no_consent": "R14", "duplicate": "R16",
+    # the networks' own (core.networks): no identifier the network can match on is shared
+    "no_user_id": "R15", "no_click_id_or_identifier": "R15",
 }
 
 Seen = Container[str] | Callable[[str], bool]
