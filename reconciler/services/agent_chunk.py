@@ -25,7 +25,13 @@ def queue_row(conversion_event_id: str, event_id: str, account: str, target: str
               payload: dict[str, Any], status: str = "queued", reason: str | None = None,
               error: str | None = None, *, network: str = "meta") -> NewOutbox:
     """An outbox row for ``payload`` of ``network``, with what its rules say of it."""
-    rules = rules_for(network)
+    return outbox_row(rules_for(network), conversion_event_id, event_id, account, target,
+                      payload, status, reason, error)
+
+
+def outbox_row(rules: NetworkRules, conversion_event_id: str, event_id: str, account: str,
+               target: str, payload: dict[str, Any], status: str, reason: str | None,
+               error: str | None) -> NewOutbox:
     return NewOutbox(conversion_event_id, event_id, account, rules.name, target,
                      rules.event_name(payload), rules.event_time(payload),
                      mask_of(rules.match_keys(payload)), payload, status, reason, error)
@@ -92,12 +98,11 @@ class Chunk:
                 continue
             rules = route.rules
             reason = rules.validate(payload, now)
-            self.queued.append(NewOutbox(
-                live.id, fire.dedup_key, account.name, rules.name, route.target,
-                rules.event_name(payload), rules.event_time(payload),
-                mask_of(rules.match_keys(payload)), payload, "dead" if reason else "queued",
-                reason, f"not sent: the payload breaks the {_contract(rules)} contract "
-                f"({reason})" if reason else None))
+            self.queued.append(outbox_row(
+                rules, live.id, fire.dedup_key, account.name, route.target, payload,
+                "dead" if reason else "queued", reason,
+                f"not sent: the payload breaks the {_contract(rules)} contract ({reason})"
+                if reason else None))
 
     def _route(self, live: LiveEvent, account: LiveAccount) -> _Route | None:
         if live.id in self._routes:
