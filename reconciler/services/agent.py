@@ -182,6 +182,7 @@ class Agent:
         now = self._clock()
         accounts = {a.spec.portal_id: a for a in self._provider.list_accounts()}
         live = self._provider.list_events()
+        self.deliverer.live_networks = {e.spec.destination for e in live}
         contacts = self._fetch_contacts(rows, accounts, live)
         work = Chunk(accounts, live, contacts)
         matched = [work.match(row.event) for row in rows]
@@ -261,8 +262,7 @@ class Agent:
             return 0, 0
         self._next_prune = now.timestamp() + PRUNE_EVERY
         try:
-            days = max([days, *(rules_for(e.spec.destination).max_age.days + 1
-                                for e in self._provider.list_events())])
+            days = max([days, *(rules_for(n).max_age.days + 1 for n in self._live_networks())])
             inbox, outbox = self._store.prune(now - timedelta(days=days))
         except ConvctlError as exc:  # busy state: the next pass tries again
             log.warning("retention pass skipped: %s", exc)
@@ -271,6 +271,14 @@ class Agent:
             log.info("retention: removed %d processed inbox row(s) and %d sent outbox row(s) "
                      "older than %d days", inbox, outbox, days)
         return inbox, outbox
+
+    def _live_networks(self) -> set[str]:
+        """The networks of the live events this agent read last (processing or delivering),
+        or read now when it has read none yet."""
+        networks = self.deliverer.live_networks
+        if networks is None:
+            networks = {e.spec.destination for e in self._provider.list_events()}
+        return networks
 
     def _idle_delay(self) -> float:
         """0 while there is work this agent can do now; else until the next due row of a

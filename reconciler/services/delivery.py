@@ -122,6 +122,7 @@ class Deliverer:
         self._batch = batch_size
         self.holdoff: dict[str, float] = {}  # target -> epoch before which it is not tried
         self.networks: dict[str, str] = {}  # target -> its network (for status)
+        self.live_networks: set[str] | None = None  # of the live events the last pass read
         self._recheck: dict[str, float] = {}  # paused target -> when its token is read again
 
     # -- holds ------------------------------------------------------------------------------
@@ -148,6 +149,7 @@ class Deliverer:
         if not page:  # an idle pass costs two queries, not a read of the live state
             return report
         live = {e.id: e for e in self._provider.list_events()}
+        self.live_networks = {e.spec.destination for e in live.values()}
         accounts = {a.name: a for a in self._provider.list_accounts()}
         while True:
             after = page[-1].seq
