@@ -37,6 +37,7 @@ shipped ``funnel`` event (CRM events with a lead id); every one fires exactly on
     python bench/agent_throughput.py --quick         # 2,000 events (smoke test)
     python bench/agent_throughput.py --part a --runs 9   # only (a), nine runs
     python bench/agent_throughput.py --profile       # also cProfile our builder and end-to-end path
+    python bench/agent_throughput.py --part networks # (c), (d): per network (agent_networks.py)
 """
 
 from __future__ import annotations
@@ -388,6 +389,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         query = urllib.parse.urlsplit(self.path).query
+        if self.path.startswith(("/rest/conversionEvents", "/v1/events:ingest")):
+            return self._other_network(body)
         if self.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             fields = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
             data = [orjson.loads(e) if isinstance(e, str) else e
@@ -408,6 +411,23 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
             self.server.acked.update((str(e.get("event_id")), at) for e in data)
             self.server.answered += len(data)
             print(self.server.answered, flush=True)  # progress (``Receiver.wait_for``), in order
+
+    def _other_network(self, body: bytes) -> None:
+        """LinkedIn's batch create or Google's ingest (``agent_networks``): each network's
+        success answer, its events counted by their own ids (the bearer token is LinkedIn's
+        and Google's way: nothing in the body)."""
+        linkedin = self.path.startswith("/rest/")
+        fields = orjson.loads(body)
+        data = fields.get("elements" if linkedin else "events", [])
+        ids = [(e["conversion"], e["eventId"]) if linkedin else ("google", e["transactionId"])
+               for e in data]
+        with self.server.lock:
+            self.server.requests += 1
+            self.server.events += len(data)
+            self.server.tokenless += 0 if self.headers.get("authorization") else 1
+            self.server.keys.update(ids)
+        self._answer({"elements": [{"status": 201}] * len(data)} if linkedin
+                     else {"requestId": "bench"})
 
     def do_GET(self) -> None:
         with self.server.lock:
@@ -605,29 +625,25 @@ EVENT_ID = re.compile(rb'"event_id":"([^"]*)"')
 
 
 class AckSender:
-    """``GraphSender`` that notes when each event id was acknowledged. The agent hands it the
-    stored JSON of each event (``send_encoded``); the ids are read back with a regex (this
-    costs ours a little; the SDK's path has no such step)."""
+    """A destination (Meta's, over ``GraphSender``) that notes when each event id was
+    acknowledged. The agent hands it the stored JSON of each event; the ids are read back with
+    a regex (this costs ours a little; the SDK's path has no such step)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.network = inner.network
         self.acks: list[tuple[list[str], float]] = []
 
-    def send(self, pixel_id: str, events: Sequence[dict[str, object]], token: str,
-             test_event_code: str | None = None) -> Any:
-        result = self.inner.send(pixel_id, events, token, test_event_code)
-        if result.verdict == "ok":
-            self.acks.append(([str(e["event_id"]) for e in events], time.perf_counter()))
-        return result
-
-    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
-                     test_event_code: str | None = None) -> Any:
-        result = self.inner.send_encoded(pixel_id, events, token, test_event_code)
-        if result.verdict == "ok":
+    def send(self, target: str, account: Any, events: Sequence[bytes], token: str) -> Any:
+        outcome = self.inner.send(target, account, events, token)
+        if outcome.kind == "sent":
             at = time.perf_counter()
             ids = [m.decode() for m in EVENT_ID.findall(b"\n".join(events))]
             self.acks.append((ids, at))
-        return result
+        return outcome
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def prepare_ours(persons: Sequence[Person], now: datetime,
@@ -677,6 +693,7 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
     from reconciler.adapters.agentstore import AgentStore
     from reconciler.adapters.contacts import EmbeddedContacts
     from reconciler.adapters.meta import GraphSender
+    from reconciler.adapters.networks.meta import MetaDestination
     from reconciler.adapters.state.sqlite import SqliteProvider
     from reconciler.services.agent import Agent, AgentConfig
 
@@ -687,8 +704,8 @@ def run_ours(persons: Sequence[Person], now: datetime, receiver: Receiver, tmp: 
     provider = SqliteProvider(state)
     store = AgentStore(state)
     graph = GraphSender(receiver.base_url, "v25.0", timeout=30.0)
-    sender = AckSender(graph)
-    agent = Agent(provider, store, EmbeddedContacts(store), sender,
+    sender = AckSender(MetaDestination(graph))
+    agent = Agent(provider, store, EmbeddedContacts(store), {"meta": sender},
                   AgentConfig(poll_interval=0.0), resolve=lambda ref: TOKEN)
     result = E2E("ours, one process: per 1,000 events `agent ingest`, then `agent run --once`")
     started: dict[str, float] = {}
@@ -944,7 +961,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="events (and contacts for (a))")
     parser.add_argument("--quick", action="store_true", help="2,000 events, one pass (smoke)")
-    parser.add_argument("--part", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--part", choices=("a", "b", "networks", "all"), default="all",
+                        help="networks: (c) and (d), per network (bench/agent_networks.py)")
     parser.add_argument("--runs", type=int, default=5,
                         help="(a): runs, each over all contacts (min / median / max shown)")
     parser.add_argument("--no-sdk", action="store_true", help="skip the SDK columns")
@@ -975,6 +993,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("b", "all"):
         part_b(n, with_sdk, args.profile, 120.0 if args.quick else args.time_limit,
                1 if args.quick else args.rounds)
+    if args.part in ("networks", "all"):
+        import agent_networks
+
+        builds = agent_networks.part_c(n, runs)
+        agent_networks.part_d(min(n, 2_000 if args.quick else 6_000),
+                              3 if args.quick else max(3, args.rounds), builds)
     return 0
 
 

@@ -28,6 +28,13 @@ def test_agent_throughput_quick() -> None:
         assert "ms |" in row
         assert f"- {path}: outbox sent 2,000, queued 0, dead 0; expected 2,000" in out
     assert "MISMATCH" not in out
+    # (c) and (d), per network (bench/agent_networks.py)
+    assert "### (c) Payload building per network, 2,000 form events" in out
+    for network in ("meta", "linkedin", "google"):
+        assert f"| {network}: `{network}.RULES.builder(...).build` |" in out
+    assert "### (d) Delivering 2,000 CRM events to three networks at once vs Meta alone" in out
+    assert "| three networks | 6,000 |" in out and "| Meta alone | 2,000 |" in out
+    assert "ratio three networks / Meta alone, per network event, each run: " in out
     if "facebook-business is not installed" not in out:  # the SDK columns, when it is there
         assert "| facebook-business: `Event.normalize()` + json |" in out
         spread = r"[0-9.]+ / [0-9.]+ / [0-9.]+x"

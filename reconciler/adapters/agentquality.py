@@ -9,13 +9,14 @@ inside them), so the coverage table and the replay filters are in one place:
   the ``key_mask`` column the outbox row got when it was queued: a batch of 1,000 costs one
   statement and a handful of bucket rows.
 - ``replay_dead``: dead letters chosen by reason, conversion event and event time are queued
-  again, except those Meta would refuse as older than its 7-day window, which stay dead and
-  are counted.
+  again, except those their network would refuse as older than its window (Meta's 7 days,
+  ...), which stay dead and are counted.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,8 +64,8 @@ class Replay:
     rows: list[dict[str, Any]]
 
 
-_LISTED = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "eventTime",
-           "reason")
+_LISTED = ("seq", "conversionEventId", "eventId", "network", "target", "eventName",
+           "eventTime", "reason")
 
 
 def count_sent(conn: sqlite3.Connection, ids: str, hour: int) -> None:
@@ -89,30 +90,46 @@ def buckets(conn: sqlite3.Connection, since_hour: int) -> list[Bucket]:
     return [Bucket(*row) for row in rows]
 
 
-def replay_dead(conn: sqlite3.Connection, selection: DeadSelection, oldest_sendable: int,
+# The earliest event time still sent (epoch seconds): one for every network, or one per
+# network (``destination``) as each takes events for its own window.
+Oldest = int | Mapping[str, int]
+
+
+def oldest_sql(oldest: Oldest, mark: str = "?") -> tuple[str, tuple[Any, ...]]:
+    """``oldest`` as an SQL expression over an outbox row and its parameters (``mark``: the
+    placeholder); a network not named gets the latest bound (the shortest window)."""
+    if isinstance(oldest, int):
+        return mark, (oldest,)
+    pairs = sorted(oldest.items())
+    cases = " ".join(f"WHEN {mark} THEN {mark}" for _ in pairs)
+    params = (*(v for pair in pairs for v in pair), max(oldest.values()))
+    return f"(CASE destination {cases} ELSE {mark} END)", params
+
+
+def replay_dead(conn: sqlite3.Connection, selection: DeadSelection, oldest_sendable: Oldest,
                 now: datetime, *, dry_run: bool, listed: int) -> Replay:
     """Queue again (due now) the selected dead letters whose event time is at or after
-    ``oldest_sendable`` (epoch seconds); count the older ones, which stay dead. ``dry_run``
-    changes nothing and lists (up to ``listed``) the rows it would queue, oldest event first.
-    Call inside one write transaction."""
+    ``oldest_sendable`` (epoch seconds, per network when a mapping); count the older ones,
+    which stay dead. ``dry_run`` changes nothing and lists (up to ``listed``) the rows it
+    would queue, oldest event first. Call inside one write transaction."""
     where, params = selection.where()
-    too_old = conn.execute(f"SELECT COUNT(*) FROM outbox WHERE {where} AND event_time < ?",
-                           (*params, oldest_sendable)).fetchone()[0]
+    bound, bounds = oldest_sql(oldest_sendable)
+    too_old = conn.execute(f"SELECT COUNT(*) FROM outbox WHERE {where} AND event_time < "
+                           f"{bound}", (*params, *bounds)).fetchone()[0]
     if dry_run:
         rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM outbox WHERE {where} AND "
-                            "event_time >= ? ORDER BY event_time, seq",
-                            (*params, oldest_sendable)).fetchall()
+                            f"event_time >= {bound} ORDER BY event_time, seq",
+                            (*params, *bounds)).fetchall()
         return Replay(len(rows), too_old,
                       [dict(zip(_LISTED, row, strict=True)) for row in rows[:listed]])
     # last_error stays set: the row is no longer as queued (``OutboxRow.checked`` is false),
     # so delivery checks its payload in full again before sending it.
     cur = conn.execute("UPDATE outbox SET status = 'queued', attempts = 0, reason = NULL, "
                        "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = ?, "
-                       f"updated_at = ? WHERE {where} AND event_time >= ?",
-                       (now.timestamp(), now.astimezone(UTC).isoformat(), *params,
-                        oldest_sendable))
+                       f"updated_at = ? WHERE {where} AND event_time >= {bound}",
+                       (now.timestamp(), now.astimezone(UTC).isoformat(), *params, *bounds))
     return Replay(cur.rowcount, too_old, [])
 
 
-_COLUMNS = ("seq", "conversion_event_id", "event_id", "pixel_id", "event_name", "event_time",
-            "reason")
+_COLUMNS = ("seq", "conversion_event_id", "event_id", "destination", "target", "event_name",
+            "event_time", "reason")

@@ -1,4 +1,4 @@
-"""The sync agent's durable stores, in the SQLite state file (schema steps 2 -> 3 -> 4).
+"""The sync agent's durable stores, in the SQLite state file (schema steps 2 -> 3 -> 4 ... 9).
 
 - ``inbox``: CRM events as received, unique by a dedup key; ``INSERT OR IGNORE`` acknowledges and
   drops duplicates. ``ingest`` commits before it returns: durable before acknowledged. Rows are
@@ -7,17 +7,18 @@
   that queues the chunk's payloads (no status write per row). A row committed later always has
   a higher ``seq`` (writers are serialized), so it can never land behind the cursor.
 - ``contacts``: the embedded contact source, upserted by (portal, contact id), merged.
-- ``outbox``: one row per (Meta event_id, conversion event id), ``UNIQUE`` on the pair, so an
-  inbox row processed twice (a crash before it was marked) never enqueues twice. States:
+- ``outbox``: one row per (event_id, conversion event id), ``UNIQUE`` on the pair, so an
+  inbox row processed twice (a crash before it was marked) never enqueues twice; each row names
+  its ``destination`` (network) and ``target`` (the network's key: a Meta pixel, ...). States:
   ``queued`` -> ``sent`` | ``dead`` (a dead letter: ``reason`` code + ``last_error``).
 - ``prune``: retention. Processed inbox rows and sent outbox rows older than the cut-off go;
   queued rows and dead letters stay. Safe for R16 as long as the cut-off is over 7 days back
   (``MIN_RETENTION_DAYS`` in ``services.agent``): an event re-delivered after its rows were
   pruned is too old to send and is dead-lettered ``too_old``, never sent twice.
 - ``skips``: counters per (reason, conversion event); ``ingest_drops``: input fields dropped
-  at ingest (an invalid IP address or user agent), by reason; ``paused_pixels``: pixels that
-  cannot send (token unavailable, or a token or permission error: code 190/102/10/200-299),
-  with the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
+  at ingest (an invalid IP address or user agent), by reason; ``paused_targets``: targets
+  that cannot send (token unavailable, or a token or permission error), with their network and
+  the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
   the work held off, with why (the inbox while the contact source refuses it).
 - the dashboard's activity reads (sends per minute, per-event counts, deliveries, dead letters
   grouped) are in ``agentstore_reads``.
@@ -27,10 +28,10 @@ disk before it returns) except two whose loss is harmless, committed with ``NORM
 survive a kill -9 of the process, and only a power loss or OS crash can undo them, together
 with every later one): ``commit_processed`` (undone, the inbox rows, durable since their
 ingest, are processed again into the same outbox rows) and ``mark_sent`` (a lost mark only
-re-sends an event under its same ``event_id``, which Meta deduplicates). Outbox payloads are stored
-as their final JSON, so a send concatenates them. Every ``sqlite3`` error leaves as a
-``reconciler.errors`` type. Nothing here logs, and no token or raw PII is ever stored outside
-the contact and inbox bodies (which are the data itself).
+re-sends an event under its same ``event_id``, which every network deduplicates). Outbox
+payloads are stored as their final JSON, so a send concatenates them. Every ``sqlite3`` error
+leaves as a ``reconciler.errors`` type. Nothing here logs, and no token or raw PII is ever
+stored outside the contact and inbox bodies (which are the data itself).
 """
 
 from __future__ import annotations
@@ -50,18 +51,19 @@ from reconciler.adapters import agentquality
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentquality import DeadSelection, Replay
 from reconciler.adapters.agentrows import (
+    DEAD_LETTER_KEYS,
     OUTBOX_STATES,
     Hold,
     InboxRow,
     IngestResult,
     NewOutbox,
     OutboxRow,
-    PausedPixel,
+    PausedTarget,
     QueueStatus,
 )
 from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
-from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of, key_mask
+from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of
 from reconciler.core.crm import Contact
 from reconciler.errors import StateError, TransientError
 
@@ -70,8 +72,9 @@ Clock = Callable[[], datetime]
 
 _CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
 PRUNE_BATCH = 2000
-_OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, pixel_id, event_name, event_time, "
-                "CAST(payload AS BLOB), attempts, last_error IS NULL")  # the JSON's UTF-8 bytes
+_OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, destination, target, event_name, "
+                "event_time, CAST(payload AS BLOB), attempts, "
+                "last_error IS NULL")  # the payload: the JSON's UTF-8 bytes
 # Contact upserts: one statement for the batch; the merge with the stored body is done first.
 _UPSERT_CONTACT = ("INSERT INTO contacts (portal_id, contact_id, body, updated_at) "
                    "VALUES (?, ?, ?, ?) ON CONFLICT (portal_id, contact_id) "
@@ -188,7 +191,7 @@ class AgentStore(ActivityReads):
         """Nothing to give back: one writer at a time, the cursor says what is processed."""
 
     def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
-        """Which of these Meta event ids already have an outbox row (R16)."""
+        """Which of these event ids already have an outbox row (R16)."""
         ids = sorted(set(event_ids))
         known: set[str] = set()
         with self._read() as conn:
@@ -222,18 +225,18 @@ class AgentStore(ActivityReads):
     @staticmethod
     def _enqueue(conn: sqlite3.Connection, rows: Sequence[NewOutbox], stamp: str,
                  epoch: float) -> int:
-        """Insert the rows in one statement; pairs already queued are ignored, not counted."""
+        """Insert the rows in one statement; pairs already queued are ignored, not counted.
+        The payload is only encoded: what is kept beside it comes with the row."""
         if not rows:
             return 0
         cur = conn.executemany(
-            "INSERT OR IGNORE INTO outbox (conversion_event_id, event_id, account, pixel_id, "
-            "event_name, event_time, payload, status, attempts, next_attempt_at, reason, "
-            "last_error, created_at, updated_at, key_mask) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-            [(row.conversion_event_id, row.event_id, row.account, row.pixel_id,
-              str(row.payload.get("event_name", "")), int(row.payload.get("event_time") or 0),
-              orjson.dumps(row.payload).decode(), row.status, epoch, row.reason, row.error,
-              stamp, stamp, key_mask(row.payload.get("user_data"))) for row in rows])
+            "INSERT OR IGNORE INTO outbox (conversion_event_id, event_id, account, destination, "
+            "target, event_name, event_time, payload, status, attempts, next_attempt_at, "
+            "reason, last_error, created_at, updated_at, key_mask) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            [(row.conversion_event_id, row.event_id, row.account, row.destination, row.target,
+              row.event_name, row.event_time, orjson.dumps(row.payload).decode(), row.status,
+              epoch, row.reason, row.error, stamp, stamp, row.key_mask) for row in rows])
         return max(cur.rowcount, 0)
 
     # -- delivery ---------------------------------------------------------------------------
@@ -241,19 +244,18 @@ class AgentStore(ActivityReads):
     def due(self, now: float, limit: int, after_seq: int = 0,
             exclude: Collection[str] = ()) -> list[OutboxRow]:
         """Queued rows whose next attempt is due, oldest first, from ``after_seq`` on (so one
-        pass pages through the due rows and sees each once), leaving out the pixels in
+        pass pages through the due rows and sees each once), leaving out the targets in
         ``exclude`` (held off)."""
         skip, params = _excluding(exclude)
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE status = 'queued' "
                                 f"AND next_attempt_at <= ? AND seq > ?{skip} ORDER BY seq "
                                 "LIMIT ?", (now, after_seq, *params, limit)).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                          r[7], r[8], bool(r[9]))
-                for r in rows]
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                          bool(r[10])) for r in rows]
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None:
-        """When the earliest queued row is due (epoch seconds), or None; the pixels in
+        """When the earliest queued row is due (epoch seconds), or None; the targets in
         ``exclude`` (held off) left out."""
         skip, params = _excluding(exclude)
         with self._read() as conn:
@@ -262,10 +264,10 @@ class AgentStore(ActivityReads):
         return None if row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
-        """Meta accepted these rows. Committed without waiting for the disk (``synchronous =
+        """The network accepted these rows. Committed without waiting for the disk (``synchronous =
         NORMAL``): in WAL mode that still survives a crash or kill -9 of the process, only a
         power loss or OS crash can lose the mark, and a lost mark means the rows are sent again
-        under the same ``event_id``, which Meta deduplicates. Ingest, reschedules and dead
+        under the same ``event_id``, which the network deduplicates. Ingest, reschedules and dead
         letters stay ``FULL``. The rows' key masks are counted into the match-key coverage
         of the current hour in the same transaction (``match_coverage``)."""
         self._set(seqs, "status = 'sent', attempts = attempts + 1, last_error = NULL", (),
@@ -308,7 +310,7 @@ class AgentStore(ActivityReads):
 
     # -- replay: dead letters chosen by reason, event and event time (``agent retry-dead``) --
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: agentquality.Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """``agentquality.replay_dead`` in one write transaction (the counts and the update
         agree)."""
@@ -339,25 +341,26 @@ class AgentStore(ActivityReads):
             if done < batch:
                 return total
 
-    # -- pixels -----------------------------------------------------------------------------
+    # -- paused targets ---------------------------------------------------------------------
 
-    def pause_pixel(self, pixel_id: str, reason: str, message: str,
-                    token_fingerprint: str | None) -> None:
+    def pause_target(self, destination: str, target: str, reason: str, message: str,
+                     token_fingerprint: str | None) -> None:
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO paused_pixels (pixel_id, reason, message, "
-                         "token_fingerprint, paused_at) VALUES (?, ?, ?, ?, ?)",
-                         (pixel_id, reason, message, token_fingerprint, _iso(self._clock())))
+            conn.execute("INSERT OR REPLACE INTO paused_targets (target, destination, reason, "
+                         "message, token_fingerprint, paused_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (target, destination, reason, message, token_fingerprint,
+                          _iso(self._clock())))
 
-    def resume_pixel(self, pixel_id: str) -> bool:
+    def resume_target(self, target: str) -> bool:
         with self._write() as conn:
-            cur = conn.execute("DELETE FROM paused_pixels WHERE pixel_id = ?", (pixel_id,))
+            cur = conn.execute("DELETE FROM paused_targets WHERE target = ?", (target,))
             return cur.rowcount > 0
 
-    def paused_pixels(self) -> dict[str, PausedPixel]:
+    def paused_targets(self) -> dict[str, PausedTarget]:
         with self._read() as conn:
-            rows = conn.execute("SELECT pixel_id, reason, message, token_fingerprint, paused_at "
-                                "FROM paused_pixels ORDER BY pixel_id").fetchall()
-        return {r[0]: PausedPixel(*r) for r in rows}
+            rows = conn.execute("SELECT target, destination, reason, message, token_fingerprint, "
+                                "paused_at FROM paused_targets ORDER BY target").fetchall()
+        return {r[0]: PausedTarget(*r) for r in rows}
 
     # -- holds ------------------------------------------------------------------------------
 
@@ -397,17 +400,18 @@ class AgentStore(ActivityReads):
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> QueueStatus:
-        """Counts per state, per pixel, per skip reason and per dead-letter reason."""
+        """Counts per state, per target, per skip reason and per dead-letter reason."""
         with self._read() as conn:
             cursor = conn.execute(_CURSOR).fetchone()[0]
             new = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq > ?", (cursor,)).fetchone()[0]
             processed = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq <= ?",
                                      (cursor,)).fetchone()[0]
             outbox = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
-            pixels: dict[str, dict[str, int]] = {}
-            for pixel, state, n in conn.execute("SELECT pixel_id, status, COUNT(*) FROM outbox "
-                                                "GROUP BY pixel_id, status"):
-                pixels.setdefault(pixel, {"queued": 0, "sent": 0, "dead": 0})[state] = n
+            targets: dict[tuple[str, str], dict[str, int]] = {}
+            for network, target, state, n in conn.execute(
+                    "SELECT destination, target, status, COUNT(*) FROM outbox "
+                    "GROUP BY destination, target, status"):
+                targets.setdefault((network, target), dict.fromkeys(OUTBOX_STATES, 0))[state] = n
             skips = dict(conn.execute("SELECT reason, SUM(count) FROM skips GROUP BY reason "
                                       "ORDER BY reason"))
             dead = dict(conn.execute("SELECT reason, COUNT(*) FROM outbox WHERE status = 'dead' "
@@ -417,16 +421,16 @@ class AgentStore(ActivityReads):
             dropped = dict(conn.execute("SELECT reason, count FROM ingest_drops "
                                         "ORDER BY reason"))
         return QueueStatus(new, processed, {s: outbox.get(s, 0) for s in OUTBOX_STATES},
-                           pixels, skips, dead, dropped, oldest)
+                           targets, skips, dead, dropped, oldest)
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest dead letters: ids, reason and Meta's message (no payload: it holds PII
-        hashes only, but a listing has no use for them)."""
+        """The latest dead letters: ids, network, target, reason and the network's message (no
+        payload: it holds PII hashes only, but a listing has no use for them)."""
         with self._read() as conn:
-            rows = conn.execute("SELECT seq, conversion_event_id, event_id, pixel_id, event_name, "
-                                "reason, last_error FROM outbox WHERE status = 'dead' "
-                                "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
-        keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
+            rows = conn.execute("SELECT seq, conversion_event_id, event_id, destination, target, "
+                                "event_name, reason, last_error FROM outbox WHERE status = "
+                                "'dead' ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        keys = DEAD_LETTER_KEYS
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def copy_to(self, path: str | Path) -> None:
@@ -490,13 +494,13 @@ class AgentStore(ActivityReads):
                     self._conn.execute("PRAGMA synchronous = FULL")
 
 
-def _excluding(pixels: Collection[str]) -> tuple[str, tuple[str, ...]]:
-    """A ``pixel_id NOT IN (...)`` condition and its parameters (none when nothing is held,
+def _excluding(targets: Collection[str]) -> tuple[str, tuple[str, ...]]:
+    """A ``target NOT IN (...)`` condition and its parameters (none when nothing is held,
     so the usual query is the plain one)."""
-    if not pixels:
+    if not targets:
         return "", ()
-    return (" AND pixel_id NOT IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(sorted(pixels)).decode(),))
+    return (" AND target NOT IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(sorted(targets)).decode(),))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

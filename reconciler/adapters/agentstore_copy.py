@@ -1,6 +1,6 @@
 """The agent's queues moved by ``convctl state copy``: every row of the inbox (processed or
 not), the outbox (queued, sent, dead letters with their reasons, each row's match-key mask),
-contacts, skip and dropped-field counts, paused pixels, holds and the match-key coverage
+contacts, skip and dropped-field counts, paused targets, holds and the match-key coverage
 buckets, from a SQLite state file or a PostgreSQL state
 database into an empty one of either kind, read back and compared.
 
@@ -24,20 +24,21 @@ from reconciler.errors import StateError
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "inbox": ("dedup_key", "kind", "portal_id", "body", "received_at", "processed"),
-    "outbox": ("conversion_event_id", "event_id", "account", "pixel_id", "event_name",
-               "event_time", "payload", "status", "attempts", "next_attempt_at", "reason",
-               "last_error", "created_at", "updated_at", "key_mask"),
+    "outbox": ("conversion_event_id", "event_id", "account", "destination", "target",
+               "event_name", "event_time", "payload", "status", "attempts", "next_attempt_at",
+               "reason", "last_error", "created_at", "updated_at", "key_mask"),
     "contacts": ("portal_id", "contact_id", "body", "updated_at"),
     "skips": ("reason", "conversion_event_id", "count"),
     "ingest_drops": ("reason", "count"),
-    "paused_pixels": ("pixel_id", "reason", "message", "token_fingerprint", "paused_at"),
+    "paused_targets": ("target", "destination", "reason", "message", "token_fingerprint",
+                       "paused_at"),
     "agent_holds": ("target", "reason", "message", "since"),
     "match_coverage": ("conversion_event_id", "hour", "key_mask", "sent"),
 }
 _TIMES: Final = {"received_at", "created_at", "updated_at"}
 _ORDER: Final = {"inbox": "seq", "outbox": "seq", "contacts": "portal_id, contact_id",
                  "skips": "reason, conversion_event_id", "ingest_drops": "reason",
-                 "paused_pixels": "pixel_id", "agent_holds": "target",
+                 "paused_targets": "target", "agent_holds": "target",
                  "match_coverage": "conversion_event_id, hour, key_mask"}
 _PG_TABLES: Final = {"agent_holds": "agent_holds"}  # the others: agent_ + the SQLite name
 
@@ -55,9 +56,10 @@ class Queues:
         inbox, outbox = self.rows.get("inbox", []), self.rows.get("outbox", [])
         done = sum(1 for row in inbox if row[5])
         out = {"inbox pending": len(inbox) - done, "inbox done": done}
+        status = COLUMNS["outbox"].index("status")
         for state in ("queued", "sent", "dead"):
-            out[f"outbox {state}"] = sum(1 for row in outbox if row[7] == state)
-        for table in ("contacts", "skips", "ingest_drops", "paused_pixels", "agent_holds",
+            out[f"outbox {state}"] = sum(1 for row in outbox if row[status] == state)
+        for table in ("contacts", "skips", "ingest_drops", "paused_targets", "agent_holds",
                       "match_coverage"):
             out[table.replace("_", " ")] = len(self.rows.get(table, []))
         return out

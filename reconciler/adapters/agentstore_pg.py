@@ -15,7 +15,7 @@ here (sequence order is not commit order). So work is **claimed** and **acknowle
   ends, under its same ``event_id`` (Meta deduplicates).
 - ``release_claims`` gives back at once what this store claimed and did not settle.
 
-Contacts, skips, dropped fields, paused pixels, holds, dead letters and retention are as on
+Contacts, skips, dropped fields, paused targets, holds, dead letters and retention are as on
 SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``;
 match-key coverage (counted as rows are marked sent), dead-letter replay and the dashboard's
 activity reads in ``agentstore_pg_reads``.
@@ -44,7 +44,6 @@ from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
-from reconciler.core.coverage import key_mask
 from reconciler.core.crm import Contact
 
 Clock = Callable[[], datetime]
@@ -55,25 +54,25 @@ _CONTACTS_LOCK: Final = 0x636F6E74  # "cont": contact merges one at a time (read
 _FREE = "(lease_until IS NULL OR lease_until <= now() OR claimed_by = %(owner)s)"
 _LEASE = "claimed_by = %(owner)s, lease_until = now() + make_interval(secs => %(lease)s)"
 _CLEAR = "claimed_by = NULL, lease_until = NULL"
-_OUTBOX_COLS = ("o.seq, o.conversion_event_id, o.event_id, o.account, o.pixel_id, o.event_name, "
-                "o.event_time, o.payload, o.attempts, o.last_error IS NULL")
+_OUTBOX_COLS = ("o.seq, o.conversion_event_id, o.event_id, o.account, o.destination, o.target, "
+                "o.event_name, o.event_time, o.payload, o.attempts, o.last_error IS NULL")
 _CLAIM_INBOX = (f"WITH c AS (SELECT seq FROM agent_inbox WHERE processed_at IS NULL AND {_FREE} "
                 "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
                 f"UPDATE agent_inbox i SET {_LEASE} FROM c WHERE i.seq = c.seq "
                 "RETURNING i.seq, i.kind, i.body")
 _CLAIM_DUE = ("WITH c AS (SELECT seq FROM agent_outbox WHERE status = 'queued' "
               "AND next_attempt_at <= %(now)s AND seq > %(after)s "
-              f"AND NOT (pixel_id = ANY(%(exclude)s::text[])) AND {_FREE} "
+              f"AND NOT (target = ANY(%(exclude)s::text[])) AND {_FREE} "
               "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
               f"UPDATE agent_outbox o SET {_LEASE} FROM c WHERE o.seq = c.seq "
               f"RETURNING {_OUTBOX_COLS}")
 # Rows go in as arrays in binary form (%b): the text form escapes every element.
-_ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, pixel_id, "
-            "event_name, event_time, payload, status, next_attempt_at, reason, last_error, "
-            "key_mask, created_at, updated_at) SELECT u.*, %s, %s FROM unnest(%b::text[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[], "
-            "%b::text[], %b::float8[], %b::text[], %b::text[], %b::int4[]) AS u "
-            "ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
+_ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, destination, "
+            "target, event_name, event_time, payload, status, next_attempt_at, reason, "
+            "last_error, key_mask, created_at, updated_at) SELECT u.*, %s, %s FROM unnest("
+            "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+            "%b::bigint[], %b::text[], %b::text[], %b::float8[], %b::text[], %b::text[], "
+            "%b::int4[]) AS u ON CONFLICT (event_id, conversion_event_id) DO NOTHING")
 
 
 class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
@@ -216,13 +215,12 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
 
     @staticmethod
     def _enqueue(conn: Conn, rows: Sequence[NewOutbox], now: datetime) -> int:
-        columns: list[list[Any]] = [[] for _ in range(12)]
+        columns: list[list[Any]] = [[] for _ in range(13)]
         for row in rows:
-            values = (row.conversion_event_id, row.event_id, row.account, row.pixel_id,
-                      str(row.payload.get("event_name", "")),
-                      int(row.payload.get("event_time") or 0),
+            values = (row.conversion_event_id, row.event_id, row.account, row.destination,
+                      row.target, row.event_name, row.event_time,
                       orjson.dumps(row.payload).decode(), row.status, now.timestamp(),
-                      row.reason, row.error, key_mask(row.payload.get("user_data")))
+                      row.reason, row.error, row.key_mask)
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
         cur = conn.execute(_ENQUEUE, (now, now, *columns))
@@ -246,13 +244,13 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
     def due(self, now: float, limit: int, after_seq: int = 0,
             exclude: Collection[str] = ()) -> list[OutboxRow]:
         """Claim queued rows due at ``now`` (no live claim on them), oldest first, after
-        ``after_seq``, the pixels in ``exclude`` left out."""
+        ``after_seq``, the targets in ``exclude`` left out."""
         with self._claiming() as conn:
             rows = conn.execute(_CLAIM_DUE, self._claim(
                 now=now, after=after_seq, exclude=sorted(exclude), limit=limit)).fetchall()
         self._note("agent_outbox", (r[0] for r in rows))
-        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7].encode(), r[8],
-                          bool(r[9])) for r in sorted(rows)]
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8].encode(), r[9],
+                          bool(r[10])) for r in sorted(rows)]
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None:
         """When the earliest queued row can be sent (a claimed one: once its lease ends)."""
@@ -261,11 +259,11 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
                 "SELECT MIN(CASE WHEN lease_until > now() AND claimed_by <> %s THEN "
                 "GREATEST(next_attempt_at, extract(epoch FROM lease_until)::float8) ELSE "
                 "next_attempt_at END) FROM agent_outbox WHERE status = 'queued' "
-                "AND NOT (pixel_id = ANY(%s::text[]))", (self.owner, sorted(exclude))).fetchone()
+                "AND NOT (target = ANY(%s::text[]))", (self.owner, sorted(exclude))).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
-        """Meta accepted these rows: settled and counted into the match-key coverage in one
+        """The network accepted these rows: settled and counted into the match-key coverage in one
         statement (``agentstore_pg_reads``), committed without waiting for the disk."""
         if not seqs:
             return

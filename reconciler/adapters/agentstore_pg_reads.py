@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentquality import DeadSelection, Oldest, Replay, oldest_sql
+from reconciler.adapters.agentrows import DELIVERY_KEYS
 from reconciler.adapters.agentstore_pg_views import iso
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn
@@ -31,8 +32,8 @@ _COUNT_SENT: Final = (
     "GROUP BY conversion_event_id, key_mask ORDER BY conversion_event_id, key_mask "
     "ON CONFLICT (conversion_event_id, hour, key_mask) "
     "DO UPDATE SET sent = agent_match_coverage.sent + excluded.sent")
-_LISTED: Final = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "eventTime",
-                  "reason")
+_LISTED: Final = ("seq", "conversionEventId", "eventId", "network", "target", "eventName",
+                  "eventTime", "reason")
 
 
 def _where(selection: DeadSelection) -> tuple[str, list[Any]]:
@@ -82,29 +83,31 @@ class CoverageReplayAndActivity:
 
     # -- replay -----------------------------------------------------------------------------
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """Queue again (due now) the selected dead letters sent at or after
-        ``oldest_sendable``; count the older ones, which stay dead. ``dry_run`` changes nothing
-        and lists what it would queue, oldest event first. One transaction."""
+        ``oldest_sendable`` (per network when a mapping); count the older ones, which stay
+        dead. ``dry_run`` changes nothing and lists what it would queue, oldest event first.
+        One transaction."""
         where, params = _where(selection)
+        bound, bounds = oldest_sql(oldest_sendable, "%s")
         now = self._clock()
         with self.db.transaction() as conn:
             row = conn.execute(f"SELECT count(*) FROM agent_outbox WHERE {where} AND "
-                               "event_time < %s", (*params, oldest_sendable)).fetchone()
+                               f"event_time < {bound}", (*params, *bounds)).fetchone()
             too_old = int(row[0]) if row else 0
             if dry_run:
-                rows = conn.execute("SELECT seq, conversion_event_id, event_id, pixel_id, "
-                                    f"event_name, event_time, reason FROM agent_outbox WHERE "
-                                    f"{where} AND event_time >= %s ORDER BY event_time, seq",
-                                    (*params, oldest_sendable)).fetchall()
+                rows = conn.execute("SELECT seq, conversion_event_id, event_id, destination, "
+                                    "target, event_name, event_time, reason FROM agent_outbox "
+                                    f"WHERE {where} AND event_time >= {bound} "
+                                    "ORDER BY event_time, seq", (*params, *bounds)).fetchall()
                 return Replay(len(rows), too_old,
                               [dict(zip(_LISTED, r, strict=True)) for r in rows[:listed]])
             cur = conn.execute(
                 "UPDATE agent_outbox SET status = 'queued', attempts = 0, reason = NULL, "
                 "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = %s, "
-                f"updated_at = %s, {_CLEAR} WHERE {where} AND event_time >= %s",
-                (now.timestamp(), now, *params, oldest_sendable))
+                f"updated_at = %s, {_CLEAR} WHERE {where} AND event_time >= {bound}",
+                (now.timestamp(), now, *params, *bounds))
             return Replay(max(cur.rowcount, 0), too_old, [])
 
     # -- the dashboard's activity reads -----------------------------------------------------
@@ -144,24 +147,23 @@ class CoverageReplayAndActivity:
     def deliveries(self, conversion_event_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The event's latest outbox rows, newest first (no payload)."""
         with self.db.autocommit() as conn:
-            rows = conn.execute("SELECT seq, event_id, event_name, pixel_id, status, attempts, "
-                                "reason, last_error, updated_at FROM agent_outbox WHERE "
-                                "conversion_event_id = %s ORDER BY seq DESC LIMIT %s",
+            rows = conn.execute("SELECT seq, event_id, event_name, destination, target, status, "
+                                "attempts, reason, last_error, updated_at FROM agent_outbox "
+                                "WHERE conversion_event_id = %s ORDER BY seq DESC LIMIT %s",
                                 (conversion_event_id, limit)).fetchall()
-        keys = ("seq", "eventId", "eventName", "pixelId", "status", "attempts", "reason",
-                "error", "updatedAt")
-        return [dict(zip(keys, (*r[:8], iso(r[8])), strict=True)) for r in rows]
+        return [dict(zip(DELIVERY_KEYS, (*r[:9], iso(r[9])), strict=True)) for r in rows]
 
     def dead_letter_groups(self) -> list[dict[str, Any]]:
-        """Dead letters grouped by (reason, conversion event): count, the latest one's pixel,
-        name and message, and when it died; most numerous first."""
+        """Dead letters grouped by (reason, conversion event): count, the latest one's network,
+        target, name and message, and when it died; most numerous first."""
         with self.db.autocommit() as conn:
             rows = conn.execute(
-                "SELECT g.reason, g.conversion_event_id, g.n, o.pixel_id, o.event_name, "
+                "SELECT g.reason, g.conversion_event_id, g.n, o.destination, o.target, "
+                "o.event_name, "
                 "o.last_error, g.at FROM (SELECT reason, conversion_event_id, count(*) AS n, "
                 "max(seq) AS seq, max(updated_at) AS at FROM agent_outbox WHERE status = 'dead' "
                 "GROUP BY 1, 2) g JOIN agent_outbox o ON o.seq = g.seq "
                 "ORDER BY g.n DESC, g.reason, g.conversion_event_id").fetchall()
         return [{"reason": r[0], "conversionEventId": r[1], "count": int(r[2]),
-                 "pixelId": r[3], "eventName": r[4], "error": r[5], "lastAt": iso(r[6])}
-                for r in rows]
+                 "network": r[3], "target": r[4], "eventName": r[5], "error": r[6],
+                 "lastAt": iso(r[7])} for r in rows]

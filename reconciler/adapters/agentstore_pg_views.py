@@ -1,4 +1,4 @@
-"""The PostgreSQL agent store's paused pixels, holds, dead-letter listing and counts
+"""The PostgreSQL agent store's paused targets, holds, dead-letter listing and counts
 (``agentstore_pg.PostgresAgentStore`` inherits them): small tables and reads, kept apart from
 the claims so each module reads on its own."""
 
@@ -8,7 +8,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.adapters.agentrows import OUTBOX_STATES, Hold, PausedPixel, QueueStatus
+from reconciler.adapters.agentrows import (
+    DEAD_LETTER_KEYS,
+    OUTBOX_STATES,
+    Hold,
+    PausedTarget,
+    QueueStatus,
+)
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn
 
@@ -21,28 +27,30 @@ class PausesHoldsAndCounts:
     db: Database
     _clock: Callable[[], datetime]
 
-    # -- pixels and holds -------------------------------------------------------------------
+    # -- paused targets and holds -----------------------------------------------------------
 
-    def pause_pixel(self, pixel_id: str, reason: str, message: str,
-                    token_fingerprint: str | None) -> None:
+    def pause_target(self, destination: str, target: str, reason: str, message: str,
+                     token_fingerprint: str | None) -> None:
         with self.db.transaction() as conn:
-            conn.execute("INSERT INTO agent_paused_pixels (pixel_id, reason, message, "
-                         "token_fingerprint, paused_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT "
-                         "(pixel_id) DO UPDATE SET reason = excluded.reason, message = "
+            conn.execute("INSERT INTO agent_paused_targets (target, destination, reason, "
+                         "message, token_fingerprint, paused_at) VALUES (%s, %s, %s, %s, %s, "
+                         "%s) ON CONFLICT (target) DO UPDATE SET destination = "
+                         "excluded.destination, reason = excluded.reason, message = "
                          "excluded.message, token_fingerprint = excluded.token_fingerprint, "
                          "paused_at = excluded.paused_at",
-                         (pixel_id, reason, message, token_fingerprint, iso(self._clock())))
+                         (target, destination, reason, message, token_fingerprint,
+                          iso(self._clock())))
 
-    def resume_pixel(self, pixel_id: str) -> bool:
+    def resume_target(self, target: str) -> bool:
         with self.db.transaction() as conn:
-            return conn.execute("DELETE FROM agent_paused_pixels WHERE pixel_id = %s",
-                                (pixel_id,)).rowcount > 0
+            return conn.execute("DELETE FROM agent_paused_targets WHERE target = %s",
+                                (target,)).rowcount > 0
 
-    def paused_pixels(self) -> dict[str, PausedPixel]:
+    def paused_targets(self) -> dict[str, PausedTarget]:
         with self.db.autocommit() as conn:
-            rows = conn.execute("SELECT pixel_id, reason, message, token_fingerprint, paused_at "
-                                "FROM agent_paused_pixels ORDER BY pixel_id").fetchall()
-        return {r[0]: PausedPixel(*r) for r in rows}
+            rows = conn.execute("SELECT target, destination, reason, message, token_fingerprint, "
+                                "paused_at FROM agent_paused_targets ORDER BY target").fetchall()
+        return {r[0]: PausedTarget(*r) for r in rows}
 
     def hold(self, target: str, reason: str, message: str) -> None:
         with self.db.transaction() as conn:
@@ -65,16 +73,17 @@ class PausesHoldsAndCounts:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> QueueStatus:
-        """Counts per state, per pixel, per skip and dead-letter reason, and live claims."""
+        """Counts per state, per target, per skip and dead-letter reason, and live claims."""
         with self.db.transaction() as conn:
             new, processed, claimed = conn.execute(
                 "SELECT count(*) FILTER (WHERE processed_at IS NULL), count(*) FILTER (WHERE "
                 "processed_at IS NOT NULL), count(*) FILTER (WHERE processed_at IS NULL AND "
                 "lease_until > now()) FROM agent_inbox").fetchone() or (0, 0, 0)
-            pixels: dict[str, dict[str, int]] = {}
-            for pixel, state, n in conn.execute("SELECT pixel_id, status, count(*) FROM "
-                                                "agent_outbox GROUP BY pixel_id, status"):
-                pixels.setdefault(pixel, dict.fromkeys(OUTBOX_STATES, 0))[state] = n
+            targets: dict[tuple[str, str], dict[str, int]] = {}
+            for network, target, state, n in conn.execute(
+                    "SELECT destination, target, status, count(*) FROM agent_outbox "
+                    "GROUP BY destination, target, status"):
+                targets.setdefault((network, target), dict.fromkeys(OUTBOX_STATES, 0))[state] = n
             claimed += _one(conn, "SELECT count(*) FROM agent_outbox WHERE status = 'queued' "
                                   "AND lease_until > now()")
             skips = dict(conn.execute("SELECT reason, sum(count)::bigint FROM agent_skips "
@@ -85,17 +94,16 @@ class PausesHoldsAndCounts:
                                   "WHERE status = 'queued'").fetchone()
             dropped = dict(conn.execute("SELECT reason, count FROM agent_ingest_drops "
                                         "ORDER BY reason").fetchall())
-        outbox = {state: sum(p[state] for p in pixels.values()) for state in OUTBOX_STATES}
-        return QueueStatus(new, processed, outbox, pixels, skips, dead, dropped,
+        outbox = {state: sum(t[state] for t in targets.values()) for state in OUTBOX_STATES}
+        return QueueStatus(new, processed, outbox, targets, skips, dead, dropped,
                            iso(oldest[0] if oldest else None), claimed)
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.db.transaction() as conn:
-            rows = conn.execute("SELECT seq, conversion_event_id, event_id, pixel_id, event_name, "
-                                "reason, last_error FROM agent_outbox WHERE status = 'dead' "
-                                "ORDER BY seq DESC LIMIT %s", (limit,)).fetchall()
-        keys = ("seq", "conversionEventId", "eventId", "pixelId", "eventName", "reason", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+            rows = conn.execute("SELECT seq, conversion_event_id, event_id, destination, target, "
+                                "event_name, reason, last_error FROM agent_outbox WHERE status "
+                                "= 'dead' ORDER BY seq DESC LIMIT %s", (limit,)).fetchall()
+        return [dict(zip(DEAD_LETTER_KEYS, row, strict=True)) for row in rows]
 
 
 def _one(conn: Conn, query: str) -> int:

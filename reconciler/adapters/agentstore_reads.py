@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from reconciler.adapters.agentrows import DELIVERY_KEYS
+
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
@@ -55,31 +57,31 @@ class ActivityReads:
         return out
 
     def deliveries(self, conversion_event_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The event's latest outbox rows, newest first (ids, state, attempts, Meta's message;
-        no payload)."""
+        """The event's latest outbox rows, newest first (ids, network, target, state, attempts,
+        the network's message; no payload)."""
         with self._read() as conn:
-            rows = conn.execute("SELECT seq, event_id, event_name, pixel_id, status, attempts, "
-                                "reason, last_error, updated_at FROM outbox WHERE "
+            rows = conn.execute("SELECT seq, event_id, event_name, destination, target, status, "
+                                "attempts, reason, last_error, updated_at FROM outbox WHERE "
                                 "conversion_event_id = ? ORDER BY seq DESC LIMIT ?",
                                 (conversion_event_id, limit)).fetchall()
-        keys = ("seq", "eventId", "eventName", "pixelId", "status", "attempts", "reason",
-                "error", "updatedAt")
+        keys = DELIVERY_KEYS
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def dead_letter_groups(self) -> list[dict[str, Any]]:
-        """Dead letters grouped by (reason, conversion event): count, pixel, latest message and
-        when the latest one died, most numerous first."""
+        """Dead letters grouped by (reason, conversion event): count, network, target, latest
+        message and when the latest one died, most numerous first."""
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT reason, conversion_event_id, COUNT(*), MAX(seq), MAX(updated_at) "
                 "FROM outbox WHERE status = 'dead' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
             ).fetchall()
-            latest = {seq: (pixel, name, error) for seq, pixel, name, error in conn.execute(
-                "SELECT seq, pixel_id, event_name, last_error FROM outbox WHERE seq IN "
+            latest = {r[0]: r[1:] for r in conn.execute(
+                "SELECT seq, destination, target, event_name, last_error FROM outbox WHERE seq IN "
                 "(SELECT value FROM json_each(?))", (orjson.dumps([r[3] for r in rows]).decode(),))}
         groups = []
         for reason, event_id, count, seq, at in rows:
-            pixel, name, error = latest.get(seq, ("", "", None))
+            network, target, name, error = latest.get(seq, ("", "", "", None))
             groups.append({"reason": reason, "conversionEventId": event_id, "count": count,
-                           "pixelId": pixel, "eventName": name, "error": error, "lastAt": at})
+                           "network": network, "target": target, "eventName": name,
+                           "error": error, "lastAt": at})
         return groups

@@ -7,8 +7,8 @@ into the body without parsing them again): the token travels
 in the body, never in the URL, so no access log or exception message can show it. The answer
 comes back classified by ``core.backoff.classify_graph_error`` (``ok | retry | permanent |
 token``); timeouts and connection errors are ``retry``. One ``httpx.Client`` per sender keeps
-connections alive between batches; ``transport`` is the seam for tests. ``DryRunSender`` is the
-other destination: it writes each request to a file instead.
+connections alive between batches; ``transport`` is the seam for tests. ``adapters.networks.meta``
+makes it a ``Destination``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +23,6 @@ import orjson
 
 from reconciler.core.backoff import Verdict, classify_graph_error, parse_graph_error
 from reconciler.core.backoff import parse_retry_after as _parse_retry_after
-from reconciler.errors import PermanentError
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
@@ -123,34 +121,3 @@ def _snippet(raw: bytes) -> str:
     """A short, printable excerpt of an unexpected body (for the log and last_error)."""
     text = raw[:200].decode("utf-8", "replace").replace("\n", " ").strip()
     return f"unexpected body: {text}" if text else "empty body"
-
-
-class DryRunSender:
-    """``--dry-run FILE``: a destination that writes instead of sending. Each request it is
-    given becomes one JSON line ``{"pixelId": ..., "body": {"data": [...]}}`` appended to FILE
-    (the token it is handed is never written), answered as Meta answers a request whose every
-    event was received. ``requests`` and ``events`` count what was written."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.requests = 0
-        self.events = 0
-
-    def send(self, pixel_id: str, events: Sequence[dict[str, Any]], token: str,
-             test_event_code: str | None = None) -> SendResult:
-        return self.send_encoded(pixel_id, [orjson.dumps(e) for e in events], token,
-                                 test_event_code)
-
-    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
-                     test_event_code: str | None = None) -> SendResult:
-        line = b"".join((b'{"pixelId":', orjson.dumps(pixel_id), b',"body":',
-                         encoded_body(events, None, test_event_code), b"}\n"))
-        try:
-            with self.path.open("ab") as out:
-                out.write(line)
-        except OSError as exc:
-            raise PermanentError(f"cannot write the dry-run file {self.path}: "
-                                 f"{exc.strerror or exc}") from exc
-        self.requests += 1
-        self.events += len(events)
-        return SendResult("ok", events_received=len(events))

@@ -29,7 +29,7 @@ def store_option(func: Any) -> Any:
 
 @click.group("agent")
 def command() -> None:
-    """Send CRM events (form submissions, lifecycle-stage changes) to Meta's Conversions API.
+    """Send CRM events (form submissions, lifecycle-stage changes) to the ad networks.
 
     \b
     Examples:
@@ -98,17 +98,25 @@ def run_options(func: Any) -> Any:
 
 
 _RUN_OPTIONS = [
-    click.option("--meta-base-url", envvar="CONVCTL_META_BASE_URL",
-                 default="https://graph.facebook.com", show_default=True,
-                 help="Graph API base URL [env CONVCTL_META_BASE_URL]."),
+    click.option("--meta-base-url", "--graph-url", "meta_base_url",
+                 envvar="CONVCTL_META_BASE_URL", default="https://graph.facebook.com",
+                 show_default=True, help="Meta's Graph API base URL [env CONVCTL_META_BASE_URL]."),
+    click.option("--linkedin-url", "linkedin_url", envvar="CONVCTL_LINKEDIN_URL",
+                 default="https://api.linkedin.com", show_default=True,
+                 help="LinkedIn's REST API base URL (Conversions API) [env CONVCTL_LINKEDIN_URL]."),
+    click.option("--google-url", "google_url", envvar="CONVCTL_GOOGLE_URL",
+                 default="https://datamanager.googleapis.com", show_default=True,
+                 help="Google's Data Manager API base URL (Google Ads conversions) [env "
+                 "CONVCTL_GOOGLE_URL]."),
     click.option("--api-version", envvar="CONVCTL_META_API_VERSION", default="v25.0",
                  show_default=True, help="Graph API version [env CONVCTL_META_API_VERSION]."),
     click.option("--test-event-code", envvar="CONVCTL_TEST_EVENT_CODE", default=None,
                  help="Route events to Events Manager's Test Events "
                  "[env CONVCTL_TEST_EVENT_CODE]. Such events still count: set it deliberately."),
     click.option("--batch-size", envvar="CONVCTL_AGENT_BATCH_SIZE", default=1000,
-                 type=click.IntRange(1, 1000), show_default=True,
-                 help="Events per request [env CONVCTL_AGENT_BATCH_SIZE]."),
+                 type=click.IntRange(1, 5000), show_default=True,
+                 help="Events per request, at most each network's own limit (Meta 1,000, "
+                 "Google Ads 2,000, LinkedIn 5,000) [env CONVCTL_AGENT_BATCH_SIZE]."),
     click.option("--poll-interval", envvar="CONVCTL_AGENT_POLL_INTERVAL", default=1.0,
                  type=click.FloatRange(0.01, 3600), show_default=True,
                  help="Seconds between idle cycles [env CONVCTL_AGENT_POLL_INTERVAL]."),
@@ -118,7 +126,8 @@ _RUN_OPTIONS = [
                  "them all, else at least 8 (R16) [env CONVCTL_AGENT_RETENTION_DAYS]."),
     click.option("--timeout", envvar="CONVCTL_META_TIMEOUT", default=30.0,
                  type=click.FloatRange(0.1, 600), show_default=True,
-                 help="Graph API request timeout, seconds [env CONVCTL_META_TIMEOUT]."),
+                 help="Request timeout of every network's API, seconds [env "
+                 "CONVCTL_META_TIMEOUT]."),
     click.option("--secrets-dir", envvar="CONVCTL_SECRETS_DIR", default="/run/secrets",
                  show_default=True, metavar="DIR",
                  help="Folder of the token files accessToken {file: PATH} may name; nothing "
@@ -174,13 +183,14 @@ def freeze_startup_heap() -> None:
 @quiet_option
 def run(once: bool, role: str, dry_run: str | None, state: str | None, store: str | None,
         log_format: str, log_level: str, quiet: bool, **run_settings: Any) -> None:
-    """Match inbox events, queue payloads and deliver them to Meta, until stopped.
+    """Match inbox events, queue payloads and deliver them to their networks, until stopped.
 
-    Meta tokens come from each account's accessToken reference ({env: NAME} or {file: PATH}).
-    A pixel that cannot send (token unset, refused by Meta) is paused and held off, and a
-    contact source that refuses the agent holds the inbox off: `agent status` says why.
-    SIGTERM or Ctrl-C stops after the current cycle; a kill -9 loses nothing (events are
-    re-sent with the same event_id, which Meta deduplicates).
+    Tokens come from the accessToken reference ({env: NAME} or {file: PATH}) of each account's
+    network block. A target (a Meta pixel, ...) that cannot send (token unset, refused by its
+    network) is paused and held off, and a contact source that refuses the agent holds the
+    inbox off: `agent status` says why. SIGTERM or Ctrl-C stops after the current cycle; a
+    kill -9 loses nothing (events are re-sent with the same event id, which every network
+    deduplicates).
     """
     from reconciler.services.agent_setup import open_agent
 
@@ -210,8 +220,9 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
 @state_option
 @store_option
 def status(fmt: str, state: str | None, store: str | None) -> None:
-    """Counts per state and per pixel, skip reasons, dead-letter reasons, paused pixels, and
-    the match-key coverage of each event over the last 24 hours and 7 days."""
+    """Counts per state and per target (with its network), skip reasons, dead-letter reasons,
+    paused targets, and the match-key coverage of each event over the last 24 hours and 7
+    days."""
     import orjson
 
     from reconciler.services.agent import agent_status
@@ -247,8 +258,9 @@ def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
                until: str | None, dry_run: bool, state: str | None, store: str | None) -> None:
     """Queue dead letters again; the next `agent run` re-checks and sends them.
 
-    Events older than Meta's 7-day window (less the agent's 1-hour margin) would be refused:
-    they are not queued, stay dead, and their count is printed.
+    Events older than their network's window (Meta's 7 days, LinkedIn's and Google's 90, less
+    the agent's 1-hour margin) would be refused: they are not queued, stay dead, and their
+    count is printed.
     """
     from reconciler.cli.agent_replay import retry_dead_command
 
@@ -257,19 +269,25 @@ def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
 
 
 @command.command("resume")
-@click.argument("pixel_id")
+@click.argument("target")
 @state_option
 @store_option
-def resume(pixel_id: str, state: str | None, store: str | None) -> None:
-    """Resume sending for a pixel paused by a token or permission error."""
+def resume(target: str, state: str | None, store: str | None) -> None:
+    """Resume sending for a TARGET paused by a token or permission error: a Meta pixel id, a
+    LinkedIn conversion rule urn or a Google CUSTOMER/ACTION (as `agent status` shows it)."""
     from reconciler.services.agent_setup import AgentSettings, open_store
 
     agent_store = open_store(AgentSettings(state=state, store=store))
     try:
-        resumed = agent_store.resume_pixel(pixel_id)
+        paused = agent_store.paused_targets().get(target)
+        resumed = agent_store.resume_target(target)
+        network = paused.destination if paused else next(
+            (n for n, t in agent_store.status().targets if t == target), None)
     finally:
         agent_store.close()
-    App().out(f"Pixel {pixel_id} resumed." if resumed else f"Pixel {pixel_id} was not paused.")
+    name = (_target_name(network, target) if network else
+            f"Pixel {target}" if target.isdigit() else f"Target {target}")
+    App().out(f"{name} resumed." if resumed else f"{name} was not paused.")
 
 
 def _live_events(state: str | None) -> Any:
@@ -295,12 +313,12 @@ def status_text(data: dict[str, Any]) -> str:
     inbox, outbox = data["inbox"], data["outbox"]
     lines = [f"Inbox:  {inbox['new']} new, {inbox['processed']} processed",
              f"Outbox: {outbox['queued']} queued, {outbox['sent']} sent, {outbox['dead']} dead"]
-    for pixel, counts in sorted(data["pixels"].items()):
-        lines.append(f"Pixel {pixel}: {counts['queued']} queued, {counts['sent']} sent, "
-                     f"{counts['dead']} dead")
-    for pixel, info in sorted(data["paused"].items()):
-        lines.append(f"Pixel {pixel}: PAUSED since {info['since']} ({info['reason']}): "
-                     f"{info['message']}")
+    for target, counts in sorted(data["targets"].items()):
+        lines.append(f"{_target_name(counts['network'], target)}: {counts['queued']} queued, "
+                     f"{counts['sent']} sent, {counts['dead']} dead")
+    for target, info in sorted(data["paused"].items()):
+        lines.append(f"{_target_name(info.get('network', 'meta'), target)}: PAUSED since "
+                     f"{info['since']} ({info['reason']}): {info['message']}")
     for target, info in sorted(data.get("held", {}).items()):
         lines.append(f"{target.capitalize()} processing: HELD OFF since {info['since']} "
                      f"({info['reason']}): {info['message']}")
@@ -308,6 +326,19 @@ def status_text(data: dict[str, Any]) -> str:
     lines += _section("Dropped at ingest", data.get("droppedFields", {}))
     lines += coverage_lines(data.get("coverage", []))
     return "\n".join(lines)
+
+
+def _target_name(network: str, target: str) -> str:
+    """``Pixel 123...`` for Meta (as before networks), ``LinkedIn target urn:...`` else."""
+    if network == "meta":
+        return f"Pixel {target}"
+    from reconciler.core.networks import rules_for
+
+    try:
+        label = rules_for(network).label
+    except ImportError:  # a network this convctl does not know (a newer agent's rows)
+        label = network
+    return f"{label} target {target}"
 
 
 def _section(title: str, counts: dict[str, int]) -> list[str]:

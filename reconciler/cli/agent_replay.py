@@ -37,7 +37,7 @@ def retry_dead_command(*, reason: str | None, events: tuple[str, ...], since: st
     app = App()
     for row in result.rows:
         at = datetime.fromtimestamp(row["eventTime"], UTC).isoformat().replace("+00:00", "Z")
-        app.out(f"  {row['eventName']} {row['eventId']} at {at} (pixel {row['pixelId']}, "
+        app.out(f"  {row['eventName']} {row['eventId']} at {at} ({row['network']} {row['target']}, "
                 f"{row['reason']})")
     if dry_run and len(result.rows) < result.queued:
         app.out(f"  ... and {result.queued - len(result.rows)} more")

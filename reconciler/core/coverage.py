@@ -36,9 +36,14 @@ def key_mask(user_data: Mapping[str, Any] | None) -> int:
     such keys out, and Meta refuses empty values, so a sent event cannot have one). Cached by
     the keys in their order: payloads of one event share a handful of key sets, so this is a
     tuple and one lookup per payload on the hot path."""
-    if not user_data:
+    return mask_of(tuple(user_data)) if user_data else 0
+
+
+def mask_of(keys: tuple[str, ...]) -> int:
+    """The bits of these match keys (what a network's ``match_keys`` names); other names are
+    ignored. Cached like ``key_mask``."""
+    if not keys:
         return 0
-    keys = tuple(user_data)
     mask = _MASKS.get(keys)
     if mask is None:
         if len(_MASKS) >= _MASKS_MAX:

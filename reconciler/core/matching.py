@@ -7,13 +7,12 @@ change) and returns a ``Fire`` for each that fires and a ``Skip`` with a stable 
 each that does not. Checks run in this order and the first failing one is the reason:
 
     disabled (R19) -> before_creation (R4) ->
-      lifecycle: stage_not_selected (R6) -> no_contact -> no_lead_id (R5) -> no_ad_interaction (R8)
+      lifecycle: stage_not_selected (R6) -> no_contact
       form:      other_form (R12) -> no_contact -> no_consent (R14)
-    -> duplicate (R16)
+    -> the event's network's own rules (``core.networks``: ``NetworkRules.skip_reason``; Meta:
+       lifecycle no_lead_id (R5) -> no_ad_interaction (R8)) -> duplicate (R16)
 
 ``no_conversion_event`` (one skip, no live event) means the account has no event of that kind.
-A contact is known to have interacted with ads (R8) when its ad-interaction flag is set or it
-carries a Meta click id (``fbc``). A lead id that is not 15-17 digits counts as none (R5).
 ``duplicate`` asks the caller's ``seen`` (a container or predicate) about ``dedup_key``, which is
 the Meta ``event_id`` of the pair, so a re-delivered submission or stage change syncs once (R16).
 """
@@ -23,20 +22,22 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from reconciler.core.capi import LEAD_ID, event_id
+from reconciler.core.capi import event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveAccount, LiveEvent
+from reconciler.core.models import AccountSpec
+from reconciler.core.networks import NetworkRules, rules_for
 
-SkipReason = Literal[
-    "no_conversion_event", "disabled", "before_creation", "stage_not_selected", "no_contact",
-    "no_lead_id", "no_ad_interaction", "other_form", "no_consent", "duplicate",
-]
+# The shared reasons; a network's own (``NetworkRules.skip_reason``) are strings too.
+SkipReason = str
 RULES: dict[str, str] = {
     "no_conversion_event": "R1", "disabled": "R19", "before_creation": "R4",
     "stage_not_selected": "R6", "no_contact": "R5", "no_lead_id": "R5",
     "no_ad_interaction": "R8", "other_form": "R12", "no_consent": "R14", "duplicate": "R16",
+    # the networks' own (core.networks): no identifier the network can match on is shared
+    "no_user_id": "R15", "no_click_id_or_identifier": "R15",
 }
 
 Seen = Container[str] | Callable[[str], bool]
@@ -59,7 +60,7 @@ class Skip(NamedTuple):
 
     @property
     def rule(self) -> str:
-        return RULES[self.reason]
+        return RULES.get(self.reason, "R1")
 
 
 class MatchResult(NamedTuple):
@@ -87,11 +88,6 @@ def _contains(seen: Seen | None) -> Callable[[str], bool] | None:
     return seen
 
 
-def has_lead_id(contact: Contact) -> bool:
-    return contact.meta_lead_id is not None and LEAD_ID.fullmatch(
-        contact.meta_lead_id.strip()) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class _Rule:
     """One live event's trigger, read once: what ``Matcher`` checks per CRM event."""
@@ -99,18 +95,19 @@ class _Rule:
     live: LiveEvent
     enabled: bool
     created_at: datetime  # aware
+    network: NetworkRules  # the event's network: its own rules come after the shared ones
+    account: AccountSpec
     stages: frozenset[str] = frozenset()  # lifecycle: the selected stages, trimmed
-    ad_interactions: bool = False  # lifecycle: contacts: adInteractions (R8)
     form_id: str | None = None  # form
     consent: tuple[str, str] | None = None  # form: (property, value) (R14)
 
     @classmethod
-    def of(cls, live: LiveEvent) -> _Rule:
-        common = (live, live.spec.enabled, _utc(live.created_at))
+    def of(cls, live: LiveEvent, account: AccountSpec) -> _Rule:
+        common = (live, live.spec.enabled, _utc(live.created_at),
+                  rules_for(live.spec.destination), account)
         stage = live.spec.trigger.lifecycle_stage_change
         if stage is not None:
-            return cls(*common, stages=frozenset(s.strip() for s in stage.stages),
-                       ad_interactions=stage.contacts == "adInteractions")
+            return cls(*common, stages=frozenset(s.strip() for s in stage.stages))
         form = live.spec.trigger.form_submission
         assert form is not None
         consent = (form.consent.property, form.consent.value) if form.consent else None
@@ -122,11 +119,7 @@ class _Rule:
             return "stage_not_selected"
         if contact is None:
             return "no_contact"
-        if not has_lead_id(contact):
-            return "no_lead_id"
-        if self.ad_interactions and not (contact.ad_interaction or contact.fbc):
-            return "no_ad_interaction"
-        return None
+        return self.network.skip_reason(self.live, self.account, change, contact)
 
     def form_reason(self, submission: FormSubmission,
                     contact: Contact | None) -> SkipReason | None:
@@ -140,7 +133,7 @@ class _Rule:
         given = contact.properties.get(prop)
         if given is None or given.strip() != value:
             return "no_consent"
-        return None
+        return self.network.skip_reason(self.live, self.account, submission, contact)
 
 
 class Matcher:
@@ -152,9 +145,10 @@ class Matcher:
         self._portal = account.spec.portal_id
         mine = sorted((e for e in live_events if e.account == account.name),
                       key=lambda e: e.id)
-        self._forms = tuple(_Rule.of(e) for e in mine
+        spec = account.spec
+        self._forms = tuple(_Rule.of(e, spec) for e in mine
                             if e.spec.trigger.kind == "formSubmission")
-        self._stages = tuple(_Rule.of(e) for e in mine
+        self._stages = tuple(_Rule.of(e, spec) for e in mine
                              if e.spec.trigger.kind == "lifecycleStageChange")
 
     def match(self, event: FormSubmission | StageChange, contact: Contact | None,

@@ -3,26 +3,33 @@
 A custom collector turns one ``agent_status`` snapshot (``convctl agent status`` shows the same
 numbers) into metric families; nothing is kept in memory between scrapes, so the figures are
 right whichever process (this server's agent, ``convctl agent run``) did the work. Labels are
-state names, pixel ids and reason codes only: never a token, never contact data.
+state names, network names, targets (pixel ids, conversion rules, conversion actions: the
+manifests' own, so a bounded set) and reason codes only: never a token, never contact data.
+``network`` is meta, linkedin or google (anything else: other).
 
-=============================================  =====================================================
-convctl_agent_inbox_events{state}              inbox rows: new, processed
-convctl_agent_outbox_events{state}             outbox rows: queued, sent, dead
-convctl_agent_pixel_outbox_events{pixel,state} the same per pixel
-convctl_agent_skips_total{reason}              CRM events that fired nothing, by reason (R4-R19)
-convctl_agent_dead_letters{reason}             dead letters by reason (retry-dead lowers it)
-convctl_agent_pixel_paused{pixel,reason}       1 per pixel that cannot send: token, permission,
-                                               token_unavailable (other values: other)
-convctl_agent_inbox_held{reason}               1 while inbox processing is held off (contacts_
-                                               refused, contacts_unavailable, state_...)
-convctl_agent_dropped_fields_total{reason}     input fields dropped at ingest (invalid_ip_address,
-                                               invalid_user_agent)
-convctl_agent_pixels_held_off                  pixels waiting out a Retry-After / backoff
-convctl_agent_oldest_queued_age_seconds        age of the oldest queued row (0 when none)
-convctl_agent_running                          1 while this server's agent thread runs
-convctl_agent_loop_failures_total              agent cycles that failed and were restarted
-convctl_agent_store_up                         0 when the store could not be read
-=============================================  =====================================================
+====================================================  ==============================================
+convctl_agent_inbox_events{state}                     inbox rows: new, processed
+convctl_agent_outbox_events{state}                    outbox rows: queued, sent, dead
+convctl_agent_target_outbox_events{network,target,    the same per target
+  state}
+convctl_agent_pixel_outbox_events{pixel,state}        the same for Meta's targets (as before)
+convctl_agent_skips_total{reason}                     CRM events that fired nothing, by reason
+                                                      (R4-R19, and each network's own reasons)
+convctl_agent_dead_letters{reason}                    dead letters by reason (retry-dead lowers it)
+convctl_agent_target_paused{network,target,reason}    1 per target that cannot send: token,
+                                                      permission, token_unavailable (else other)
+convctl_agent_pixel_paused{pixel,reason}              the same for Meta's targets (as before)
+convctl_agent_inbox_held{reason}                      1 while inbox processing is held off
+                                                      (contacts_refused, contacts_unavailable, ...)
+convctl_agent_dropped_fields_total{reason}            input fields dropped at ingest
+                                                      (invalid_ip_address, invalid_user_agent)
+convctl_agent_targets_held_off{network}               targets waiting out a Retry-After / backoff
+convctl_agent_pixels_held_off                         all of them (as before)
+convctl_agent_oldest_queued_age_seconds               age of the oldest queued row (0 when none)
+convctl_agent_running                                 1 while this server's agent thread runs
+convctl_agent_loop_failures_total                     agent cycles that failed and were restarted
+convctl_agent_store_up                                0 when the store could not be read
+====================================================  ==============================================
 
 Match-key coverage per live event (``convctl_agent_coverage_sent_events``,
 ``convctl_agent_match_key_coverage_ratio``): see ``coverage_metrics``.
@@ -37,6 +44,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from reconciler.core.models import NETWORKS
 from reconciler.errors import ConvctlError
 from reconciler.server.coverage_metrics import coverage_metrics
 from reconciler.services.agent_holds import HOLD_REASONS
@@ -80,12 +88,19 @@ def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
     for reason, n in sorted(status.get("droppedFields", {}).items()):
         dropped.add_metric([reason], float(n))
     pixels = status.get("pixels", {})
+    targets = status.get("targets", {})
+    paused = status.get("paused", {})
+    held_off = status.get("heldOffNetworks", {})
     return [
         _gauge("convctl_agent_inbox_events", "Inbox rows by state", ["state"],
                (([s], float(n)) for s, n in status.get("inbox", {}).items())),
         _gauge("convctl_agent_outbox_events", "Outbox rows by state", ["state"],
                (([s], float(n)) for s, n in status.get("outbox", {}).items())),
-        _gauge("convctl_agent_pixel_outbox_events", "Outbox rows by pixel and state",
+        _gauge("convctl_agent_target_outbox_events", "Outbox rows by network, target and state",
+               ["network", "target", "state"],
+               (([_bounded(c.get("network"), NETWORKS), t, s], float(c[s]))
+                for t, c in sorted(targets.items()) for s in ("queued", "sent", "dead"))),
+        _gauge("convctl_agent_pixel_outbox_events", "Outbox rows by Meta pixel and state",
                ["pixel", "state"], (([p, s], float(n)) for p, counts in sorted(pixels.items())
                                     for s, n in counts.items())),
         skips,
@@ -93,16 +108,27 @@ def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
                (([r or "unknown"], float(n))
                 for r, n in sorted(status.get("deadLetters", {}).items(),
                                    key=lambda kv: kv[0] or ""))),
-        _gauge("convctl_agent_pixel_paused", "Pixels that cannot send: token unavailable, or "
-               "a token or permission error", ["pixel", "reason"],
+        _gauge("convctl_agent_target_paused", "Targets that cannot send: token unavailable, "
+               "or a token or permission error", ["network", "target", "reason"],
+               (([_bounded(info.get("network", "meta"), NETWORKS), t,
+                  _bounded(info.get("reason"), PAUSE_REASONS)], 1.0)
+                for t, info in sorted(paused.items()))),
+        _gauge("convctl_agent_pixel_paused", "Meta pixels that cannot send: token unavailable, "
+               "or a token or permission error", ["pixel", "reason"],
                (([p, _bounded(info.get("reason"), PAUSE_REASONS)], 1.0)
-                for p, info in sorted(status.get("paused", {}).items()))),
+                for p, info in sorted(paused.items()) if info.get("network", "meta") == "meta")),
         _gauge("convctl_agent_inbox_held", "1 while inbox processing is held off, by reason",
                ["reason"], (([_bounded(info.get("reason"), HOLD_REASONS)], 1.0)
                             for info in status.get("held", {}).values())),
         dropped,
-        GaugeMetricFamily("convctl_agent_pixels_held_off", "Pixels waiting out a Retry-After "
-                          "or backoff", value=float(len(status.get("heldOff", {})))),
+        _gauge("convctl_agent_targets_held_off", "Targets waiting out a Retry-After or "
+               "backoff, by network", ["network"],
+               (([network], float(sum(1 for t in status.get("heldOff", {})
+                                      if _bounded(held_off.get(t, "meta"), NETWORKS) == network)))
+                for network in (*NETWORKS, "other"))),
+        GaugeMetricFamily("convctl_agent_pixels_held_off", "Targets (of every network) waiting "
+                          "out a Retry-After or backoff",
+                          value=float(len(status.get("heldOff", {})))),
         GaugeMetricFamily("convctl_agent_oldest_queued_age_seconds", "Age of the oldest "
                           "queued outbox row", value=_age(status.get("oldestQueuedAt"), now)),
     ]

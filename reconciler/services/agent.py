@@ -1,20 +1,23 @@
-"""The sync agent: CRM events in, Meta Conversions API out, nothing lost (product.md §5).
+"""The sync agent: CRM events in, the ad networks' APIs out, nothing lost (product.md §5).
 
-    ingest (JSONL / webhook / form) -> inbox -> process_inbox -> outbox -> deliver_once -> Meta
+    ingest (JSONL / webhook / form) -> inbox -> process_inbox -> outbox -> deliver_once
+        -> a Destination per network (Meta, LinkedIn, Google Ads: ``services.ports``)
 
 - ``ingest_*``: durable before acknowledged (``AgentStore.ingest`` commits before returning);
   duplicates are acknowledged and dropped.
 - ``process_inbox``: per chunk of inbox rows (1,000: a full Meta batch), one transaction (the
-  live events and accounts are read once per chunk, a ``Matcher`` per account and a
-  ``PayloadBuilder`` per live event made once): match each event against the live conversion
-  events (``core.matching``), settle duplicates (R16) with one outbox query for the chunk,
-  build and check the payloads (``core.capi``), queue them (or dead-letter them with the
-  validation reason), count the skip reasons and move the inbox cursor past the rows. A crash
-  before the commit leaves the rows pending; the outbox's unique (event_id, conversion event)
-  pair makes reprocessing harmless. When the contact source or the state fails, processing is
-  held off a while with a reason (``services.agent_holds``) instead of retried at once.
+  live events and accounts are read once per chunk, a ``Matcher`` per account and a builder
+  per live event made once: ``services.agent_chunk``): match each event against the live
+  conversion events (``core.matching``, then the event's network's own rules), settle
+  duplicates (R16) with one outbox query for the chunk, build and check the payloads (the
+  network's rules, ``core.networks``), queue them keyed by network and target (or dead-letter
+  them with the validation reason), count the skip reasons and move the inbox cursor past the
+  rows. A crash before the commit leaves the rows pending; the outbox's unique (event_id,
+  conversion event) pair makes reprocessing harmless. When the contact source or the state
+  fails, processing is held off a while with a reason (``services.agent_holds``) instead of
+  retried at once.
 - ``deliver_once``: see ``services.delivery``.
-- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row of a pixel not
+- ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row of a target not
   held off, or the poll interval: work that is held off never makes the agent spin; ``stop()``
   ends it after the current cycle. With ``role`` ``process`` or
   ``deliver`` it does one half, so two processes can split the work on one store.
@@ -30,18 +33,18 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from reconciler.adapters.agentcodec import dedup_key as inbox_key
-from reconciler.adapters.agentrows import AgentStatus, InboxRow, IngestResult, NewOutbox
+from reconciler.adapters.agentrows import AgentStatus, InboxRow, IngestResult
 from reconciler.adapters.contacts import ContactSource
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
-from reconciler.core.capi import MAX_BATCH, PayloadBuilder, validate_payload
+from reconciler.core.capi import MAX_BATCH
 from reconciler.core.crm import (
     Contact,
     CrmParseError,
@@ -53,14 +56,15 @@ from reconciler.core.crm import (
     parse_jsonl_line,
 )
 from reconciler.core.live import LiveAccount, LiveEvent
-from reconciler.core.matching import Matcher, MatchResult
 from reconciler.core.models import SecretRef
+from reconciler.core.networks import rules_for
 from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, TransientError, UsageError
+from reconciler.services.agent_chunk import Chunk, needed_properties
 from reconciler.services.agent_holds import ContactSourceFailed, InboxHold, Outage
 from reconciler.services.coverage import event_coverage, live_events_or_none
-from reconciler.services.delivery import Deliverer, DeliveryReport, Sender
-from reconciler.services.ports import AgentStore
+from reconciler.services.delivery import Deliverer, DeliveryReport
+from reconciler.services.ports import AgentStore, Destination
 
 log = logging.getLogger("reconciler.agent")
 DEFAULT_POLICY = BackoffPolicy(base=1.0, factor=2.0, cap=300.0)
@@ -79,7 +83,6 @@ class AgentConfig:
     batch_size: int = MAX_BATCH
     inbox_chunk: int = 1000
     poll_interval: float = 1.0
-    test_event_code: str | None = None
     policy: BackoffPolicy = DEFAULT_POLICY
     retention_days: int = DEFAULT_RETENTION_DAYS  # 0: keep every row
     role: Role = "all"
@@ -121,7 +124,7 @@ def _utc_now() -> datetime:
 
 class Agent:
     def __init__(self, provider: StateReader, store: AgentStore, contacts: ContactSource,
-                 sender: Sender, config: AgentConfig | None = None, *,
+                 destinations: Mapping[str, Destination], config: AgentConfig | None = None, *,
                  clock: Callable[[], datetime] = _utc_now,
                  sleep: Callable[[float], None] = time.sleep,
                  rand: Callable[[], float] = random.random,
@@ -134,9 +137,8 @@ class Agent:
         self.inbox_hold = InboxHold(store, self.config.policy)
         self._outage = Outage(self.config.policy)
         self.deliverer = Deliverer(
-            store, provider, sender, clock=clock, rand=rand, policy=self.config.policy,
-            resolve=resolve, batch_size=self.config.batch_size,
-            test_event_code=self.config.test_event_code)
+            store, provider, destinations, clock=clock, rand=rand, policy=self.config.policy,
+            resolve=resolve, batch_size=self.config.batch_size)
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -180,8 +182,9 @@ class Agent:
         now = self._clock()
         accounts = {a.spec.portal_id: a for a in self._provider.list_accounts()}
         live = self._provider.list_events()
+        self.deliverer.live_networks = {e.spec.destination for e in live}
         contacts = self._fetch_contacts(rows, accounts, live)
-        work = _Chunk(accounts, live, contacts)
+        work = Chunk(accounts, live, contacts)
         matched = [work.match(row.event) for row in rows]
         # Duplicates (R16) are the last check of matching, so they are settled after it, for
         # the whole chunk at once: one outbox query for the ids the chunk fires, then in inbox
@@ -207,7 +210,7 @@ class Agent:
         found: dict[tuple[int, str], Contact] = {}
         for portal, ids in wanted.items():
             account = accounts[portal]
-            props = _needed_properties(account, live)
+            props = needed_properties(account, live)
             try:
                 fetched = self._contacts.fetch(account, sorted(ids), props)
             except ConvctlError as exc:
@@ -250,13 +253,16 @@ class Agent:
 
     def prune_if_due(self) -> tuple[int, int]:
         """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox
-        rows older than the retention (``AgentStore.prune``)."""
+        rows older than the retention (``AgentStore.prune``). Rows are kept at least as long as
+        the network of a live event takes its events, and a day more (LinkedIn and Google Ads:
+        90 days), so a re-delivered CRM event is still known and never sent twice (R16)."""
         now = self._clock()
         days = self.config.retention_days
         if not days or now.timestamp() < self._next_prune:
             return 0, 0
         self._next_prune = now.timestamp() + PRUNE_EVERY
         try:
+            days = max([days, *(rules_for(n).max_age.days + 1 for n in self._live_networks())])
             inbox, outbox = self._store.prune(now - timedelta(days=days))
         except ConvctlError as exc:  # busy state: the next pass tries again
             log.warning("retention pass skipped: %s", exc)
@@ -266,9 +272,17 @@ class Agent:
                      "older than %d days", inbox, outbox, days)
         return inbox, outbox
 
+    def _live_networks(self) -> set[str]:
+        """The networks of the live events this agent read last (processing or delivering),
+        or read now when it has read none yet."""
+        networks = self.deliverer.live_networks
+        if networks is None:
+            networks = {e.spec.destination for e in self._provider.list_events()}
+        return networks
+
     def _idle_delay(self) -> float:
         """0 while there is work this agent can do now; else until the next due row of a
-        pixel not held off, at most the poll interval. Held-off work (a paused pixel, a
+        target not held off, at most the poll interval. Held-off work (a paused target, a
         refused contact source) never makes it 0: an agent that can send nothing idles."""
         now = self._clock().timestamp()
         if (self.config.role != "deliver" and not self.inbox_hold.active(now)
@@ -288,7 +302,8 @@ class Agent:
     def status(self) -> AgentStatus:
         now = self._clock()
         return agent_status(self._store, self.deliverer.held_off(now.timestamp()),
-                            live_events_or_none(self._provider.list_events), now)
+                            live_events_or_none(self._provider.list_events), now,
+                            self.deliverer.networks)
 
     def retry_dead(self, reason: str | None = None) -> int:
         return self._store.retry_dead(reason)
@@ -342,88 +357,16 @@ def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> Inge
 
 
 def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
-                 events: list[LiveEvent] | None = None,
-                 now: datetime | None = None) -> AgentStatus:
-    """The store's counts plus paused pixels and held-off work (and, in a running agent,
-    pixels waiting out a backoff), and the match-key coverage per event (named from
-    ``events``, the live events, when given); ``as_json()`` is what ``agent status`` prints."""
-    return AgentStatus(store.status(), store.paused_pixels(), store.holds(), dict(holdoff or {}),
+                 events: list[LiveEvent] | None = None, now: datetime | None = None,
+                 networks: Mapping[str, str] | None = None) -> AgentStatus:
+    """The store's counts plus paused targets and held-off work (and, in a running agent,
+    targets waiting out a backoff, with their ``networks``), and the match-key coverage per
+    event (named from ``events``, the live events, when given); ``as_json()`` is what
+    ``agent status`` prints."""
+    held_off = dict(holdoff or {})
+    return AgentStatus(store.status(), store.paused_targets(), store.holds(), held_off,
+                       {t: (networks or {}).get(t, "meta") for t in held_off},
                        event_coverage(store, events, now))
-
-
-class _Chunk:
-    """One inbox chunk's work: a ``Matcher`` per account and a ``PayloadBuilder`` per live
-    event (made on first use, shared by every row), the outbox rows and the skip counts."""
-
-    def __init__(self, accounts: dict[int, LiveAccount], live: list[LiveEvent],
-                 contacts: dict[tuple[int, str], Contact]) -> None:
-        self.accounts, self._live, self._contacts = accounts, live, contacts
-        self._matchers: dict[str, Matcher] = {}
-        self._builders: dict[str, PayloadBuilder] = {}
-        self.queued: list[NewOutbox] = []
-        self.skips: Counter[tuple[str, str]] = Counter()
-
-    def match(self, event: StageChange | FormSubmission | Ignored
-              ) -> tuple[LiveAccount, Contact | None, MatchResult] | None:
-        """The event's account, contact and match, duplicates not yet checked; None (counted)
-        for an ignored event or an unknown portal."""
-        if isinstance(event, Ignored):
-            self.skips[("ignored", "")] += 1
-            return None
-        account = self.accounts.get(event.portal_id)
-        if account is None:
-            self.skips[("unknown_portal", "")] += 1
-            return None
-        matcher = self._matchers.get(account.name)
-        if matcher is None:
-            matcher = self._matchers[account.name] = Matcher(self._live, account)
-        contact = self._contacts.get((event.portal_id, event.contact_id))
-        return account, contact, matcher.match(event, contact)
-
-    def enqueue(self, event: StageChange | FormSubmission | Ignored, account: LiveAccount,
-                contact: Contact | None, result: MatchResult, seen: set[str],
-                now: datetime) -> None:
-        """Count the skips; queue (or dead-letter) the payload of each event fired and not
-        seen before (R16)."""
-        assert not isinstance(event, Ignored)
-        skips = self.skips
-        for skip in result.skips:
-            skips[(skip.reason, skip.live_event.id if skip.live_event else "")] += 1
-        for fire in result.fires:
-            if fire.dedup_key in seen:
-                skips[("duplicate", fire.live_event.id)] += 1
-                continue
-            seen.add(fire.dedup_key)
-            try:
-                payload = self._builder(fire.live_event, account).build(event, contact)
-            except ValueError:  # garbage the core could not shape: counted, never a crash
-                skips[("invalid_event", fire.live_event.id)] += 1
-                continue
-            reason = validate_payload(payload, now)
-            self.queued.append(NewOutbox(
-                fire.live_event.id, fire.dedup_key, account.name,
-                account.spec.meta.pixel_id, payload, "dead" if reason else "queued", reason,
-                f"not sent: the payload breaks the Conversions API contract ({reason})"
-                if reason else None))
-
-    def _builder(self, live: LiveEvent, account: LiveAccount) -> PayloadBuilder:
-        found = self._builders.get(live.id)
-        if found is None:
-            found = self._builders[live.id] = PayloadBuilder(live, account.spec)
-        return found
-
-
-def _needed_properties(account: LiveAccount, live: list[LiveEvent]) -> set[str]:
-    """Contact properties the account's events read: shared ones (R15) and consent (R14)."""
-    props: set[str] = set()
-    for event in live:
-        if event.account != account.name:
-            continue
-        props.update(event.spec.data_sharing.property_names())
-        form = event.spec.trigger.form_submission
-        if form is not None and form.consent is not None:
-            props.add(form.consent.property)
-    return props
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:

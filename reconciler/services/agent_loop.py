@@ -101,7 +101,7 @@ class AgentLoop:
         return stopped
 
     def status(self) -> dict[str, Any]:
-        """The agent's status (store counts, paused and held-off pixels) and the loop's."""
+        """The agent's status (store counts, paused and held-off targets) and the loop's."""
         data = self.agent.status().as_json()
         data["loop"] = {"running": self.running, "failures": self.failures}
         return data

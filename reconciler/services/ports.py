@@ -8,10 +8,11 @@ a shared PostgreSQL database, several agents at once).
   PostgreSQL it is a lease (``FOR UPDATE SKIP LOCKED``, expiry on the database clock), so a
   dead agent's rows go back to the others when its lease ends. ``release_claims`` gives back
   what this store claimed and did not settle.
-- ``Outbox``: one row per (Meta ``event_id``, conversion event), unique, so processing a row
-  twice never queues twice (R16); ``due`` claims the rows to send like ``pending`` does.
-  ``replay_dead`` queues chosen dead letters again (``agent retry-dead``).
-- ``ContactStore``, ``PixelPauses``, ``Holds``: the embedded contacts, paused pixels and the
+- ``Outbox``: one row per (``event_id``, conversion event), unique, so processing a row
+  twice never queues twice (R16), keyed for delivery by destination (network) and target;
+  ``due`` claims the rows to send like ``pending`` does. ``replay_dead`` queues chosen dead
+  letters again (``agent retry-dead``).
+- ``ContactStore``, ``TargetPauses``, ``Holds``: the embedded contacts, paused targets and the
   parts of the work held off, with why.
 - ``Coverage``: match-key coverage buckets, counted as rows are marked sent (each outbox row
   keeps its user_data key mask from when it was queued); ``ActivityReads``: the dashboard's.
@@ -19,6 +20,9 @@ a shared PostgreSQL database, several agents at once).
 
 A backend adds a method here when services need it (e.g. match-key coverage), and the contract
 suite (``tests/agent/contract``) runs it over every backend.
+
+``Destination``: one network's sender (``adapters.networks``), answering every request with
+an ``Outcome`` (``core.networks``): delivery reads nothing else of the network's answers.
 """
 
 from __future__ import annotations
@@ -28,18 +32,33 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.adapters.agentcodec import InboxEvent
-from reconciler.adapters.agentquality import DeadSelection, Replay
+from reconciler.adapters.agentquality import DeadSelection, Oldest, Replay
 from reconciler.adapters.agentrows import (
     Hold,
     InboxRow,
     IngestResult,
     NewOutbox,
     OutboxRow,
-    PausedPixel,
+    PausedTarget,
     QueueStatus,
 )
 from reconciler.core.coverage import Bucket
 from reconciler.core.crm import Contact
+from reconciler.core.models import AccountSpec
+from reconciler.core.networks import Outcome
+
+
+class Destination(Protocol):
+    """One network's sender: one request with these events (each the orjson bytes of a
+    ``Builder.build`` object, as the outbox stores them), joined into the body without
+    re-parsing when it can; every answer, and every failure to get one, as an ``Outcome``."""
+
+    network: str
+
+    def send(self, target: str, account: AccountSpec, events: Sequence[bytes],
+             token: str) -> Outcome: ...
+
+    def close(self) -> None: ...
 
 
 class ContactStore(Protocol):
@@ -72,7 +91,7 @@ class Outbox(Protocol):
     def due(self, now: float, limit: int, after_seq: int = 0,
             exclude: Collection[str] = ()) -> list[OutboxRow]:
         """Claim queued rows due at ``now``, oldest first, after ``after_seq``, leaving out the
-        pixels in ``exclude``."""
+        targets in ``exclude``."""
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None: ...
 
@@ -88,10 +107,11 @@ class Outbox(Protocol):
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    def replay_dead(self, selection: DeadSelection, oldest_sendable: int, *,
+    def replay_dead(self, selection: DeadSelection, oldest_sendable: Oldest, *,
                     dry_run: bool = False, listed: int = 1000) -> Replay:
         """Queue again the selected dead letters whose event time is at or after
-        ``oldest_sendable``; the older ones stay dead and are counted."""
+        ``oldest_sendable`` (one bound, or one per network); the older ones stay dead and are
+        counted."""
 
 
 class Coverage(Protocol):
@@ -111,13 +131,13 @@ class ActivityReads(Protocol):
     def dead_letter_groups(self) -> list[dict[str, Any]]: ...
 
 
-class PixelPauses(Protocol):
-    def pause_pixel(self, pixel_id: str, reason: str, message: str,
-                    token_fingerprint: str | None) -> None: ...
+class TargetPauses(Protocol):
+    def pause_target(self, destination: str, target: str, reason: str, message: str,
+                     token_fingerprint: str | None) -> None: ...
 
-    def resume_pixel(self, pixel_id: str) -> bool: ...
+    def resume_target(self, target: str) -> bool: ...
 
-    def paused_pixels(self) -> dict[str, PausedPixel]: ...
+    def paused_targets(self) -> dict[str, PausedTarget]: ...
 
 
 class Holds(Protocol):
@@ -128,7 +148,7 @@ class Holds(Protocol):
     def holds(self) -> dict[str, Hold]: ...
 
 
-class AgentStore(Inbox, Outbox, ContactStore, PixelPauses, Holds, Coverage, ActivityReads,
+class AgentStore(Inbox, Outbox, ContactStore, TargetPauses, Holds, Coverage, ActivityReads,
                  Protocol):
     """Every agent table of one backend; ``close`` when done."""
 

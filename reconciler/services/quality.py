@@ -77,17 +77,21 @@ class PixelQuality:
 def read_quality(provider: StateReader, store: AgentStore, source: QualitySource,
                  resolve: Callable[[SecretRef], str], account: str | None = None,
                  now: datetime | None = None) -> list[PixelQuality]:
-    """Meta's score beside our coverage, per account; ``QualityUnavailable`` (one line) when
+    """Meta's score beside our coverage, per account with a Meta pixel (its Meta events only:
+    LinkedIn's and Google's are not Meta's to score); ``QualityUnavailable`` (one line) when
     a token cannot be read or Meta refuses."""
     accounts = provider.list_accounts()
     if account is not None:
         accounts = [a for a in accounts if a.name == account]
         if not accounts:
             raise UsageError(f"--account {account}: no such account in the live state")
-    events = provider.list_events()
+        if accounts[0].spec.facebook is None:
+            raise UsageError(f"--account {account}: the account has no facebook block; Event "
+                             "Match Quality is Meta's score of a pixel's events")
+    events = [e for e in provider.list_events() if e.spec.destination == "meta"]
     coverage = {c.conversion_event_id: c for c in event_coverage(store, events, now)}
     return [_pixel(a, [e for e in events if e.account == a.name], coverage, source, resolve)
-            for a in accounts]
+            for a in accounts if a.spec.facebook is not None]
 
 
 def _pixel(account: LiveAccount, events: Sequence[LiveEvent],

@@ -13,6 +13,7 @@ from typing import Any
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.contacts import EmbeddedContacts
 from reconciler.adapters.meta import GraphSender
+from reconciler.adapters.networks.meta import MetaDestination
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.models import SecretRef
 from reconciler.services.agent import Agent, AgentConfig
@@ -118,7 +119,8 @@ class Rig:
 
 def make_rig(tmp: Path, graph_url: str | None, clock: FakeClock, created: datetime,
              sender: Any = None, **config: Any) -> Rig:
-    """``graph_url``: send there with a real ``GraphSender``; else ``sender`` (or dry run)."""
+    """``graph_url``: send there with a real ``GraphSender`` (Meta's destination); else
+    ``sender``: Meta's destination (a recorder), or a mapping of network -> destination."""
     state = tmp / "state.db"
     if not state.exists():
         applied_state(state, created)
@@ -126,7 +128,9 @@ def make_rig(tmp: Path, graph_url: str | None, clock: FakeClock, created: dateti
     store = AgentStore(state, clock=clock)
     graph = GraphSender(graph_url, "v25.0", timeout=config.pop("timeout", 2.0),
                         clock=clock) if graph_url else None
-    agent = Agent(provider, store, EmbeddedContacts(store), graph or sender,
+    destinations = ({"meta": MetaDestination(graph)} if graph else
+                    sender if isinstance(sender, dict) else {"meta": sender})
+    agent = Agent(provider, store, EmbeddedContacts(store), destinations,
                   AgentConfig(**config), clock=clock, sleep=clock.sleep, rand=lambda: 0.5,
                   resolve=resolve)
     closers = [provider.close, store.close] + ([graph.close] if graph else [])

@@ -27,10 +27,10 @@ from agentio import (
 )
 from fakes.graph import FakeGraph
 
-from reconciler.adapters.agentstore import NewOutbox
 from reconciler.core.live import EventWrite
 from reconciler.errors import UsageError
 from reconciler.services.agent import AgentConfig
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.delivery import RECHECK_SECONDS
 
 
@@ -172,8 +172,8 @@ def test_one_invalid_event_does_not_sink_its_neighbours(rig: Rig, graph: FakeGra
     row = rig.store.due(rig.clock.epoch(), 100)[4]
     bad = {**row.payload, "event_id": "legacy-1",
            "user_data": {**row.payload["user_data"], "client_ip_address": "999.1.1.1"}}
-    rig.store.commit_processed([], [NewOutbox(row.conversion_event_id, "legacy-1", row.account,
-                                              row.pixel_id, bad)], {})
+    rig.store.commit_processed([], [queue_row(row.conversion_event_id, "legacy-1", row.account,
+                                              row.target, bad)], {})
     rig.agent.run(once=True)
     assert len(graph.unique) == 9
     dead = rig.store.dead_letters()

@@ -12,10 +12,12 @@ import pytest
 from agentio import FakeClock
 
 from reconciler.adapters import agentcodec as codec
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentrows import NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.crm import Contact, FormSubmission, Ignored, StageChange, stage_source_id
 from reconciler.errors import StateError
+from reconciler.services.agent_chunk import queue_row
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -40,7 +42,7 @@ def change(cid: str = "501", stage: str = "customer") -> StageChange:
 def outbox(event_id: str = "e1", cev: str = "ev_1", t: int | None = None) -> NewOutbox:
     payload = {"event_name": "Lead", "event_time": t or int(NOW.timestamp()) - 60,
                "event_id": event_id}
-    return NewOutbox(cev, event_id, "acme", "123456789012345", payload)
+    return queue_row(cev, event_id, "acme", "123456789012345", payload)
 
 
 def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -53,7 +55,7 @@ def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 def test_schema_step_adds_the_agent_tables(store: AgentStore) -> None:
     tables = {r[0] for r in raw(store.path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"inbox", "contacts", "outbox", "skips", "paused_pixels"} <= tables
+    assert {"inbox", "contacts", "outbox", "skips", "paused_targets"} <= tables
     assert raw(store.path, "PRAGMA user_version") == [(sqlite_schema.SCHEMA_VERSION,)]
 
 
@@ -135,7 +137,7 @@ def test_processing_is_atomic_and_never_enqueues_twice(store: AgentStore) -> Non
 
 def test_outbox_states(store: AgentStore, clock: FakeClock) -> None:
     store.commit_processed([], [outbox("a"), outbox("b"), outbox("c"),
-                                NewOutbox("ev_1", "d", "acme", "p", {"event_name": "X"}, "dead",
+                                queue_row("ev_1", "d", "acme", "p", {"event_name": "X"}, "dead",
                                           "no_customer_info", "not sent")], {})
     rows = store.due(clock.epoch(), 10)
     assert [r.event_id for r in rows] == ["a", "b", "c"]
@@ -162,11 +164,11 @@ def test_a_sent_row_is_never_touched_again(store: AgentStore, clock: FakeClock) 
 
 
 def test_pixel_pause_and_resume(store: AgentStore) -> None:
-    store.pause_pixel("123", "token", "Meta refused the token", "abc")
-    paused = store.paused_pixels()["123"]
+    store.pause_target("meta", "123", "token", "Meta refused the token", "abc")
+    paused = store.paused_targets()["123"]
     assert (paused.reason, paused.token_fingerprint) == ("token", "abc")
-    assert store.resume_pixel("123") and not store.resume_pixel("123")
-    assert store.paused_pixels() == {}
+    assert store.resume_target("123") and not store.resume_target("123")
+    assert store.paused_targets() == {}
 
 
 def test_sqlite_errors_become_state_errors(tmp_path: Path) -> None:
@@ -212,7 +214,7 @@ def test_batched_contact_upserts_merge_like_one_at_a_time(tmp_path: Path,
 def test_outbox_keeps_the_payload_json_and_whether_it_is_as_queued(
         store: AgentStore, clock: FakeClock) -> None:
     store.commit_processed([], [outbox("a"), outbox("b"),
-                                NewOutbox("ev_1", "d", "acme", "p", {"event_name": "X"}, "dead",
+                                queue_row("ev_1", "d", "acme", "p", {"event_name": "X"}, "dead",
                                           "no_customer_info", "not sent")], {})
     a, b = store.due(clock.epoch(), 10)
     assert a.body.startswith(b"{") and a.payload == outbox("a").payload

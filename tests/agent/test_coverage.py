@@ -14,7 +14,8 @@ from agentio import FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentrows import NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state import sqlite_schema
 from reconciler.core.coverage import (
     MATCH_KEYS,
@@ -25,6 +26,7 @@ from reconciler.core.coverage import (
     keys_of,
     summarize,
 )
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.coverage import event_coverage
 
 NOW = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
@@ -46,7 +48,7 @@ def store(tmp_path: Path, clock: FakeClock) -> Iterator[AgentStore]:
 def row(event_id: str, keys: tuple[str, ...], cev: str = "ev_1") -> NewOutbox:
     payload = {"event_name": "Lead", "event_time": int(NOW.timestamp()) - 60,
                "event_id": event_id, "user_data": {k: HASH for k in keys}}
-    return NewOutbox(cev, event_id, "acme", "123456789012345", payload)
+    return queue_row(cev, event_id, "acme", "123456789012345", payload)
 
 
 def queue_and_send(store: AgentStore, rows: list[NewOutbox]) -> None:

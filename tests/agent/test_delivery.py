@@ -1,5 +1,6 @@
-"""GraphSender (httpx.MockTransport), secret resolution, and the delivery pass's split, pause
-and backoff decisions against a recording sender, in zero time."""
+"""GraphSender and Meta's destination (httpx.MockTransport), secret resolution, and the
+delivery pass's split, pause and backoff decisions against a recording destination, in zero
+time."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from agentio import T_CREATED, FakeClock, Rig, contact_line, form_line, make_rig, write_jsonl
+from agentkit import account_spec
 
-from reconciler.adapters.meta import GraphSender, SendResult
+from reconciler.adapters.meta import GraphSender
+from reconciler.adapters.networks.meta import MetaDestination
 from reconciler.adapters.secrets import SecretUnavailable, fingerprint, resolve_secret
-from reconciler.core.models import SecretRef
+from reconciler.core.models import AccountSpec, SecretRef
+from reconciler.core.networks import Outcome
 
 OK = {"events_received": 1, "messages": [], "fbtrace_id": "x"}
 
@@ -90,20 +94,31 @@ def test_secrets_from_env_and_file(tmp_path: Path) -> None:
     assert fingerprint("a") != fingerprint("b") and "a" not in fingerprint("a")
 
 
+REFUSED = Outcome("reject", "bad event", 400, "100")
+
+
 class Recorder:
-    """A sender that refuses any batch holding a poisoned event id (like Meta would)."""
+    """Meta's destination as a recorder: it refuses any batch holding a poisoned event id (as
+    Meta would) with ``refusal``, and keeps the events it was handed, as bytes."""
 
-    def __init__(self, poisoned: set[str], verdict: str = "permanent", code: int = 100) -> None:
-        self.poisoned, self.verdict, self.code = poisoned, verdict, code
+    network = "meta"
+
+    def __init__(self, poisoned: set[str], refusal: Outcome = REFUSED) -> None:
+        self.poisoned, self.refusal = poisoned, refusal
         self.batches: list[list[str]] = []
+        self.raw: list[list[bytes]] = []
 
-    def send(self, pixel_id: str, events: Sequence[dict[str, Any]], token: str,
-             test_event_code: str | None = None) -> SendResult:
-        ids = [str(e["event_id"]) for e in events]
+    def send(self, target: str, account: AccountSpec, events: Sequence[bytes],
+             token: str) -> Outcome:
+        ids = [str(json.loads(e)["event_id"]) for e in events]
         self.batches.append(ids)
+        self.raw.append(list(events))
         if self.poisoned & set(ids):
-            return SendResult(self.verdict, 400, self.code, None, "bad event")  # type: ignore[arg-type]
-        return SendResult("ok", 200, events_received=len(events))
+            return self.refusal
+        return Outcome("sent", status=200, received=len(events))
+
+    def close(self) -> None:
+        pass
 
 
 def _rig_with(tmp_path: Path, sender: Recorder, n: int) -> Rig:
@@ -121,13 +136,33 @@ def test_split_isolates_the_bad_event_in_log2_requests(tmp_path: Path) -> None:
     rig = _rig_with(tmp_path, recorder, 16)
     recorder.poisoned = {rig.store.due(rig.clock.epoch(), 100)[5].event_id}
     report = rig.agent.deliver_once()
+    dead = rig.store.dead_letters()
     rig.close()
     assert report.sent == 15 and report.dead == {"rejected": 1}
     assert len(recorder.batches) == 1 + 2 * 4  # each level: the bad half splits, the good passes
+    assert dead[0]["error"] == "HTTP 400, code 100: bad event"
+    assert (dead[0]["network"], dead[0]["target"]) == ("meta", "123456789012345")
+
+
+def test_named_refusals_dead_letter_only_those_events(tmp_path: Path) -> None:
+    """A network that says which events it refused (``Outcome.rejected``, as LinkedIn's batch
+    answers do): those are dead-lettered with its reason, the others sent, no split."""
+    recorder = Recorder(set(), Outcome("reject", "some refused", 400, "BATCH",
+                                       rejected={1: "bad email", 3: "too old"}))
+    rig = _rig_with(tmp_path, recorder, 6)
+    recorder.poisoned = {row.event_id for row in rig.store.due(rig.clock.epoch(), 100)}
+    report = rig.agent.deliver_once()
+    errors = sorted(d["error"] for d in rig.store.dead_letters())
+    rig.close()
+    assert len(recorder.batches) == 1
+    assert report.sent == 4 and report.dead == {"rejected": 2}
+    assert errors == ["HTTP 400, code BATCH: some refused (bad email)",
+                      "HTTP 400, code BATCH: some refused (too old)"]
 
 
 def test_permission_error_pauses_instead_of_splitting(tmp_path: Path) -> None:
-    recorder = Recorder(set(), code=200)
+    recorder = Recorder(set(), Outcome("pause", "no permission", 403, "200",
+                                       pause_reason="permission"))
     rig = _rig_with(tmp_path, recorder, 8)
     recorder.poisoned = {row.event_id for row in rig.store.due(rig.clock.epoch(), 100)}
     report = rig.agent.deliver_once()
@@ -135,6 +170,42 @@ def test_permission_error_pauses_instead_of_splitting(tmp_path: Path) -> None:
     rig.close()
     assert len(recorder.batches) == 1 and report.paused == ["123456789012345"]
     assert status["paused"]["123456789012345"]["reason"] == "permission"
+    assert status["paused"]["123456789012345"]["network"] == "meta"
+    assert "Meta refused the token" in status["paused"]["123456789012345"]["message"]
+
+
+def _graph_outcome(status: int, body: Any) -> Outcome:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+    graph = GraphSender("http://graph.test", "v25.0", transport=httpx.MockTransport(handler))
+    destination = MetaDestination(graph)
+    try:
+        return destination.send("1", _account(), [b'{"event_name":"x"}'], "tok")
+    finally:
+        destination.close()
+
+
+def _account() -> AccountSpec:
+    return account_spec()
+
+
+@pytest.mark.parametrize(("status", "body", "kind", "pause", "code"), [
+    (200, OK, "sent", None, None),
+    (500, graph_error(2, is_transient=True), "retry", None, "2"),
+    (400, graph_error(613, is_transient=True), "retry", None, "613"),
+    (400, graph_error(190), "pause", "token", "190"),
+    (400, graph_error(102), "pause", "token", "102"),
+    (403, graph_error(200), "pause", "permission", "200"),
+    (400, graph_error(10), "pause", "permission", "10"),
+    (400, graph_error(100, error_subcode=2804050), "reject", None, "100/2804050"),
+])
+def test_meta_destination_maps_every_answer_to_an_outcome(status: int, body: Any, kind: str,
+                                                          pause: str | None,
+                                                          code: str | None) -> None:
+    """Meta's codes are read by its destination alone: delivery sees only the Outcome."""
+    outcome = _graph_outcome(status, body)
+    assert (outcome.kind, outcome.pause_reason, outcome.code) == (kind, pause, code)
+    assert outcome.received == (1 if kind == "sent" else None)
 
 
 def test_encoded_body_is_the_request_body_as_json() -> None:
@@ -148,21 +219,8 @@ def test_encoded_body_is_the_request_body_as_json() -> None:
     assert json.loads(encoded_body([], None, None)) == {"data": []}
 
 
-class EncodedRecorder(Recorder):
-    """A sender with ``send_encoded``: the delivery hands it the stored JSON as it is."""
-
-    def __init__(self) -> None:
-        super().__init__(set())
-        self.raw: list[list[bytes]] = []
-
-    def send_encoded(self, pixel_id: str, events: Sequence[bytes], token: str,
-                     test_event_code: str | None = None) -> SendResult:
-        self.raw.append(list(events))
-        return self.send(pixel_id, [json.loads(e) for e in events], token, test_event_code)
-
-
 def test_delivery_sends_the_stored_json_without_parsing_it(tmp_path: Path) -> None:
-    recorder = EncodedRecorder()
+    recorder = Recorder(set())
     rig = _rig_with(tmp_path, recorder, 5)
     stored = {r.event_id: r.body for r in rig.store.due(rig.clock.epoch(), 100)}
     report = rig.agent.deliver_once()

@@ -55,7 +55,7 @@ def busy_store(tmp_path: Path, clock: FakeClock) -> Path:
         rig = make_rig(tmp_path, None, clock, T_CREATED, sender=object())
         rig.agent.ingest_jsonl(tmp_path / "b.jsonl")  # three more, not processed yet
         rig.close()
-        store.pause_pixel(ACME_PIXEL, "token", "Meta refused the token", "abc")
+        store.pause_target("meta", ACME_PIXEL, "token", "Meta refused the token", "abc")
     finally:
         store.close()
     return state
@@ -81,7 +81,7 @@ def test_a_dry_run_changes_nothing_in_the_store(tmp_path: Path, clock: FakeClock
     real = make_rig(tmp_path, graph.base_url, clock, T_CREATED)
     try:
         assert real.agent.status().as_json()["inbox"] == {"new": 3, "processed": 1}
-        real.store.resume_pixel(ACME_PIXEL)
+        real.store.resume_target(ACME_PIXEL)
         real.agent.run(once=True)
         assert real.agent.status().as_json()["inbox"] == {"new": 0, "processed": 4}
     finally:

@@ -35,6 +35,7 @@ from reconciler.services.agent import agent_status, ingest_jsonl
 TOKEN = "idle-token-SECRET"
 CREATED = datetime.now(UTC) - timedelta(hours=2)
 MEASURE_S = 3.0
+RULE = "urn:lla:llaPartnerConversion:4242"
 MAX_CPU_S = 0.3  # 10% of one core; a spinning agent used ~85% of a core in the issue
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
@@ -168,10 +169,13 @@ def test_inside_serve_the_pause_is_on_metrics_logged_once_and_the_server_idles(
 def test_metrics_show_why_with_bounded_labels(state: Path) -> None:
     store = AgentStore(state)
     try:
-        store.pause_pixel(ACME_PIXEL, "token_unavailable", "no token", None)
-        store.pause_pixel("999", "made-up reason", "?", None)
+        store.pause_target("meta", ACME_PIXEL, "token_unavailable", "no token", None)
+        store.pause_target("meta", "999", "made-up reason", "?", None)
+        store.pause_target("linkedin", RULE, "token", "LinkedIn refused the token", None)
+        store.pause_target("made-up network", "x/1", "token", "?", None)
         store.hold("inbox", "contacts_refused", "HubSpot refused the CRM token (HTTP 401)")
-        snapshot = agent_status(store).as_json()
+        snapshot = agent_status(store, {RULE: 2e9, ACME_PIXEL: 2e9},
+                                networks={RULE: "linkedin"}).as_json()
     finally:
         store.close()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -180,6 +184,20 @@ def test_metrics_show_why_with_bounded_labels(state: Path) -> None:
     assert samples[("convctl_agent_pixel_paused", (("pixel", ACME_PIXEL),
                                                    ("reason", "token_unavailable")))] == 1
     assert samples[("convctl_agent_pixel_paused", (("pixel", "999"), ("reason", "other")))] == 1
+    # every network's targets, with a network label from a bounded set; pixels stay Meta's
+    assert samples[("convctl_agent_target_paused", (("network", "linkedin"), ("reason", "token"),
+                                                    ("target", RULE)))] == 1
+    assert samples[("convctl_agent_target_paused", (("network", "meta"),
+                                                    ("reason", "token_unavailable"),
+                                                    ("target", ACME_PIXEL)))] == 1
+    assert samples[("convctl_agent_target_paused", (("network", "other"), ("reason", "token"),
+                                                    ("target", "x/1")))] == 1
+    assert not [k for k in samples if k[0] == "convctl_agent_pixel_paused" and ("pixel", RULE)
+                in k[1]]
+    assert samples[("convctl_agent_targets_held_off", (("network", "linkedin"),))] == 1
+    assert samples[("convctl_agent_targets_held_off", (("network", "meta"),))] == 1
+    assert samples[("convctl_agent_targets_held_off", (("network", "google"),))] == 0
+    assert samples[("convctl_agent_pixels_held_off", ())] == 2
     assert samples[("convctl_agent_inbox_held", (("reason", "contacts_refused"),))] == 1
 
 

@@ -24,6 +24,7 @@ from reconciler.adapters.agentrows import InboxRow
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.contacts import EmbeddedContacts
 from reconciler.adapters.meta import GraphSender
+from reconciler.adapters.networks.meta import MetaDestination
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.redaction import MASK
 from reconciler.errors import StoreUnavailableError
@@ -52,9 +53,9 @@ def test_an_unreachable_store_is_logged_once_retried_and_the_agent_converges(
     applied_state(state, T_CREATED)
     store = GoneForAWhile(state, clock=clock)
     provider = SqliteProvider(state, clock=clock)
-    sender = GraphSender(graph.base_url, "v25.0", timeout=2.0, clock=clock)
-    agent = Agent(provider, store, EmbeddedContacts(store), sender, AgentConfig(), clock=clock,
-                  sleep=clock.sleep, rand=lambda: 0.5, resolve=resolve)
+    sender = MetaDestination(GraphSender(graph.base_url, "v25.0", timeout=2.0, clock=clock))
+    agent = Agent(provider, store, EmbeddedContacts(store), {"meta": sender}, AgentConfig(),
+                  clock=clock, sleep=clock.sleep, rand=lambda: 0.5, resolve=resolve)
     at = clock.now - timedelta(minutes=5)
     ingest_jsonl(store, write_jsonl(tmp_path / "feed.jsonl", [
         contact_line("501"), stage_line("501", "customer", at)]))

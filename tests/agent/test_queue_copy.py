@@ -1,6 +1,6 @@
 """``convctl state copy`` moves the agent's queues too (issue 11 item 6): inbox rows processed
 or not, outbox rows queued, sent and dead (with their reasons and match-key masks), contacts,
-skip and dropped-field counts, paused pixels, holds and the coverage buckets; SQLite ->
+skip and dropped-field counts, paused targets, holds and the coverage buckets; SQLite ->
 PostgreSQL -> SQLite, counts printed, and each target's ``agent status`` the same as its
 source's, its pending rows still pending."""
 
@@ -16,10 +16,10 @@ from agentio import applied_state
 from click.testing import CliRunner, Result
 
 from reconciler.adapters import agentstore_copy
-from reconciler.adapters.agentrows import NewOutbox
 from reconciler.cli.main import cli
 from reconciler.core.coverage import key_mask
 from reconciler.core.crm import Contact, StageChange, stage_source_id
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.agent_setup import AgentSettings, open_store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,17 +42,17 @@ def fill(url: str) -> None:
         done = store.pending(4)
         payload = {"event_name": "Purchase", "event_time": int(NOW.timestamp()) - 60,
                    "user_data": {"em": ["h"], "ph": ["h"]}}  # its key mask travels too
-        rows = [NewOutbox("ev_1", f"e{n}", "acme", "123456789012345", {**payload,
+        rows = [queue_row("ev_1", f"e{n}", "acme", "123456789012345", {**payload,
                                                                       "event_id": f"e{n}"})
                 for n in range(4)]
-        store.commit_processed([r.seq for r in done], [*rows, NewOutbox(
+        store.commit_processed([r.seq for r in done], [*rows, queue_row(
             "ev_2", "e9", "acme", "123456789012345", payload, "dead", "no_customer_info",
             "not sent")], {("no_lead_id", "ev_3"): 3})
         sent, retried, rejected, _ = store.due(time.time() + 1, 10)
         store.mark_sent([sent.seq])
         store.reschedule([retried.seq], time.time() + 600, "HTTP 500")
         store.dead([rejected.seq], "rejected", "Meta said no")
-        store.pause_pixel("999", "token", "Meta refused the token", "fp")
+        store.pause_target("meta", "999", "token", "Meta refused the token", "fp")
         store.hold("inbox", "contacts_refused", "HubSpot said 401")
         store.release_claims()
     finally:
@@ -71,12 +71,13 @@ def copy(src: str, dst: str) -> Result:
     assert copied.exit_code == 0, copied.output
     for line in ("inbox pending  2", "inbox done     4", "outbox queued  2", "outbox sent    1",
                  "outbox dead    2", "contacts       1", "skips          1",
-                 "ingest drops   1", "paused pixels  1", "agent holds    1",
+                 "ingest drops   1", "paused targets 1", "agent holds    1",
                  "match coverage 1"):
         assert f"  {line}\n" in copied.output, copied.output
     queues = agentstore_copy.read(dst)
     assert queues.same(agentstore_copy.read(src))
-    assert {r[14] for r in queues.rows["outbox"]} == {key_mask({"em": 1, "ph": 1})}
+    assert {r[15] for r in queues.rows["outbox"]} == {key_mask({"em": 1, "ph": 1})}
+    assert {(r[3], r[4]) for r in queues.rows["outbox"]} == {("meta", "123456789012345")}
     assert status(dst) == status(src)
     return copied
 
@@ -104,10 +105,10 @@ def test_a_target_holding_agent_queues_is_refused_and_left_alone(
     source = f"sqlite:///{tmp_path / 'a.db'}"
     applied_state(tmp_path / "a.db", NOW - timedelta(days=1))
     store = open_store(AgentSettings(state=postgres_url))
-    store.pause_pixel("999", "token", "refused", None)
+    store.pause_target("meta", "999", "token", "refused", None)
     store.close()
     refused = run("state", "copy", source, postgres_url)
-    assert refused.exit_code == 1 and "already holds agent queues (1 paused pixels)" in (
+    assert refused.exit_code == 1 and "already holds agent queues (1 paused targets)" in (
         refused.output)
     assert "***" in refused.output or "@" not in refused.output
     assert run("events", "list", "--state", postgres_url).output.count("acme/") == 0

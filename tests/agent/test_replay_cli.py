@@ -15,10 +15,12 @@ from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentrows import NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.cli.main import cli
 from reconciler.core.timespec import parse_moment
+from reconciler.services.agent_chunk import queue_row
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -44,7 +46,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def dead(event: str, name: str, age: timedelta, reason: str = "rejected") -> NewOutbox:
         payload = {"event_name": name, "event_time": int((NOW - age).timestamp()),
                    "event_id": f"{event}-{name}-{age.days}"}
-        return NewOutbox(ids[event], payload["event_id"], "acme", ACME_PIXEL, payload,
+        return queue_row(ids[event], payload["event_id"], "acme", ACME_PIXEL, payload,
                          status="dead", reason=reason, error="refused")
 
     store.commit_processed([], [

@@ -39,15 +39,15 @@ def test_coverage_and_the_dashboard_read_the_postgresql_queues(tmp_path: Path,
                                                                postgres_url: str) -> None:
     """Main's agent reads through the store protocol on PostgreSQL: ``GET /v1/agent/coverage``
     counts the row sent there, the dashboard's dead letters show Meta's message."""
-    from reconciler.adapters.agentrows import NewOutbox
     from reconciler.adapters.agentstore_pg import PostgresAgentStore
+    from reconciler.services.agent_chunk import queue_row
 
     store = PostgresAgentStore(postgres_url)
     try:
         payload = {"event_name": "Lead", "event_time": int(time.time()) - 60,
                    "user_data": {"em": ["h"], "ph": ["h"]}}
-        store.commit_processed([], [NewOutbox("ev_pg", "e1", "acme", "1", payload),
-                                    NewOutbox("ev_pg", "e2", "acme", "1", payload)], {})
+        store.commit_processed([], [queue_row("ev_pg", "e1", "acme", "1", payload),
+                                    queue_row("ev_pg", "e2", "acme", "1", payload)], {})
         sent, rejected = store.due(time.time() + 1, 10)
         store.mark_sent([sent.seq])
         store.dead([rejected.seq], "rejected", "Meta said the pixel is wrong")

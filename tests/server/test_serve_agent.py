@@ -102,6 +102,8 @@ def test_metrics_show_the_agent_counts(served: Server) -> None:
     assert 'convctl_agent_skips_total{reason="no_lead_id"}' in metrics
     assert f'convctl_agent_pixel_outbox_events{{pixel="{ACME_PIXEL}",state="sent"}} 1.0' \
         in metrics
+    target = f'network="meta",state="sent",target="{ACME_PIXEL}"'
+    assert f"convctl_agent_target_outbox_events{{{target}}} 1.0" in metrics
     assert 'convctl_agent_inbox_events{state="processed"} 3.0' in metrics
     assert "convctl_agent_running 1.0" in metrics
     assert "convctl_agent_store_up 1.0" in metrics

@@ -22,8 +22,9 @@ import pytest
 from serverkit import Server, convctl, start_serve
 from uikit import CHROMIUM, CHROMIUM_ARGS, need_browser
 
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.services.agent_chunk import queue_row
 
 REPO = Path(__file__).resolve().parents[2]
 META_REJECTION = "(#100) Invalid parameter: event_time is too far in the past"
@@ -52,7 +53,7 @@ def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
         for minute in range(58, 0, -1):
             moment[0] = now - timedelta(minutes=minute)
             count = 4 + int(3 * math.sin(minute / 5)) + (6 if minute % 11 == 0 else 0)
-            rows = [NewOutbox(ev.id, f"sent-{minute}-{i}", ev.account, pixels[ev.account],
+            rows = [queue_row(ev.id, f"sent-{minute}-{i}", ev.account, pixels[ev.account],
                               {"event_name": ev.name, "event_time": int(moment[0].timestamp()),
                                "user_data": _user_data(i)})
                     for i in range(count) for ev in [events[(minute + i) % len(events)]]]
@@ -60,13 +61,13 @@ def seed_agent(state: Path, now: datetime) -> dict[str, Any]:
             store.mark_sent([row.seq for row in store.due(now.timestamp(), 1000)])
         moment[0] = now
         target = next(ev for ev in events if ev.name == "demo-booked")
-        dead = [NewOutbox(target.id, f"dead-{i}", "acme", pixels["acme"],
+        dead = [queue_row(target.id, f"dead-{i}", "acme", pixels["acme"],
                           {"event_name": "demo_booked", "event_time": int(now.timestamp())},
                           status="dead", reason="rejected", error=META_REJECTION)
                 for i in range(2)]
         store.commit_processed([], dead, {("no_consent", target.id): 4,
                                           ("stage_not_tracked", target.id): 9})
-        store.pause_pixel(pixels["globex"], "token_unavailable",
+        store.pause_target("meta", pixels["globex"], "token_unavailable",
                           "GLOBEX_META_TOKEN is not set", None)
     finally:
         store.close()

@@ -17,8 +17,9 @@ from typing import Any
 from serverkit import Server, convctl
 from uikit import screens_dir
 
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.services.agent_chunk import queue_row
 
 
 def login(page: Any, server: Server, scope: str) -> None:
@@ -125,7 +126,7 @@ def _dead(server: Server, reason: str, count: int, event_time: int | None = None
                              "--state", server.state_url)
             [event_id] = [ev["id"] for ev in json.loads(funnel.stdout)["events"]
                           if ev["name"] == "funnel"]
-            store.commit_processed([], [NewOutbox(
+            store.commit_processed([], [queue_row(
                 event_id, f"{reason}-{i}", "acme", "111111111111111",
                 {"event_name": "funnel", "event_time": event_time or int(time.time())},
                 status="dead",
@@ -291,7 +292,7 @@ def test_pages_poll_at_most_every_5_s_and_update_in_place(page: Any, ui_server: 
     try:
         event = page.request.get(f"{ui_server.url}/v1/events", headers={
             "Authorization": f"Bearer {ui_server.tokens['read']}"}).json()[0]
-        store.commit_processed([], [NewOutbox(event["id"], "late-1", event["account"], "1",
+        store.commit_processed([], [queue_row(event["id"], "late-1", event["account"], "1",
                                               {"event_name": "x", "event_time": 1},
                                               status="dead", reason="expired",
                                               error="older than 7 days (R16)")], {})

@@ -13,13 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.adapters.agentquality import DeadSelection
-from reconciler.adapters.agentstore import AgentStore, NewOutbox
+from reconciler.adapters.agentrows import NewOutbox
+from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.memory import MemoryProvider
 from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.live import EventWrite, content_hash, spec_document
 from reconciler.server.ui import views
 from reconciler.server.ui.charts import sent_chart
 from reconciler.server.ui.snapshot import take
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.replay import replay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
@@ -132,7 +134,7 @@ def test_agent_store_reads_and_the_views_over_them(tmp_path: Path) -> None:
     store = AgentStore(state, clock=lambda: moment[0])
     try:
         def row(event: str, n: int, **kw: object) -> NewOutbox:
-            return NewOutbox(ids[event], f"{event}-{n}", "acme", "111",
+            return queue_row(ids[event], f"{event}-{n}", "acme", "111",
                              {"event_name": event, "event_time": int(NOW.timestamp())},
                              **kw)  # type: ignore[arg-type]
 

@@ -1,1 +1,3 @@
-"""Senders, one per ad network (httpx): each maps its network's answers to an ``Outcome``."""
+"""The networks' senders (``Destination``s, ``services.ports``): one module per network, each
+mapping every answer of its API (and every transport failure) to a ``core.networks.Outcome``;
+``dry_run`` is the destination that writes instead of sending."""

@@ -156,12 +156,21 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             body JSONB NOT NULL)""",
     )),
+    # As the SQLite file's step 8 -> 9: every row before this step is Meta's.
+    ("networks (issue 16): the outbox keyed by destination and target, paused targets", (
+        "ALTER TABLE agent_outbox ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
+        "ALTER TABLE agent_outbox RENAME COLUMN pixel_id TO target",
+        "ALTER TABLE agent_paused_pixels RENAME TO agent_paused_targets",
+        "ALTER TABLE agent_paused_targets RENAME COLUMN pixel_id TO target",
+        "ALTER TABLE agent_paused_targets ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
+        "ALTER INDEX agent_paused_pixels_pkey RENAME TO agent_paused_targets_pkey",
+    )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 TABLES: Final = ("accounts", "events", "locks", "journal", "tokens", "agent_inbox",
                   "agent_outbox", "agent_contacts", "agent_skips", "agent_ingest_drops",
                   "agent_paused_pixels", "agent_holds", "agent_match_coverage", "account_locks",
-                  "audit")
+                  "audit", "agent_paused_targets")
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS convctl_schema (
     version INTEGER PRIMARY KEY,

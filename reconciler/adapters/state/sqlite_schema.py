@@ -170,6 +170,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             body TEXT NOT NULL)""",
     ),
+    (  # 8 -> 9: networks beside Meta (issue 16): the outbox is keyed by destination (the
+       # network) and target (Meta's pixel, LinkedIn's conversion rule, ...), and paused pixels
+       # become paused targets; every row before this step is Meta's
+        "ALTER TABLE outbox ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
+        "ALTER TABLE outbox RENAME COLUMN pixel_id TO target",
+        "ALTER TABLE paused_pixels RENAME TO paused_targets",
+        "ALTER TABLE paused_targets RENAME COLUMN pixel_id TO target",
+        "ALTER TABLE paused_targets ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence",

@@ -1,8 +1,11 @@
-"""The ad networks' own rules (pure), one module per network: ``meta``, ``linkedin``, ``google``.
+"""The ad networks as pure rules (issue 16): one module per network, each exposing ``RULES``.
 
-Each module exposes ``RULES: NetworkRules`` (target, token, extra contact properties, the
-network's own skip reasons, payload builder, checks); ``rules_for(name)`` finds it. A
-``Destination`` (services/ports.py) sends what a ``Builder`` built and answers an ``Outcome``.
+A network's rules say where an event goes (``target``: the outbox and pause key), which token
+it needs, which extra contact properties it reads, its own matching rules after the shared ones
+(``skip_reason``), how a payload is built and checked, and how to read the event time, name and
+match keys back from a stored payload. ``Outcome`` is what a destination (the sender of one
+network, in ``adapters.networks``) answers for one request; delivery reads nothing else.
+``rules_for(network)`` finds the module ``reconciler.core.networks.<network>`` (cached).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
@@ -24,12 +27,15 @@ class Outcome:
     """What a Destination answers for one request."""
 
     kind: Literal["sent", "retry", "pause", "reject"]
-    message: str = ""  # the network's own message or a transport summary; never a token or PII
+    # the network's own message or a transport summary; never a token or PII
+    message: str = ""
     status: int | None = None  # HTTP status, None when no answer
-    code: str | None = None  # the network's error code as text (Meta "190", LinkedIn
-    # serviceErrorCode, Google status)
-    retry_after: float | None = None  # seconds (retry), from Retry-After or the network's hint
-    received: int | None = None  # sent: how many events the network acknowledged (None: all)
+    # the network's error code as text (Meta "190", LinkedIn serviceErrorCode, Google status)
+    code: str | None = None
+    # seconds (retry), from Retry-After or the network's hint
+    retry_after: float | None = None
+    # sent: how many events the network acknowledged (None: all)
+    received: int | None = None
     pause_reason: Literal["token", "permission"] | None = None  # pause only
     # reject: per-event reasons by index when the network says which ones (LinkedIn batch);
     # None = the whole request was refused (delivery splits halves, as for Meta)
@@ -38,46 +44,53 @@ class Outcome:
 
 class Builder(Protocol):
     def build(self, crm_event: FormSubmission | StageChange,
-              contact: Contact | None) -> dict[str, Any]: ...
-    # the network's JSON object for one event (what goes into the request, as stored in the
-    # outbox)
+              contact: Contact | None) -> dict[str, Any]:
+        """The network's JSON object for one event (what goes into the request, as stored in
+        the outbox)."""
 
 
 class NetworkRules(Protocol):
     name: str  # "meta" | "linkedin" | "google"
     label: str  # "Meta" | "LinkedIn" | "Google Ads"
     batch_limit: int  # Meta 1000, LinkedIn 5000, Google 2000
-    max_age: timedelta  # oldest event the network takes: Meta 7 days, LinkedIn and Google 90
+    # oldest event the network takes: Meta 7 days, LinkedIn 90 days, Google 90 days
+    max_age: timedelta
 
-    def target(self, live: LiveEvent, account: AccountSpec) -> str: ...
-    # the outbox/pause key: Meta the pixel id; LinkedIn the conversion rule urn; Google
-    # "<customerId>/<conversionAction>"
+    def target(self, live: LiveEvent, account: AccountSpec) -> str:
+        """The outbox/pause key: Meta the pixel id; LinkedIn the conversion rule urn; Google
+        ``<customerId>/<conversionAction>``."""
 
     def token_ref(self, account: AccountSpec) -> SecretRef: ...
 
-    def properties(self, live: LiveEvent, account: AccountSpec) -> set[str]: ...
-    # extra contact properties the network reads (li_fat_id, click-id properties)
+    def properties(self, live: LiveEvent, account: AccountSpec) -> set[str]:
+        """Extra contact properties the network reads (li_fat_id, click-id properties)."""
 
     def skip_reason(self, live: LiveEvent, account: AccountSpec,
-                    crm_event: FormSubmission | StageChange, contact: Contact) -> str | None: ...
-    # the network's own matching rules, after the shared ones (R4, R6, R12, R14, R16)
+                    crm_event: FormSubmission | StageChange, contact: Contact) -> str | None:
+        """The network's own matching rules, after the shared ones (R4, R6, R12, R14, R16):
+        Meta: no_lead_id (R5), no_ad_interaction (R8); LinkedIn: no_user_id (neither email
+        nor li_fat_id); Google: no_click_id_or_identifier (lifecycle: neither
+        gclid/gbraid/wbraid nor email/phone)."""
 
     def builder(self, live: LiveEvent, account: AccountSpec) -> Builder: ...
 
-    def validate(self, payload: Mapping[str, Any], now: datetime) -> str | None: ...
-    # None or a stable reason ("too_old", "in_future", "no_user_id", ...) checked before
-    # queueing and again before a retry
+    def validate(self, payload: Mapping[str, Any], now: datetime) -> str | None:
+        """None or a stable reason ("too_old", "in_future", "no_user_id", ...) checked before
+        queueing and again before a retry."""
 
-    def event_time(self, payload: Mapping[str, Any]) -> int: ...  # epoch SECONDS
+    def event_time(self, payload: Mapping[str, Any]) -> int:
+        """Epoch SECONDS (LinkedIn stores ms: convert)."""
 
-    def event_name(self, payload: Mapping[str, Any]) -> str: ...  # for status/dashboard
+    def event_name(self, payload: Mapping[str, Any]) -> str:
+        """For status/dashboard ("Lead", the conversion rule, the action)."""
 
-    def match_keys(self, payload: Mapping[str, Any]) -> tuple[str, ...]: ...
-    # which of core/coverage.MATCH_KEYS the payload carries, for coverage
+    def match_keys(self, payload: Mapping[str, Any]) -> tuple[str, ...]:
+        """Which of ``core.coverage.MATCH_KEYS`` the payload carries (em, ph, fn, ln, ...,
+        external_id, ip, ua ...), for coverage."""
 
 
 @cache
 def rules_for(network: str) -> NetworkRules:
-    """The rules of ``network`` (``reconciler.core.networks.<network>.RULES``)."""
-    module = importlib.import_module(f"reconciler.core.networks.{network}")
-    return cast(NetworkRules, module.RULES)
+    """``importlib.import_module(f"reconciler.core.networks.{network}").RULES``, cached."""
+    rules: NetworkRules = importlib.import_module(f"reconciler.core.networks.{network}").RULES
+    return rules

@@ -72,11 +72,13 @@ def agent_health(status: dict[str, Any] | None, store: AgentReads | None,
     if status is None:
         return None
     series = minute_series(store.sent_per_minute(now - timedelta(hours=1)) if store else {}, now)
-    paused = [{"target": f"pixel {pid}", **info} for pid, info in status["paused"].items()]
+    networks = status.get("heldOffNetworks", {})
+    paused = [{**info, "target": _target(info.get("network", "meta"), target)}
+              for target, info in status["paused"].items()]
     held = [{"target": target, **info} for target, info in status["held"].items()]
-    backoff = [{"target": f"pixel {pid}", "reason": "backoff",
+    backoff = [{"target": _target(networks.get(target, "meta"), target), "reason": "backoff",
                 "message": f"next try in {max(0.0, until - now.timestamp()):.0f} s", "since": ""}
-               for pid, until in status.get("heldOff", {}).items()]
+               for target, until in status.get("heldOff", {}).items()]
     loop = status.get("loop")
     return {"backlog": status["inbox"]["new"], "processed": status["inbox"]["processed"],
             "queued": status["outbox"]["queued"], "sent": status["outbox"]["sent"],
@@ -85,6 +87,11 @@ def agent_health(status: dict[str, Any] | None, store: AgentReads | None,
             "stopped": [*paused, *held, *backoff], "series": series,
             "running": None if loop is None else bool(loop.get("running")),
             "lastHour": sum(n for _, n in series), "chart": sent_chart(series)}
+
+
+def _target(network: str, target: str) -> str:
+    """How a stopped target is named: ``pixel 123...`` for Meta, ``linkedin urn:...`` else."""
+    return f"pixel {target}" if network == "meta" else f"{network} {target}"
 
 
 def last_run(provider: Provider) -> dict[str, Any] | None:
@@ -244,7 +251,7 @@ def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str,
 
 def dead_letter_view(store: AgentReads | None, events: dict[str, LiveEvent]
                      ) -> dict[str, Any] | None:
-    """Dead letters grouped by reason, then by event, with Meta's latest message."""
+    """Dead letters grouped by reason, then by event, with the network's latest message."""
     if store is None:
         return None
     reasons: dict[str, dict[str, Any]] = {}

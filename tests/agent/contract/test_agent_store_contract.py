@@ -13,6 +13,7 @@ from conftest import NOW
 from reconciler.adapters.agentrows import NewOutbox, QueueStatus
 from reconciler.core.crm import Contact, FormSubmission, Ignored, StageChange, stage_source_id
 from reconciler.services.agent import agent_status
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.ports import AgentStore
 
 PIXEL = "123456789012345"
@@ -26,7 +27,7 @@ def change(cid: str = "501", stage: str = "customer") -> StageChange:
 def outbox(event_id: str = "e1", cev: str = "ev_1") -> NewOutbox:
     payload = {"event_name": "Lead", "event_time": int(NOW.timestamp()) - 60,
                "event_id": event_id}
-    return NewOutbox(cev, event_id, "acme", PIXEL, payload)
+    return queue_row(cev, event_id, "acme", PIXEL, payload)
 
 
 def test_ingest_is_durable_deduplicated_and_in_order(agent_store: AgentStore) -> None:
@@ -72,7 +73,7 @@ def test_processing_twice_never_enqueues_twice(agent_store: AgentStore) -> None:
 
 def test_outbox_states_and_dead_letters(agent_store: AgentStore, clock: FakeClock) -> None:
     agent_store.commit_processed([], [outbox("a"), outbox("b"), outbox("c"),
-                                      NewOutbox("ev_1", "d", "acme", PIXEL, {"event_name": "X"},
+                                      queue_row("ev_1", "d", "acme", PIXEL, {"event_name": "X"},
                                                 "dead", "no_customer_info", "not sent")], {})
     rows = agent_store.due(clock.epoch(), 10)
     assert [r.event_id for r in rows] == ["a", "b", "c"]
@@ -125,14 +126,14 @@ def test_dropped_fields_are_counted(agent_store: AgentStore) -> None:
 
 
 def test_pixel_pauses_and_holds(agent_store: AgentStore, clock: FakeClock) -> None:
-    agent_store.pause_pixel("123", "token", "Meta refused the token", "abc")
-    agent_store.pause_pixel("123", "permission", "no permission", "def")
-    paused = agent_store.paused_pixels()["123"]
+    agent_store.pause_target("meta", "123", "token", "Meta refused the token", "abc")
+    agent_store.pause_target("meta", "123", "permission", "no permission", "def")
+    paused = agent_store.paused_targets()["123"]
     assert (paused.reason, paused.message, paused.token_fingerprint) == (
         "permission", "no permission", "def")
     assert paused.paused_at == NOW.isoformat()
-    assert agent_store.resume_pixel("123") and not agent_store.resume_pixel("123")
-    assert agent_store.paused_pixels() == {}
+    assert agent_store.resume_target("123") and not agent_store.resume_target("123")
+    assert agent_store.paused_targets() == {}
     agent_store.hold("inbox", "contacts_refused", "HubSpot said 401")
     assert agent_store.holds()["inbox"].reason == "contacts_refused"
     assert agent_store.release("inbox") and not agent_store.release("inbox")
@@ -156,15 +157,19 @@ def test_retention_keeps_queued_rows_and_dead_letters(agent_store: AgentStore,
 
 def test_status_is_a_typed_value_with_the_json_users_know(agent_store: AgentStore) -> None:
     agent_store.commit_processed([], [outbox("a")], {("ignored", ""): 1})
-    agent_store.pause_pixel(PIXEL, "token", "refused", None)
+    agent_store.pause_target("meta", PIXEL, "token", "refused", None)
     status = agent_status(agent_store, {"999": 1.5})
     assert isinstance(status.queues, QueueStatus) and status.queues.outbox["queued"] == 1
     data = status.as_json()
-    assert list(data) == ["inbox", "outbox", "pixels", "skips", "deadLetters", "droppedFields",
-                          "oldestQueuedAt", "coverage", "paused", "held", "heldOff"]
+    assert list(data) == ["inbox", "outbox", "pixels", "targets", "skips", "deadLetters",
+                          "droppedFields", "oldestQueuedAt", "coverage", "paused", "held",
+                          "heldOff", "heldOffNetworks"]
     assert data["oldestQueuedAt"] == NOW.isoformat()
-    assert data["paused"] == {PIXEL: {"reason": "token", "message": "refused",
+    assert data["paused"] == {PIXEL: {"network": "meta", "reason": "token", "message": "refused",
                                       "since": NOW.isoformat()}}
+    assert data["targets"] == {PIXEL: {"network": "meta", "queued": 1, "sent": 0, "dead": 0}}
+    assert data["pixels"] == {PIXEL: {"queued": 1, "sent": 0, "dead": 0}}
+    assert data["heldOffNetworks"] == {"999": "meta"}
     assert data["heldOff"] == {"999": 1.5} and data["skips"] == {"ignored": 1}
 
 

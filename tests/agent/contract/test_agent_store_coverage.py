@@ -14,6 +14,7 @@ from reconciler.adapters.agentquality import DeadSelection
 from reconciler.adapters.agentrows import NewOutbox
 from reconciler.core.coverage import hour_of, key_mask
 from reconciler.services.agent import agent_status
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.ports import AgentStore
 
 PIXEL = "123456789012345"
@@ -25,7 +26,7 @@ def row(event_id: str, keys: tuple[str, ...] = ("em",), cev: str = "ev_1",
         reason: str | None = None) -> NewOutbox:
     payload: dict[str, Any] = {"event_name": "Lead", "event_time": event_time,
                                "event_id": event_id, "user_data": dict.fromkeys(keys, "h")}
-    return NewOutbox(cev, event_id, "acme", PIXEL, payload, status, reason,
+    return queue_row(cev, event_id, "acme", PIXEL, payload, status, reason,
                      "Meta said no" if status == "dead" else None)
 
 
@@ -64,8 +65,9 @@ def test_replay_queues_the_chosen_dead_letters_and_keeps_too_old_ones(
     dry = agent_store.replay_dead(DeadSelection(reason="rejected"), cutoff, dry_run=True)
     assert (dry.queued, dry.too_old) == (2, 1)
     assert [r["eventId"] for r in dry.rows] == ["a", "b"]
-    assert set(dry.rows[0]) == {"seq", "conversionEventId", "eventId", "pixelId", "eventName",
-                                "eventTime", "reason"}
+    assert set(dry.rows[0]) == {"seq", "conversionEventId", "eventId", "network", "target",
+                                "eventName", "eventTime", "reason"}
+    assert (dry.rows[0]["network"], dry.rows[0]["target"]) == ("meta", PIXEL)
     assert agent_store.status().outbox["dead"] == 4  # the dry run changed nothing
     only = DeadSelection(conversion_event_ids=("ev_1",), since=EVENT_TIME - 5,
                          until=EVENT_TIME + 5)
@@ -75,6 +77,30 @@ def test_replay_queues_the_chosen_dead_letters_and_keeps_too_old_ones(
     rest = agent_store.replay_dead(DeadSelection(), cutoff)
     assert (rest.queued, rest.too_old) == (1, 2)
     assert agent_store.status().dead_letters == {"expired": 1, "rejected": 1}
+
+
+def test_replay_bounds_are_per_network(agent_store: AgentStore, clock: FakeClock) -> None:
+    """Each network takes events for its own window: a LinkedIn dead letter 30 days old is
+    queued again (90 days), a Meta one as old stays dead (7 days); a network the bounds do not
+    name gets the latest one (the shortest window)."""
+    old = EVENT_TIME - 30 * 86400
+    rule = "urn:lla:llaPartnerConversion:111"
+    linkedin = {"conversion": rule, "conversionHappenedAt": old * 1000, "eventId": "li",
+                "user": {"userIds": []}}
+    agent_store.commit_processed([], [
+        row("meta-old", status="dead", reason="rejected", event_time=old),
+        queue_row("ev_li", "li", "acme", rule, linkedin, "dead", "rejected", "no",
+                  network="linkedin")], {})
+    bounds = {"meta": EVENT_TIME - 7 * 86400, "linkedin": EVENT_TIME - 90 * 86400}
+    dry = agent_store.replay_dead(DeadSelection(), bounds, dry_run=True)
+    assert ([(r["network"], r["eventId"]) for r in dry.rows], dry.too_old) == (
+        [("linkedin", "li")], 1)
+    done = agent_store.replay_dead(DeadSelection(), {"meta": EVENT_TIME - 7 * 86400})
+    assert (done.queued, done.too_old) == (0, 2)  # linkedin unnamed: the 7-day bound
+    done = agent_store.replay_dead(DeadSelection(), bounds)
+    assert (done.queued, done.too_old) == (1, 1)
+    assert [(r.destination, r.target, r.event_time) for r in
+            agent_store.due(clock.epoch(), 10)] == [("linkedin", rule, old)]
 
 
 def test_the_dashboards_activity_reads(agent_store: AgentStore, clock: FakeClock) -> None:
@@ -96,7 +122,8 @@ def test_the_dashboards_activity_reads(agent_store: AgentStore, clock: FakeClock
     assert [(d["eventId"], d["status"], d["attempts"]) for d in latest] == [("b", "sent", 1)]
     assert latest[0]["updatedAt"] == (NOW + timedelta(minutes=1)).isoformat()
     assert "payload" not in latest[0]
+    assert (latest[0]["network"], latest[0]["target"]) == ("meta", PIXEL)
     assert agent_store.dead_letter_groups() == [
-        {"reason": "rejected", "conversionEventId": "ev_2", "count": 1, "pixelId": PIXEL,
-         "eventName": "Lead", "error": "Meta said no",
+        {"reason": "rejected", "conversionEventId": "ev_2", "count": 1, "network": "meta",
+         "target": PIXEL, "eventName": "Lead", "error": "Meta said no",
          "lastAt": (NOW + timedelta(minutes=1)).isoformat()}]
