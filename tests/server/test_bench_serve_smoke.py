@@ -13,6 +13,6 @@ def test_serve_load_quick() -> None:
     done = subprocess.run([sys.executable, str(BENCH), "--quick"], capture_output=True,
                           text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "| list  |" in done.stdout and "| patch |" in done.stdout
+    assert "| list |" in done.stdout and "| patch |" in done.stdout
     assert "convctl plan, 200 events in 10 accounts" in done.stdout
-    assert "ratio" in done.stdout
+    assert "HTTP / embedded per round" in done.stdout and "load average" in done.stdout
