@@ -25,7 +25,8 @@ answers each request with an ``Outcome``, the only thing read here of a network'
   held off until then; a row whose next attempt would come after its expiry is dead-lettered
   ``expired`` instead. Retryable failures are retried until expiry (no attempt cap).
 - ``reject``: when the network names the refused events (``Outcome.rejected``), those are
-  dead-lettered ``rejected`` with its message and the others are sent; otherwise the batch is
+  dead-lettered ``rejected`` with its message; the others count as sent when the network says
+  it took them (``received``), else they are sent again at once; otherwise the batch is
   split in halves and each half sent again, so one invalid event cannot sink its neighbours,
   and a single refused event is dead-lettered ``rejected``.
 - ``pause`` (a token or permission error): the target is paused, logged and shown in status;
@@ -295,13 +296,18 @@ class Deliverer:
             group.report.sent += len(rows)
 
     def _rejected(self, group: _Group, rows: list[OutboxRow], outcome: Outcome) -> bool:
-        """The network named the refused events: those are dead, the others were taken."""
+        """The network named the refused events: those are dead. The others were taken when
+        the network says it took them (``received``: LinkedIn answers each element); else it
+        took none (Google refuses the whole request) and they are sent again at once."""
         refused = outcome.rejected or {}
         for index, why in sorted(refused.items()):
             if 0 <= index < len(rows):
                 self._reject(group, rows[index], f"{describe_outcome(outcome)} ({why})")
-        self._sent(group, [r for i, r in enumerate(rows) if i not in refused])
-        return True
+        others = [r for i, r in enumerate(rows) if i not in refused]
+        if outcome.received is not None and outcome.received >= len(others):
+            self._sent(group, others)
+            return True
+        return not others or self._send(group, others)
 
     def _reject(self, group: _Group, row: OutboxRow, message: str) -> None:
         self._store.dead([row.seq], "rejected", message)

@@ -146,8 +146,9 @@ def test_split_isolates_the_bad_event_in_log2_requests(tmp_path: Path) -> None:
 
 def test_named_refusals_dead_letter_only_those_events(tmp_path: Path) -> None:
     """A network that says which events it refused (``Outcome.rejected``, as LinkedIn's batch
-    answers do): those are dead-lettered with its reason, the others sent, no split."""
-    recorder = Recorder(set(), Outcome("reject", "some refused", 400, "BATCH",
+    answers do, with how many it took): those are dead-lettered with its reason, the others
+    sent, no split. (Without ``received`` the others go again: test_networks_agent.py.)"""
+    recorder = Recorder(set(), Outcome("reject", "some refused", 400, "BATCH", received=4,
                                        rejected={1: "bad email", 3: "too old"}))
     rig = _rig_with(tmp_path, recorder, 6)
     recorder.poisoned = {row.event_id for row in rig.store.due(rig.clock.epoch(), 100)}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from agentnetkit import (
     G_FORM,
@@ -30,6 +31,7 @@ from agentnetkit import (
 )
 
 from reconciler.server.agent_metrics import status_metrics
+from reconciler.services.agent_chunk import queue_row
 from reconciler.services.agent_setup import AgentHandle, AgentSettings, open_agent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -316,3 +318,29 @@ def test_quality_scores_only_meta_events_and_refuses_an_account_without_a_pixel(
     assert read_quality(OneAccount(), handle.store, scores, lambda ref: "t") == []  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="the account has no facebook block"):
         read_quality(OneAccount(), handle.store, scores, lambda ref: "t", "acme")  # type: ignore[arg-type]
+
+
+def test_google_naming_one_bad_event_gets_the_others_sent_again_not_counted_sent(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]], fakes: Fakes,
+        clock: Clock) -> None:
+    """Google records nothing from a refused request, even when its error names the one bad
+    event: that event is dead-lettered and the others of the batch go again, so none is marked
+    sent that Google never took (issue 16 item 4)."""
+    handle, live = agent
+    _feed(tmp_path, handle)
+    handle.agent.process_inbox()
+    row = next(r for r in handle.store.due(clock.epoch(), 100) if r.target == G_FORM)
+    handle.store.release_claims()
+    bad = orjson.loads(row.body)
+    bad["transactionId"] = "bad-click-id"
+    bad["adIdentifiers"] = {"gclid": "not a click id"}  # spaces: Google refuses the format
+    handle.store.commit_processed([], [queue_row(live["g-demo"], "bad-click-id", "acme", G_FORM,
+                                                 bad, network="google")], {})
+    handle.agent.run(once=True)
+    handle.agent.run(once=True)
+    targets = handle.agent.status().as_json()["targets"]
+    assert targets[G_FORM] == {"network": "google", "queued": 0, "sent": 1, "dead": 1}
+    taken = {tid for target, tid in fakes.received()["google"] if target == G_FORM}
+    assert taken == {row.event_id}  # the good event arrived; the refused one never did
+    dead = handle.store.dead_letters()
+    assert [(d["eventId"], d["reason"]) for d in dead] == [("bad-click-id", "rejected")]
