@@ -236,3 +236,30 @@ def test_templates_mask_tokens_and_escape_bidi_in_any_printed_text() -> None:
     assert "\u202e" not in html.split("<i>")[0] and "\\u202e" in html  # escaped, visible
     assert "kept\u202e" in html  # Markup (the CSRF token, charts) is left alone
     assert "&lt;" not in html  # autoescape still applies, nothing double-escaped here
+
+
+def test_a_linkedin_events_panel_lists_what_linkedin_is_sent_and_no_meta_ldu() -> None:
+    """The details panel says what the event's own network is sent (as plans do): LinkedIn
+    gets the e-mail hashed and names in clear, and Meta's Limited Data Use is not its (R15)."""
+    from reconciler.core.live import LiveAccount, LiveEvent
+    from reconciler.core.models import AccountSpec, EventSpec
+
+    spec = AccountSpec.model_validate({
+        "portalId": 1, "tier": "professional",
+        "forms": [{"id": "f-1", "name": "Demo"}],
+        "dataProcessingOptions": {"options": ["LDU"], "country": 1, "state": 1000},
+        "facebook": {"businessId": "1122334455", "pixelId": "123456789012345",
+                     "adAccounts": ["act_1"], "accessToken": {"env": "META"}},
+        "linkedin": {"adAccount": "urn:li:sponsoredAccount:5", "accessToken": {"env": "LI"}}})
+    account = LiveAccount(name="acme", spec=spec, updated_at=NOW)
+    event = LiveEvent(id="ev_li", account="acme", name="li-demo", created_at=NOW, updated_at=NOW,
+                      spec=EventSpec.model_validate({
+                          "account": "acme", "network": "linkedin",
+                          "conversionRule": "urn:lla:llaPartnerConversion:7",
+                          "trigger": {"formSubmission": {
+                              "formId": "f-1", "consent": {"property": "ok", "value": "yes"}}},
+                          "dataSharing": {"properties": ["email", "firstname"]}}))
+    detail = views.event_detail(event, account, None, None)
+    assert detail["network"] == "LinkedIn"
+    assert detail["sends"] == [("em", True), ("fn", False), ("li_fat_id", False)]
+    assert detail["ldu"] == {}

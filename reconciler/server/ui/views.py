@@ -230,19 +230,21 @@ def event_detail(ev: LiveEvent, account: LiveAccount | None, activity: dict[str,
                  ) -> dict[str, Any]:
     """The details panel: live spec, the user_data keys it sends (as ``convctl events show``),
     its Limited Data Use fields, match-key coverage, skip reasons, recent deliveries."""
-    from reconciler.core.normalize import HASHED_KEYS
-    from reconciler.core.privacy import effective_options, payload_fields, sent_keys
+    from reconciler.core.network_rules import is_hashed, sent_keys
+    from reconciler.core.privacy import effective_options, payload_fields
     from reconciler.render.redact import redact
 
     spec = ev.spec.model_dump(mode="json", by_alias=True)
     sharing = ev.spec.data_sharing
     props = [p if isinstance(p, str) else f"{p.property} → {p.as_}" for p in sharing.properties]
+    sends = sent_keys(spec)  # what the event's network is sent, as the plan says (R15)
     return {**event_row(base_row(ev), activity), "labels": dict(sorted(ev.labels.items())),
             "api": ev.api, "createdAt": ev.created_at, "updatedAt": ev.updated_at,
             "spec": redact(spec), "properties": props,
-            "sends": [(key, key in HASHED_KEYS) for key in sent_keys(spec)],
-            "coverage": coverage_rows(coverage, sent_keys(spec)),
-            "ldu": payload_fields(effective_options(ev.spec, account.spec if account else None)),
+            "sends": [(key, is_hashed(key, ev.spec.destination)) for key in sends],
+            "coverage": coverage_rows(coverage, sends),
+            "ldu": payload_fields(effective_options(ev.spec, account.spec if account else None))
+            if ev.spec.destination == "meta" else {},  # Limited Data Use is Meta's
             "skips": sorted((activity or {}).get("skips", {}).items(), key=lambda kv: -kv[1]),
             "deliveries": store.deliveries(ev.id, 15) if store else []}
 
