@@ -59,4 +59,4 @@ def test_pg_agents_quick() -> None:
     if "(no PostgreSQL" not in out:
         for k in (1, 2, 4):
             assert f"| postgresql | {k} |" in out
-        assert "2 agents / 1 agent on PostgreSQL:" in out
+        assert "2 agents / 1 agent on PostgreSQL, per run: " in out
