@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,14 +176,22 @@ def report(n: int, runs: int, rates: dict[tuple[str, int], list[float]]) -> None
     for (backend, k), got in rates.items():
         if got:
             print(f"| {backend} | {k} | {_stats.spread(got, '{:,.0f}')} |")
-    median = {c: statistics.median(r) for c, r in rates.items() if r}
-    if ("postgresql", 1) in median:
-        scale = median[("postgresql", 2)] / median[("postgresql", 1)]
-        four = median[("postgresql", 4)] / median[("postgresql", 1)]
-        ratio = median[("postgresql", 1)] / median[("sqlite", 1)]
-        print(f"\n2 agents / 1 agent on PostgreSQL: {scale:.2f}x (goal {GOAL_SCALE}x); 4 / 1: "
-              f"{four:.2f}x; 1 agent on PostgreSQL / 1 on SQLite: {ratio:.2f}x (goal {GOAL_PG}x)")
-
+    if not rates[("postgresql", 1)]:
+        return
+    one = rates[("postgresql", 1)]
+    each = {"2 agents / 1 agent on PostgreSQL": (_stats.ratios(rates[("postgresql", 2)], one),
+                                                 GOAL_SCALE),
+            "4 agents / 1 agent on PostgreSQL": (_stats.ratios(rates[("postgresql", 4)], one),
+                                                 None),
+            "1 agent on PostgreSQL / 1 on SQLite": (_stats.ratios(one, rates[("sqlite", 1)]),
+                                                    GOAL_PG)}
+    print()
+    for label, (values, goal) in each.items():
+        verdict = "" if goal is None else (
+            f"; goal {goal}x in every run: {'met' if min(values) >= goal else 'NOT met'}")
+        print(f"{label}, per run: {_stats.spread(values, '{:.2f}x')} (min / median / max)"
+              f"{verdict}")
+    print(f"load average (1 / 5 / 15 min) after: {_stats.load()}")
 
 if __name__ == "__main__":
     sys.exit(main())

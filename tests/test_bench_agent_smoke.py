@@ -59,4 +59,19 @@ def test_pg_agents_quick() -> None:
     if "(no PostgreSQL" not in out:
         for k in (1, 2, 4):
             assert f"| postgresql | {k} |" in out
-        assert "2 agents / 1 agent on PostgreSQL:" in out
+        assert "2 agents / 1 agent on PostgreSQL, per run: " in out
+
+
+def test_agent_phases_quick() -> None:
+    """The per-phase timers of one agent process print every phase, and every event went out."""
+    script = SCRIPT.parent / "agent_phases.py"
+    done = subprocess.run([sys.executable, str(script), "--n", "1000"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "### One agent process on SQLite, 1,000 events" in out
+    for phase in ("all (this process)", "ingest_jsonl", "process_inbox", "deliver_once",
+                  "store.commit_processed", "store.mark_sent", "GraphSender.send"):
+        assert re.search(rf"^\| (&nbsp;)*{re.escape(phase)} \| [0-9.]+ \| [0-9.]+ \|$", out,
+                         re.MULTILINE), phase
+    assert "outbox: {'queued': 0, 'sent': 3000, 'dead': 0}" in out

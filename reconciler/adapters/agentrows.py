@@ -12,7 +12,7 @@ is made (``core.networks``), never read back out of the payload by the store.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -26,6 +26,8 @@ DEAD_LETTER_KEYS = ("seq", "conversionEventId", "eventId", "network", "target", 
 # The keys of one outbox row as the dashboard's ``deliveries`` lists it (no payload).
 DELIVERY_KEYS = ("seq", "eventId", "eventName", "network", "target", "status", "attempts",
                  "reason", "error", "updatedAt")
+
+Queue = Literal["inbox", "outbox"]  # the queue whose claims ``release_claims`` gives back
 
 
 @dataclass(frozen=True, slots=True)

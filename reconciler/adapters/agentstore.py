@@ -59,6 +59,7 @@ from reconciler.adapters.agentrows import (
     NewOutbox,
     OutboxRow,
     PausedTarget,
+    Queue,
     QueueStatus,
 )
 from reconciler.adapters.agentstore_reads import ActivityReads
@@ -187,7 +188,7 @@ class AgentStore(ActivityReads):
                                ).fetchone()
         return bool(row[0])
 
-    def release_claims(self) -> None:
+    def release_claims(self, queue: Queue | None = None) -> None:
         """Nothing to give back: one writer at a time, the cursor says what is processed."""
 
     def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:

@@ -39,7 +39,7 @@ import orjson
 
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentcodec import InboxEvent
-from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow
+from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow, Queue
 from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
@@ -226,10 +226,13 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
         cur = conn.execute(_ENQUEUE, (now, now, *columns))
         return max(cur.rowcount, 0)
 
-    def release_claims(self) -> None:
-        """Give back the inbox and outbox rows this store claimed and did not settle."""
+    def release_claims(self, queue: Queue | None = None) -> None:
+        """Give back the rows this store claimed and did not settle: of ``queue`` (``inbox``,
+        ``outbox``) or of both."""
+        tables = self._claimed if queue is None else {f"agent_{queue}": None}
         with self._mutex:
-            claimed = {table: sorted(seqs) for table, seqs in self._claimed.items() if seqs}
+            claimed = {table: sorted(seqs) for table, seqs in self._claimed.items()
+                       if seqs and table in tables}
         if not claimed:
             return
         with self._claiming() as conn:

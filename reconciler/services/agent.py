@@ -19,8 +19,11 @@
 - ``deliver_once``: see ``services.delivery``.
 - ``run``: both, in a loop, sleeping (injected ``sleep``) until the next due row of a target not
   held off, or the poll interval: work that is held off never makes the agent spin; ``stop()``
-  ends it after the current cycle. With ``role`` ``process`` or
-  ``deliver`` it does one half, so two processes can split the work on one store.
+  ends it after the current cycle. In a running agent the two halves of a cycle overlap: a
+  worker thread delivers what earlier cycles queued while this one processes the inbox (the
+  waits for the network and the state overlap with the matching), as a ``process`` and a
+  ``deliver`` agent on one store would; the cycle ends when both have. With ``role``
+  ``process`` or ``deliver`` it does one half, so two processes can split the work on one store.
 
 ``clock`` (aware datetimes), ``sleep`` and ``rand`` are injected so tests run in zero time.
 """
@@ -34,6 +37,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,6 +139,7 @@ class Agent:
         self._clock, self._sleep = clock, sleep
         self._stop = threading.Event()
         self._next_prune = 0.0
+        self._worker: ThreadPoolExecutor | None = None  # delivers while a running agent processes
         self.inbox_hold = InboxHold(store, self.config.policy)
         self._outage = Outage(self.config.policy)
         self.deliverer = Deliverer(
@@ -171,7 +177,7 @@ class Agent:
             except ConvctlError as exc:  # contact source down, state busy: held off a while
                 hold.failed(exc, self._clock().timestamp())
                 with contextlib.suppress(ConvctlError):  # else their lease ends by itself
-                    self._store.release_claims()  # the rows go back to the other agents
+                    self._store.release_claims("inbox")  # back to the other agents
                 break
             hold.ok()
             if len(rows) < self.config.inbox_chunk:
@@ -245,11 +251,29 @@ class Agent:
         return None
 
     def _cycle(self, max_rows: int | None) -> None:
+        if self.config.role == "all" and max_rows is not None:
+            return self._overlapped(max_rows)
         if self.config.role != "deliver":
             self.process_inbox(max_rows)
         if self.config.role != "process":
-            self.deliver_once()
-            self.prune_if_due()
+            self._deliver_half()
+        return None
+
+    def _deliver_half(self) -> None:
+        self.deliver_once()
+        self.prune_if_due()
+
+    def _overlapped(self, max_rows: int) -> None:
+        """Deliver what is queued (a worker thread) while processing the inbox; both are done
+        when this returns, and an error of either is raised here (processing's first)."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="convctl-deliver")
+        delivering = self._worker.submit(self._deliver_half)
+        try:
+            self.process_inbox(max_rows)
+        finally:
+            futures.wait([delivering])
+        delivering.result()
 
     def prune_if_due(self) -> tuple[int, int]:
         """Once an hour (and on the first cycle), drop processed inbox rows and sent outbox

@@ -163,7 +163,7 @@ class Deliverer:
             page = self._store.due(now, self._batch * PAGE_BATCHES, after, held)
             if not page:
                 break
-        self._store.release_claims()  # rows of targets held off during the pass, for others
+        self._store.release_claims("outbox")  # rows of targets held off, for others
         return report
 
     def _screen(self, rows: list[OutboxRow], live: dict[str, LiveEvent],

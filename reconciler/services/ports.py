@@ -40,6 +40,7 @@ from reconciler.adapters.agentrows import (
     NewOutbox,
     OutboxRow,
     PausedTarget,
+    Queue,
     QueueStatus,
 )
 from reconciler.core.coverage import Bucket
@@ -84,7 +85,9 @@ class Inbox(Protocol):
         """Queue ``rows`` (pairs already queued ignored), count ``skips`` and acknowledge the
         claimed inbox rows ``seqs``, atomically; how many outbox rows were new."""
 
-    def release_claims(self) -> None: ...
+    def release_claims(self, queue: Queue | None = None) -> None:
+        """Give back what this store claimed and did not settle: of one queue (processing and
+        delivery may run at once, each gives back only its own), or of both."""
 
 
 class Outbox(Protocol):

@@ -63,6 +63,22 @@ def test_released_claims_go_to_the_other_agent_at_once(
     assert len(b.pending(10)) == 1 and len(b.due(time.time(), 10)) == 1
 
 
+def test_each_half_gives_back_only_its_own_claims(two: tuple[AgentStore, AgentStore]) -> None:
+    """A running agent delivers while it processes: delivery's give-back leaves the inbox rows
+    being processed claimed (another agent would process them twice), and processing's leaves
+    the rows being sent."""
+    a, b = two
+    a.ingest([("k", change())])
+    a.commit_processed([], [outbox("a")], {})
+    assert a.pending(10) and a.due(time.time(), 10)
+    a.release_claims("outbox")
+    assert b.pending(10) == [] and len(b.due(time.time(), 10)) == 1
+    b.release_claims()
+    assert a.due(time.time(), 10)
+    a.release_claims("inbox")
+    assert b.due(time.time(), 10) == [] and len(b.pending(10)) == 1
+
+
 def test_settled_rows_lose_their_claim(two: tuple[AgentStore, AgentStore]) -> None:
     a, b = two
     a.commit_processed([], [outbox("a"), outbox("b")], {})

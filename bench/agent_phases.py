@@ -1,0 +1,184 @@
+"""Where one agent process spends its time: per-phase timers (and optionally cProfile) of the
+one-process path of ``agent_throughput.py`` (b): per 1,000 CRM events ``agent ingest`` then
+``agent run --once``, to the same loopback receiver, on SQLite or on PostgreSQL.
+
+Each phase (a method of the agent, its store, the state or the sender) is wrapped with a timer
+of wall and CPU time; the table shows microseconds per Meta event (phases nest: ``process_inbox``
+includes ``store.commit_processed``). A first round of 1,000 events warms the process (imports,
+caches) and is not counted. With PostgreSQL the server's own CPU (its processes, from /proc) is
+shown beside the agent's. Figures are printed, never asserted.
+
+    python bench/agent_phases.py                  # SQLite, 20,000 events
+    python bench/agent_phases.py --postgres       # a throwaway PostgreSQL server (durable)
+    python bench/agent_phases.py --profile        # also cProfile (top 30 by cumulative time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import _stats
+import agent_throughput as at
+import pg_agents
+
+Timers = defaultdict[str, list[float]]
+
+
+def timed(timers: Timers) -> None:
+    """Wrap the agent's phases with wall / CPU timers (class attributes, this process only)."""
+    from reconciler.adapters.agentstore import AgentStore
+    from reconciler.adapters.agentstore_pg import PostgresAgentStore
+    from reconciler.adapters.meta import GraphSender
+    from reconciler.services.agent import Agent
+    from reconciler.services.agent_chunk import Chunk
+
+    stores = (AgentStore, PostgresAgentStore)
+    order: list[tuple[tuple[Any, ...], str, str]] = [
+        ((Agent,), "ingest_jsonl", "ingest_jsonl"), (stores, "ingest", "  store.ingest"),
+        ((Agent,), "process_inbox", "process_inbox"), (stores, "pending", "  store.pending"),
+        ((Agent,), "_fetch_contacts", "  contacts"), ((Chunk,), "match", "  Chunk.match"),
+        (stores, "known_event_ids", "  store.known_event_ids"),
+        ((Chunk,), "enqueue", "  Chunk.enqueue"),
+        (stores, "commit_processed", "  store.commit_processed"),
+        ((Agent,), "deliver_once", "deliver_once"), (stores, "due", "  store.due"),
+        ((GraphSender,), "send_encoded", "  GraphSender.send"),
+        (stores, "mark_sent", "  store.mark_sent")]
+    phases = [(owner, name, label) for owners, name, label in order for owner in owners]
+    for owner, name, label in phases:
+        setattr(owner, name, _timer(getattr(owner, name), timers[label]))
+
+
+def _timer(inner: Callable[..., Any], slot: list[float]) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            if not slot:
+                slot.extend((0.0, 0.0))
+            slot[0] += time.perf_counter() - wall
+            slot[1] += time.process_time() - cpu
+    return wrapped
+
+
+def server_cpu() -> float:
+    """CPU seconds of the machine's ``postgres`` processes so far (0 without /proc)."""
+    total = 0.0
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if "(postgres)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@contextmanager
+def state_url(postgres: bool, folder: Path) -> Iterator[str]:
+    if not postgres:
+        yield f"sqlite:///{folder / 'state.db'}"
+        return
+    with pg_agents.databases() as fresh:
+        if fresh is None:
+            raise SystemExit("no PostgreSQL server (install it or set CONVCTL_BENCH_POSTGRES_URL)")
+        yield fresh()
+
+
+def run(n: int, postgres: bool, profile: bool) -> None:
+    from reconciler.adapters.contacts import EmbeddedContacts
+    from reconciler.adapters.meta import GraphSender
+    from reconciler.adapters.networks.meta import MetaDestination
+    from reconciler.adapters.state import open_provider
+    from reconciler.services.agent import Agent, AgentConfig
+    from reconciler.services.agent_setup import AgentSettings, open_store
+
+    timers: Timers = defaultdict(list)
+    timed(timers)
+    now = datetime.now(UTC)
+    receiver = at.Receiver(at.RECEIVER_DEADLINE)
+    try:
+        with tempfile.TemporaryDirectory(prefix="convctl-agent-phases-") as tmp, \
+                state_url(postgres, Path(tmp)) as url:
+            files = pg_agents.chunk_files(n + 2000, now, Path(tmp))
+            pg_agents.applied(url, now - timedelta(days=2))
+            store, provider = open_store(AgentSettings(state=url)), open_provider(url)
+            graph = GraphSender(receiver.base_url, "v25.0", timeout=30.0)
+            agent = Agent(provider, store, EmbeddedContacts(store),
+                          {"meta": MetaDestination(graph)}, AgentConfig(poll_interval=0.0),
+                          resolve=lambda ref: at.TOKEN)
+            try:
+                for path, _ in files[:2]:  # warm-up, not counted
+                    agent.ingest_jsonl(path)
+                    agent.run(once=True)
+                for slot in timers.values():  # the wrappers hold these lists
+                    slot.clear()
+                prof = cProfile.Profile(time.process_time) if profile else None
+                server, wall, cpu = server_cpu(), time.perf_counter(), time.process_time()
+                if prof is not None:
+                    prof.enable()
+                for path, _ in files[2:]:
+                    agent.ingest_jsonl(path)
+                    agent.run(once=True)
+                if prof is not None:
+                    prof.disable()
+                totals = (time.perf_counter() - wall, time.process_time() - cpu,
+                          server_cpu() - server)
+                sent = agent.status().as_json()["outbox"]
+            finally:
+                graph.close()
+                store.close()
+                provider.close()
+    finally:
+        receiver.stop()
+    report(sum(k for _, k in files[2:]), postgres, timers, totals, sent, prof)
+
+
+def report(events: int, postgres: bool, timers: Timers, totals: tuple[float, float, float],
+           sent: dict[str, int], prof: cProfile.Profile | None) -> None:
+    per = 1e6 / events
+    print(f"### One agent process on {'PostgreSQL' if postgres else 'SQLite'}, {events:,} "
+          f"events, per 1,000: ingest, then run --once\n")
+    print(f"{_stats.machine()}\n")
+    print("| phase | wall us/event | CPU us/event |")
+    print("|---|---:|---:|")
+    print(f"| all (this process) | {totals[0] * per:.1f} | {totals[1] * per:.1f} |")
+    if postgres:
+        print(f"| PostgreSQL server processes | - | {totals[2] * per:.1f} |")
+    for label, (wall, cpu) in ((k, v) for k, v in timers.items() if v):
+        print(f"| {label.replace(' ', '&nbsp;')} | {wall * per:.1f} | {cpu * per:.1f} |")
+    print(f"\noutbox: {sent}; load average after: {_stats.load()}")
+    if prof is not None:
+        print("\n```")
+        pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+        print("```")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="CRM events counted")
+    parser.add_argument("--postgres", action="store_true", help="on a PostgreSQL server")
+    parser.add_argument("--profile", action="store_true", help="also cProfile (CPU time)")
+    args = parser.parse_args(argv)
+    run(args.n, args.postgres, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
