@@ -36,7 +36,6 @@ from agent_throughput import (
     USER_AGENT,
     Person,
     Receiver,
-    clear_caches,
     iso,
     our_builder,
     people,
@@ -71,6 +70,17 @@ def _form_trigger(network: str) -> dict[str, Any]:
     if network == "meta":
         trigger["facebookEvent"] = "Lead"
     return trigger
+
+
+def clear_caches() -> None:
+    """Forget what earlier passes normalized, hashed and parsed, Meta's and the networks'."""
+    import agent_throughput
+
+    from reconciler.core.networks import google, linkedin
+
+    agent_throughput.clear_caches()
+    linkedin.clear_caches()
+    google.clear_caches()
 
 
 # -- (c) payload building per network ---------------------------------------------------------
@@ -344,6 +354,25 @@ def part_d(n: int, runs: int, builds: dict[str, float] | None = None) -> dict[st
         print(f"  of which building their payloads ((c)): {extra:.1f} µs; queueing, sending "
               f"and marking them: {three - meta - extra:.1f} µs (Meta's own: "
               f"{meta - 1e6 / builds['meta']:.1f} µs)")
+        _budget(per_event, builds)
     for note in notes:
         print(f"- {note}")
     return {"ratio_median": statistics.median(ratios), "meta_us": meta, "three_us": three}
+
+
+def _budget(per_event: dict[str, list[float]], builds: dict[str, float]) -> None:
+    """Issue 16 item 7's goal per run: three networks per CRM event <= 3 x Meta alone's cost
+    per network event + what building LinkedIn's and Google's payloads costs beyond Meta's
+    ((c)'s medians)."""
+    beyond = 1e6 / builds["linkedin"] + 1e6 / builds["google"] - 2e6 / builds["meta"]
+    budgets = [3 * m + beyond for m in per_event["Meta alone"]]
+    costs = [3 * t for t in per_event["three networks"]]
+    met = [c <= b for c, b in zip(costs, budgets, strict=True)]
+    print(f"\nbudget per CRM event: 3 x Meta alone's per network event + {beyond:.1f} µs "
+          "(building LinkedIn's and Google's payloads beyond Meta's, (c))")
+    print(f"- budget: {_stats.spread(budgets, '{:.1f} µs')}; three networks: "
+          f"{_stats.spread(costs, '{:.1f} µs')} (min / median / max)")
+    print("- each run, three networks / budget: "
+          + ", ".join(f"{c:.1f}/{b:.1f} µs {'meets' if ok else 'OVER'}"
+                      for c, b, ok in zip(costs, budgets, met, strict=True))
+          + f"; met in {sum(met)} of {len(met)} runs")

@@ -33,8 +33,9 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 import phonenumbers
@@ -54,6 +55,9 @@ from reconciler.core.networks.google_checks import (
     postal_code,
     validate,
 )
+from reconciler.core.networks.google_checks import (
+    clear_caches as clear_timestamps,
+)
 from reconciler.core.normalize import clean, is_hashed
 from reconciler.core.places import country_code
 from reconciler.core.vocabulary import PROPERTY_KEYS
@@ -63,6 +67,7 @@ GMAIL_DOMAINS: Final = frozenset({"gmail.com", "googlemail.com"})
 # user_data keys (vocabulary.PROPERTY_KEYS and `as`) Google takes, and where they go
 _KEYS: Final = frozenset({"em", "ph", "fn", "ln", "zp", "country"})
 _SPACE = re.compile(r"\s+")
+_SEPARATORS: Final = str.maketrans("", "", " -()")
 
 __all__ = ["RULES", "GoogleBuilder", "GoogleRules", "norm_email", "norm_name", "norm_phone"]
 
@@ -90,10 +95,22 @@ def norm_email(value: str) -> str | None:
 def norm_phone(value: str, default_country_code: str | None) -> str | None:
     """E.164 with ``+`` (``(800) 555-0100`` + ``1`` -> ``+18005550100``); None when
     phonenumbers does not find it a possible number."""
-    region = None
+    return _norm_phone(value, _phone_region(default_country_code))
+
+
+@lru_cache(maxsize=64)
+def _phone_region(default_country_code: str | None) -> str | None:
+    """phonenumbers' region of the account's calling code (``1`` -> ``US``), None unknown."""
     if default_country_code and default_country_code.isdigit():
         code = phonenumbers.region_code_for_country_code(int(default_country_code))
-        region = None if code == "ZZ" else code
+        return None if code == "ZZ" else code
+    return None
+
+
+def _norm_phone(value: str, region: str | None) -> str | None:
+    fast = _nanp(value, region)
+    if fast is not None:
+        return fast
     try:
         parsed = phonenumbers.parse(clean(value).strip(), region)
     except phonenumbers.NumberParseException:
@@ -108,6 +125,67 @@ def norm_name(value: str) -> str | None:
     text = "".join(c for c in clean(value).lower()
                    if c.isspace() or unicodedata.category(c)[0] in "LMN")
     return _SPACE.sub(" ", text).strip() or None
+
+
+def _nanp(value: str, region: str | None) -> str | None:
+    """The usual North American number without phonenumbers (what it answers, tested): ASCII
+    ``+1`` (any region) or a US account's national number, ten digits from 2-9 on, separated by
+    spaces, dashes and parentheses only. None: ask phonenumbers."""
+    text = value.strip()
+    if not text.isascii():
+        return None
+    if text.startswith("+1"):
+        text = text[2:]
+    elif region != "US":
+        return None
+    digits = text.translate(_SEPARATORS)
+    if len(digits) == 10 and digits.isdigit() and digits[0] in "23456789":
+        return "+1" + digits
+    return None
+
+
+# What is sent per raw value, remembered per key (and per phone region): the digests of
+# ``has_identifier`` (skip_reason) and of the payload come from the same values, and names repeat
+# across contacts. Pure functions of the raw value (and region), so the answer is the same either
+# way; a full cache starts over.
+CACHE_SIZE: Final = 16384
+_DIGESTS: Final[dict[tuple[str, str | None], dict[str, str | None]]] = {}
+
+
+def clear_caches() -> None:
+    """Forget every remembered value (a cold start, for benchmarks and tests)."""
+    for cache in _DIGESTS.values():
+        cache.clear()
+    clear_timestamps()
+
+
+def digest_uncached(key: str, value: str, region: str | None = None) -> str | None:
+    """What is sent for a raw ``em``, ``ph``, ``fn`` or ``ln`` value: a digest passed through
+    lower-cased, else SHA-256 of the normalized value; None when nothing usable is left."""
+    hashed = _as_hash(value)
+    if hashed:
+        return hashed
+    if key == "em":
+        return _hashed(norm_email(value))
+    if key == "ph":
+        return _hashed(_norm_phone(value, region))
+    return _hashed(norm_name(value))
+
+
+def digester(key: str, region: str | None = None) -> Callable[[str], str | None]:
+    """``digest_uncached`` of ``key`` (and phone ``region``), remembered per raw value."""
+    cache = _DIGESTS.setdefault((key, region if key == "ph" else None), {})
+    get = cache.get
+
+    def digest(value: str) -> str | None:
+        found = get(value, "")  # "" is never sent: it marks a value not seen yet
+        if found != "":
+            return found
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        found = cache[value] = digest_uncached(key, value, region)
+        return found
+    return digest
 
 
 def _hashed(normalized: str | None) -> str | None:
@@ -153,8 +231,8 @@ def _shared(live: LiveEvent) -> tuple[tuple[str, str], ...]:
 class GoogleBuilder:
     """The Data Manager ``Event`` objects of one live conversion event of one account."""
 
-    __slots__ = ("_action", "_clicks", "_consent", "_shares", "_value", "account", "dropped",
-                 "live")
+    __slots__ = ("_action", "_clicks", "_consent", "_digest", "_shares", "_value", "account",
+                 "dropped", "live")
 
     def __init__(self, live: LiveEvent, account: AccountSpec) -> None:
         google = _google(account)
@@ -164,6 +242,8 @@ class GoogleBuilder:
         ids = google.click_id_properties
         self._clicks = (("gclid", ids.gclid), ("gbraid", ids.gbraid), ("wbraid", ids.wbraid))
         self._consent = google.consent
+        region = _phone_region(account.default_country_code)
+        self._digest = {key: digester(key, region) for key in ("em", "ph", "fn", "ln")}
         self._value: dict[str, Any] = {}
         form = live.spec.trigger.form_submission
         if form is not None and form.value is not None:
@@ -232,12 +312,6 @@ class GoogleBuilder:
                 out[key] = value
         return out
 
-    def _normal(self, key: str, value: str) -> str | None:
-        """The normalized email (``em``) or phone (``ph``) before hashing."""
-        if key == "em":
-            return norm_email(value)
-        return norm_phone(value, self.account.default_country_code)
-
     def identifiers(self, contact: Contact | None) -> list[dict[str, Any]]:
         """Hashed ``userIdentifiers`` from the shared properties (R15)."""
         if contact is None:
@@ -246,7 +320,7 @@ class GoogleBuilder:
         out: list[dict[str, Any]] = []
         for key, field in (("em", "emailAddress"), ("ph", "phoneNumber")):
             if key in values:
-                digest = _as_hash(values[key]) or _hashed(self._normal(key, values[key]))
+                digest = self._digest[key](values[key])
                 if digest:
                     out.append({field: digest})
                 else:
@@ -259,8 +333,8 @@ class GoogleBuilder:
     def _address(self, values: Mapping[str, str]) -> dict[str, str] | None:
         if not {"fn", "ln", "country", "zp"} <= values.keys():
             return None
-        parts = {"givenName": _as_hash(values["fn"]) or _hashed(norm_name(values["fn"])),
-                 "familyName": _as_hash(values["ln"]) or _hashed(norm_name(values["ln"])),
+        parts = {"givenName": self._digest["fn"](values["fn"]),
+                 "familyName": self._digest["ln"](values["ln"]),
                  "regionCode": _region(values["country"]),
                  "postalCode": postal_code(clean(values["zp"]))}
         if not all(parts.values()):
@@ -275,8 +349,7 @@ class GoogleBuilder:
         if self.consent(crm_event)["adUserData"] != GRANTED:
             return False
         values = self._values(contact)
-        return any(_as_hash(values[key]) or self._normal(key, values[key])
-                   for key in ("em", "ph") if key in values)
+        return any(self._digest[key](values[key]) for key in ("em", "ph") if key in values)
 
 
 # -- the rules ----------------------------------------------------------------------------------
@@ -284,6 +357,23 @@ class GoogleBuilder:
 _MATCH_KEYS: Final = {"emailAddress": ("em",), "phoneNumber": ("ph",),
                       "address": ("fn", "ln", "zp", "country")}
 _MATCH_ORDER: Final = ("em", "ph", "fn", "ln", "zp", "country")
+
+
+# skip_reason's builder per (live event, account), objects kept so an id is never reused.
+_SKIP_BUILDERS: Final[dict[tuple[int, int], tuple[LiveEvent, AccountSpec, GoogleBuilder]]] = {}
+
+
+def _builder_for(live: LiveEvent, account: AccountSpec) -> GoogleBuilder:
+    """The builder ``skip_reason`` reads a contact with, made once per live event and account
+    (its ``dropped`` counts are never reported: the queued payload's builder counts them)."""
+    found = _SKIP_BUILDERS.get((id(live), id(account)))
+    if found is not None and found[0] is live and found[1] is account:
+        return found[2]
+    if len(_SKIP_BUILDERS) >= 256:
+        _SKIP_BUILDERS.clear()
+    builder = GoogleBuilder(live, account)
+    _SKIP_BUILDERS[(id(live), id(account))] = (live, account, builder)
+    return builder
 
 
 class GoogleRules:
@@ -311,7 +401,7 @@ class GoogleRules:
         """A lifecycle event needs a click id or a shared email/phone Google may use."""
         if isinstance(crm_event, FormSubmission):
             return None
-        builder = GoogleBuilder(live, account)
+        builder = _builder_for(live, account)
         return None if builder.has_identifier(contact, crm_event) else SKIP_NO_IDENTIFIER
 
     def builder(self, live: LiveEvent, account: AccountSpec) -> GoogleBuilder:

@@ -29,7 +29,11 @@ GRANTED: Final = "CONSENT_GRANTED"
 DENIED: Final = "CONSENT_DENIED"
 CONSENT_VALUES: Final = frozenset({GRANTED, DENIED})
 SKIP_NO_IDENTIFIER: Final = "no_click_id_or_identifier"
+REGION: Final = re.compile(r"[A-Z]{2}")
 _SPACE = re.compile(r"\s+")
+# parse_timestamp per text: ``validate`` and ``event_time`` read the same payload's timestamp.
+CACHE_SIZE: Final = 16384
+_TIMESTAMPS: Final[dict[str, int | None]] = {}
 
 
 def postal_code(value: str) -> str | None:
@@ -40,8 +44,26 @@ def postal_code(value: str) -> str | None:
 
 
 def parse_timestamp(value: object) -> int | None:
-    """Epoch seconds of an RFC 3339 UTC timestamp as we write it; None otherwise."""
-    if type(value) is not str or TIMESTAMP.fullmatch(value) is None:
+    """Epoch seconds of an RFC 3339 UTC timestamp as we write it; None otherwise (remembered
+    per text)."""
+    if type(value) is not str:
+        return None
+    if value in _TIMESTAMPS:
+        return _TIMESTAMPS[value]
+    if len(_TIMESTAMPS) >= CACHE_SIZE:
+        _TIMESTAMPS.clear()
+    found = _TIMESTAMPS[value] = parse_timestamp_uncached(value)
+    return found
+
+
+def clear_caches() -> None:
+    """Forget every remembered timestamp (a cold start, for benchmarks and tests)."""
+    _TIMESTAMPS.clear()
+
+
+def parse_timestamp_uncached(value: str) -> int | None:
+    """``parse_timestamp`` worked out (no cache)."""
+    if TIMESTAMP.fullmatch(value) is None:
         return None
     try:
         moment = datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
@@ -62,7 +84,7 @@ def _identifier_reason(item: object) -> str | None:
     if not all(type(n) is str and HEX64.fullmatch(n) for n in names):
         return "bad_identifier"
     region, postal = value.get("regionCode"), value.get("postalCode")
-    if type(region) is not str or not re.fullmatch(r"[A-Z]{2}", region):
+    if type(region) is not str or not REGION.fullmatch(region):
         return "bad_identifier"
     return None if type(postal) is str and postal_code(postal) == postal else "bad_identifier"
 

@@ -74,17 +74,39 @@ _MAX_AGE_MS: Final = (MAX_AGE - SAFETY_MARGIN) // timedelta(milliseconds=1)
 
 # -- normalizers: any object in, a value or None out (never raises) ----------------------------
 
+# What ``norm_email`` gives per raw value (``skip_reason`` and the builder read the same e-mail
+# of an event): a pure function of the value, so the answer is the same either way.
+CACHE_SIZE: Final = 16384
+_EMAILS: Final[dict[str, str | None]] = {}
+
+
 def norm_email(value: object) -> str | None:
     """SHA256_EMAIL: trimmed, lower-cased, SHA-256 hex; a 64-hex digest is kept (lower-cased)."""
     if type(value) is not str:
         return None
+    found = _EMAILS.get(value, "")  # "" is never an answer: it marks a value not seen yet
+    if found != "":
+        return found
+    if len(_EMAILS) >= CACHE_SIZE:
+        _EMAILS.clear()
+    found = _EMAILS[value] = norm_email_uncached(value)
+    return found
+
+
+def norm_email_uncached(value: str) -> str | None:
+    """``norm_email`` worked out (no cache)."""
     text = value.strip().lower()
     if is_hashed(text):
         return text
     local, at, domain = text.partition("@")
-    if not (at and local and domain) or any(c.isspace() for c in text):
+    if not (at and local and domain) or len(text.split()) != 1:  # no whitespace inside
         return None
     return sha256_hex(text)
+
+
+def clear_caches() -> None:
+    """Forget every remembered value (a cold start, for benchmarks and tests)."""
+    _EMAILS.clear()
 
 
 def norm_text(value: object) -> str | None:
@@ -227,6 +249,15 @@ class LinkedInBuilder:
                     self.dropped[(target, reason)] += 1
         return out
 
+    def has_email(self, contact: Contact) -> bool:
+        """``"email" in fields(contact)``, normalizing the e-mail properties only."""
+        for prop, target in self._shares:
+            if target == "email":
+                raw = contact.properties.get(prop)
+                if raw is not None and raw != "" and norm_email(raw) is not None:
+                    return True
+        return False
+
     def first_party_id(self, contact: Contact | None, *, count: bool = False) -> str | None:
         if contact is None:
             return None
@@ -242,6 +273,23 @@ class LinkedInBuilder:
 
 
 # -- the rules -------------------------------------------------------------------------------
+
+# skip_reason's builder per (live event, account), objects kept so an id is never reused.
+_SKIP_BUILDERS: Final[dict[tuple[int, int], tuple[LiveEvent, AccountSpec, LinkedInBuilder]]] = {}
+
+
+def _builder_for(live: LiveEvent, account: AccountSpec) -> LinkedInBuilder:
+    """The builder ``skip_reason`` reads a contact with, made once per live event and account
+    (its ``dropped`` counts are never reported: the queued payload's builder counts them)."""
+    found = _SKIP_BUILDERS.get((id(live), id(account)))
+    if found is not None and found[0] is live and found[1] is account:
+        return found[2]
+    if len(_SKIP_BUILDERS) >= 256:
+        _SKIP_BUILDERS.clear()
+    builder = LinkedInBuilder(live, account)
+    _SKIP_BUILDERS[(id(live), id(account))] = (live, account, builder)
+    return builder
+
 
 class LinkedInRules:
     """``NetworkRules`` for LinkedIn (core/networks/__init__.py)."""
@@ -267,9 +315,9 @@ class LinkedInRules:
                     crm_event: FormSubmission | StageChange, contact: Contact) -> str | None:
         """``no_user_id`` (neither a shared usable e-mail nor a li_fat_id), then R8's
         ``no_ad_interaction`` (adInteractions: only contacts with a li_fat_id)."""
-        builder = LinkedInBuilder(live, account)
+        builder = _builder_for(live, account)
         first_party = builder.first_party_id(contact)
-        if first_party is None and "email" not in builder.fields(contact):
+        if first_party is None and not builder.has_email(contact):
             return "no_user_id"
         stage = live.spec.trigger.lifecycle_stage_change
         if (isinstance(crm_event, StageChange) and stage is not None
