@@ -68,6 +68,7 @@ GMAIL_DOMAINS: Final = frozenset({"gmail.com", "googlemail.com"})
 _KEYS: Final = frozenset({"em", "ph", "fn", "ln", "zp", "country"})
 _SPACE = re.compile(r"\s+")
 _SEPARATORS: Final = str.maketrans("", "", " -()")
+_ASCII_NOT_NAME: Final = re.compile(r"[^a-z0-9\s]")  # \s: what str.isspace() finds
 
 __all__ = ["RULES", "GoogleBuilder", "GoogleRules", "norm_email", "norm_name", "norm_phone"]
 
@@ -122,8 +123,11 @@ def _norm_phone(value: str, region: str | None) -> str | None:
 
 def norm_name(value: str) -> str | None:
     """Lower-case letters, marks, digits and single spaces (``  O'Brien `` -> ``obrien``)."""
-    text = "".join(c for c in clean(value).lower()
-                   if c.isspace() or unicodedata.category(c)[0] in "LMN")
+    text = clean(value).lower()
+    if text.isascii():  # the same, by one regex: ASCII letters and digits are L and N
+        text = _ASCII_NOT_NAME.sub("", text)
+    else:
+        text = "".join(c for c in text if c.isspace() or unicodedata.category(c)[0] in "LMN")
     return _SPACE.sub(" ", text).strip() or None
 
 
