@@ -126,3 +126,10 @@ def char_by_char_name(value: str) -> str | None:
 @given(st.text(max_size=24) | st.text(alphabet=st.characters(max_codepoint=127), max_size=24))
 def test_the_ascii_name_path_answers_what_the_character_rule_answers(raw: str) -> None:
     assert google.norm_name(raw) == char_by_char_name(raw)
+
+
+@given(st.text(max_size=20) | st.text(alphabet="AZaz09 -_.\t", max_size=20))
+def test_the_ascii_postal_code_path_answers_what_the_character_rule_answers(raw: str) -> None:
+    text = re.sub(r"\s+", " ", raw).strip()
+    ok = 0 < len(text) <= 16 and all(c.isalnum() or c in " -" for c in text)
+    assert google_checks.postal_code(raw) == (text if ok else None)

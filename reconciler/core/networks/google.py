@@ -51,6 +51,7 @@ from reconciler.core.networks.google_checks import (
     GRANTED,
     MAX_AGE,
     SKIP_NO_IDENTIFIER,
+    is_map,
     parse_timestamp,
     postal_code,
     validate,
@@ -426,10 +427,10 @@ class GoogleRules:
 
     def match_keys(self, payload: Mapping[str, Any]) -> tuple[str, ...]:
         user = payload.get("userData")
-        ids = user.get("userIdentifiers") if isinstance(user, Mapping) else None
+        ids = user.get("userIdentifiers") if is_map(user) else None
         keys: set[str] = set()
         for item in ids if isinstance(ids, list) else ():
-            if isinstance(item, Mapping):
+            if is_map(item):
                 for field in item:
                     keys.update(_MATCH_KEYS.get(field, ()))
         return tuple(k for k in _MATCH_ORDER if k in keys)

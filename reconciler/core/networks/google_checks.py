@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 CLICK_IDS: Final = ("gclid", "gbraid", "wbraid")
 # Google's click ids are URL-safe base64 text; the stricter reading: 10 to 512 such characters.
@@ -30,6 +30,7 @@ DENIED: Final = "CONSENT_DENIED"
 CONSENT_VALUES: Final = frozenset({GRANTED, DENIED})
 SKIP_NO_IDENTIFIER: Final = "no_click_id_or_identifier"
 REGION: Final = re.compile(r"[A-Z]{2}")
+_ASCII_POSTAL: Final = re.compile(r"[A-Za-z0-9 -]+")
 _SPACE = re.compile(r"\s+")
 # parse_timestamp per text: ``validate`` and ``event_time`` read the same payload's timestamp.
 CACHE_SIZE: Final = 16384
@@ -40,7 +41,20 @@ def postal_code(value: str) -> str | None:
     """A postal code as Google takes it in clear: trimmed, single spaces, letters, digits,
     spaces and dashes, at most 16 characters."""
     text = _SPACE.sub(" ", value).strip()
-    return text if 0 < len(text) <= 16 and all(c.isalnum() or c in " -" for c in text) else None
+    if not 0 < len(text) <= 16:
+        return None
+    if text.isascii():  # the same, by one regex: ASCII letters and digits are alnum
+        return text if _ASCII_POSTAL.fullmatch(text) else None
+    return text if all(c.isalnum() or c in " -" for c in text) else None
+
+
+def is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object (``dict`` first: ``isinstance`` of an ABC costs more)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _is_hex(value: object) -> bool:
+    return type(value) is str and HEX64.fullmatch(value) is not None
 
 
 def parse_timestamp(value: object) -> int | None:
@@ -73,15 +87,14 @@ def parse_timestamp_uncached(value: str) -> int | None:
 
 
 def _identifier_reason(item: object) -> str | None:
-    if not isinstance(item, Mapping) or len(item) != 1:
+    if not is_map(item) or len(item) != 1:
         return "bad_identifier"
     (field, value), = item.items()
     if field in ("emailAddress", "phoneNumber"):
-        return None if type(value) is str and HEX64.fullmatch(value) else "bad_identifier"
-    if field != "address" or not isinstance(value, Mapping):
+        return None if _is_hex(value) else "bad_identifier"
+    if field != "address" or not is_map(value):
         return "bad_identifier"
-    names = [value.get("givenName"), value.get("familyName")]
-    if not all(type(n) is str and HEX64.fullmatch(n) for n in names):
+    if not (_is_hex(value.get("givenName")) and _is_hex(value.get("familyName"))):
         return "bad_identifier"
     region, postal = value.get("regionCode"), value.get("postalCode")
     if type(region) is not str or not REGION.fullmatch(region):
@@ -94,7 +107,7 @@ def _user_reason(payload: Mapping[str, Any]) -> tuple[str | None, bool]:
     user = payload.get("userData")
     if user is None:
         return None, False
-    ids = user.get("userIdentifiers") if isinstance(user, Mapping) else None
+    ids = user.get("userIdentifiers") if is_map(user) else None
     if not isinstance(ids, list) or not ids or len(ids) > MAX_IDENTIFIERS:
         return "bad_identifier", False
     for item in ids:
@@ -117,7 +130,8 @@ def _click_reason(payload: Mapping[str, Any]) -> tuple[str | None, bool]:
 
 def _consent_reason(payload: Mapping[str, Any]) -> str | None:
     consent = payload.get("consent")
-    if not isinstance(consent, Mapping) or set(consent) != {"adUserData", "adPersonalization"}:
+    if (not is_map(consent) or len(consent) != 2 or "adUserData" not in consent
+            or "adPersonalization" not in consent):
         return "bad_consent"
     if not all(v in CONSENT_VALUES for v in consent.values()):
         return "bad_consent"

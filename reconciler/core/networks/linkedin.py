@@ -33,7 +33,8 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from functools import lru_cache
+from typing import Any, Final, TypeGuard
 
 from reconciler.core.capi import event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange, to_epoch_ms
@@ -333,10 +334,10 @@ class LinkedInRules:
         at = payload.get("conversionHappenedAt")
         user = payload.get("user")
         if (type(at) is not int or not isinstance(payload.get("eventId"), str)
-                or not payload["eventId"] or not isinstance(user, Mapping)):
+                or not payload["eventId"] or not _is_map(user)):
             return "missing_field"
         conversion = payload.get("conversion")
-        if not isinstance(conversion, str) or not CONVERSION_RULE.fullmatch(conversion):
+        if not isinstance(conversion, str) or not _is_rule(conversion):
             return "bad_conversion_rule"
         now_ms = to_epoch_ms(now if now.tzinfo else now.replace(tzinfo=UTC))
         if at < now_ms - _MAX_AGE_MS:
@@ -358,18 +359,32 @@ class LinkedInRules:
     def match_keys(self, payload: Mapping[str, Any]) -> tuple[str, ...]:
         user = payload.get("user") or {}
         keys: list[str] = []
-        if any(i.get("idType") == SHA256_EMAIL for i in user.get("userIds") or ()):
-            keys.append("em")
-        info = user.get("userInfo") or {}
-        keys.extend(key for name, key in _MATCH_KEYS.items() if info.get(name))
+        for item in user.get("userIds") or ():
+            if item.get("idType") == SHA256_EMAIL:
+                keys.append("em")
+                break
+        info = user.get("userInfo")
+        if info:
+            keys.extend(key for name, key in _MATCH_KEYS.items() if info.get(name))
         return tuple(keys)
+
+
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """A JSON object (``dict`` first: ``isinstance`` of an ABC costs more)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+@lru_cache(maxsize=256)
+def _is_rule(conversion: str) -> bool:
+    """A conversion rule urn (an event's few rules are checked once each)."""
+    return CONVERSION_RULE.fullmatch(conversion) is not None
 
 
 def _has_user_id(ids: object) -> bool:
     if not isinstance(ids, list) or not ids:
         return False
     for item in ids:
-        if not isinstance(item, Mapping) or item.get("idType") not in ID_TYPES:
+        if not _is_map(item) or item.get("idType") not in ID_TYPES:
             return False
         value = item.get("idValue")
         if not isinstance(value, str) or not value:
