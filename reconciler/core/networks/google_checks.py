@@ -25,6 +25,8 @@ MAX_AGE: Final = timedelta(days=90)
 SAFETY_MARGIN: Final = timedelta(hours=1)  # expire locally before Google's limit
 MAX_FUTURE: Final = timedelta(seconds=60)
 MAX_IDENTIFIERS: Final = 10
+_MAX_AGE_S: Final = int((MAX_AGE - SAFETY_MARGIN).total_seconds())
+_MAX_FUTURE_S: Final = int(MAX_FUTURE.total_seconds())
 GRANTED: Final = "CONSENT_GRANTED"
 DENIED: Final = "CONSENT_DENIED"
 CONSENT_VALUES: Final = frozenset({GRANTED, DENIED})
@@ -155,7 +157,7 @@ def _value_reason(payload: Mapping[str, Any]) -> str | None:
 def validate(payload: Mapping[str, Any], now: datetime, *,
              safety_margin: timedelta = SAFETY_MARGIN) -> str | None:
     """Why Google would refuse this event (None: fine); never raises, whatever the payload."""
-    if not isinstance(payload, Mapping):
+    if not is_map(payload):
         return "missing_field"
     tid = payload.get("transactionId")
     if type(tid) is not str or not tid:
@@ -164,9 +166,11 @@ def validate(payload: Mapping[str, Any], now: datetime, *,
     if at is None:
         return "bad_timestamp"
     now_s = int((now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp())
-    if at < now_s - int((MAX_AGE - safety_margin).total_seconds()):
+    max_age_s = (_MAX_AGE_S if safety_margin is SAFETY_MARGIN
+                 else int((MAX_AGE - safety_margin).total_seconds()))
+    if at < now_s - max_age_s:
         return "too_old"
-    if at > now_s + int(MAX_FUTURE.total_seconds()):
+    if at > now_s + _MAX_FUTURE_S:
         return "in_future"
     reason = _consent_reason(payload) or _value_reason(payload)
     if reason:
