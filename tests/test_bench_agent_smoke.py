@@ -35,6 +35,10 @@ def test_agent_throughput_quick() -> None:
     assert "### (d) Delivering 2,000 CRM events to three networks at once vs Meta alone" in out
     assert "| three networks | 6,000 |" in out and "| Meta alone | 2,000 |" in out
     assert "ratio three networks / Meta alone, per network event, each run: " in out
+    # issue 16 item 7: the budget, and whether each run met it
+    assert re.search(r"budget per CRM event: 3 x Meta alone's per network event [+] -?[0-9.]+ µs",
+                     out)
+    assert re.search(r"each run, three networks / budget: .*; met in [0-9]+ of [0-9]+ runs", out)
     if "facebook-business is not installed" not in out:  # the SDK columns, when it is there
         assert "| facebook-business: `Event.normalize()` + json |" in out
         spread = r"[0-9.]+ / [0-9.]+ / [0-9.]+x"
