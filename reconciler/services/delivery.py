@@ -15,7 +15,10 @@ answers each request with an ``Outcome``, the only thing read here of a network'
   checked again; a row that failed an attempt or came back from the dead letters
   (``OutboxRow.checked`` false) is checked in full again, and dead-lettered with the
   validation reason if it fails;
-- ``sent`` with every event received: the batch's rows are marked sent in one statement. The
+- ``sent`` with every event received: the rows sent are marked in one statement per page of
+  the pass (not per request: one target per LinkedIn conversion rule or Google action makes
+  many small requests; a crash before the mark sends them again under the same ids, which the
+  networks deduplicate). The
   request body is the rows' stored JSON (``Destination.send`` takes the bytes). Fewer events
   received than sent: which ones is unknown, so the whole batch is retried as below (the
   network deduplicates the ones it had), and a row still not acknowledged after the policy's
@@ -125,6 +128,7 @@ class Deliverer:
         self.networks: dict[str, str] = {}  # target -> its network (for status)
         self.live_networks: set[str] | None = None  # of the live events the last pass read
         self._recheck: dict[str, float] = {}  # paused target -> when its token is read again
+        self._settled: list[int] = []  # rows sent in this page, marked together (``_settle``)
 
     # -- holds ------------------------------------------------------------------------------
 
@@ -152,19 +156,29 @@ class Deliverer:
         live = {e.id: e for e in self._provider.list_events()}
         self.live_networks = {e.spec.destination for e in live.values()}
         accounts = {a.name: a for a in self._provider.list_accounts()}
-        while True:
-            after = page[-1].seq
-            sendable = self._screen(page, live, accounts, report)
-            for (network, target, name), rows in _grouped(sendable).items():
-                if target not in held:
-                    self._deliver_group(network, target, accounts[name], rows, report, held)
-            if len(page) < self._batch * PAGE_BATCHES:
-                break
-            page = self._store.due(now, self._batch * PAGE_BATCHES, after, held)
-            if not page:
-                break
+        try:
+            while True:
+                after = page[-1].seq
+                sendable = self._screen(page, live, accounts, report)
+                for (network, target, name), rows in _grouped(sendable).items():
+                    if target not in held:
+                        self._deliver_group(network, target, accounts[name], rows, report, held)
+                self._settle()
+                if len(page) < self._batch * PAGE_BATCHES:
+                    break
+                page = self._store.due(now, self._batch * PAGE_BATCHES, after, held)
+                if not page:
+                    break
+        finally:
+            self._settle()  # what was sent before a failure is marked, not sent again
         self._store.release_claims("outbox")  # rows of targets held off, for others
         return report
+
+    def _settle(self) -> None:
+        """Mark the rows sent since the last call, in one transaction."""
+        if self._settled:
+            seqs, self._settled = self._settled, []
+            self._store.mark_sent(seqs)
 
     def _screen(self, rows: list[OutboxRow], live: dict[str, LiveEvent],
                 accounts: dict[str, LiveAccount], report: DeliveryReport) -> list[OutboxRow]:
@@ -291,9 +305,8 @@ class Deliverer:
         return self._send(group, rows[:half]) and self._send(group, rows[half:])
 
     def _sent(self, group: _Group, rows: list[OutboxRow]) -> None:
-        if rows:
-            self._store.mark_sent([r.seq for r in rows])
-            group.report.sent += len(rows)
+        self._settled.extend(r.seq for r in rows)
+        group.report.sent += len(rows)
 
     def _rejected(self, group: _Group, rows: list[OutboxRow], outcome: Outcome) -> bool:
         """The network named the refused events: those are dead. The others were taken when
