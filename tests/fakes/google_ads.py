@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakes.google_ads_contract import PATH, Refusal, check_request
-from fakes.graph import QuietServer
+from fakes.loopback import Loopback
 
 __all__ = ["FakeGoogleAds", "Refusal", "check_request"]
 
@@ -83,7 +82,7 @@ def fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 @dataclass
-class FakeGoogleAds:
+class FakeGoogleAds(Loopback):
     """Run with ``with FakeGoogleAds(token="t") as google:``; point clients at ``base_url``."""
 
     token: str = "google-test-token"
@@ -97,33 +96,8 @@ class FakeGoogleAds:
     validated: list[dict[str, Any]] = field(default_factory=list)  # valid validateOnly bodies
     faults: list[Fault] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._server: QuietServer | None = None
-
-    def __enter__(self) -> FakeGoogleAds:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def fail_next(self, kind: str, times: int = 1, *, retry_after: float | None = None,
                   delay: float = 0.0) -> None:

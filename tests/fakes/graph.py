@@ -34,16 +34,16 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakes import graph_quality
+from fakes.loopback import Loopback
 
 MAX_EVENTS = 1000
 MAX_AGE_S = 7 * 24 * 3600
@@ -198,16 +198,6 @@ def _check_custom_data(i: int, custom: Any) -> None:
 
 # -- the server ------------------------------------------------------------------------------
 
-class QuietServer(ThreadingHTTPServer):
-    """A threading server that does not print tracebacks for clients that vanished (killed
-    agents, timeouts): those are part of the tests."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return
-
-
 @dataclass
 class Fault:
     kind: str  # 500 | 613 | 190 | slow | drop | short
@@ -226,7 +216,7 @@ class RequestLog:
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(Loopback):
     """Run with ``with FakeGraph(token="t") as graph:``; point clients at ``graph.base_url``."""
 
     token: str = "test-token"
@@ -240,35 +230,10 @@ class FakeGraph:
     quality: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     quality_requests: list[dict[str, str]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._server: QuietServer | None = None
-
     # -- control ------------------------------------------------------------------------------
 
-    def __enter__(self) -> FakeGraph:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def fail_next(self, kind: str, times: int = 1, *, retry_after: float | None = None,
                   delay: float = 0.0, received: int = 0) -> None:

@@ -10,41 +10,24 @@ are unknown, 400 for a malformed request or more than 100 ids, 401 for a wrong t
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fakes.loopback import Loopback
 
 PATH = "/crm/v3/objects/contacts/batch/read"
 
 
 @dataclass
-class FakeHubSpotCrm:
+class FakeHubSpotCrm(Loopback):
     token: str = "hs-token"
     contacts: dict[str, dict[str, str]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     rate_limited: list[float | None] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._server: ThreadingHTTPServer | None = None
-        self._mutex = threading.Lock()
-
-    def __enter__(self) -> FakeHubSpotCrm:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def rate_limit_next(self, times: int, retry_after: float | None = None) -> None:
         self.rate_limited.extend([retry_after] * times)

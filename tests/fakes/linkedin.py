@@ -36,14 +36,15 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from fakes.loopback import Loopback
 
 PATH = "/rest/conversionEvents"
 MAX_ELEMENTS = 5000
@@ -192,15 +193,6 @@ def _check_value(value: Any) -> None:
 
 # -- the server ------------------------------------------------------------------------------
 
-class QuietServer(ThreadingHTTPServer):
-    """A threading server that prints no tracebacks for clients that vanished."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return
-
-
 @dataclass
 class Fault:
     kind: str  # 500 | 429 | 401 | 403 | slow | drop
@@ -217,7 +209,7 @@ class RequestLog:
 
 
 @dataclass
-class FakeLinkedIn:
+class FakeLinkedIn(Loopback):
     """Run with ``with FakeLinkedIn(token="t") as li:``; point clients at ``li.base_url``."""
 
     token: str = "test-token"
@@ -230,27 +222,8 @@ class FakeLinkedIn:
     headers: list[dict[str, str]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._server: QuietServer | None = None
-
-    def __enter__(self) -> FakeLinkedIn:
-        server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def fail_next(self, kind: str, times: int = 1, *, retry_after: float | None = None,
                   delay: float = 0.0) -> None:

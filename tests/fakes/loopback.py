@@ -1,0 +1,59 @@
+"""What every strict fake shares: a quiet threading HTTP server on loopback that lives as long
+as the fake (``with Fake(...) as fake:``, or ``start``/``stop``), and its ``base_url``.
+
+A fake is a dataclass that mixes in ``Loopback``, calls ``Loopback.__post_init__`` and gives
+its request handler class in ``handler()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A threading server that does not print tracebacks for clients that vanished (killed
+    agents, timeouts): those are part of the tests."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
+class Loopback:
+    """Start, stop and address a fake's server; ``_mutex`` guards the fake's records."""
+
+    _server: QuietServer | None
+
+    def __post_init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._server = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        server = QuietServer(("127.0.0.1", 0), self.handler())
+        self._server = server
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
