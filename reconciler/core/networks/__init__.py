@@ -11,11 +11,11 @@ network, in ``adapters.networks``) answers for one request; delivery reads nothi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
@@ -87,6 +87,29 @@ class NetworkRules(Protocol):
     def match_keys(self, payload: Mapping[str, Any]) -> tuple[str, ...]:
         """Which of ``core.coverage.MATCH_KEYS`` the payload carries (em, ph, fn, ln, ...,
         external_id, ip, ua ...), for coverage."""
+
+
+B = TypeVar("B")
+
+
+class BuilderMemo(Generic[B]):
+    """Builders made once per (live event, account) pair, for the rules that read a contact
+    outside building (``skip_reason``). Keyed by the objects' ids, holding the objects so an id
+    is never reused while its entry lives; emptied when ``size`` pairs are held."""
+
+    def __init__(self, make: Callable[[LiveEvent, AccountSpec], B], size: int = 256) -> None:
+        self._make, self._size = make, size
+        self._made: dict[tuple[int, int], tuple[LiveEvent, AccountSpec, B]] = {}
+
+    def __call__(self, live: LiveEvent, account: AccountSpec) -> B:
+        found = self._made.get((id(live), id(account)))
+        if found is not None and found[0] is live and found[1] is account:
+            return found[2]
+        if len(self._made) >= self._size:
+            self._made.clear()
+        builder = self._make(live, account)
+        self._made[(id(live), id(account))] = (live, account, builder)
+        return builder
 
 
 @cache

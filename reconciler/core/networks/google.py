@@ -48,7 +48,7 @@ from reconciler.core.capi import event_id
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, Google, SecretRef
-from reconciler.core.networks import NetworkRules
+from reconciler.core.networks import BuilderMemo, NetworkRules
 from reconciler.core.networks.google_checks import (
     CLICK_ID,
     DENIED,
@@ -368,21 +368,9 @@ _MATCH_KEYS: Final = {"emailAddress": ("em",), "phoneNumber": ("ph",),
 _MATCH_ORDER: Final = ("em", "ph", "fn", "ln", "zp", "country")
 
 
-# skip_reason's builder per (live event, account), objects kept so an id is never reused.
-_SKIP_BUILDERS: Final[dict[tuple[int, int], tuple[LiveEvent, AccountSpec, GoogleBuilder]]] = {}
-
-
-def _builder_for(live: LiveEvent, account: AccountSpec) -> GoogleBuilder:
-    """The builder ``skip_reason`` reads a contact with, made once per live event and account
-    (its ``dropped`` counts are never reported: the queued payload's builder counts them)."""
-    found = _SKIP_BUILDERS.get((id(live), id(account)))
-    if found is not None and found[0] is live and found[1] is account:
-        return found[2]
-    if len(_SKIP_BUILDERS) >= 256:
-        _SKIP_BUILDERS.clear()
-    builder = GoogleBuilder(live, account)
-    _SKIP_BUILDERS[(id(live), id(account))] = (live, account, builder)
-    return builder
+# skip_reason's builder per (live event, account): its ``dropped`` counts are never reported
+# (the queued payload's builder counts them).
+_builder_for: Final = BuilderMemo(GoogleBuilder)
 
 
 class GoogleRules:

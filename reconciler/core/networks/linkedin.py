@@ -41,7 +41,7 @@ from reconciler.core.crm import Contact, FormSubmission, StageChange, to_epoch_m
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import LINKEDIN_CONVERSION_RULE_PATTERN, AccountSpec, SecretRef
 from reconciler.core.models import LinkedIn as LinkedInSetup
-from reconciler.core.networks import NetworkRules
+from reconciler.core.networks import BuilderMemo, NetworkRules
 from reconciler.core.normalize import clean, is_hashed, sha256_hex
 from reconciler.core.places import country_code
 
@@ -275,21 +275,9 @@ class LinkedInBuilder:
 
 # -- the rules -------------------------------------------------------------------------------
 
-# skip_reason's builder per (live event, account), objects kept so an id is never reused.
-_SKIP_BUILDERS: Final[dict[tuple[int, int], tuple[LiveEvent, AccountSpec, LinkedInBuilder]]] = {}
-
-
-def _builder_for(live: LiveEvent, account: AccountSpec) -> LinkedInBuilder:
-    """The builder ``skip_reason`` reads a contact with, made once per live event and account
-    (its ``dropped`` counts are never reported: the queued payload's builder counts them)."""
-    found = _SKIP_BUILDERS.get((id(live), id(account)))
-    if found is not None and found[0] is live and found[1] is account:
-        return found[2]
-    if len(_SKIP_BUILDERS) >= 256:
-        _SKIP_BUILDERS.clear()
-    builder = LinkedInBuilder(live, account)
-    _SKIP_BUILDERS[(id(live), id(account))] = (live, account, builder)
-    return builder
+# skip_reason's builder per (live event, account): its ``dropped`` counts are never reported
+# (the queued payload's builder counts them).
+_builder_for: Final = BuilderMemo(LinkedInBuilder)
 
 
 class LinkedInRules:
