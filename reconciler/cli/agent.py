@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ def run(once: bool, role: str, dry_run: str | None, state: str | None, store: st
 
     setup_logging(log_format, log_level)
     handle = open_agent(agent_settings(state, store, dry_run, role=role, **run_settings))
-    signal.signal(signal.SIGTERM, lambda *_: handle.agent.stop())
+    _stop_after_cycle(handle.agent.stop)
     if not once:
         freeze_startup_heap()
         logging.getLogger("reconciler.agent").info(
@@ -348,3 +349,15 @@ def _section(title: str, counts: dict[str, int]) -> list[str]:
     return [f"{title}:"] + [f"  {reason or '-':<{width}}  {n}"
                             for reason, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
 
+
+def _stop_after_cycle(stop: Callable[[], None]) -> None:
+    """SIGTERM, or a first Ctrl-C, ends the agent after its current cycle (exit 0); a second
+    Ctrl-C interrupts it at once (exit 130: what was not settled is sent again on the next
+    run, under the same event ids)."""
+    def handler(signum: int, _frame: object) -> None:
+        stop()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

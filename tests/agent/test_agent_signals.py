@@ -1,0 +1,47 @@
+"""``convctl agent run`` as a real process: SIGTERM or a first Ctrl-C (SIGINT) stop it after
+its current cycle with exit 0, as its help says; a second Ctrl-C interrupts it at once (130)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    log = tmp_path / "agent.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVCTL_", "ACME_"))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli.main", "agent", "run", "--state",
+             f"sqlite:///{tmp_path / 'state.db'}", "--poll-interval", "0.2"],
+            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL, stderr=out)
+    deadline = time.monotonic() + 30
+    while b"agent running" not in log.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return proc, log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_the_agent_after_its_cycle_with_exit_0(
+        tmp_path: Path, signum: signal.Signals) -> None:
+    proc, log = _start(tmp_path)
+    proc.send_signal(signum)
+    assert proc.wait(15) == 0, log.read_text()
+    text = log.read_text()
+    assert "Interrupted" not in text and "Traceback" not in text
+
+
+def test_a_second_ctrl_c_interrupts_at_once(tmp_path: Path) -> None:
+    proc, log = _start(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(15)
+    assert code in (0, 130), log.read_text()  # 0 when the first stop won the race
+    assert "Traceback" not in log.read_text()
