@@ -45,8 +45,8 @@ def retry_dead_command(*, reason: str | None, events: tuple[str, ...], since: st
     text = f"{verb} {result.queued} dead letter(s) again" + (
         f" (reason {reason})." if reason else ".")
     if result.too_old:
-        text += (f" Refused {result.too_old} older than Meta's 7-day window: they stay dead "
-                 "(Meta would reject them).")
+        text += (f" Refused {result.too_old} older than their network's window (Meta 7 days, "
+                 "LinkedIn and Google Ads 90): they stay dead (the network would reject them).")
     app.out(text)
 
 

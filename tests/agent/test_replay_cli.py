@@ -73,8 +73,9 @@ def test_dry_run_lists_what_would_be_queued_and_changes_nothing(state: Path) -> 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split()[1] for line in lines[:-1]] == ["funnel-Customer-3", "funnel-Customer-0"]
-    assert lines[-1] == ("Would queue 2 dead letter(s) again. Refused 1 older than Meta's "
-                         "7-day window: they stay dead (Meta would reject them).")
+    assert lines[-1] == ("Would queue 2 dead letter(s) again. Refused 1 older than their "
+                         "network's window (Meta 7 days, LinkedIn and Google Ads 90): they "
+                         "stay dead (the network would reject them).")
     assert statuses(state) == before
 
 
@@ -87,14 +88,15 @@ def test_filters_choose_the_rows_and_too_old_ones_stay_dead(state: Path) -> None
                                ("demo-request-Lead-0", "dead", "not_received")]
     until = (NOW - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     result = run("agent", "retry-dead", "--until", until)
-    assert result.stdout == ("Queued 1 dead letter(s) again. Refused 1 older than Meta's "
-                             "7-day window: they stay dead (Meta would reject them).\n")
+    assert result.stdout == ("Queued 1 dead letter(s) again. Refused 1 older than their "
+                             "network's window (Meta 7 days, LinkedIn and Google Ads 90): "
+                             "they stay dead (the network would reject them).\n")
     assert [s for _, s, _ in statuses(state)] == ["queued", "queued", "dead", "dead"]
     result = run("agent", "retry-dead", "--reason", "not_received")
     assert result.stdout == "Queued 1 dead letter(s) again (reason not_received).\n"
     assert run("agent", "retry-dead").stdout == (
-        "Queued 0 dead letter(s) again. Refused 1 older than Meta's 7-day window: they stay "
-        "dead (Meta would reject them).\n")
+        "Queued 0 dead letter(s) again. Refused 1 older than their network's window (Meta 7 "
+        "days, LinkedIn and Google Ads 90): they stay dead (the network would reject them).\n")
     assert statuses(state)[2] == ("funnel-Customer-8", "dead", "rejected")
 
 

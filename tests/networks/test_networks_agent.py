@@ -344,3 +344,27 @@ def test_google_naming_one_bad_event_gets_the_others_sent_again_not_counted_sent
     assert taken == {row.event_id}  # the good event arrived; the refused one never did
     dead = handle.store.dead_letters()
     assert [(d["eventId"], d["reason"]) for d in dead] == [("bad-click-id", "rejected")]
+
+
+def test_a_postgresql_store_delivers_to_every_network_too(
+        tmp_path: Path, fakes: Fakes, clock: Clock, postgres_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same delivery with the agent's queues in PostgreSQL (``--store postgresql://``):
+    rows keyed by destination and target there too."""
+    for name, token in TOKENS.items():
+        monkeypatch.setenv(name, token)
+    state = tmp_path / "state.db"
+    live = applied_three(state, CREATED)
+    handle = open_agent(AgentSettings(state=f"sqlite:///{state}", store=postgres_url,
+                                      **fakes.urls()), clock=clock, sleep=clock.sleep)
+    try:
+        _, later = _feed(tmp_path, handle)
+        handle.agent.run(once=True)
+        status = handle.agent.status().as_json()
+    finally:
+        handle.close()
+    assert fakes.received() == _expected(live, later)
+    assert {t: c["network"] for t, c in status["targets"].items()} == {
+        PIXEL: "meta", LI_FORM: "linkedin", LI_STAGE: "linkedin", G_FORM: "google",
+        G_STAGE: "google"}
+    assert status["outbox"] == {"queued": 0, "sent": 7, "dead": 0}

@@ -5,7 +5,7 @@ in, carries the session's CSRF token. Writes need a token with the ``write`` sco
 confirmation: without ``confirmed=yes`` the answer is a page that asks (the script asks in a
 dialog instead and sends ``confirmed=yes``). They call the same service code as the CLI:
 ``services.events.set_enabled`` (``convctl events enable/disable``: drift for the next plan),
-``services.replay.replay`` (``convctl agent retry-dead``: letters past Meta's 7-day window
+``services.replay.replay`` (``convctl agent retry-dead``: letters past their network's window
 stay dead) and ``Provider.release_lock``
 (``convctl unlock``). A refused write shows its error on the page and changes nothing.
 """
@@ -194,8 +194,8 @@ async def requeue(request: Request) -> Response:
         text = (f"Queued {done.queued} dead letter(s) again ({scope(form)}); the agent checks "
                 "and sends them on its next pass.")
         if done.too_old:
-            text += (f" Refused {done.too_old} older than Meta's 7-day window: they stay dead "
-                     "(Meta would reject them).")
+            text += (f" Refused {done.too_old} older than their network's window (Meta 7 days, "
+                     "LinkedIn and Google Ads 90): they stay dead (the network would reject them).")
         return printable(text)
 
     return await _act(request, "/ui/dead/requeue",
