@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakes.google_ads_contract import PATH, Refusal, check_request
-from fakes.loopback import Loopback
+from fakes.loopback import JsonHandler, Loopback
 
 __all__ = ["FakeGoogleAds", "Refusal", "check_request"]
 
@@ -187,37 +186,19 @@ class FakeGoogleAds(Loopback):
 
 
 def _handler(google: FakeGoogleAds) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
+        content_type = "application/json; charset=UTF-8"
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            fault = google._next_fault()
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            body = self.body()
+            dropped, fault = self.transport_fault(google._next_fault())
+            if dropped:
                 return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-                fault = None
             if fault is not None:
                 status, answer, headers = fault_answer(fault)
                 google._log(RequestLog("", 0, status, False, None))
             else:
                 status, answer, headers = google.handle(self.path, self.headers, body)
-            raw = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json; charset=UTF-8")
-                self.send_header("content-length", str(len(raw)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
-            except OSError:
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+            self.send_json(status, answer, headers)
 
     return Handler

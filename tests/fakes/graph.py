@@ -33,7 +33,6 @@ import ipaddress
 import json
 import re
 import secrets
-import socket
 import time
 import urllib.parse
 from collections import Counter
@@ -43,7 +42,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakes import graph_quality
-from fakes.loopback import Loopback
+from fakes.loopback import JsonHandler, Loopback
 
 MAX_EVENTS = 1000
 MAX_AGE_S = 7 * 24 * 3600
@@ -371,35 +370,23 @@ def _parse_body(body: bytes, content_type: str, query: str) -> tuple[dict[str, A
 
 
 def _handler(graph: FakeGraph) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
-            fault = graph._next_fault()
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            dropped, fault = self.transport_fault(graph._next_fault())
+            if dropped:
                 return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-                fault = None
             if fault is not None:
                 status, answer, headers = fault_answer(fault)
             else:
                 status, answer, headers = graph.handle_quality(
                     self.path, self.headers.get("authorization"))
-            self._send(status, answer, headers)
+            self.send_json(status, answer, headers)
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            fault = graph._next_fault()
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            body = self.body()
+            dropped, fault = self.transport_fault(graph._next_fault())
+            if dropped:
                 return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-                fault = None
             if fault is not None and fault.kind == "short":
                 status, answer, headers = graph.handle(
                     self.path, body, self.headers.get("content-type", ""), fault.received)
@@ -411,22 +398,6 @@ def _handler(graph: FakeGraph) -> type[BaseHTTPRequestHandler]:
                     self.path, body, self.headers.get("content-type", ""))
             if graph.latency:
                 time.sleep(graph.latency)
-            self._send(status, answer, headers)
-
-        def _send(self, status: int, answer: dict[str, Any], headers: dict[str, str]) -> None:
-            raw = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
-            except OSError:  # the client gave up (timeout): nothing to answer to
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+            self.send_json(status, answer, headers)
 
     return Handler

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,7 +43,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from fakes.loopback import Loopback
+from fakes.loopback import JsonHandler, Loopback
 
 PATH = "/rest/conversionEvents"
 MAX_ELEMENTS = 5000
@@ -331,38 +330,18 @@ def fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 
 def _handler(fake: FakeLinkedIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            fault = fake.next_fault()
-            if fault is not None and fault.kind == "drop":
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
+            body = self.body()
+            dropped, fault = self.transport_fault(fake.next_fault())
+            if dropped:
                 return
-            if fault is not None and fault.kind == "slow":
-                time.sleep(fault.delay)
-                fault = None
             if fault is not None:
                 status, answer, headers = fault_answer(fault)
                 fake._log(RequestLog(self.headers.get("linkedin-version"), 0, status))
             else:
                 lowered = {k.lower(): v for k, v in self.headers.items()}
                 status, answer, headers = fake.handle(self.path, lowered, body)
-            raw = json.dumps(answer).encode()
-            try:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
-            except OSError:  # the client gave up (timeout): nothing to answer to
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+            self.send_json(status, answer, headers)
 
     return Handler
