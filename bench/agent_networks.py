@@ -76,11 +76,11 @@ def clear_caches() -> None:
     """Forget what earlier passes normalized, hashed and parsed, Meta's and the networks'."""
     import agent_throughput
 
-    from reconciler.core.networks import google, linkedin
+    from reconciler.core.networks import google_normalize, linkedin
 
     agent_throughput.clear_caches()
     linkedin.clear_caches()
-    google.clear_caches()
+    google_normalize.clear_caches()
 
 
 # -- (c) payload building per network ---------------------------------------------------------

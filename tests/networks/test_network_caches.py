@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.core.networks import google, google_checks, linkedin
+from reconciler.core.networks import google_normalize as gn
 from reconciler.core.normalize import clean
 
 ACCOUNT = account_spec()
@@ -41,30 +42,30 @@ def library_phone(value: str, region: str | None) -> str | None:
 @given(PHONES, REGIONS)
 def test_the_north_american_fast_path_answers_what_phonenumbers_answers(
         raw: str, region: str | None) -> None:
-    assert google._norm_phone(raw, region) == library_phone(raw, region)
+    assert gn._norm_phone(raw, region) == library_phone(raw, region)
 
 
 def test_the_fast_path_takes_the_usual_north_american_numbers() -> None:
-    assert google._nanp("(800) 555-0100", "US") == "+18005550100"
-    assert google._nanp("+1 212 555 0100", "GB") == "+12125550100"
-    assert google._nanp("(800) 555-0100", "GB") is None  # a national number elsewhere: library
-    assert google._nanp("(100) 555-0100", "US") is None  # no area code starts with 1
+    assert gn._nanp("(800) 555-0100", "US") == "+18005550100"
+    assert gn._nanp("+1 212 555 0100", "GB") == "+12125550100"
+    assert gn._nanp("(800) 555-0100", "GB") is None  # a national number elsewhere: library
+    assert gn._nanp("(100) 555-0100", "US") is None  # no area code starts with 1
 
 
 @given(st.sampled_from(["em", "ph", "fn", "ln"]), TEXTS | PHONES, REGIONS)
 def test_google_digests_cached_equal_uncached(key: str, raw: str, region: str | None) -> None:
-    google.clear_caches()
-    digest = google.digester(key, region)
-    expected = google.digest_uncached(key, raw, region)
+    gn.clear_caches()
+    digest = gn.digester(key, region)
+    expected = gn.digest_uncached(key, raw, region)
     assert digest(raw) == expected  # worked out
     assert digest(raw) == expected  # remembered
 
 
 def test_phone_digests_are_remembered_per_region() -> None:
-    google.clear_caches()
+    gn.clear_caches()
     national = "020 7946 0958"
-    assert google.digester("ph", "GB")(national) == google.sha256_hex("+442079460958")
-    assert google.digester("ph", "US")(national) != google.digester("ph", "GB")(national)
+    assert gn.digester("ph", "GB")(national) == gn.sha256_hex("+442079460958")
+    assert gn.digester("ph", "US")(national) != gn.digester("ph", "GB")(national)
 
 
 @given(TEXTS)
@@ -98,7 +99,7 @@ def test_skip_reasons_with_the_remembered_builder_equal_a_fresh_builders(
     expected = None if fresh.has_identifier(who, crm_event) else google.SKIP_NO_IDENTIFIER
     for _ in range(2):
         assert google.RULES.skip_reason(live, ACCOUNT, crm_event, who) == expected
-    google.clear_caches()
+    gn.clear_caches()
     payload = google.RULES.builder(live, ACCOUNT).build(crm_event, who)
     assert payload == google.GoogleBuilder(live, ACCOUNT).build(crm_event, who)  # cached
     assert (google.RULES.validate(payload, now()) is None) == (expected is None)
@@ -125,7 +126,7 @@ def char_by_char_name(value: str) -> str | None:
 
 @given(st.text(max_size=24) | st.text(alphabet=st.characters(max_codepoint=127), max_size=24))
 def test_the_ascii_name_path_answers_what_the_character_rule_answers(raw: str) -> None:
-    assert google.norm_name(raw) == char_by_char_name(raw)
+    assert gn.norm_name(raw) == char_by_char_name(raw)
 
 
 @given(st.text(max_size=20) | st.text(alphabet="AZaz09 -_.\t", max_size=20))
