@@ -19,7 +19,7 @@ from reconciler.cli.options import account_option, manifests_argument, state_opt
 
 if TYPE_CHECKING:
     from reconciler.core.plan import Plan
-    from reconciler.core.scope import Scope
+    from reconciler.core.validate import ManifestSet
 
 
 @click.command("plan")
@@ -76,13 +76,16 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
     app = App()
     manifest_paths, scope = list(paths) or ["manifests"], make_scope(accounts)
     policies = None if no_policies else load_policies_or_exit(app, policies_opt)
-    plan = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete,
-                        scope)
+    result = plan_or_exit(app, manifest_paths, state, prune_unmanaged, allow_mass_delete,
+                          scope)
+    plan, manifests = result.plan, result.manifests
+    assert plan is not None
     violations = None
     if policies is not None:
         from reconciler.services.policies import check_plan
 
-        violations = check_plan(plan, manifest_paths, policies, scope=scope)
+        violations = check_plan(plan, manifest_paths, policies, scope=scope,
+                                manifests=manifests)
     app.out(render(plan, fmt, color=app.color, violations=violations))
     refused = blocking(violations or [])
     if policies is not None:
@@ -92,8 +95,8 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
         saved = "; the plan was not saved" if out else ""
         app.err(f"error: the plan violates {len(refused)} policy rule(s) (listed above); "
                 f"apply refuses it until they pass{saved}")
-    remote_refused = validate_remote and not _validated_remotely(
-        app, plan, manifest_paths, scope, google_url)
+    remote_refused = validate_remote and not _validated_remotely(app, plan, manifests,
+                                                                 google_url)
     if remote_refused and out:
         app.err("error: Google Ads refused the plan's test events; the plan was not saved")
     if plan.errors or refused or remote_refused:
@@ -106,15 +109,12 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
 
 
 
-def _validated_remotely(app: App, plan: Plan, paths: list[str], scope: Scope,
-                        google_url: str) -> bool:
+def _validated_remotely(app: App, plan: Plan, manifests: ManifestSet, google_url: str) -> bool:
     """Print Google's refusals as diagnostics; True when every test event was taken."""
     from reconciler.adapters.networks.google import GoogleDestination, reason_of
     from reconciler.adapters.secrets import resolve_secret
-    from reconciler.services.planning import load_manifests
     from reconciler.services.remote_validation import validate_remote
 
-    manifests = load_manifests(paths, scope).manifests
     sender = GoogleDestination(google_url, validate_only=True)
     try:
         report = validate_remote(plan, manifests, sender, resolve_secret, reason_of)

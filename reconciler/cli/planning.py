@@ -16,10 +16,11 @@ from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
     from reconciler.adapters.policy import PolicySet
+    from reconciler.services.planning import PlanResult
 
 
 def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged: bool,
-                 allow_mass_delete: bool, scope: Scope = None) -> Plan:
+                 allow_mass_delete: bool, scope: Scope = None) -> PlanResult:
     from reconciler.adapters.state import open_provider
     from reconciler.cli import lifetime
     from reconciler.services.planning import make_plan
@@ -33,7 +34,7 @@ def plan_or_exit(app: App, paths: list[str], state: str | None, prune_unmanaged:
     lifetime.keep(result)  # never freed: the process ends first (cli/lifetime.py)
     show_diagnostics(app, result.diagnostics)
     assert result.plan is not None  # no errors: show_diagnostics exits on them
-    return result.plan
+    return result  # the plan and the manifests it was made from (policies read them too)
 
 
 def show_diagnostics(app: App, diagnostics: Diagnostics) -> None:

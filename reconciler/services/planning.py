@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.core.live import LiveAccount, LiveEvent
+from reconciler.core.live import LiveAccount
 from reconciler.core.plan import Plan
 from reconciler.core.provider import StateReader
 from reconciler.core.scope import Scope, check_known, in_scope
@@ -20,7 +20,6 @@ class PlanResult:
     plan: Plan | None  # None when the manifests have errors
     manifests: ManifestSet
     diagnostics: Diagnostics
-    live_events: list[LiveEvent] = field(default_factory=list)  # what was planned against
 
 
 def manifests_hash(paths: Sequence[str | Path]) -> str:
@@ -77,7 +76,7 @@ def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = 
     events = [ev for ev in reader.list_events() if ev.account in names]
     plan = build_plan(manifests, accounts, events, prune_unmanaged=prune_unmanaged,
                       allow_mass_delete=allow_mass_delete, manifests_hash=loaded.manifests_hash)
-    return PlanResult(plan, manifests, diags, events)
+    return PlanResult(plan, manifests, diags)
 
 
 def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
