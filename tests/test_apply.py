@@ -228,3 +228,73 @@ spec:
     assert apply_plan(plan, provider, progress=lambda _: None, holder="test").ok
     assert provider.list_accounts()[0].spec.tier == "professional"
     assert not _plan(provider, paths=[tmp_path]).changes
+
+
+_NETWORKS_ACCOUNT = """\
+apiVersion: convctl/v1
+kind: Account
+metadata: {{name: nets}}
+spec:
+  portalId: 2
+  tier: professional
+  forms: [{forms}]
+  facebook: {{businessId: "1122334455", pixelId: "123456789012345", adAccounts: [act_1],
+             accessToken: {{env: T}}}}
+{linkedin}"""
+_LINKEDIN_BLOCK = """\
+  linkedin: {adAccount: "urn:li:sponsoredAccount:5123", accessToken: {env: L}}
+"""
+_FORM_A, _FORM_B = "3f9a1c2e-7b4d-4e8f-a0b1-c2d3e4f5a6b7", "4f9a1c2e-7b4d-4e8f-a0b1-c2d3e4f5a6b7"
+_NETWORK_EVENT = """\
+---
+apiVersion: convctl/v1
+kind: ConversionEvent
+metadata: {{name: {name}}}
+spec:
+  account: nets
+  {target}
+  trigger: {{formSubmission: {{formId: {form}{meta}, consent: {{property: c, value: "y"}}}}}}
+  dataSharing: {{properties: [email]}}
+"""
+
+
+def _nets(tmp_path: Path, linkedin: bool, forms: list[str], *events: tuple[str, str, str]
+          ) -> Path:
+    text = _NETWORKS_ACCOUNT.format(linkedin=_LINKEDIN_BLOCK if linkedin else "", forms=", ".join(
+        f"{{id: {form}, name: F{i}}}" for i, form in enumerate(forms)))
+    for rule, (name, network, form) in enumerate(events):
+        target = (f"network: linkedin\n  conversionRule: urn:lla:llaPartnerConversion:{rule}"
+                  if network == "linkedin" else "adAccount: act_1")
+        text += _NETWORK_EVENT.format(name=name, target=target, form=form,
+                                      meta=", facebookEvent: Lead" if network == "meta" else "")
+    (tmp_path / "m.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("adds_a_form", [False, True])
+def test_removing_a_network_block_and_its_events_deletes_the_events_first(
+        tmp_path: Path, adds_a_form: bool) -> None:
+    """The backends refuse an account update that strands live events of a network (E128, R1):
+    a plan that removes the linkedin block and the LinkedIn events runs the delete and the
+    replace of a LinkedIn event by a Meta one before the account update; when the update also
+    adds a form a new event uses, it still runs before that event's create."""
+    provider = MemoryProvider()
+    first = _nets(tmp_path, True, [_FORM_A], ("li", "linkedin", _FORM_A),
+                  ("moved", "linkedin", _FORM_A))
+    assert _apply(provider, paths=[first]).ok
+    events = [("moved", "meta", _FORM_A)]  # network is immutable: a replace
+    if adds_a_form:
+        events.append(("new", "meta", _FORM_B))
+    second = _nets(tmp_path, False, [_FORM_A, _FORM_B] if adds_a_form else [_FORM_A],
+                   *events)
+    plan = _plan(provider, paths=[second])
+    expected = ([("event", "li"), ("event", "moved"), ("account", "nets"), ("event", "new")]
+                if adds_a_form else  # removing the block is all it does: last
+                [("event", "li"), ("event", "moved"), ("account", "nets")])
+    assert [(c.kind, c.name) for c in plan.changes] == expected
+    result = apply_plan(plan, provider, progress=lambda _: None, holder="test")
+    assert result.ok, [s.detail for s in result.steps]
+    assert provider.list_accounts()[0].spec.linkedin is None
+    assert sorted((e.name, e.spec.destination) for e in provider.list_events()) == sorted(
+        (name, network) for name, network, _ in events)
+    assert _plan(provider, paths=[second]).is_empty

@@ -1,11 +1,13 @@
 """Quota-safe ordering of one account's changes (product.md §3, R7, R9).
 
 Phases, in apply order: account changes that keep or raise the limit; deletes and updates that
-free slots (or use the same number); replaces; updates that take slots and creates; account
-changes that lower the limit (first instead, when they also change what events may use (ad
-accounts, forms, stages, lead sync) and the live use already fits the lower limit: every write
-is checked against its account, R1, R5, R6, R12). Within a phase, by event name. Walking that
-order decides each
+free slots (or use the same number); account changes that remove a network block (the backends
+refuse that while events of the network live, E128, R1: so after the deletes; after the
+replaces too when one moves an event off that network; last when that is all they do);
+replaces; updates that take slots and creates; account changes that lower the limit (first
+instead, when they also change what events may use (ad accounts, forms, stages, lead sync) and
+the live use already fits the lower limit: every write is checked against its account, R1, R5,
+R6, R12). Within a phase, by event name. Walking that order decides each
 replace: create-before-delete when there is headroom at that point, else delete-before-create.
 The walk also records every step's slot use (``quota.simulate`` gives before/after/peak).
 """
@@ -15,11 +17,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.core.plan import Action, Change
 from reconciler.core.quota import QuotaTrace, limit_for, simulate
 
-RAISE, FREE, REPLACE, GROW, LOWER = range(5)
+RAISE, FREE, NARROW, REPLACE, NARROW_LATE, GROW, LOWER = range(7)
+# Each network's account block (network_rules.BLOCKS).
+_BLOCK_OF = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,9 @@ class Step:
     def phase(self) -> int:
         c = self.change
         if c.kind == "account":
-            return LOWER if self.lowers else RAISE
+            if self.lowers or (self.narrows and _only_narrows(c)):
+                return LOWER
+            return NARROW if self.narrows else RAISE
         if c.action.is_replace:
             return REPLACE
         if c.action is Action.CREATE or c.quota_delta > 0:
@@ -46,6 +53,32 @@ class Step:
     def lowers(self) -> bool:
         return self.change.action is Action.UPDATE and self.limit_after is not None and (
             self.limit_after < _tier_limit(self.change))
+
+
+    @property
+    def narrows(self) -> bool:
+        """An account update that removes a network block: after the events that need it."""
+        return bool(_removed_blocks(self.change))
+
+
+def _removed_blocks(change: Change) -> list[str]:
+    before, after = change.before, change.after
+    if change.kind != "account" or change.action is not Action.UPDATE or not before or not after:
+        return []
+    return [k for k in _BLOCK_OF.values()
+            if before["spec"].get(k) is not None and after["spec"].get(k) is None]
+
+
+def _only_narrows(change: Change) -> bool:
+    """The update only removes blocks: no event being written can need it, so it goes last."""
+    if not (change.before and change.after):
+        return False
+    removed = set(_removed_blocks(change))
+
+    def kept(spec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in spec.items() if k not in removed}
+
+    return kept(change.before["spec"]) == kept(change.after["spec"])
 
 
 def _tier_limit(change: Change) -> int:
@@ -62,8 +95,18 @@ class AccountWalk:
     overflow: bool  # a step adding slots, or lowering the limit, ends above the limit then
 
 
-def sort_key(step: Step, early: bool = False) -> tuple[int, str, str]:
-    return (RAISE if early else step.phase, step.change.name, step.change.renamed_from or "")
+def sort_key(step: Step, early: bool = False, late: bool = False) -> tuple[int, str, str]:
+    phase = NARROW_LATE if late else (NARROW if step.narrows else RAISE) if early else step.phase
+    return (phase, step.change.name, step.change.renamed_from or "")
+
+
+def _replaces_off(step: Step, steps: Sequence[Step]) -> bool:
+    """Whether a replace moves an event off a network whose block ``step`` removes: the update
+    then waits for the replaces (which can then not need what it adds)."""
+    removed = set(_removed_blocks(step.change))
+    return bool(removed) and any(
+        s.change.action.is_replace and s.change.before
+        and _BLOCK_OF[s.change.before["spec"].get("network") or "meta"] in removed for s in steps)
 
 
 def _early(step: Step, used: int) -> bool:
@@ -83,7 +126,9 @@ def walk_account(steps: Sequence[Step], used: int, limit: int, final_limit: int)
     """
     start, ordered, deltas, overflow = used, list[Change](), list[int](), False
     early = {id(step) for step in steps if _early(step, used)}
-    for step in sorted(steps, key=lambda s: sort_key(s, id(s) in early)):
+    late = {id(step) for step in steps if sort_key(step, id(step) in early)[0] == NARROW
+            and _replaces_off(step, steps)}
+    for step in sorted(steps, key=lambda s: sort_key(s, id(s) in early, id(s) in late)):
         change, sub = _resolve(step, used, limit)
         if step.limit_after is not None:
             limit = step.limit_after
