@@ -117,6 +117,13 @@ def check_account_options(doc: AccountDoc, diags: Diagnostics) -> None:
                     doc.at("spec", "dataProcessingOptions", key=True))
 
 
+def no_block(account: str, network: str) -> str:
+    """E128's words (R1): validate's for an event, the state backends' for an account write
+    that would leave live events of ``network`` without their block."""
+    return (f"account {_shown(account)} has no {BLOCKS[network]} block: {LABELS[network]} "
+            f"events need their account to set up {LABELS[network]}")
+
+
 def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
     """E121 another network's target, E102 the network's target missing, E128 the account has
     no block for the network. True when the event's own target is there to check further."""
@@ -127,10 +134,8 @@ def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
             diags.error("E121", f"{key} is the target of {LABELS[other_network]} events; a "
                         f"{LABELS[network]} event names its {own} only",
                         ev.at("spec", key, key=True), "R1")
-    block = BLOCKS[network]
-    if getattr(account.model.spec, block) is None:
-        diags.error("E128", f"account {_shown(spec.account)} has no {block} block: "
-                    f"{LABELS[network]} events need their account to set up {LABELS[network]}",
+    if getattr(account.model.spec, BLOCKS[network]) is None:
+        diags.error("E128", no_block(spec.account, network),
                     ev.at("spec", "network") if spec.network else ev.at("spec", "account"), "R1")
         return False
     if spec.target is None:

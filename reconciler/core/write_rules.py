@@ -10,6 +10,10 @@ Differences, on purpose: there are no file positions; a token file's folder is n
 (agents and servers each have their own ``--secrets-dir``; the path must still be absolute,
 without ``..``); the quota (E313, R9) is left to the
 backend, which counts the live slots atomically with the write; warnings never refuse a write.
+An account write is also checked against the account's live events for one rule validate checks
+on the events: each network an event sends to keeps its block (E128, R1; ``stranded``). Removing
+an ad account a live Meta event names is not refused (E202 is the event's: the event may still
+be switched off, or replaced by a plan that moves it to the new ad account).
 One conversion rule or action per event (E317, R16) is a rule of the whole desired state, which
 validate and plan check: a single write is not refused for it, since an apply may pass through a
 step where an event and the one taking over its conversion both exist.
@@ -17,13 +21,14 @@ step where an event and the one taking over its conversion both exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
-from reconciler.core import rules, validate
+from reconciler.core import network_rules, rules, validate
+from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import API_VERSION, Account, AccountSpec, EventSpec, Metadata
 from reconciler.core.source import Located, RawDocument, SourceMap
-from reconciler.diagnostics import Diagnostic, Diagnostics
+from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
 
 _ACCOUNT, _EVENT = "<account>", "<event>"
 _BACKEND_RULES = frozenset({"E313"})  # quota: the backend decides it with the live counts
@@ -67,3 +72,34 @@ def event_findings(account: str, account_spec: AccountSpec, name: str, spec: Eve
                                                                       renamed_from=None),
                                     spec=account_spec)
     return _findings([RawDocument(event, SourceMap(_EVENT))], _EVENT, model)
+
+
+class NetworkUse(NamedTuple):
+    """The live events of one account that send to ``network``: how many, and the first by
+    name (for the message)."""
+
+    network: str
+    first: str
+    events: int
+
+
+def unblocked_networks(spec: AccountSpec) -> list[str]:
+    """The networks this account spec has no block for (``network_rules.BLOCKS``): a backend
+    only reads its live events' networks when there is one."""
+    return [n for n, block in network_rules.BLOCKS.items() if getattr(spec, block) is None]
+
+
+def stranded(name: str, spec: AccountSpec, uses: Iterable[NetworkUse]) -> list[Diagnostic]:
+    """E128 (R1) for each network the account's live events send to that ``spec`` has no block
+    for: the account write would leave them unsendable (validate's words, then which events)."""
+    missing = set(unblocked_networks(spec))
+    found = []
+    for use in sorted(uses):
+        if use.network in missing:
+            label = network_rules.LABELS[use.network]
+            others = f" and {use.events - 1} more" if use.events > 1 else ""
+            found.append(Diagnostic(
+                Severity.ERROR, "E128",
+                f"{network_rules.no_block(name, use.network)}; delete its live {label} "
+                f"events first ({_shown(use.first)}{others})", rule="R1"))
+    return found

@@ -45,7 +45,8 @@ def put_account(request: Request, name: AccountName, body: AccountPut,
 
     A tier change that leaves more lifecycle-stage slots in use than the new limit is 409 (R9);
     an account its manifest could not be (a bad name, pixel or ad account...) is 422 with the
-    code validate gives (E106, E111 (R3), E112 (R2)...).
+    code validate gives (E106, E111 (R3), E112 (R2)...), and so is an update removing the
+    network block its live events of that network need (E128, R1).
     """
     version = parse_if_match(if_match)
     account = provider(request).put_account(name, body.spec, body.labels, version)

@@ -188,3 +188,60 @@ def test_an_event_the_rules_now_refuse_can_still_be_switched_off(provider: Provi
     renamed = off.model_copy(update={"name": "demo-2"})
     with pytest.raises(RuleViolationError):  # only the switch is exempt
         provider.update_event(live.id, renamed, stored.version)
+
+
+
+_NETWORK_BLOCKS = {"linkedin": {"adAccount": "urn:li:sponsoredAccount:5123",
+                                "accessToken": {"env": "ACME_LINKEDIN_TOKEN"}},
+                   "google": {"customerId": "1234567890",
+                              "accessToken": {"env": "ACME_GOOGLE_TOKEN"}}}
+_LABELS = {"linkedin": "LinkedIn", "google": "Google Ads"}
+
+
+def _on(network: str, name: str, target: int) -> EventWrite:
+    """A form event of ``network``: a LinkedIn conversion rule or a Google conversion action."""
+    data = form_event(name).spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    del data["adAccount"], data["trigger"]["formSubmission"]["facebookEvent"]
+    data |= ({"conversionRule": f"urn:lla:llaPartnerConversion:{target}"}
+             if network == "linkedin" else {"conversionAction": str(target)})
+    return EventWrite(account="acme", name=name,
+                      spec=EventSpec.model_validate({**data, "network": network}))
+
+
+@pytest.mark.parametrize("network", ["linkedin", "google"])
+def test_removing_a_block_its_live_events_use_is_refused_r1(provider: Provider,
+                                                           network: str) -> None:
+    """E128 (R1), validate's words: an account update may not strand live events of a network
+    by removing its block; nothing is written. Another block no event uses may go, and once
+    the network's events are deleted so may its block."""
+    provider.put_account("acme", account_spec(**_NETWORK_BLOCKS), {}, None)
+    events = [provider.create_event(_on(network, name, n)) for n, name in ((1, "b"), (2, "a"))]
+    provider.create_event(form_event("meta"))
+    without = account_spec(**{k: v for k, v in _NETWORK_BLOCKS.items() if k != network})
+    with pytest.raises(RuleViolationError) as caught:
+        provider.put_account("acme", without, {}, 1)
+    assert (caught.value.code, caught.value.rule) == ("E128", "R1")
+    label = _LABELS[network]
+    assert caught.value.detail == (
+        f"account 'acme': account 'acme' has no {network} block: {label} events need their "
+        f"account to set up {label}; delete its live {label} events first ('a' and 1 more)")
+    [live] = provider.list_accounts()
+    assert live.version == 1 and live.spec == account_spec(**_NETWORK_BLOCKS)  # nothing written
+    other = "google" if network == "linkedin" else "linkedin"
+    narrower = account_spec(**{network: _NETWORK_BLOCKS[network]})
+    assert getattr(provider.put_account("acme", narrower, {}, 1).spec, other) is None
+    for event in events:
+        provider.delete_event(event.id)
+    assert getattr(provider.put_account("acme", without, {}, 2).spec, network) is None
+
+
+def test_removing_the_facebook_block_of_live_meta_events_is_refused_r1(
+        provider: Provider) -> None:
+    provider.put_account("acme", account_spec(**_NETWORK_BLOCKS), {}, None)
+    provider.create_event(form_event("demo"))
+    with pytest.raises(RuleViolationError) as caught:
+        provider.put_account("acme", account_spec(facebook=None, **_NETWORK_BLOCKS), {}, 1)
+    assert (caught.value.code, caught.value.rule) == ("E128", "R1")
+    assert "no facebook block: Meta events" in caught.value.detail
+    assert "('demo')" in caught.value.detail
+    assert provider.list_accounts()[0].version == 1

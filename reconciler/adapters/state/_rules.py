@@ -118,6 +118,17 @@ def check_account_rules(name: str, spec: AccountSpec, labels: dict[str, str]) ->
         raise _violation(f"account '{name}'", findings)
 
 
+def check_account_networks(name: str, spec: AccountSpec,
+                           uses: Callable[[], Iterable[write_rules.NetworkUse]]) -> None:
+    """Refuse an account update that removes the block of a network its live events send to
+    (E128, R1: what validate says of those events). ``uses`` reads the events' networks inside
+    the write transaction; it is called only when ``spec`` lacks a block."""
+    if write_rules.unblocked_networks(spec):
+        findings = write_rules.stranded(name, spec, uses())
+        if findings:
+            raise _violation(f"account '{name}'", findings)
+
+
 def _exempt(old: LiveEvent, event: EventWrite) -> bool:
     """Updates that cannot make ``old`` break a rule it does not already break: parking it
     unchanged under ``NAME.replaced-ID``, or only switching it off (R19: sending stops at once,

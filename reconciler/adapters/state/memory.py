@@ -17,6 +17,7 @@ from reconciler.adapters.state import _rules as rules
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import AuditRecord, LockInfo
+from reconciler.core.write_rules import NetworkUse
 
 
 class MemoryProvider:
@@ -56,6 +57,7 @@ class MemoryProvider:
             rules.check_account_version(name, expected_version, old.version if old else None)
             if old is not None:
                 rules.check_tier_change(name, old.spec, spec, self._used(name))
+                rules.check_account_networks(name, spec, lambda: self._network_uses(name))
             account = LiveAccount(name=name, spec=spec.model_copy(deep=True), labels=dict(labels),
                                   version=old.version + 1 if old else 1, updated_at=self._clock())
             self._accounts[name] = account
@@ -173,6 +175,13 @@ class MemoryProvider:
 
     def _used(self, account: str) -> int:
         return sum(e.stage_count for e in self._events.values() if e.account == account)
+
+    def _network_uses(self, account: str) -> list[NetworkUse]:
+        names: dict[str, list[str]] = {}
+        for e in self._events.values():
+            if e.account == account:
+                names.setdefault(e.spec.destination, []).append(e.name)
+        return [NetworkUse(n, min(found), len(found)) for n, found in names.items()]
 
     def _check_name_free(self, account: str, name: str, own_id: str | None) -> None:
         for other in self._events.values():

@@ -35,6 +35,7 @@ from reconciler.adapters.state.postgres_schema import LOCKS_ADVISORY_KEY, Conn, 
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import AuditRecord, LockInfo
+from reconciler.core.write_rules import NetworkUse
 from reconciler.errors import StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -133,6 +134,7 @@ class PostgresProvider:
             rules.check_account_version(name, expected_version, old.version if old else None)
             if old is not None:
                 rules.check_tier_change(name, old.spec, spec, self._used(conn, name))
+                rules.check_account_networks(name, spec, lambda: self._network_uses(conn, name))
             account = LiveAccount(name=name, spec=spec, labels=dict(labels),
                                   version=old.version + 1 if old else 1, updated_at=self._now(conn))
             params = (name, Jsonb(spec.model_dump(mode="json", by_alias=True)),
@@ -305,6 +307,11 @@ class PostgresProvider:
         row = conn.execute("SELECT COALESCE(SUM(stage_count), 0) FROM events WHERE account = %s",
                            (account,)).fetchone()
         return int(row[0]) if row else 0
+
+    def _network_uses(self, conn: Conn, account: str) -> list[NetworkUse]:
+        rows = conn.execute("SELECT COALESCE(spec->>'network', 'meta'), MIN(name), COUNT(*) "
+                            "FROM events WHERE account = %s GROUP BY 1", (account,)).fetchall()
+        return [NetworkUse(*row) for row in rows]
 
     def _check_name_free(self, conn: Conn, account: str, name: str, own_id: str | None) -> None:
         row = conn.execute("SELECT id FROM events WHERE account = %s AND name = %s AND id IS "

@@ -42,6 +42,7 @@ from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import AuditRecord, LockInfo
+from reconciler.core.write_rules import NetworkUse
 from reconciler.errors import ConflictError, StateError
 
 _EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
@@ -149,6 +150,7 @@ class SqliteProvider:
             rules.check_account_version(name, expected_version, old.version if old else None)
             if old is not None:
                 rules.check_tier_change(name, old.spec, spec, self._used(conn, name))
+                rules.check_account_networks(name, spec, lambda: self._network_uses(conn, name))
             account = LiveAccount(name=name, spec=spec, labels=dict(labels),
                                   version=old.version + 1 if old else 1, updated_at=self._clock())
             conn.execute(
@@ -350,6 +352,12 @@ class SqliteProvider:
         row = conn.execute("SELECT COALESCE(SUM(stage_count), 0) FROM events WHERE account = ?",
                            (account,)).fetchone()
         return int(row[0])
+
+    def _network_uses(self, conn: sqlite3.Connection, account: str) -> list[NetworkUse]:
+        rows = conn.execute("SELECT COALESCE(json_extract(spec, '$.network'), 'meta'), MIN(name), "
+                            "COUNT(*) FROM events WHERE account = ? GROUP BY 1",
+                            (account,)).fetchall()
+        return [NetworkUse(*row) for row in rows]
 
     def _check_name_free(self, conn: sqlite3.Connection, account: str, name: str,
                          own_id: str | None) -> None:
