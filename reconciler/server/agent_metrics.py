@@ -17,7 +17,9 @@ convctl_agent_skips_total{reason}                     CRM events that fired noth
                                                       (R4-R19, and each network's own reasons)
 convctl_agent_dead_letters{reason}                    dead letters by reason (retry-dead lowers it)
 convctl_agent_target_paused{network,target,reason}    1 per target that cannot send: token,
-                                                      permission, token_unavailable (else other)
+                                                      permission, version (LinkedIn's API version
+                                                      no longer served), token_unavailable
+                                                      (else other)
 convctl_agent_pixel_paused{pixel,reason}              the same for Meta's targets (as before)
 convctl_agent_inbox_held{reason}                      1 while inbox processing is held off
                                                       (contacts_refused, contacts_unavailable, ...)
@@ -45,12 +47,16 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from reconciler.core.models import NETWORKS
+from reconciler.core.networks import PAUSE_REASONS as OUTCOME_PAUSES
 from reconciler.errors import ConvctlError
 from reconciler.server.coverage_metrics import coverage_metrics
 from reconciler.services.agent_holds import HOLD_REASONS
-from reconciler.services.delivery import PAUSE_REASONS
+from reconciler.services.delivery import TOKEN_UNAVAILABLE
 
 log = logging.getLogger("convctl.server")
+# Why a target is paused (a bounded label): a network's answer (token, permission, version),
+# or its token cannot be read.
+PAUSE_REASONS = (*OUTCOME_PAUSES, TOKEN_UNAVAILABLE)
 StatusSource = Callable[[], dict[str, Any]]
 
 
@@ -109,7 +115,8 @@ def status_metrics(status: dict[str, Any], now: datetime) -> list[Metric]:
                 for r, n in sorted(status.get("deadLetters", {}).items(),
                                    key=lambda kv: kv[0] or ""))),
         _gauge("convctl_agent_target_paused", "Targets that cannot send: token unavailable, "
-               "or a token or permission error", ["network", "target", "reason"],
+               "a token or permission error, or an API version no longer served",
+               ["network", "target", "reason"],
                (([_bounded(info.get("network", "meta"), NETWORKS), t,
                   _bounded(info.get("reason"), PAUSE_REASONS)], 1.0)
                 for t, info in sorted(paused.items()))),

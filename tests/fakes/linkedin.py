@@ -25,7 +25,8 @@ three-letter upper-case ``currencyCode`` or with an ``amount`` that is not a dec
 
 Accepted elements are recorded raw (``receipts``) and deduplicated as LinkedIn does
 (``unique``: (conversion, eventId) counted once). ``fail_next`` injects faults for the next
-requests: ``500``, ``429`` (with ``Retry-After`` when given), ``401``, ``403``, ``slow`` (answer
+requests: ``500``, ``429`` (with ``Retry-After`` when given), ``401``, ``403``, ``426`` (the
+version sent was sunset meanwhile: ``NONEXISTENT_VERSION``), ``slow`` (answer
 after ``delay`` seconds, the elements still accepted) and ``drop`` (close the connection
 without an answer, nothing accepted).
 """
@@ -226,7 +227,7 @@ class FakeLinkedIn(Loopback):
 
     def fail_next(self, kind: str, times: int = 1, *, retry_after: float | None = None,
                   delay: float = 0.0) -> None:
-        if kind not in {"500", "429", "401", "403", "slow", "drop"}:
+        if kind not in {"500", "429", "401", "403", "426", "slow", "drop"}:
             raise ValueError(f"unknown fault {kind}")
         with self._mutex:
             self.faults.extend(Fault(kind, retry_after, delay) for _ in range(times))
@@ -325,6 +326,9 @@ def fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
     if fault.kind == "401":
         return 401, Refusal("The token used in the request has expired", status=401,
                             code="EXPIRED_ACCESS_TOKEN", service_code=65602).envelope(), {}
+    if fault.kind == "426":  # the version sent is sunset meanwhile (as check_version answers)
+        return 426, Refusal("Requested version is not active", status=426,
+                            code="NONEXISTENT_VERSION", service_code=3).envelope(), {}
     return 403, Refusal("Not enough permissions to access: conversionEvents.BATCH_CREATE",
                         status=403, code="ACCESS_DENIED", service_code=100).envelope(), {}
 

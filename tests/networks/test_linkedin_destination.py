@@ -22,6 +22,7 @@ from linkedinkit import (
 )
 
 from reconciler.adapters.networks.linkedin import LinkedInDestination
+from reconciler.core.models import DEFAULT_LINKEDIN_VERSION
 from reconciler.core.networks import rules_for
 
 RULES = rules_for("linkedin")
@@ -137,11 +138,29 @@ def test_a_token_without_permission_pauses(dest: LinkedInDestination) -> None:
     assert (outcome.kind, outcome.status, outcome.pause_reason) == ("pause", 403, "permission")
 
 
-def test_a_sunset_version_pauses_instead_of_losing_events(fake: FakeLinkedIn,
-                                                          dest: LinkedInDestination) -> None:
+def test_a_sunset_pinned_version_pauses_for_its_version(fake: FakeLinkedIn,
+                                                         dest: LinkedInDestination) -> None:
+    """Not a permission problem (the token is fine): its own reason, and the pin is the fix."""
     outcome = dest.send(RULE, account_spec(version="202501"), events(1), TOKEN)
-    assert (outcome.kind, outcome.status, outcome.pause_reason) == ("pause", 426, "permission")
-    assert "NONEXISTENT_VERSION" in outcome.message and not fake.unique
+    assert (outcome.kind, outcome.status, outcome.pause_reason) == ("pause", 426, "version")
+    assert outcome.message == (
+        "the LinkedIn API version 202501 is no longer served (NONEXISTENT_VERSION: Requested "
+        "version 202501 is not active): pin a served version in spec.linkedin.version, or "
+        "remove the pin and upgrade convctl")
+    assert not fake.unique
+
+
+def test_the_built_in_version_sunset_says_upgrade_convctl(fake: FakeLinkedIn,
+                                                         dest: LinkedInDestination) -> None:
+    """LinkedIn stops serving the version this convctl is built for (fault injection: the
+    fake answers 426 for the default version): pause (version), nothing given up."""
+    fake.fail_next("426")
+    outcome = dest.send(RULE, ACCOUNT, events(1), TOKEN)
+    assert (outcome.kind, outcome.status, outcome.pause_reason) == ("pause", 426, "version")
+    assert outcome.message == (
+        f"the LinkedIn API version {DEFAULT_LINKEDIN_VERSION} is no longer served "
+        "(NONEXISTENT_VERSION: Requested version is not active): upgrade convctl")
+    assert not fake.unique
 
 
 def test_slow_answers_time_out_and_retry(fake: FakeLinkedIn, clock: Clock) -> None:

@@ -30,6 +30,7 @@ from agentnetkit import (
     write_jsonl,
 )
 
+from reconciler.core.models import DEFAULT_LINKEDIN_VERSION
 from reconciler.server.agent_metrics import status_metrics
 from reconciler.services.agent_chunk import queue_row
 from reconciler.services.agent_setup import AgentHandle, AgentSettings, open_agent
@@ -155,6 +156,42 @@ def test_a_401_pauses_only_the_target_it_came_from(
     handle.agent.run(once=True)
     assert fakes.received() == expected
     assert handle.agent.status().as_json()["paused"] == {}
+
+
+def test_a_sunset_linkedin_version_pauses_for_its_version_not_a_permission(
+        tmp_path: Path, agent: tuple[AgentHandle, dict[str, str]], fakes: Fakes) -> None:
+    """LinkedIn stops serving the version convctl sends (fault injection: 426
+    NONEXISTENT_VERSION): the target pauses with reason ``version`` and says to upgrade
+    convctl, in ``agent status``, /metrics and the dashboard's view; nothing is given up."""
+    from reconciler.cli.agent import status_text
+    from reconciler.server.ui.views import agent_health
+
+    handle, live = agent
+    _, later = _feed(tmp_path, handle)
+    fakes.linkedin.fail_next("426")
+    handle.agent.run(once=True)
+    status = handle.agent.status().as_json()
+    [paused] = status["paused"]
+    info = status["paused"][paused]
+    assert (info["network"], info["reason"]) == ("linkedin", "version")
+    served = (f"the LinkedIn API version {DEFAULT_LINKEDIN_VERSION} is no longer served "
+              "(NONEXISTENT_VERSION: Requested version is not active): upgrade convctl")
+    assert served in info["message"]
+    assert f"LinkedIn target {paused}: PAUSED since {info['since']} (version): " in (
+        status_text(status))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in status_metrics(status, NOW) for s in family.samples}
+    assert samples[("convctl_agent_target_paused", (("network", "linkedin"),
+                                                    ("reason", "version"),
+                                                    ("target", paused)))] == 1
+    health = agent_health(status, None, NOW)
+    assert health is not None
+    [shown] = [s for s in health["stopped"] if s["target"] == f"linkedin {paused}"]
+    assert shown["reason"] == "version" and served in shown["message"]
+    assert status["outbox"]["dead"] == 0  # held, not given up: resuming sends it
+    assert handle.store.resume_target(paused)
+    handle.agent.run(once=True)
+    assert fakes.received() == _expected(live, later)
 
 
 def test_a_429_holds_off_only_the_target_it_came_from(

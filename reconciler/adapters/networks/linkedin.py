@@ -12,8 +12,9 @@ becomes an ``Outcome``:
   refused elements: ``reject`` with ``rejected`` = {index: LinkedIn's message}.
 - 429 and 5xx, timeouts, connection errors: ``retry`` (``Retry-After`` when given).
 - 401: ``pause`` (token). 403: ``pause`` (permission). A version LinkedIn no longer serves
-  (426 ``NONEXISTENT_VERSION``, or ``VERSION_MISSING``) pauses too (permission): nothing can be
-  sent until ``spec.linkedin.version`` changes, so nothing is given up.
+  (426 ``NONEXISTENT_VERSION``, or ``VERSION_MISSING``) pauses with its own reason (version),
+  saying what fixes it: upgrading convctl (its built-in version moves with releases), or
+  changing a pinned ``spec.linkedin.version``. Nothing is given up meanwhile.
 - Any other 4xx: ``reject`` of the whole request with LinkedIn's message.
 
 Messages are LinkedIn's own, cut to 300 characters, with e-mail addresses, 64-hex digests and
@@ -31,7 +32,7 @@ import httpx
 import orjson
 
 from reconciler.core.backoff import parse_retry_after
-from reconciler.core.models import AccountSpec
+from reconciler.core.models import DEFAULT_LINKEDIN_VERSION, AccountSpec
 from reconciler.core.networks import Outcome
 from reconciler.core.networks.linkedin import setup
 from reconciler.core.redaction import MASK, mask_tokens
@@ -56,6 +57,16 @@ def safe_message(text: str, token: str | None = None) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 
 
+def version_message(version: str, answer: str) -> str:
+    """Why a target pauses for its ``Linkedin-Version`` and what fixes it (LinkedIn serves a
+    version for a year): the version convctl is built for moves with releases; a pin is the
+    account's to change."""
+    fix = ("upgrade convctl" if version == DEFAULT_LINKEDIN_VERSION else
+           "pin a served version in spec.linkedin.version, or remove the pin and upgrade "
+           "convctl")
+    return f"the LinkedIn API version {version} is no longer served ({answer}): {fix}"
+
+
 class LinkedInDestination:
     """A ``Destination`` for LinkedIn; ``clock`` only serves ``Retry-After`` dates."""
 
@@ -72,8 +83,8 @@ class LinkedInDestination:
     def send(self, target: str, account: AccountSpec, events: Sequence[bytes],
              token: str) -> Outcome:
         """One batch create of ``events`` (all for the conversion rule ``target``)."""
-        headers = {"authorization": f"Bearer {token}",
-                   "linkedin-version": setup(account).version,
+        version = setup(account).version
+        headers = {"authorization": f"Bearer {token}", "linkedin-version": version,
                    "x-restli-protocol-version": "2.0.0", "x-restli-method": "BATCH_CREATE",
                    "content-type": "application/json"}
         try:
@@ -83,12 +94,13 @@ class LinkedInDestination:
             return Outcome("retry", f"timed out ({type(exc).__name__})")
         except httpx.HTTPError as exc:
             return Outcome("retry", f"connection failed ({type(exc).__name__})")
-        return self._outcome(response, len(events), token)
+        return self._outcome(response, len(events), token, version)
 
     def close(self) -> None:
         self._client.close()
 
-    def _outcome(self, response: httpx.Response, count: int, token: str) -> Outcome:
+    def _outcome(self, response: httpx.Response, count: int, token: str,
+                 version: str) -> Outcome:
         status = response.status_code
         body = _json(response.content)
         retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
@@ -99,7 +111,10 @@ class LinkedInDestination:
             return Outcome("retry", message, status, code, retry_after)
         if status == 401:
             return Outcome("pause", message, status, code, pause_reason="token")
-        if status == 403 or status == 426 or _symbol(body) in _VERSION_CODES:
+        if status == 426 or _symbol(body) in _VERSION_CODES:
+            return Outcome("pause", version_message(version, message), status, code,
+                           pause_reason="version")
+        if status == 403:
             return Outcome("pause", message, status, code, pause_reason="permission")
         if 400 <= status < 500:
             return Outcome("reject", message, status, code)

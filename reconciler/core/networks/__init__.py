@@ -15,11 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, SecretRef
+
+PauseReason = Literal["token", "permission", "version"]
+"""Why a network's answer pauses a target: its token (401), a permission (403), or an API
+version the network no longer serves (LinkedIn's 426: upgrade convctl, or change the pin)."""
+PAUSE_REASONS: tuple[PauseReason, ...] = get_args(PauseReason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +41,7 @@ class Outcome:
     retry_after: float | None = None
     # sent: how many events the network acknowledged (None: all)
     received: int | None = None
-    pause_reason: Literal["token", "permission"] | None = None  # pause only
+    pause_reason: PauseReason | None = None  # pause only
     # reject: per-event reasons by index when the network says which ones (LinkedIn batch);
     # None = the whole request was refused (delivery splits halves, as for Meta)
     rejected: Mapping[int, str] | None = None
