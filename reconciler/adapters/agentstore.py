@@ -6,7 +6,8 @@
   (``agent_cursor``, the last processed ``seq``) says where it ends, moved in the transaction
   that queues the chunk's payloads (no status write per row). A row committed later always has
   a higher ``seq`` (writers are serialized), so it can never land behind the cursor.
-- ``contacts``: the embedded contact source, upserted by (portal, contact id), merged.
+- ``contacts``: the embedded contact source, upserted by (portal, contact id), merged
+  (``agentstore_contacts``).
 - ``outbox``: one row per (event_id, conversion event id), ``UNIQUE`` on the pair, so an
   inbox row processed twice (a crash before it was marked) never enqueues twice; each row names
   its ``destination`` (network) and ``target`` (the network's key: a Meta pixel, ...). States:
@@ -16,12 +17,10 @@
   (``MIN_RETENTION_DAYS`` in ``services.agent``): an event re-delivered after its rows were
   pruned is too old to send and is dead-lettered ``too_old``, never sent twice.
 - ``skips``: counters per (reason, conversion event); ``ingest_drops``: input fields dropped
-  at ingest (an invalid IP address or user agent), by reason; ``paused_targets``: targets
-  that cannot send (token unavailable, or a token or permission error), with their network and
-  the token's fingerprint so a new token resumes them; ``agent_holds``: other parts of
-  the work held off, with why (the inbox while the contact source refuses it).
+  at ingest (an invalid IP address or user agent), by reason.
 - the dashboard's activity reads (sends per minute, per-event counts, deliveries, dead letters
-  grouped) are in ``agentstore_reads``.
+  grouped) are in ``agentstore_reads``; paused targets, holds, the match-key coverage buckets
+  and the status counts in ``agentstore_controls`` (both mixed into ``AgentStore``).
 
 Every write is one ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous = FULL`` (on
 disk before it returns) except two whose loss is harmless, committed with ``NORMAL`` (WAL: they
@@ -51,42 +50,29 @@ from reconciler.adapters import agentquality
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentquality import DeadSelection, Replay
 from reconciler.adapters.agentrows import (
-    DEAD_LETTER_KEYS,
-    OUTBOX_STATES,
-    Hold,
     InboxRow,
     IngestResult,
     NewOutbox,
     OutboxRow,
-    PausedTarget,
     Queue,
-    QueueStatus,
 )
+from reconciler.adapters.agentstore_contacts import EmbeddedContactStore, chunks
+from reconciler.adapters.agentstore_controls import CURSOR as _CURSOR
+from reconciler.adapters.agentstore_controls import TargetControls
+from reconciler.adapters.agentstore_controls import iso as _iso
 from reconciler.adapters.agentstore_reads import ActivityReads
 from reconciler.adapters.state import sqlite_schema
-from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of
 from reconciler.core.crm import Contact
 from reconciler.errors import StateError, TransientError
 
 Clock = Callable[[], datetime]
 
 
-_CURSOR = "SELECT seq FROM agent_cursor WHERE name = 'inbox'"
 PRUNE_BATCH = 2000
 _OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, destination, target, event_name, "
                 "event_time, CAST(payload AS BLOB), attempts, "
                 "last_error IS NULL")  # the payload: the JSON's UTF-8 bytes
-# Contact upserts: one statement for the batch; the merge with the stored body is done first.
-_UPSERT_CONTACT = ("INSERT INTO contacts (portal_id, contact_id, body, updated_at) "
-                   "VALUES (?, ?, ?, ?) ON CONFLICT (portal_id, contact_id) "
-                   "DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-class AgentStore(ActivityReads):
+class AgentStore(ActivityReads, TargetControls, EmbeddedContactStore):
     """The agent's tables in one SQLite file; share one instance between threads freely."""
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
@@ -127,51 +113,6 @@ class AgentStore(ActivityReads):
             stored = max(cur.rowcount, 0)  # rows inserted (ignored duplicates not counted)
         return IngestResult(stored, len(items) - stored, len(contacts))
 
-    def upsert_contacts(self, contacts: Iterable[Contact]) -> int:
-        items = list(contacts)
-        now = _iso(self._clock())
-        with self._write() as conn:
-            self._upsert_contacts(conn, items, now)
-        return len(items)
-
-    @staticmethod
-    def _upsert_contacts(conn: sqlite3.Connection, contacts: Sequence[Contact],
-                         now: str) -> None:
-        """Merge each contact into its stored version (later updates win, in order) and write
-        them all with one statement."""
-        if not contacts:
-            return
-        merged: dict[tuple[int, str], Contact] = {}
-        for contact in contacts:
-            key = (contact.portal_id, contact.contact_id)
-            earlier = merged.get(key)
-            merged[key] = contact if earlier is None else earlier.merged(contact)
-        portals: dict[int, list[str]] = {}
-        for portal, cid in merged:
-            portals.setdefault(portal, []).append(cid)
-        for portal, ids in portals.items():
-            for chunk in _chunks(ids, 500):
-                marks = ",".join("?" * len(chunk))
-                stored = conn.execute(f"SELECT contact_id, body FROM contacts WHERE portal_id = ? "
-                                      f"AND contact_id IN ({marks})", (portal, *chunk))
-                for cid, body in stored:
-                    update = merged[(portal, cid)]
-                    merged[(portal, cid)] = codec.decode_contact(portal, cid, body).merged(update)
-        conn.executemany(_UPSERT_CONTACT, [(portal, cid, codec.encode_contact(c), now)
-                                           for (portal, cid), c in merged.items()])
-
-    def contacts(self, portal_id: int, contact_ids: Iterable[str]) -> dict[str, Contact]:
-        ids = sorted(set(contact_ids))
-        found: dict[str, Contact] = {}
-        with self._read() as conn:
-            for chunk in _chunks(ids, 500):
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT contact_id, body FROM contacts WHERE portal_id = ? "
-                                    f"AND contact_id IN ({marks})", (portal_id, *chunk))
-                for cid, body in rows:
-                    found[cid] = codec.decode_contact(portal_id, cid, body)
-        return found
-
     # -- processing -------------------------------------------------------------------------
 
     def pending(self, limit: int) -> list[InboxRow]:
@@ -196,7 +137,7 @@ class AgentStore(ActivityReads):
         ids = sorted(set(event_ids))
         known: set[str] = set()
         with self._read() as conn:
-            for chunk in _chunks(ids, 500):
+            for chunk in chunks(ids, 500):
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(f"SELECT event_id FROM outbox WHERE event_id IN ({marks})",
                                     chunk)
@@ -342,98 +283,6 @@ class AgentStore(ActivityReads):
             if done < batch:
                 return total
 
-    # -- paused targets ---------------------------------------------------------------------
-
-    def pause_target(self, destination: str, target: str, reason: str, message: str,
-                     token_fingerprint: str | None) -> None:
-        with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO paused_targets (target, destination, reason, "
-                         "message, token_fingerprint, paused_at) VALUES (?, ?, ?, ?, ?, ?)",
-                         (target, destination, reason, message, token_fingerprint,
-                          _iso(self._clock())))
-
-    def resume_target(self, target: str) -> bool:
-        with self._write() as conn:
-            cur = conn.execute("DELETE FROM paused_targets WHERE target = ?", (target,))
-            return cur.rowcount > 0
-
-    def paused_targets(self) -> dict[str, PausedTarget]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT target, destination, reason, message, token_fingerprint, "
-                                "paused_at FROM paused_targets ORDER BY target").fetchall()
-        return {r[0]: PausedTarget(*r) for r in rows}
-
-    # -- holds ------------------------------------------------------------------------------
-
-    def hold(self, target: str, reason: str, message: str) -> None:
-        """Record that ``target`` (e.g. ``inbox``) is held off and why (for ``status``)."""
-        with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO agent_holds (target, reason, message, since) "
-                         "VALUES (?, ?, ?, ?)", (target, reason, message, _iso(self._clock())))
-
-    def release(self, target: str) -> bool:
-        with self._write() as conn:
-            return conn.execute("DELETE FROM agent_holds WHERE target = ?",
-                                (target,)).rowcount > 0
-
-    def holds(self) -> dict[str, Hold]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT target, reason, message, since FROM agent_holds "
-                                "ORDER BY target").fetchall()
-        return {r[0]: Hold(*r) for r in rows}
-
-    # -- match-key coverage (core.coverage; table match_coverage) ---------------------------
-
-    def _count_coverage(self, conn: sqlite3.Connection, ids: str, now: datetime) -> None:
-        """Count the rows being marked sent into the coverage buckets (``agentquality``);
-        once an hour, drop buckets past the longest window."""
-        hour = hour_of(now)
-        agentquality.count_sent(conn, ids, hour)
-        if self._coverage_pruned != hour:
-            agentquality.drop_buckets_before(conn, hour - KEEP_HOURS + 1)
-            self._coverage_pruned = hour
-
-    def coverage_buckets(self, since_hour: int) -> list[Bucket]:
-        """The coverage buckets from ``since_hour`` on (hours since the epoch)."""
-        with self._read() as conn:
-            return agentquality.buckets(conn, since_hour)
-
-    # -- status -----------------------------------------------------------------------------
-
-    def status(self) -> QueueStatus:
-        """Counts per state, per target, per skip reason and per dead-letter reason."""
-        with self._read() as conn:
-            cursor = conn.execute(_CURSOR).fetchone()[0]
-            new = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq > ?", (cursor,)).fetchone()[0]
-            processed = conn.execute("SELECT COUNT(*) FROM inbox WHERE seq <= ?",
-                                     (cursor,)).fetchone()[0]
-            outbox = dict(conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
-            targets: dict[tuple[str, str], dict[str, int]] = {}
-            for network, target, state, n in conn.execute(
-                    "SELECT destination, target, status, COUNT(*) FROM outbox "
-                    "GROUP BY destination, target, status"):
-                targets.setdefault((network, target), dict.fromkeys(OUTBOX_STATES, 0))[state] = n
-            skips = dict(conn.execute("SELECT reason, SUM(count) FROM skips GROUP BY reason "
-                                      "ORDER BY reason"))
-            dead = dict(conn.execute("SELECT reason, COUNT(*) FROM outbox WHERE status = 'dead' "
-                                     "GROUP BY reason ORDER BY reason"))
-            oldest = conn.execute("SELECT MIN(created_at) FROM outbox "
-                                  "WHERE status = 'queued'").fetchone()[0]
-            dropped = dict(conn.execute("SELECT reason, count FROM ingest_drops "
-                                        "ORDER BY reason"))
-        return QueueStatus(new, processed, {s: outbox.get(s, 0) for s in OUTBOX_STATES},
-                           targets, skips, dead, dropped, oldest)
-
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest dead letters: ids, network, target, reason and the network's message (no
-        payload: it holds PII hashes only, but a listing has no use for them)."""
-        with self._read() as conn:
-            rows = conn.execute("SELECT seq, conversion_event_id, event_id, destination, target, "
-                                "event_name, reason, last_error FROM outbox WHERE status = "
-                                "'dead' ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
-        keys = DEAD_LETTER_KEYS
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
     def copy_to(self, path: str | Path) -> None:
         """A consistent copy of the whole file at ``path`` (SQLite's online backup): what a
         dry run works on, so the store itself is left exactly as it was."""
@@ -502,8 +351,3 @@ def _excluding(targets: Collection[str]) -> tuple[str, tuple[str, ...]]:
         return "", ()
     return (" AND target NOT IN (SELECT value FROM json_each(?))",
             (orjson.dumps(sorted(targets)).decode(),))
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
