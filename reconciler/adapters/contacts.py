@@ -24,7 +24,8 @@ from typing import Any, Final, Protocol
 import httpx
 import orjson
 
-from reconciler.core.crm import Contact, contact_from_properties
+from reconciler.core.crm import Contact
+from reconciler.core.crm_hubspot import contact_from_properties
 from reconciler.core.live import LiveAccount
 from reconciler.core.models import Facebook
 from reconciler.errors import PermanentError, TransientError

@@ -3,11 +3,11 @@
 Three inputs (hubspot-contract.md, issue 5):
 
 - JSONL lines for ``convctl agent ingest``: ``contact`` upserts, ``lifecycleStageChange`` and
-  ``formSubmission`` records (``parse_jsonl_line``; unknown fields refused).
-- HubSpot webhook arrays (``parse_webhook``): ``contact.propertyChange`` on ``lifecyclestage``
-  becomes a ``StageChange``; every other subscription type an ``Ignored`` record. Unknown fields
-  of a webhook event are tolerated (HubSpot adds fields; refusing them would make it retry).
-- The form-ingest body modelled on HubSpot Forms API v3 (``parse_form_ingest``).
+  ``formSubmission`` records (``parse_jsonl_line``, here; unknown fields refused).
+- HubSpot webhook arrays and the form-ingest body modelled on HubSpot Forms API v3
+  (``crm_hubspot``, which builds the same records with the shapes and helpers shared here:
+  ``StrictShape``, ``NonEmptyId``, ``PortalId``, ``load_json``, ``describe_error``,
+  ``new_submission``).
 
 Errors raise ``CrmParseError`` naming the field and the problem, never echoing a value (PII).
 A form submission's client fields are checked at ingest, on every path (``client_fields``): an
@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, NamedTuple
@@ -36,9 +35,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from reconciler.errors import PermanentError
 
-MAX_WEBHOOK_EVENTS = 100
-LIFECYCLE_PROPERTY = "lifecyclestage"
-STAGE_CHANGE_TYPE = "contact.propertyChange"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_USER_AGENT: Final = 512  # longer than any browser's; a bound on what is stored and sent
 DropReason = Literal["invalid_ip_address", "invalid_user_agent"]
@@ -173,7 +169,7 @@ def client_fields(ip: str | None, agent: str | None
     return ip or None, agent or None, tuple(dropped)
 
 
-def _submission(portal: int, form_id: str, submission_id: str, contact_id: str,
+def new_submission(portal: int, form_id: str, submission_id: str, contact_id: str,
                 submitted_at: datetime, page_url: str | None, ip: str | None,
                 agent: str | None) -> FormSubmission:
     ip, agent, dropped = client_fields(ip, agent)
@@ -200,23 +196,19 @@ def from_epoch_ms(ms: int) -> datetime:
 
 # --- pydantic shapes -----------------------------------------------------------------------
 
-class _Strict(BaseModel):
+class StrictShape(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+NonEmptyId = Annotated[str, Field(min_length=1)]
+PortalId = Annotated[int, Field(gt=0, lt=2**63)]  # SQLite INTEGER range
 
 
-_Id = Annotated[str, Field(min_length=1)]
-_Portal = Annotated[int, Field(gt=0, lt=2**63)]  # SQLite INTEGER range
-_EpochMs = Annotated[int, Field(ge=0, le=253_402_300_799_999)]  # up to the year 9999
 
-
-class _ContactLine(_Strict):
+class _ContactLine(StrictShape):
     type: Literal["contact"]
-    portalId: _Portal
-    contactId: _Id
+    portalId: PortalId
+    contactId: NonEmptyId
     properties: dict[str, str | None] = Field(default_factory=dict)
     metaLeadId: str | None = None
     adInteraction: bool = False
@@ -224,20 +216,20 @@ class _ContactLine(_Strict):
     fbp: str | None = None
 
 
-class _StageLine(_Strict):
+class _StageLine(StrictShape):
     type: Literal["lifecycleStageChange"]
-    portalId: _Portal
-    contactId: _Id
-    stage: _Id
+    portalId: PortalId
+    contactId: NonEmptyId
+    stage: NonEmptyId
     occurredAt: AwareDatetime
 
 
-class _FormLine(_Strict):
+class _FormLine(StrictShape):
     type: Literal["formSubmission"]
-    portalId: _Portal
-    formId: _Id
-    submissionId: _Id
-    contactId: _Id
+    portalId: PortalId
+    formId: NonEmptyId
+    submissionId: NonEmptyId
+    contactId: NonEmptyId
     submittedAt: AwareDatetime
     pageUrl: str | None = None
     ipAddress: str | None = None
@@ -248,48 +240,9 @@ _Line = Annotated[_ContactLine | _StageLine | _FormLine, Field(discriminator="ty
 _LINE: TypeAdapter[Any] = TypeAdapter(_Line)
 
 
-class _WebhookEvent(_Loose):
-    eventId: int
-    subscriptionId: int
-    portalId: _Portal
-    occurredAt: _EpochMs
-    subscriptionType: _Id
-    objectId: int
-    propertyName: str | None = None
-    propertyValue: str | None = None
-
-
-_WEBHOOK = TypeAdapter(list[_WebhookEvent])
-
-
-class _Field(_Strict):
-    name: _Id
-    value: str
-    objectTypeId: str | None = None
-
-
-class _Context(_Loose):
-    hutk: str | None = None
-    ipAddress: str | None = None
-    pageUri: str | None = None
-    pageName: str | None = None
-
-
-class _FormBody(_Strict):
-    formId: _Id
-    portalId: _Portal
-    submittedAt: _EpochMs
-    fields: list[_Field] = Field(default_factory=list)
-    context: _Context = Field(default_factory=_Context)
-    userAgent: str | None = None
-    contactId: str | None = None
-    submissionId: str | None = None
-    legalConsentOptions: Any = None
-
-
 # --- parsing --------------------------------------------------------------------------------
 
-def _describe(exc: ValidationError) -> str:
+def describe_error(exc: ValidationError) -> str:
     """Field paths and messages only (include_input=False keeps values out)."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
@@ -298,7 +251,7 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _load_json(raw: bytes | str) -> Any:
+def load_json(raw: bytes | str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -311,7 +264,7 @@ def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmissio
     Lines in the plain shape (exact JSON types, ``Z``/``+HH:MM`` times) take a fast path that
     gives exactly what the pydantic models give; anything else goes through the models, which
     also word every error, so a bad line's message does not depend on the path."""
-    data = _load_json(line)
+    data = load_json(line)
     if not isinstance(data, dict):
         raise CrmParseError("a line must be a JSON object")
     fast = _fast_line(data)
@@ -324,7 +277,7 @@ def parse_jsonl_line(line: bytes | str) -> Contact | StageChange | FormSubmissio
     try:
         parsed = _LINE.validate_python(data)
     except ValidationError as exc:
-        raise CrmParseError(f"invalid {kind} line: {_describe(exc)}") from None
+        raise CrmParseError(f"invalid {kind} line: {describe_error(exc)}") from None
     try:
         return _from_line(parsed)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 has no UTC equivalent
@@ -392,7 +345,7 @@ def _fast_form(d: dict[str, Any], portal: int) -> FormSubmission | None:
             or type(contact_id) is not str or not contact_id or at is None
             or not (_opt_str(page) and _opt_str(ip) and _opt_str(agent))):
         return None
-    return _submission(portal, form_id, sub_id, contact_id, at, page, ip, agent)
+    return new_submission(portal, form_id, sub_id, contact_id, at, page, ip, agent)
 
 
 def _fast_contact(d: dict[str, Any], portal: int) -> Contact | None:
@@ -422,85 +375,5 @@ def _from_line(p: _ContactLine | _StageLine | _FormLine) -> Contact | StageChang
         at = p.occurredAt.astimezone(UTC)
         return StageChange(p.portalId, p.contactId, p.stage, at,
                            stage_source_id(p.portalId, p.contactId, p.stage, at))
-    return _submission(p.portalId, p.formId, p.submissionId, p.contactId,
+    return new_submission(p.portalId, p.formId, p.submissionId, p.contactId,
                        p.submittedAt.astimezone(UTC), p.pageUrl, p.ipAddress, p.userAgent)
-
-
-def parse_webhook(body: bytes | str | list[Any]) -> list[WebhookRecord]:
-    """A HubSpot webhook request body -> one record per event, in the order received."""
-    data = _load_json(body) if isinstance(body, bytes | str) else body
-    if not isinstance(data, list):
-        raise CrmParseError("a webhook body must be a JSON array of events")
-    if len(data) > MAX_WEBHOOK_EVENTS:
-        raise CrmParseError(f"a webhook body holds at most {MAX_WEBHOOK_EVENTS} events")
-    try:
-        events = _WEBHOOK.validate_python(data)
-    except ValidationError as exc:
-        raise CrmParseError(f"invalid webhook event: {_describe(exc)}") from None
-    return [WebhookRecord(_dedup_key(e), _webhook_event(e)) for e in events]
-
-
-def _dedup_key(e: _WebhookEvent) -> DedupKey:
-    return DedupKey(e.portalId, e.subscriptionId, e.eventId, e.objectId, e.occurredAt,
-                    e.propertyName, e.propertyValue)
-
-
-def _webhook_event(e: _WebhookEvent) -> StageChange | Ignored:
-    at = from_epoch_ms(e.occurredAt)
-    contact_id = str(e.objectId)
-    if e.subscriptionType != STAGE_CHANGE_TYPE:
-        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "unsupported_subscription")
-    if e.propertyName != LIFECYCLE_PROPERTY:
-        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "other_property")
-    stage = (e.propertyValue or "").strip()
-    if not stage:
-        return Ignored(e.portalId, e.subscriptionType, contact_id, at, "empty_stage")
-    return StageChange(e.portalId, contact_id, stage, at,
-                       stage_source_id(e.portalId, contact_id, stage, at))
-
-
-def form_ingest_schema() -> dict[str, Any]:
-    """The JSON Schema of one form-ingest body (for the API's documentation)."""
-    return _FormBody.model_json_schema()
-
-
-def parse_form_ingest(body: bytes | str | Mapping[str, Any]) -> FormIngest:
-    """A form-ingest body (Forms API v3 shape) -> the submission and its contact fields.
-
-    Without ``submissionId`` the id is derived from the content, so a re-posted body maps to the
-    same submission (R16); without ``contactId`` the contact is ``submission:<id>``.
-    """
-    data = _load_json(body) if isinstance(body, bytes | str) else body
-    if not isinstance(data, Mapping):
-        raise CrmParseError("a form submission must be a JSON object")
-    try:
-        p = _FormBody.model_validate(data)
-    except ValidationError as exc:
-        raise CrmParseError(f"invalid form submission: {_describe(exc)}") from None
-    fields = {f.name: f.value for f in p.fields}
-    submission_id = p.submissionId or _derived_submission_id(p, fields)
-    contact_id = p.contactId or f"submission:{submission_id}"
-    submission = _submission(
-        p.portalId, p.formId, submission_id, contact_id, from_epoch_ms(p.submittedAt),
-        p.context.pageUri, p.context.ipAddress, p.userAgent)
-    contact = Contact(p.portalId, contact_id, fields,
-                      fbc=fields.get("fbc") or None, fbp=fields.get("fbp") or None)
-    return FormIngest(submission, contact)
-
-
-def _derived_submission_id(p: _FormBody, fields: dict[str, str]) -> str:
-    raw = orjson.dumps([p.portalId, p.formId, p.submittedAt, sorted(fields.items())])
-    return "derived-" + hashlib.sha256(raw).hexdigest()[:32]
-
-
-def contact_from_properties(portal_id: int, contact_id: str, properties: Mapping[str, str | None],
-                            *, lead_id_property: str, ad_interaction_property: str) -> Contact:
-    """A contact from CRM properties, reading the account's lead-id and ad-interaction
-    properties (R5, R8) and the Meta click/browser ids when stored as ``fbc``/``fbp``."""
-    props = {k: v for k, v in properties.items() if v is not None}
-    flag = props.get(ad_interaction_property, "").strip().lower()
-    return Contact(
-        portal_id, contact_id, props,
-        meta_lead_id=props.get(lead_id_property, "").strip() or None,
-        ad_interaction=flag in ("true", "1", "yes", "y"),
-        fbc=props.get("fbc") or None, fbp=props.get("fbp") or None)

@@ -7,7 +7,8 @@ signed URL is ``WebhookSettings.public_url`` (``CONVCTL_PUBLIC_URL``) joined wit
 path and query as received (see ``signed_uri``), else the URL the server sees.
 
 ``POST /v1/ingest/forms`` takes one form submission (HubSpot Forms API v3 shape, see
-``core.crm.parse_form_ingest``) or an array of 1-100 of them, with an ``ingest``-scope token.
+``core.crm_hubspot.parse_form_ingest``) or an array of 1-100 of them, with an ``ingest``-scope
+token.
 An array is all or nothing: one invalid item refuses the request (422 naming its index and
 field, never a value) and nothing is stored.
 
@@ -31,10 +32,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from reconciler.adapters.agentrows import IngestResult
-from reconciler.core.crm import (
+from reconciler.core.crm import CrmParseError, FormIngest
+from reconciler.core.crm_hubspot import (
     MAX_WEBHOOK_EVENTS,
-    CrmParseError,
-    FormIngest,
     form_ingest_schema,
     parse_form_ingest,
     parse_webhook,

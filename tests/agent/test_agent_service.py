@@ -268,7 +268,8 @@ def test_demo_form_constant_is_the_manifest_one() -> None:
 
 def test_webhook_and_jsonl_copies_of_one_change_are_sent_once(
         rig: Rig, graph: FakeGraph, tmp_path: Path) -> None:
-    from reconciler.core.crm import parse_webhook, to_epoch_ms
+    from reconciler.core.crm import to_epoch_ms
+    from reconciler.core.crm_hubspot import parse_webhook
 
     when = START - timedelta(minutes=20)
     body = [{"eventId": 1, "subscriptionId": 9, "portalId": 4412345, "appId": 1,

@@ -32,7 +32,8 @@ from agentio import (
 from fakes.graph import FakeGraph
 from prometheus_client import CollectorRegistry, generate_latest
 
-from reconciler.core.crm import parse_webhook, to_epoch_ms
+from reconciler.core.crm import to_epoch_ms
+from reconciler.core.crm_hubspot import parse_webhook
 from reconciler.server.agent_metrics import AgentCollector
 
 REASONS = ("before_creation", "no_lead_id", "stage_not_selected", "no_ad_interaction",

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.cli.main import cli
-from reconciler.core.crm import MAX_USER_AGENT, client_fields, parse_form_ingest
+from reconciler.core.crm import MAX_USER_AGENT, client_fields
+from reconciler.core.crm_hubspot import parse_form_ingest
 
 UA = "Mozilla/5.0 (X11; Linux x86_64)"
 

@@ -18,12 +18,10 @@ from reconciler.core.crm import (
     FormSubmission,
     Ignored,
     StageChange,
-    contact_from_properties,
-    parse_form_ingest,
     parse_jsonl_line,
-    parse_webhook,
     stage_source_id,
 )
+from reconciler.core.crm_hubspot import contact_from_properties, parse_form_ingest, parse_webhook
 from reconciler.errors import PermanentError
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)

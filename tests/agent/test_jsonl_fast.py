@@ -18,7 +18,7 @@ from reconciler.core.crm import CrmParseError, parse_jsonl_line
 
 def model_path(line: bytes) -> Any:
     """What ``parse_jsonl_line`` did before the fast path: the models only."""
-    data = crm._load_json(line)
+    data = crm.load_json(line)
     if not isinstance(data, dict):
         raise CrmParseError("a line must be a JSON object")
     kind = data.get("type")
@@ -28,7 +28,7 @@ def model_path(line: bytes) -> Any:
     try:
         parsed = crm._LINE.validate_python(data)
     except crm.ValidationError as exc:
-        raise CrmParseError(f"invalid {kind} line: {crm._describe(exc)}") from None
+        raise CrmParseError(f"invalid {kind} line: {crm.describe_error(exc)}") from None
     return crm._from_line(parsed)
 
 
