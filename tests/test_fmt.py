@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.adapters.fmt import format_text, shape_of
+from reconciler.adapters.fmt import format_text
+from reconciler.adapters.fmt_order import shape_of
 from reconciler.adapters.manifests import load
 from reconciler.cli.main import cli
 from reconciler.core.models import AccountSpec, EventSpec, Metadata
