@@ -1,9 +1,11 @@
 """Meta Conversions API server events (capi-contract.md): payloads, ids, checks and batches.
 
-Payloads are plain dicts (orjson-ready). Normalization and hashing live in ``normalize.py``
-(re-exported here): hashed keys are normalized then SHA-256 (lowercase hex); ``external_id`` is
-hashed too, after trim + lowercase; 64-char hex digests pass through lowercased; clear keys
-(IP, user agent, fbc, fbp, lead_id) are never hashed. Choices where the contracts are silent:
+Payloads are plain dicts (orjson-ready). Normalization and hashing live in ``normalize.py``,
+the checks of a built payload against Meta's rules (``validate_payload``, the 7-day window) in
+``capi_checks.py`` (both re-exported here): hashed keys are normalized then SHA-256
+(lowercase hex); ``external_id`` is hashed too, after trim + lowercase; 64-char hex digests pass
+through lowercased; clear keys (IP, user agent, fbc, fbp, lead_id) are never hashed. Choices
+where the contracts are silent:
 
 - ``event_id`` = first 32 hex chars of SHA-256(conversion event id, source event id): identical on
   every retry and rebuild, different per conversion event.
@@ -28,11 +30,21 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from reconciler.core.birthdates import date_order_for_calling_code
+from reconciler.core.capi_checks import (
+    INSUFFICIENT_KEY_SETS,
+    MAX_AGE,
+    SAFETY_MARGIN,
+    InvalidReason,
+    epoch_seconds,
+    expires_at,
+    has_customer_info,
+    is_expired,
+    validate_payload,
+)
 from reconciler.core.crm import Contact, FormSubmission, StageChange
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import AccountSpec, DataSharing
@@ -54,13 +66,19 @@ from reconciler.core.vocabulary import CUSTOM_EVENT_PREFIX, PROPERTY_KEYS, STAGE
 
 __all__ = [
     "HASHED_KEYS",
+    "INSUFFICIENT_KEY_SETS",
     "LEAD_ID",
+    "MAX_AGE",
     "MAX_BATCH",
+    "SAFETY_MARGIN",
     "UNHASHED_KEYS",
+    "InvalidReason",
     "PayloadBuilder",
     "batches",
     "build_payload",
     "event_id",
+    "expires_at",
+    "has_customer_info",
     "hash_value",
     "is_expired",
     "is_hashed",
@@ -75,25 +93,6 @@ MAX_BATCH: Final = 1000
 CRM_NAME: Final = "HubSpot"
 LEGACY_EVENT_NAME: Final = "Other"
 PREDICTIVE_SCORE_PROPERTY: Final = "hs_predictivecontactscore_v2"
-MAX_AGE: Final = timedelta(days=7)
-SAFETY_MARGIN: Final = timedelta(hours=1)
-MAX_FUTURE: Final = timedelta(seconds=60)
-ACTION_SOURCES: Final = frozenset({"email", "website", "app", "phone_call", "chat",
-                                   "physical_store", "system_generated", "business_messaging",
-                                   "other"})
-
-InvalidReason = Literal["missing_field", "bad_action_source", "no_customer_info", "too_old",
-                        "future", "missing_event_source_url", "missing_user_agent",
-                        "bad_lead_id"]
-
-# capi-contract.md, minimum customer information: user_data holding only a subset of one of
-# these is refused by Meta (code 100, subcode 2804050).
-INSUFFICIENT_KEY_SETS: Final = (
-    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
-    frozenset({"db", "client_user_agent"}),
-    frozenset({"fn", "ge"}),
-    frozenset({"ln", "ge"}),
-)
 
 
 @lru_cache(maxsize=8192)  # asked several times per event while matching, building, checking
@@ -102,12 +101,6 @@ def event_id(conversion_event_id: str, source_id: str) -> str:
     """
     raw = f"{conversion_event_id}\x1f{source_id}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
-
-
-def _epoch(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 @lru_cache(maxsize=1024)  # a score repeats across contacts (0-100)
@@ -287,7 +280,7 @@ class PayloadBuilder:
             ud["client_ip_address"] = submission.ip_address
         payload: dict[str, Any] = {
             "event_name": self._event_name,
-            "event_time": _epoch(submission.submitted_at),
+            "event_time": epoch_seconds(submission.submitted_at),
             "event_id": event_id(self._live_id, submission.source_id),
             "action_source": "website",
             "event_source_url": submission.page_url,
@@ -320,7 +313,7 @@ class PayloadBuilder:
                 self.live, self.account, change.stage)
         return {
             "event_name": name,
-            "event_time": _epoch(change.occurred_at),
+            "event_time": epoch_seconds(change.occurred_at),
             "event_id": event_id(self._live_id, change.source_id),
             "action_source": "system_generated",
             "user_data": ud,
@@ -332,81 +325,6 @@ class PayloadBuilder:
 def build_payload(live: LiveEvent, account: AccountSpec, crm_event: FormSubmission | StageChange,
                   contact: Contact | None) -> dict[str, Any]:
     return PayloadBuilder(live, account).build(crm_event, contact)
-
-
-_WEAK_KEYS: Final = frozenset().union(*INSUFFICIENT_KEY_SETS)
-
-
-_EMPTY: Final[tuple[object, ...]] = (None, "", [])
-
-
-def has_customer_info(ud: Mapping[str, Any]) -> bool:
-    """capi-contract.md minimum customer information (2804050 otherwise)."""
-    for key, value in ud.items():  # a key outside every insufficient set is enough on its own
-        if key not in _WEAK_KEYS and (value or value not in _EMPTY):
-            return True
-    keys = {k for k, v in ud.items() if v or v not in _EMPTY}
-    return bool(keys) and not any(keys <= bad for bad in INSUFFICIENT_KEY_SETS)
-
-
-def validate_payload(event: Mapping[str, Any], now: datetime, *,
-                     safety_margin: timedelta = SAFETY_MARGIN) -> InvalidReason | None:
-    """Why Meta would refuse this event (None: it is fine). ``too_old`` fires ``safety_margin``
-    before the 7-day limit so the event can expire locally instead of sinking a batch."""
-    if not event.get("event_name") or not isinstance(event.get("event_time"), int):
-        return "missing_field"
-    ud = event.get("user_data")
-    if not isinstance(ud, dict | Mapping) or not ud:  # dict first: the usual, fast check
-        return "no_customer_info" if isinstance(ud, Mapping) else "missing_field"
-    source = event.get("action_source")
-    if source not in ACTION_SOURCES:
-        return "bad_action_source" if source else "missing_field"
-    age_reason = _time_reason(event["event_time"], now, safety_margin)
-    if age_reason:
-        return age_reason
-    if source == "website":
-        url = event.get("event_source_url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            return "missing_event_source_url"
-        if not ud.get("client_user_agent"):
-            return "missing_user_agent"
-    if "lead_id" in ud and not _is_lead_id(ud["lead_id"]):
-        return "bad_lead_id"
-    if source == "system_generated" and "lead_id" not in ud:
-        return "bad_lead_id"
-    return None if has_customer_info(ud) else "no_customer_info"
-
-
-def _is_lead_id(value: object) -> bool:
-    """Meta's payload spec: an integer of 15-17 digits (a bool is not one)."""
-    return type(value) is int and 10**14 <= value < 10**17
-
-
-_DEFAULT_MAX_AGE_S: Final = int((MAX_AGE - SAFETY_MARGIN).total_seconds())
-
-
-def _time_reason(event_time: int, now: datetime, margin: timedelta) -> InvalidReason | None:
-    now_s = _epoch(now)
-    max_age = (_DEFAULT_MAX_AGE_S if margin == SAFETY_MARGIN
-               else int((MAX_AGE - margin).total_seconds()))
-    if event_time < now_s - max_age:
-        return "too_old"
-    if event_time > now_s + int(MAX_FUTURE.total_seconds()):
-        return "future"
-    return None
-
-
-def is_expired(event_time: int, now: datetime, *,
-               safety_margin: timedelta = SAFETY_MARGIN) -> bool:
-    """``validate_payload``'s ``too_old`` alone: all that can change for a payload that passed
-    the other checks when it was queued (they do not depend on the time, and ``future`` only
-    gets better)."""
-    return _time_reason(event_time, now, safety_margin) == "too_old"
-
-
-def expires_at(event_time: int, *, safety_margin: timedelta = SAFETY_MARGIN) -> datetime:
-    """When an event must be given up locally (before Meta's 7-day limit)."""
-    return datetime.fromtimestamp(event_time, tz=UTC) + MAX_AGE - safety_margin
 
 
 def batches(events: Iterable[dict[str, Any]],
