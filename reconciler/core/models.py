@@ -3,66 +3,55 @@
 The models fix the *shape* of a manifest: field names, types, defaults, unknown fields refused.
 Formats and business rules that need a precise position or an R-rule (ids, stages, quota,
 references) are checked in ``rules.py`` so every finding gets its own code and node.
-Patterns are still published in the JSON Schema (``json_schema_extra``) for editors.
+Patterns are still published in the JSON Schema (``json_schema_extra``) for editors. The
+formats, bounds, the strict base model and ``SecretRef`` are in ``model_base.py`` (re-exported).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 
-API_VERSION = "convctl/v1"
-# Formats, published in the JSON Schema and checked by ``rules.py`` with ``re.fullmatch`` and
-# ``re.ASCII`` (so ``$`` never accepts a trailing newline). ASCII classes only: ``\d`` would match
-# fullwidth or Arabic-Indic digits in Python and in pydantic's Rust regex alike.
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-STAGE_ID_PATTERN = r"^[0-9]{1,20}$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-BUSINESS_ID_PATTERN = r"^[0-9]{5,20}$"
-PIXEL_ID_PATTERN = r"^[0-9]{15,16}$"
-AD_ACCOUNT_PATTERN = r"^act_[0-9]{1,20}$"
-COUNTRY_CODE_PATTERN = r"^[1-9][0-9]{0,2}$"
-CURRENCY_PATTERN = r"^[A-Z]{3}$"
-# The ad networks (R1): Meta is the default, LinkedIn and Google Ads are siblings.
-NETWORKS = ("meta", "linkedin", "google")
-LINKEDIN_AD_ACCOUNT_PATTERN = r"^urn:li:sponsoredAccount:[0-9]{1,20}$"
-LINKEDIN_CONVERSION_RULE_PATTERN = r"^urn:lla:llaPartnerConversion:[0-9]{1,20}$"
-LINKEDIN_VERSION_PATTERN = r"^20[0-9]{2}(0[1-9]|1[0-2])$"
-DEFAULT_LINKEDIN_VERSION = "202611"
-GOOGLE_CUSTOMER_ID_PATTERN = r"^[0-9]{10}$"
-GOOGLE_CONVERSION_ACTION_PATTERN = r"^[0-9]{1,20}$"
-# Bounds. A HubSpot portal id is a positive integer well inside 2**53 - 1, the largest integer a
-# JSON client (JavaScript) holds exactly; SQLite's INTEGER (signed 64-bit) holds it too.
-MAX_PORTAL_ID = 2**53 - 1
-# A conversion value: finite, > 0 and at most 10**12, which a double still holds to the cent
-# (a large deal in a currency with small units, e.g. VND or IDR, stays far below it).
-MAX_AMOUNT = 10**12
+from reconciler.core.model_base import (
+    AD_ACCOUNT_PATTERN,
+    API_VERSION,
+    BUSINESS_ID_PATTERN,
+    COUNTRY_CODE_PATTERN,
+    CURRENCY_PATTERN,
+    DEFAULT_LINKEDIN_VERSION,
+    ENV_NAME_PATTERN,
+    GOOGLE_CONVERSION_ACTION_PATTERN,
+    GOOGLE_CUSTOMER_ID_PATTERN,
+    LINKEDIN_AD_ACCOUNT_PATTERN,
+    LINKEDIN_CONVERSION_RULE_PATTERN,
+    LINKEDIN_VERSION_PATTERN,
+    MAX_AMOUNT,
+    MAX_PORTAL_ID,
+    NAME_PATTERN,
+    NETWORKS,
+    PIXEL_ID_PATTERN,
+    STAGE_ID_PATTERN,
+    ResourceKey,
+    SecretRef,
+    StrictModel,
+    pattern,
+)
 
-
-class ResourceKey(NamedTuple):
-    """Identity of a conversion event: (account name, event name) (architecture rule 3)."""
-
-    account: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.account}/{self.name}"
+__all__ = [  # the vocabulary the models are built from (model_base), re-exported
+    "AD_ACCOUNT_PATTERN", "API_VERSION", "BUSINESS_ID_PATTERN", "COUNTRY_CODE_PATTERN",
+    "CURRENCY_PATTERN", "DEFAULT_LINKEDIN_VERSION", "ENV_NAME_PATTERN",
+    "GOOGLE_CONVERSION_ACTION_PATTERN", "GOOGLE_CUSTOMER_ID_PATTERN",
+    "LINKEDIN_AD_ACCOUNT_PATTERN", "LINKEDIN_CONVERSION_RULE_PATTERN",
+    "LINKEDIN_VERSION_PATTERN", "MAX_AMOUNT", "MAX_PORTAL_ID", "NAME_PATTERN", "NETWORKS",
+    "PIXEL_ID_PATTERN", "STAGE_ID_PATTERN", "ResourceKey", "SecretRef",
+]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _pattern(regex: str) -> dict[str, Any]:
-    return {"pattern": regex}
-
-
-class Metadata(_Model):
+class Metadata(StrictModel):
     name: str = Field(
         description="Unique name: lowercase letters, digits and '-', at most 63 characters.",
-        json_schema_extra=_pattern(NAME_PATTERN),
+        json_schema_extra=pattern(NAME_PATTERN),
     )
     labels: dict[str, str] = Field(
         default_factory=dict, description="Free-form labels (e.g. team: growth)."
@@ -75,52 +64,25 @@ class Metadata(_Model):
     )
 
 
-class CustomStage(_Model):
+class CustomStage(StrictModel):
     id: str = Field(description="Numeric id of the custom lifecycle stage (R6).",
-                    json_schema_extra=_pattern(STAGE_ID_PATTERN))
+                    json_schema_extra=pattern(STAGE_ID_PATTERN))
     label: str = Field(description="Display name of the stage, sent to Meta as event_name.")
 
 
-class Form(_Model):
+class Form(StrictModel):
     id: str = Field(description="The form's id (GUID) in the CRM account (R12).")
     name: str = Field(description="The form's display name.")
 
 
-class SecretRef(_Model):
-    """A reference to a secret; the secret itself never appears in a manifest."""
-
-    env: str | None = Field(default=None, description="Name of an environment variable.",
-                            json_schema_extra=_pattern(ENV_NAME_PATTERN))
-    file: str | None = Field(default=None, description="Absolute path of a file holding the "
-                             "token, inside the agent's secrets folder (--secrets-dir, "
-                             "default /run/secrets).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_literal(cls, data: Any) -> Any:
-        if isinstance(data, str | int | float):
-            raise PydanticCustomError(
-                "E104",
-                "a literal access token is refused (value not shown); use {env: NAME} or "
-                "{file: PATH}",
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise PydanticCustomError("E105", "give exactly one of 'env' or 'file'")
-        return self
-
-
-class Facebook(_Model):
+class Facebook(StrictModel):
     business_id: str = Field(alias="businessId",
                              description="Meta Business Manager id owning the ad accounts (R2).",
-                             json_schema_extra=_pattern(BUSINESS_ID_PATTERN))
+                             json_schema_extra=pattern(BUSINESS_ID_PATTERN))
     pixel_id: str = Field(alias="pixelId",
                           description="Meta pixel (dataset) id server events are sent to (R3).",
-                          json_schema_extra=_pattern(PIXEL_ID_PATTERN))
-    ad_accounts: list[Annotated[str, Field(json_schema_extra=_pattern(AD_ACCOUNT_PATTERN))]] = (
+                          json_schema_extra=pattern(PIXEL_ID_PATTERN))
+    ad_accounts: list[Annotated[str, Field(json_schema_extra=pattern(AD_ACCOUNT_PATTERN))]] = (
         Field(alias="adAccounts", description="Meta ad accounts of the business: act_<digits>."))
     access_token: SecretRef = Field(alias="accessToken",
                                     description="Conversions API token: {env: NAME} or "
@@ -132,33 +94,33 @@ class Facebook(_Model):
         description="Contact property telling the contact interacted with tracked ads (R8).")
 
 
-class LinkedIn(_Model):
+class LinkedIn(StrictModel):
     """LinkedIn Conversions API setup of an account (docs/networks.md)."""
 
     ad_account: str = Field(alias="adAccount",
                             description="LinkedIn ad account owning the conversion rules: "
                             "urn:li:sponsoredAccount:<digits>.",
-                            json_schema_extra=_pattern(LINKEDIN_AD_ACCOUNT_PATTERN))
+                            json_schema_extra=pattern(LINKEDIN_AD_ACCOUNT_PATTERN))
     access_token: SecretRef = Field(alias="accessToken",
                                     description="OAuth access token (rw_conversions): "
                                     "{env: NAME} or {file: PATH}, never the token itself.")
     version: str = Field(default=DEFAULT_LINKEDIN_VERSION,
                          description="The Linkedin-Version header (YYYYMM) requests are pinned to.",
-                         json_schema_extra=_pattern(LINKEDIN_VERSION_PATTERN))
+                         json_schema_extra=pattern(LINKEDIN_VERSION_PATTERN))
     first_party_id_property: str = Field(
         default="li_fat_id", alias="firstPartyIdProperty",
         description="Contact property holding LinkedIn's first-party ads tracking id "
         "(li_fat_id).")
 
 
-class GoogleClickIds(_Model):
+class GoogleClickIds(StrictModel):
     gclid: str = Field(default="hs_google_click_id",
                        description="Contact property holding the Google click id (gclid).")
     gbraid: str = Field(default="gbraid", description="Contact property holding gbraid.")
     wbraid: str = Field(default="wbraid", description="Contact property holding wbraid.")
 
 
-class GoogleConsent(_Model):
+class GoogleConsent(StrictModel):
     ad_user_data: Literal["granted", "denied"] = Field(
         default="granted", alias="adUserData",
         description="Consent to send user data to Google for advertising, for events whose "
@@ -168,17 +130,17 @@ class GoogleConsent(_Model):
         description="Consent to personalized advertising.")
 
 
-class Google(_Model):
+class Google(StrictModel):
     """Google Ads through the Data Manager API (docs/networks.md)."""
 
     customer_id: str = Field(alias="customerId",
                              description="Google Ads account (10 digits, no dashes) owning the "
                              "conversion actions.",
-                             json_schema_extra=_pattern(GOOGLE_CUSTOMER_ID_PATTERN))
+                             json_schema_extra=pattern(GOOGLE_CUSTOMER_ID_PATTERN))
     login_customer_id: str | None = Field(
         default=None, alias="loginCustomerId", exclude_if=lambda v: v is None,
         description="Manager account the token acts through, when not the customer itself.",
-        json_schema_extra=_pattern(GOOGLE_CUSTOMER_ID_PATTERN))
+        json_schema_extra=pattern(GOOGLE_CUSTOMER_ID_PATTERN))
     access_token: SecretRef = Field(alias="accessToken",
                                     description="OAuth access token: {env: NAME} or "
                                     "{file: PATH}, never the token itself.")
@@ -189,7 +151,7 @@ class Google(_Model):
                                    description="Default consent sent with each event.")
 
 
-class DataProcessingOptions(_Model):
+class DataProcessingOptions(StrictModel):
     """Meta's Limited Data Use: sent with every event as data_processing_options,
     data_processing_options_country and data_processing_options_state (E115)."""
 
@@ -202,7 +164,7 @@ class DataProcessingOptions(_Model):
         default=None, description="With LDU: 1000 (California) or 0 (Meta geolocates).")
 
 
-class AccountSpec(_Model):
+class AccountSpec(StrictModel):
     portal_id: int = Field(alias="portalId", gt=0, le=MAX_PORTAL_ID,
                            description="CRM account (portal) id, 1 to 2**53 - 1.")
     tier: Literal["professional", "enterprise"] = Field(
@@ -217,7 +179,7 @@ class AccountSpec(_Model):
     default_country_code: str | None = Field(
         default=None, alias="defaultCountryCode",
         description="Calling code used to complete phone numbers without one, e.g. \"1\".",
-        json_schema_extra=_pattern(COUNTRY_CODE_PATTERN))
+        json_schema_extra=pattern(COUNTRY_CODE_PATTERN))
     # The two fields below are not dumped when unset: an account's document and fingerprint
     # stay what they were before the fields existed (saved plans stay valid across upgrades).
     date_order: Literal["mdy", "dmy", "ymd"] | None = Field(
@@ -251,7 +213,7 @@ class AccountSpec(_Model):
         return self.facebook
 
 
-class Account(_Model):
+class Account(StrictModel):
     api_version: Literal["convctl/v1"] = Field(alias="apiVersion", description="Always convctl/v1.")
     kind: Literal["Account"] = Field(description="Account: one CRM account and its ad network "
                                      "setup (Meta, LinkedIn, Google Ads).")
@@ -268,19 +230,19 @@ class Account(_Model):
         return set(STANDARD_STAGES) | {s.id for s in self.spec.custom_lifecycle_stages}
 
 
-class Money(_Model):
+class Money(StrictModel):
     amount: float = Field(description="Positive amount, at most 10**12 (R13).",
                           json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_AMOUNT})
     currency: str = Field(description="ISO 4217 currency code, e.g. EUR (R13).",
-                          json_schema_extra=_pattern(CURRENCY_PATTERN))
+                          json_schema_extra=pattern(CURRENCY_PATTERN))
 
 
-class Consent(_Model):
+class Consent(StrictModel):
     property: str = Field(description="Contact property recording consent (R14).")
     value: str = Field(description="The value of that property that means 'consented' (R14).")
 
 
-class FormSubmission(_Model):
+class FormSubmission(StrictModel):
     form_id: str = Field(alias="formId", description="Id of one of the account's forms (R12).")
     facebook_event: str | None = Field(
         default=None, alias="facebookEvent", exclude_if=lambda v: v is None,
@@ -294,7 +256,7 @@ class FormSubmission(_Model):
                                     description="Consent property and value; required (R14).")
 
 
-class LifecycleStageChange(_Model):
+class LifecycleStageChange(StrictModel):
     stages: list[str] = Field(description="Lifecycle stages that fire the event; each counts "
                               "one toward the tier limit (R6, R7).")
     contacts: Literal["all", "adInteractions"] = Field(
@@ -303,7 +265,7 @@ class LifecycleStageChange(_Model):
         "Meta ads (adInteractions: Meta events only) (R8).")
 
 
-class Trigger(_Model):
+class Trigger(StrictModel):
     form_submission: FormSubmission | None = Field(
         default=None, alias="formSubmission", description="Fire on a form submission.")
     lifecycle_stage_change: LifecycleStageChange | None = Field(
@@ -315,12 +277,12 @@ class Trigger(_Model):
         return "formSubmission" if self.form_submission is not None else "lifecycleStageChange"
 
 
-class PropertyMapping(_Model):
+class PropertyMapping(StrictModel):
     property: str = Field(description="CRM contact property name.")
     as_: str = Field(alias="as", description="Meta user_data key it is sent as.")
 
 
-class DataSharing(_Model):
+class DataSharing(StrictModel):
     properties: list[Annotated[str | PropertyMapping, Field(union_mode="left_to_right")]] = Field(
         default_factory=list,
         description="Contact properties sent to Meta (R15); email is strongly recommended.")
@@ -337,7 +299,7 @@ class DataSharing(_Model):
         return [p if isinstance(p, str) else p.property for p in self.properties]
 
 
-class EventSpec(_Model):
+class EventSpec(StrictModel):
     account: str = Field(description="Name of the Account this event belongs to.")
     # The network and its target. Not dumped when unset, so a Meta event's content hash stays
     # what it was before networks existed; exactly the target of the network is given (E121).
@@ -352,11 +314,11 @@ class EventSpec(_Model):
     conversion_rule: str | None = Field(
         default=None, alias="conversionRule", exclude_if=lambda v: v is None,
         description="LinkedIn: the conversion rule, urn:lla:llaPartnerConversion:<digits>.",
-        json_schema_extra=_pattern(LINKEDIN_CONVERSION_RULE_PATTERN))
+        json_schema_extra=pattern(LINKEDIN_CONVERSION_RULE_PATTERN))
     conversion_action: str | None = Field(
         default=None, alias="conversionAction", exclude_if=lambda v: v is None,
         description="Google: the conversion action's id in the account's customer.",
-        json_schema_extra=_pattern(GOOGLE_CONVERSION_ACTION_PATTERN))
+        json_schema_extra=pattern(GOOGLE_CONVERSION_ACTION_PATTERN))
     enabled: bool = Field(default=True, description="The sync toggle (R19).")
     protect: bool = Field(default=False,
                           description="true: plan refuses to delete or replace this event.")
@@ -386,7 +348,7 @@ class EventSpec(_Model):
         return self.ad_account
 
 
-class ConversionEvent(_Model):
+class ConversionEvent(StrictModel):
     api_version: Literal["convctl/v1"] = Field(alias="apiVersion", description="Always convctl/v1.")
     kind: Literal["ConversionEvent"] = Field(description="ConversionEvent: one conversion event.")
     metadata: Metadata = Field(description="Name, labels, renamedFrom.")
@@ -407,4 +369,4 @@ class ConversionEvent(_Model):
         return len(set(lc.stages)) if lc is not None else 0
 
 
-KINDS: dict[str, type[_Model]] = {"Account": Account, "ConversionEvent": ConversionEvent}
+KINDS: dict[str, type[StrictModel]] = {"Account": Account, "ConversionEvent": ConversionEvent}
