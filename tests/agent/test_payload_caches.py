@@ -4,8 +4,8 @@ exactly what the plain normalizers give, and no locale data is read per event.
 ``PayloadBuilder`` hashes through ``normalize.digester`` (values remembered per key, keyed by the
 raw value; zp with the contact's country; db per date order) and a regex-free path for phones
 written with digits and the usual separators. These tests compare both with the plain rules
-(``normalize.normalize`` + SHA-256, ``normalize._ph_general``) on generated contacts whose values
-repeat, so cache hits, misses and every context are exercised.
+(``normalize.normalize`` + SHA-256, ``normalize_rules._ph_general``) on generated contacts whose
+values repeat, so cache hits, misses and every context are exercised.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from agentkit import account_spec, contact, form_event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.core import normalize, places
+from reconciler.core import normalize, normalize_rules, places
 from reconciler.core.capi import PayloadBuilder
 from reconciler.core.normalize import clean, is_hashed
 
@@ -84,7 +84,7 @@ def test_the_builder_sends_what_the_plain_normalizers_give(
 @example("+-1", None)
 def test_a_phone_fast_path_gives_what_the_general_rule_gives(value: str,
                                                               dcc: str | None) -> None:
-    assert normalize.norm_ph(value, dcc) == normalize._ph_general(value.strip(), dcc)
+    assert normalize.norm_ph(value, dcc) == normalize_rules._ph_general(value.strip(), dcc)
 
 
 def test_a_zip_is_remembered_per_contact_country() -> None:
