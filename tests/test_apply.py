@@ -277,18 +277,20 @@ def test_removing_a_network_block_and_its_events_deletes_the_events_first(
     """The backends refuse an account update that strands live events of a network (E128, R1):
     a plan that removes the linkedin block and the LinkedIn events runs the delete and the
     replace of a LinkedIn event by a Meta one before the account update; when the update also
-    adds a form a new event uses, it still runs before that event's create."""
+    adds a form, the replace of an event onto it and the create of one using it run after."""
     provider = MemoryProvider()
     first = _nets(tmp_path, True, [_FORM_A], ("li", "linkedin", _FORM_A),
-                  ("moved", "linkedin", _FORM_A))
+                  ("moved", "linkedin", _FORM_A), ("reformed", "meta", _FORM_A))
     assert _apply(provider, paths=[first]).ok
-    events = [("moved", "meta", _FORM_A)]  # network is immutable: a replace
+    events = [("moved", "meta", _FORM_A),  # network is immutable: a replace
+              ("reformed", "meta", _FORM_B if adds_a_form else _FORM_A)]  # formId too
     if adds_a_form:
         events.append(("new", "meta", _FORM_B))
     second = _nets(tmp_path, False, [_FORM_A, _FORM_B] if adds_a_form else [_FORM_A],
                    *events)
     plan = _plan(provider, paths=[second])
-    expected = ([("event", "li"), ("event", "moved"), ("account", "nets"), ("event", "new")]
+    expected = ([("event", "li"), ("event", "moved"), ("account", "nets"),
+                 ("event", "reformed"), ("event", "new")]
                 if adds_a_form else  # removing the block is all it does: last
                 [("event", "li"), ("event", "moved"), ("account", "nets")])
     assert [(c.kind, c.name) for c in plan.changes] == expected

@@ -1,13 +1,15 @@
 """Quota-safe ordering of one account's changes (product.md §3, R7, R9).
 
 Phases, in apply order: account changes that keep or raise the limit; deletes and updates that
-free slots (or use the same number); account changes that remove a network block (the backends
-refuse that while events of the network live, E128, R1: so after the deletes; after the
-replaces too when one moves an event off that network; last when that is all they do);
-replaces; updates that take slots and creates; account changes that lower the limit (first
-instead, when they also change what events may use (ad accounts, forms, stages, lead sync) and
-the live use already fits the lower limit: every write is checked against its account, R1, R5,
-R6, R12). Within a phase, by event name. Walking that order decides each
+free slots (or use the same number); replaces that move an event off a network whose block the
+account's change removes; account changes that remove a network block (the backends refuse that
+while events of the network live, E128, R1: so after those deletes and replaces; last when that
+is all they do); the other replaces; updates that take slots and creates; account changes that
+lower the limit (first instead, when they also change what events may use (ad accounts, forms,
+stages, lead sync) and the live use already fits the lower limit: every write is checked
+against its account, R1, R5, R6, R12). Within a phase, by event name. A replace that moves an
+event off a removed block *and* needs what the same account change adds cannot be ordered: its
+create is refused (apply the account change in two steps). Walking that order decides each
 replace: create-before-delete when there is headroom at that point, else delete-before-create.
 The walk also records every step's slot use (``quota.simulate`` gives before/after/peak).
 """
@@ -15,14 +17,14 @@ The walk also records every step's slot use (``quota.simulate`` gives before/aft
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.plan import Action, Change
 from reconciler.core.quota import QuotaTrace, limit_for, simulate
 
-RAISE, FREE, NARROW, REPLACE, NARROW_LATE, GROW, LOWER = range(7)
+RAISE, FREE, OFF, NARROW, REPLACE, GROW, LOWER = range(7)
 # Each network's account block (network_rules.BLOCKS).
 _BLOCK_OF = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 
@@ -95,18 +97,22 @@ class AccountWalk:
     overflow: bool  # a step adding slots, or lowering the limit, ends above the limit then
 
 
-def sort_key(step: Step, early: bool = False, late: bool = False) -> tuple[int, str, str]:
-    phase = NARROW_LATE if late else (NARROW if step.narrows else RAISE) if early else step.phase
+def sort_key(step: Step, early: bool = False, removed: Collection[str] = ()
+             ) -> tuple[int, str, str]:
+    """``early``: a limit-lowering account change that goes first; ``removed``: the blocks the
+    account's change removes (a replace of an event off one of them goes before it: OFF)."""
+    if early:
+        phase = NARROW if step.narrows else RAISE
+    elif step.change.action.is_replace and _block_of(step.change.before) in removed:
+        phase = OFF
+    else:
+        phase = step.phase
     return (phase, step.change.name, step.change.renamed_from or "")
 
 
-def _replaces_off(step: Step, steps: Sequence[Step]) -> bool:
-    """Whether a replace moves an event off a network whose block ``step`` removes: the update
-    then waits for the replaces (which can then not need what it adds)."""
-    removed = set(_removed_blocks(step.change))
-    return bool(removed) and any(
-        s.change.action.is_replace and s.change.before
-        and _BLOCK_OF[s.change.before["spec"].get("network") or "meta"] in removed for s in steps)
+def _block_of(event: dict[str, Any] | None) -> str | None:
+    """The account block an event document's network needs."""
+    return _BLOCK_OF[event["spec"].get("network") or "meta"] if event else None
 
 
 def _early(step: Step, used: int) -> bool:
@@ -126,9 +132,8 @@ def walk_account(steps: Sequence[Step], used: int, limit: int, final_limit: int)
     """
     start, ordered, deltas, overflow = used, list[Change](), list[int](), False
     early = {id(step) for step in steps if _early(step, used)}
-    late = {id(step) for step in steps if sort_key(step, id(step) in early)[0] == NARROW
-            and _replaces_off(step, steps)}
-    for step in sorted(steps, key=lambda s: sort_key(s, id(s) in early, id(s) in late)):
+    removed = {block for step in steps for block in _removed_blocks(step.change)}
+    for step in sorted(steps, key=lambda s: sort_key(s, id(s) in early, removed)):
         change, sub = _resolve(step, used, limit)
         if step.limit_after is not None:
             limit = step.limit_after
