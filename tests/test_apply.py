@@ -291,7 +291,7 @@ def test_removing_a_network_block_and_its_events_deletes_the_events_first(
     plan = _plan(provider, paths=[second])
     expected = ([("event", "li"), ("event", "moved"), ("account", "nets"),
                  ("event", "reformed"), ("event", "new")]
-                if adds_a_form else  # removing the block is all it does: last
+                if adds_a_form else
                 [("event", "li"), ("event", "moved"), ("account", "nets")])
     assert [(c.kind, c.name) for c in plan.changes] == expected
     result = apply_plan(plan, provider, progress=lambda _: None, holder="test")

@@ -3,13 +3,13 @@
 Phases, in apply order: account changes that keep or raise the limit; deletes and updates that
 free slots (or use the same number); replaces that move an event off a network whose block the
 account's change removes; account changes that remove a network block (the backends refuse that
-while events of the network live, E128, R1: so after those deletes and replaces; last when that
-is all they do); the other replaces; updates that take slots and creates; account changes that
-lower the limit (first instead, when they also change what events may use (ad accounts, forms,
-stages, lead sync) and the live use already fits the lower limit: every write is checked
-against its account, R1, R5, R6, R12). Within a phase, by event name. A replace that moves an
-event off a removed block *and* needs what the same account change adds cannot be ordered: its
-create is refused (apply the account change in two steps). Walking that order decides each
+while events of the network live, E128, R1: so after those deletes and replaces); the other
+replaces; updates that take slots and creates; account changes that lower the limit (first
+instead, when they also change what events may use (ad accounts, forms, stages, lead sync) and
+the live use already fits the lower limit: every write is checked against its account, R1, R5,
+R6, R12). Within a phase, by event name. A replace that moves an event off a removed block
+*and* needs what the same account change adds cannot be ordered: its create is refused (apply
+the account change in two steps). Walking that order decides each
 replace: create-before-delete when there is headroom at that point, else delete-before-create.
 The walk also records every step's slot use (``quota.simulate`` gives before/after/peak).
 """
@@ -42,7 +42,7 @@ class Step:
     def phase(self) -> int:
         c = self.change
         if c.kind == "account":
-            if self.lowers or (self.narrows and _only_narrows(c)):
+            if self.lowers:
                 return LOWER
             return NARROW if self.narrows else RAISE
         if c.action.is_replace:
@@ -69,18 +69,6 @@ def _removed_blocks(change: Change) -> list[str]:
         return []
     return [k for k in _BLOCK_OF.values()
             if before["spec"].get(k) is not None and after["spec"].get(k) is None]
-
-
-def _only_narrows(change: Change) -> bool:
-    """The update only removes blocks: no event being written can need it, so it goes last."""
-    if not (change.before and change.after):
-        return False
-    removed = set(_removed_blocks(change))
-
-    def kept(spec: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in spec.items() if k not in removed}
-
-    return kept(change.before["spec"]) == kept(change.after["spec"])
 
 
 def _tier_limit(change: Change) -> int:
