@@ -223,7 +223,7 @@ def test_removing_a_block_its_live_events_use_is_refused_r1(provider: Provider,
     assert (caught.value.code, caught.value.rule) == ("E128", "R1")
     label = _LABELS[network]
     assert caught.value.detail == (
-        f"account 'acme': account 'acme' has no {network} block: {label} events need their "
+        f"account 'acme' has no {network} block: {label} events need their "
         f"account to set up {label}; delete its live {label} events first ('a' and 1 more)")
     [live] = provider.list_accounts()
     assert live.version == 1 and live.spec == account_spec(**_NETWORK_BLOCKS)  # nothing written

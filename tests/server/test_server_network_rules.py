@@ -71,7 +71,7 @@ def test_removing_a_block_live_events_use_is_422_e128_and_changes_nothing(
     error = response.json()["error"]
     assert (error["code"], error["rule"]) == ("E128", "R1")
     assert error["message"] == (
-        f"account '{LIVE}': account '{LIVE}' has no linkedin block: LinkedIn events need "
+        f"account '{LIVE}' has no linkedin block: LinkedIn events need "
         "their account to set up LinkedIn; delete its live LinkedIn events first ('li-demo')")
     assert admin.get("/v1/accounts").json() == before  # nothing written
     deleted = admin.delete(f"/v1/events/{created.json()['id']}")

@@ -105,10 +105,12 @@ def check_write(event: EventWrite) -> None:
                             f"'{event.spec.account}', not '{event.account}'")
 
 
-def _violation(what: str, findings: list[Diagnostic]) -> RuleViolationError:
+def _violation(what: str | None, findings: list[Diagnostic]) -> RuleViolationError:
+    """The first finding (prefixed with what was written, when it does not name it itself)."""
     first = findings[0]
     more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
-    return RuleViolationError(first.code, first.rule, f"{what}: {first.message}{more}")
+    prefix = f"{what}: " if what else ""
+    return RuleViolationError(first.code, first.rule, f"{prefix}{first.message}{more}")
 
 
 def check_account_rules(name: str, spec: AccountSpec, labels: dict[str, str]) -> None:
@@ -125,8 +127,8 @@ def check_account_networks(name: str, spec: AccountSpec,
     the write transaction; it is called only when ``spec`` lacks a block."""
     if write_rules.unblocked_networks(spec):
         findings = write_rules.stranded(name, spec, uses())
-        if findings:
-            raise _violation(f"account '{name}'", findings)
+        if findings:  # E128's words name the account already
+            raise _violation(None, findings)
 
 
 def _exempt(old: LiveEvent, event: EventWrite) -> bool:
