@@ -21,12 +21,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.core.network_rules import BLOCKS
 from reconciler.core.plan import Action, Change
 from reconciler.core.quota import QuotaTrace, limit_for, simulate
 
 RAISE, FREE, OFF, NARROW, REPLACE, GROW, LOWER = range(7)
-# Each network's account block (network_rules.BLOCKS).
-_BLOCK_OF = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class Step:
         return self.change.action is Action.UPDATE and self.limit_after is not None and (
             self.limit_after < _tier_limit(self.change))
 
-
     @property
     def narrows(self) -> bool:
         """An account update that removes a network block: after the events that need it."""
@@ -67,7 +65,7 @@ def _removed_blocks(change: Change) -> list[str]:
     before, after = change.before, change.after
     if change.kind != "account" or change.action is not Action.UPDATE or not before or not after:
         return []
-    return [k for k in _BLOCK_OF.values()
+    return [k for k in BLOCKS.values()
             if before["spec"].get(k) is not None and after["spec"].get(k) is None]
 
 
@@ -100,7 +98,7 @@ def sort_key(step: Step, early: bool = False, removed: Collection[str] = ()
 
 def _block_of(event: dict[str, Any] | None) -> str | None:
     """The account block an event document's network needs."""
-    return _BLOCK_OF[event["spec"].get("network") or "meta"] if event else None
+    return BLOCKS[event["spec"].get("network") or "meta"] if event else None
 
 
 def _early(step: Step, used: int) -> bool:
