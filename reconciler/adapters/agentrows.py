@@ -88,8 +88,9 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class PausedTarget:
-    """A target that cannot send (token unavailable, a token or permission error), with the
-    fingerprint of the token it was paused with (a new token resumes it)."""
+    """A target that cannot send (token unavailable, a token or permission error, an API
+    version no longer served), with the fingerprint of the token it was paused with (a new
+    token resumes it)."""
 
     target: str
     destination: str

@@ -274,8 +274,9 @@ def retry_dead(reason: str | None, events: tuple[str, ...], since: str | None,
 @state_option
 @store_option
 def resume(target: str, state: str | None, store: str | None) -> None:
-    """Resume sending for a TARGET paused by a token or permission error: a Meta pixel id, a
-    LinkedIn conversion rule urn or a Google CUSTOMER/ACTION (as `agent status` shows it)."""
+    """Resume sending for a TARGET paused by a token, permission or API version error: a Meta
+    pixel id, a LinkedIn conversion rule urn or a Google CUSTOMER/ACTION (as `agent status`
+    shows it)."""
     from reconciler.services.agent_setup import AgentSettings, open_store
 
     agent_store = open_store(AgentSettings(state=state, store=store))
