@@ -152,7 +152,8 @@ class Agent:
         return ingest_jsonl(self._store, path, chunk)
 
     def ingest_webhook(self, records: Iterable[WebhookRecord]) -> IngestResult:
-        """Parsed HubSpot webhook records (``core.crm.parse_webhook``), keyed by HubSpot's key."""
+        """Parsed HubSpot webhook records (``core.crm_hubspot.parse_webhook``), keyed by
+        HubSpot's key."""
         return ingest_webhook(self._store, records)
 
     def ingest_form(self, form: FormIngest) -> IngestResult:

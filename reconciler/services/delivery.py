@@ -67,8 +67,6 @@ log = logging.getLogger("reconciler.agent")
 PAGE_BATCHES = 5
 RECHECK_SECONDS = 30.0  # a paused target's token is resolved again this often
 TOKEN_UNAVAILABLE = "token_unavailable"
-# Why a target can be paused (the ``reason`` of a paused target: a bounded set, for metrics).
-PAUSE_REASONS = ("permission", "token", TOKEN_UNAVAILABLE)
 
 
 @dataclass
@@ -265,9 +263,13 @@ class Deliverer:
     def _pause(self, group: _Group, outcome: Outcome) -> None:
         reason = outcome.pause_reason or "token"
         ref = group.rules.token_ref(group.account.spec)
-        message = (f"{group.rules.label} refused the token from {describe(ref)} "
-                   f"({describe_outcome(outcome)}); fix it: sending resumes when it changes, "
-                   f"or `convctl agent resume {group.target}`")
+        if reason == "version":  # the network no longer serves the API version: not the token
+            message = (f"{group.rules.label} refused the request ({describe_outcome(outcome)}); "
+                       f"then `convctl agent resume {group.target}`")
+        else:
+            message = (f"{group.rules.label} refused the token from {describe(ref)} "
+                       f"({describe_outcome(outcome)}); fix it: sending resumes when it "
+                       f"changes, or `convctl agent resume {group.target}`")
         self._store.pause_target(group.rules.name, group.target, reason, message,
                                  fingerprint(group.token))
         self._recheck[group.target] = self._clock().timestamp() + RECHECK_SECONDS

@@ -177,6 +177,7 @@ def test_a_sunset_linkedin_version_pauses_for_its_version_not_a_permission(
     served = (f"the LinkedIn API version {DEFAULT_LINKEDIN_VERSION} is no longer served "
               "(NONEXISTENT_VERSION: Requested version is not active): upgrade convctl")
     assert served in info["message"]
+    assert "token" not in info["message"]  # the fix is an upgrade: the token is not to blame
     assert f"LinkedIn target {paused}: PAUSED since {info['since']} (version): " in (
         status_text(status))
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
