@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from itertools import count
 
+import psycopg
 from agentio import FakeClock
 from agentkit import account, lifecycle_event
 from conftest import NOW, open_agent_store
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_agent_store_contract import PIXEL, change, outbox
 
+from reconciler.adapters.state.postgres_schema import MIGRATIONS
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.networks import Outcome
@@ -192,3 +194,32 @@ def test_delivery_holds_each_page_whole_until_it_is_committed(postgres_url: str)
     finally:
         mine.close()
         other.close()
+
+
+# -- the upgrade -------------------------------------------------------------------------------
+
+def test_upgrading_drops_the_lease_columns_and_keeps_every_row(postgres_url: str) -> None:
+    """A database of the lease era (schema 6), rows leased by an agent that is gone: the
+    appended step drops the lease columns, every row survives and can be claimed at once."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE convctl_schema (version INTEGER PRIMARY KEY, description "
+                     "TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        for version, (description, statements) in enumerate(MIGRATIONS[:6], 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO convctl_schema (version, description) VALUES (%s, %s)",
+                         (version, description))
+        conn.execute("INSERT INTO agent_inbox (dedup_key, kind, portal_id, body, received_at, "
+                     "claimed_by, lease_until) SELECT 'k' || g, 'x', 1, '{}', now(), 'gone', "
+                     "now() + interval '1 hour' FROM generate_series(1, 3) g")
+    store = open_agent_store(postgres_url)
+    try:
+        with psycopg.connect(postgres_url) as conn:
+            columns = {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name IN "
+                "('agent_inbox', 'agent_outbox')").fetchall()}
+        assert not {"claimed_by", "lease_until"} & columns
+        status = store.status()
+        assert (status.inbox_new, status.claimed) == (3, 0) and store.has_pending()
+    finally:
+        store.close()
