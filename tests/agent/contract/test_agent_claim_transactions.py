@@ -1,8 +1,8 @@
 """Claims held by transactions on a shared PostgreSQL agent store (issue 11 items 4 and 9):
 a killed agent's rows are free at once (its connection dies, PostgreSQL rolls back), two stores
 never hold one row however their calls interleave, and delivery's pages (settled batch by
-batch) stay whole until committed, through a real ``Deliverer``. The lease of a stalled agent:
-``test_agent_claims.py``."""
+batch) stay whole until committed, through a real ``Deliverer``; a database of the lease era
+upgrades with every row. The lease of a stalled agent: ``test_agent_claims.py``."""
 
 from __future__ import annotations
 
