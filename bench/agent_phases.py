@@ -93,12 +93,13 @@ def server_cpu_of(url: str) -> Callable[[], float]:
     runs elsewhere): its postmaster (with the children it reaped) and its live children."""
     import psycopg
 
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url) as conn:  # its backend's parent, read while it runs
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        postmaster = int(_stat(row[0] if row else 0)[1])
-    except (OSError, ValueError, IndexError):
-        return lambda: 0.0
+        try:
+            postmaster = int(_stat(row[0] if row else 0)[1])
+        except (OSError, ValueError, IndexError):
+            print("(the PostgreSQL server runs elsewhere: its CPU is not counted)")
+            return lambda: 0.0
     tick = os.sysconf("SC_CLK_TCK")
 
     def total() -> float:
