@@ -33,9 +33,9 @@ from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn
 from reconciler.errors import StateError, StoreUnavailableError
 
-# A row locked by a running transaction (a live claim); hashed once per statement.
-HELD: Final = ("(xmax::text::bigint IN (SELECT transactionid::text::bigint FROM pg_locks "
-               "WHERE locktype = 'transactionid'))")
+# A row locked by a running transaction (a live claim); pg_locks is read once per statement.
+HELD: Final = ("(xmax::text::bigint = ANY(ARRAY(SELECT transactionid::text::bigint FROM pg_locks "
+               "WHERE locktype = 'transactionid')))")
 
 
 class ClaimTransaction:
