@@ -2,9 +2,10 @@
 
 An agent's two halves (processing the inbox, delivering the outbox: they run at once, in two
 threads) each keep one connection of their own. A half claims rows by locking them in that
-connection's open transaction (``SELECT ... FOR UPDATE SKIP LOCKED``, no write), settles them in
-the same transaction and commits: the commit writes the settlements and frees every lock at once.
-So a claim costs the server no row version and no index entry, and:
+connection's open transaction (``SELECT ... FOR UPDATE SKIP LOCKED``), settles them in the same
+transaction and commits: the commit writes the settlements and frees every lock at once. So a
+claim costs the server no row version and no index entry (only the lock in the row's header),
+and:
 
 - an agent that dies loses its connection: PostgreSQL rolls the transaction back and its rows
   are free at once;
