@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pgkit import unavailable
+
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "agent_throughput.py"
 
 
@@ -78,4 +80,23 @@ def test_agent_phases_quick() -> None:
                   "store.commit_processed", "store.mark_sent", "GraphSender.send"):
         assert re.search(rf"^\| (&nbsp;)*{re.escape(phase)} \| [0-9.]+ \| [0-9.]+ \|$", out,
                          re.MULTILINE), phase
+    assert "outbox: {'queued': 0, 'sent': 3000, 'dead': 0}" in out
+
+
+def test_agent_phases_quick_on_postgres() -> None:
+    """On PostgreSQL each store call also shows its server's CPU, and the whole run's is
+    counted (the bench's own server: its postmaster and children), not left at 0."""
+    script = SCRIPT.parent / "agent_phases.py"
+    done = subprocess.run([sys.executable, str(script), "--n", "1000", "--postgres"],
+                          capture_output=True, text=True, timeout=180, check=False)
+    out = done.stdout + done.stderr
+    if "no PostgreSQL server" in out:
+        unavailable("the bench found no PostgreSQL server")
+    assert done.returncode == 0, out
+    whole = re.search(r"^\| all \(this process\) \| [0-9.]+ \| [0-9.]+ \| ([0-9.]+) \|$", out,
+                      re.MULTILINE)
+    assert whole and float(whole.group(1)) > 0, out
+    for phase in ("store.pending", "store.due", "store.commit_processed", "store.mark_sent"):
+        assert re.search(rf"^\| (&nbsp;)*{re.escape(phase)} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$",
+                         out, re.MULTILINE), phase
     assert "outbox: {'queued': 0, 'sent': 3000, 'dead': 0}" in out

@@ -1,37 +1,38 @@
 """The sync agent's stores in a shared PostgreSQL database: several agents at once.
 
 The SQLite store's cursor relies on "a row committed later has a higher seq", which is false
-here (sequence order is not commit order). So work is **claimed** and **acknowledged**:
+here (sequence order is not commit order). So work is **claimed** and **acknowledged**, each
+claim held by a transaction (``agentstore_pg_claims``): the processing half and the delivery
+half each keep a connection whose open transaction locks the rows they took.
 
-- ``pending`` claims the oldest unclaimed, unprocessed inbox rows with ``FOR UPDATE SKIP
-  LOCKED`` and a lease (``lease_until``, on the database clock: ``now()``), so two agents never
-  claim the same row while a lease lasts and nothing is skipped; ``commit_processed`` queues
-  the chunk's payloads and marks its rows processed in one transaction. An agent killed in
-  between leaves rows whose lease ends by itself: another agent claims them then. The Meta
-  ``event_id`` is derived from the CRM event alone and the outbox is unique on (event_id,
-  conversion event), so a row processed twice (an expired lease) never queues twice (R16).
-- ``due`` claims queued outbox rows the same way; ``mark_sent`` / ``reschedule`` / ``dead``
-  settle them. A row claimed by an agent that died is sent again by another once the lease
-  ends, under its same ``event_id`` (Meta deduplicates).
-- ``release_claims`` gives back at once what this store claimed and did not settle.
+- ``pending`` locks the oldest unprocessed inbox rows no one holds (``FOR UPDATE SKIP
+  LOCKED``), so two agents never hold one row and nothing is skipped; ``commit_processed``
+  queues the chunk's payloads and marks its rows processed in that same transaction, and
+  commits. An agent killed in between loses its connection and PostgreSQL frees its rows at
+  once; a stalled one's are freed after ``lease_seconds`` (the connection's idle-in-transaction
+  timeout). The Meta ``event_id`` is derived from the CRM event alone and the outbox is unique
+  on (event_id, conversion event), so a row processed twice (a stalled agent coming back) never
+  queues twice (R16).
+- ``due`` locks queued outbox rows the same way, a page at a time; ``mark_sent`` /
+  ``reschedule`` / ``dead`` settle them in the page's transaction, committed with the next page
+  (``due``) or when delivery gives its claims back (``release_claims``): a page is settled in
+  one commit, so no row of it is free to another agent while it is being sent. A row held by an
+  agent that died is sent again by another, under its same ``event_id`` (Meta deduplicates).
+- ``release_claims`` gives back at once what this store holds and did not settle.
 
 Contacts, skips, dropped fields, paused targets, holds, dead letters and retention are as on
 SQLite (``adapters.agentstore``); pauses, holds and the counts are in ``agentstore_pg_views``;
 match-key coverage (counted as rows are marked sent), dead-letter replay and the dashboard's
 activity reads in ``agentstore_pg_reads``.
-Writes whose loss is harmless (``commit_processed``, ``mark_sent``, claims) commit with
+Writes whose loss is harmless (claims, ``commit_processed``, ``mark_sent``) commit with
 ``synchronous_commit = off``, like SQLite's ``NORMAL``. A lost connection or a restarting
 server raises ``StoreUnavailableError`` (a running agent retries).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -40,32 +41,26 @@ import orjson
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentcodec import InboxEvent
 from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, OutboxRow, Queue
+from reconciler.adapters.agentstore_pg_claims import HELD, ClaimTransaction
 from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
 from reconciler.core.crm import Contact
+from reconciler.errors import ConvctlError
 
 Clock = Callable[[], datetime]
 DEFAULT_LEASE_SECONDS: Final = 60.0
 PRUNE_BATCH: Final = 2000
 _CONTACTS_LOCK: Final = 0x636F6E74  # "cont": contact merges one at a time (read, merge, write)
-# Claimable: no live lease, or one of this store's own (it may take its rows again).
-_FREE = "(lease_until IS NULL OR lease_until <= now() OR claimed_by = %(owner)s)"
-_LEASE = "claimed_by = %(owner)s, lease_until = now() + make_interval(secs => %(lease)s)"
-_CLEAR = "claimed_by = NULL, lease_until = NULL"
-_OUTBOX_COLS = ("o.seq, o.conversion_event_id, o.event_id, o.account, o.destination, o.target, "
-                "o.event_name, o.event_time, o.payload, o.attempts, o.last_error IS NULL")
-_CLAIM_INBOX = (f"WITH c AS (SELECT seq FROM agent_inbox WHERE processed_at IS NULL AND {_FREE} "
-                "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-                f"UPDATE agent_inbox i SET {_LEASE} FROM c WHERE i.seq = c.seq "
-                "RETURNING i.seq, i.kind, i.body")
-_CLAIM_DUE = ("WITH c AS (SELECT seq FROM agent_outbox WHERE status = 'queued' "
+_OUTBOX_COLS = ("seq, conversion_event_id, event_id, account, destination, target, event_name, "
+                "event_time, payload, attempts, last_error IS NULL")
+_CLAIM_INBOX = ("SELECT seq, kind, body FROM agent_inbox WHERE processed_at IS NULL "
+                "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED")
+_CLAIM_DUE = (f"SELECT {_OUTBOX_COLS} FROM agent_outbox WHERE status = 'queued' "
               "AND next_attempt_at <= %(now)s AND seq > %(after)s "
-              f"AND NOT (target = ANY(%(exclude)s::text[])) AND {_FREE} "
-              "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-              f"UPDATE agent_outbox o SET {_LEASE} FROM c WHERE o.seq = c.seq "
-              f"RETURNING {_OUTBOX_COLS}")
+              "AND NOT (target = ANY(%(exclude)s::text[])) "
+              "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED")
 # Rows go in as arrays in binary form (%b): the text form escapes every element.
 _ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, destination, "
             "target, event_name, event_time, payload, status, next_attempt_at, reason, "
@@ -76,18 +71,17 @@ _ENQUEUE = ("INSERT INTO agent_outbox (conversion_event_id, event_id, account, d
 
 
 class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
-    """The agent's tables in a PostgreSQL database (migrated on open); thread-safe. ``owner``
-    names this store's claims; ``lease_seconds`` is how long a claim lasts."""
+    """The agent's tables in a PostgreSQL database (migrated on open); thread-safe.
+    ``lease_seconds`` is how long a claim of a stalled agent lasts at most."""
 
     def __init__(self, url: str, clock: Clock | None = None, *,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.db = Database(url)
         self.url = self.db.shown
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
-        self._mutex = threading.Lock()
-        self._claimed: dict[str, set[int]] = {"agent_inbox": set(), "agent_outbox": set()}
+        self._claims: dict[Queue, ClaimTransaction] = {
+            queue: ClaimTransaction(self.db, lease_seconds) for queue in ("inbox", "outbox")}
         conn = self.db.connect()
         try:
             with self.db.translate():
@@ -96,6 +90,12 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
             conn.close()
 
     def close(self) -> None:
+        """Give back the claims (what was settled is committed: a lost connection has given
+        them back already) and close the connections."""
+        with suppress(ConvctlError):
+            self.release_claims()
+        for claims in self._claims.values():
+            claims.close()
         self.db.close()
 
     # -- ingest and contacts ----------------------------------------------------------------
@@ -169,17 +169,19 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
     # -- processing: claim, acknowledge -----------------------------------------------------
 
     def pending(self, limit: int) -> list[InboxRow]:
-        """Claim up to ``limit`` unprocessed inbox rows no other store's live claim holds,
-        oldest first."""
-        with self._claiming() as conn:
-            rows = conn.execute(_CLAIM_INBOX, self._claim(limit=limit)).fetchall()
-        self._note("agent_inbox", (r[0] for r in rows))
+        """Claim up to ``limit`` unprocessed inbox rows no other store holds, oldest first
+        (this store's own unsettled claims again among them)."""
+        claims = self._claims["inbox"]
+        with claims.held() as conn:
+            rows = conn.execute(_CLAIM_INBOX, {"limit": limit}).fetchall()
+        if not rows:
+            claims.rollback()  # an idle agent never sits in a transaction
         return [InboxRow(seq, codec.decode_event(kind, body)) for seq, kind, body in sorted(rows)]
 
     def has_pending(self) -> bool:
         with self.db.autocommit() as conn:
             row = conn.execute("SELECT EXISTS (SELECT 1 FROM agent_inbox WHERE processed_at IS "
-                               f"NULL AND {_FREE})", {"owner": self.owner}).fetchone()
+                               f"NULL AND NOT {HELD})").fetchone()
         return bool(row and row[0])
 
     def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
@@ -194,10 +196,11 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
     def commit_processed(self, seqs: Sequence[int], rows: Sequence[NewOutbox],
                          skips: Mapping[tuple[str, str], int]) -> int:
         """Queue ``rows`` (pairs already queued ignored), add the skip counts and mark the
-        claimed inbox rows ``seqs`` processed, in one transaction; how many rows were new."""
+        claimed inbox rows ``seqs`` processed, in the claims' transaction, and commit it; how
+        many rows were new."""
         now = self._clock()
-        with self.db.transaction() as conn:
-            conn.execute("SET LOCAL synchronous_commit = off")
+        claims = self._claims["inbox"]
+        with claims.held() as conn:
             added = self._enqueue(conn, rows, now) if rows else 0
             if skips:
                 keys = sorted(skips)  # one lock order: concurrent commits never deadlock
@@ -207,10 +210,10 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
                              "agent_skips.count + excluded.count",
                              ([r for r, _ in keys], [c for _, c in keys], [skips[k] for k in keys]))
             if seqs:
-                conn.execute(f"UPDATE agent_inbox SET processed_at = now(), {_CLEAR} "
+                conn.execute("UPDATE agent_inbox SET processed_at = now() "
                              "WHERE seq = ANY(%b::bigint[]) AND processed_at IS NULL",
                              (list(seqs),))
-        self._forget("agent_inbox", seqs)
+        claims.commit()
         return added
 
     @staticmethod
@@ -227,73 +230,78 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
         return max(cur.rowcount, 0)
 
     def release_claims(self, queue: Queue | None = None) -> None:
-        """Give back the rows this store claimed and did not settle: of ``queue`` (``inbox``,
-        ``outbox``) or of both."""
-        tables = self._claimed if queue is None else {f"agent_{queue}": None}
-        with self._mutex:
-            claimed = {table: sorted(seqs) for table, seqs in self._claimed.items()
-                       if seqs and table in tables}
-        if not claimed:
-            return
-        with self._claiming() as conn:
-            for table, seqs in claimed.items():
-                conn.execute(f"UPDATE {table} SET {_CLEAR} WHERE seq = ANY(%b::bigint[]) "
-                             "AND claimed_by = %s", (seqs, self.owner))
-        for table, seqs in claimed.items():
-            self._forget(table, seqs)
+        """Give back the rows this store holds and did not settle, of ``queue`` (``inbox``,
+        ``outbox``) or of both; what was settled in the meantime is committed."""
+        for name in (queue,) if queue else ("inbox", "outbox"):
+            self._claims[name].commit()
 
     # -- delivery ---------------------------------------------------------------------------
 
     def due(self, now: float, limit: int, after_seq: int = 0,
             exclude: Collection[str] = ()) -> list[OutboxRow]:
-        """Claim queued rows due at ``now`` (no live claim on them), oldest first, after
-        ``after_seq``, the targets in ``exclude`` left out."""
-        with self._claiming() as conn:
-            rows = conn.execute(_CLAIM_DUE, self._claim(
-                now=now, after=after_seq, exclude=sorted(exclude), limit=limit)).fetchall()
-        self._note("agent_outbox", (r[0] for r in rows))
+        """Claim queued rows due at ``now`` that no other store holds, oldest first, after
+        ``after_seq``, the targets in ``exclude`` left out: the next page. What was settled of
+        the page before is committed first (its unsettled rows are given back)."""
+        claims = self._claims["outbox"]
+        claims.commit()
+        with claims.held() as conn:
+            rows = conn.execute(_CLAIM_DUE, {"now": now, "after": after_seq,
+                                             "exclude": sorted(exclude), "limit": limit}).fetchall()
+        if not rows:
+            claims.commit()
         return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8].encode(), r[9],
                           bool(r[10])) for r in sorted(rows)]
 
     def next_due(self, exclude: Collection[str] = ()) -> float | None:
-        """When the earliest queued row can be sent (a claimed one: once its lease ends)."""
+        """When the earliest queued row can be sent (one another store holds: once a lease
+        from now has passed, at the latest when it comes back)."""
         with self.db.autocommit() as conn:
             row = conn.execute(
-                "SELECT MIN(CASE WHEN lease_until > now() AND claimed_by <> %s THEN "
-                "GREATEST(next_attempt_at, extract(epoch FROM lease_until)::float8) ELSE "
-                "next_attempt_at END) FROM agent_outbox WHERE status = 'queued' "
-                "AND NOT (target = ANY(%s::text[]))", (self.owner, sorted(exclude))).fetchone()
+                f"SELECT MIN(CASE WHEN {HELD} THEN GREATEST(next_attempt_at, "
+                "extract(epoch FROM now())::float8 + %s) ELSE next_attempt_at END) "
+                "FROM agent_outbox WHERE status = 'queued' AND NOT (target = ANY(%s::text[]))",
+                (self.lease_seconds, sorted(exclude))).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
         """The network accepted these rows: settled and counted into the match-key coverage in one
-        statement (``agentstore_pg_reads``), committed without waiting for the disk."""
+        statement (``agentstore_pg_reads``), in the page's transaction (``_settling``)."""
         if not seqs:
             return
-        with self.db.transaction() as conn:
-            conn.execute("SET LOCAL synchronous_commit = off")
+        with self._settling() as conn:
             self._mark_sent_counted(conn, seqs, "status = 'sent', attempts = attempts + 1, "
                                                 "last_error = NULL")
-        self._forget("agent_outbox", seqs)
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None:
-        self._settle(seqs, "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",
-                     (next_attempt_at, error))
-
-    def dead(self, seqs: Sequence[int], reason: str, error: str) -> None:
-        self._settle(seqs, "status = 'dead', reason = %s, last_error = %s", (reason, error))
-
-    def _settle(self, seqs: Sequence[int], assignments: str, params: tuple[Any, ...], *,
-                durable: bool = True) -> None:
         if not seqs:
             return
-        with self.db.transaction() as conn:
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
-            conn.execute(f"UPDATE agent_outbox SET {assignments}, {_CLEAR}, updated_at = %s "
-                         "WHERE seq = ANY(%b::bigint[]) AND status = 'queued'",
-                         (*params, self._clock(), list(seqs)))
-        self._forget("agent_outbox", seqs)
+        with self._settling(durable=True) as conn:
+            conn.execute("UPDATE agent_outbox SET attempts = attempts + 1, next_attempt_at = %s, "
+                         "last_error = %s, updated_at = %s WHERE seq = ANY(%b::bigint[]) "
+                         "AND status = 'queued'",
+                         (next_attempt_at, error, self._clock(), list(seqs)))
+
+    def dead(self, seqs: Sequence[int], reason: str, error: str) -> None:
+        if not seqs:
+            return
+        with self._settling(durable=True) as conn:
+            conn.execute("UPDATE agent_outbox SET status = 'dead', reason = %s, last_error = %s, "
+                         "updated_at = %s WHERE seq = ANY(%b::bigint[]) AND status = 'queued'",
+                         (reason, error, self._clock(), list(seqs)))
+
+    @contextmanager
+    def _settling(self, *, durable: bool = False) -> Iterator[Conn]:
+        """The outbox claims' transaction: the page's, committed with it (the next ``due`` or
+        ``release_claims``), or one of its own, committed here. ``durable``: its commit waits
+        for the disk (dead letters and retries are not redone silently)."""
+        claims = self._claims["outbox"]
+        own = not claims.is_open
+        with claims.held() as conn:
+            if durable:
+                conn.execute("SET LOCAL synchronous_commit = on")
+            yield conn
+        if own:
+            claims.commit()
 
     def retry_dead(self, reason: str | None = None) -> int:
         """Queue dead letters again (only those with ``reason`` when given), due now."""
@@ -303,7 +311,7 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
             cur = conn.execute(
                 "UPDATE agent_outbox SET status = 'queued', attempts = 0, reason = NULL, "
                 "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = %s, "
-                f"updated_at = %s, {_CLEAR} WHERE status = 'dead' {where}",
+                f"updated_at = %s WHERE status = 'dead' {where}",
                 (now.timestamp(), now, *params))
             return max(cur.rowcount, 0)
 
@@ -327,26 +335,3 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
             total += done
             if done < batch:
                 return total
-
-    # -- claims held by this store ----------------------------------------------------------
-
-    @contextmanager
-    def _claiming(self) -> Iterator[Conn]:
-        """A transaction that takes or gives back claims: committed without waiting for the
-        disk (a claim lost in a database crash only lets another agent redo the work under the
-        same event ids)."""
-        with self.db.transaction() as conn:
-            conn.execute("SET LOCAL synchronous_commit = off")
-            yield conn
-
-    def _claim(self, **params: Any) -> dict[str, Any]:
-        return {"owner": self.owner, "lease": self.lease_seconds, **params}
-
-    def _note(self, table: str, seqs: Iterable[int]) -> None:
-        with self._mutex:
-            self._claimed[table].update(seqs)
-
-    def _forget(self, table: str, seqs: Iterable[int]) -> None:
-        with self._mutex:
-            self._claimed[table].difference_update(seqs)
-

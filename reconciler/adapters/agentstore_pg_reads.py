@@ -23,9 +23,8 @@ from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn
 from reconciler.core.coverage import KEEP_HOURS, Bucket, hour_of
 
-_CLEAR: Final = "claimed_by = NULL, lease_until = NULL"
 _COUNT_SENT: Final = (
-    "WITH s AS (UPDATE agent_outbox SET {assignments}, " + _CLEAR + ", updated_at = %s "
+    "WITH s AS (UPDATE agent_outbox SET {assignments}, updated_at = %s "
     "WHERE seq = ANY(%b::bigint[]) AND status = 'queued' RETURNING conversion_event_id, "
     "key_mask) INSERT INTO agent_match_coverage (conversion_event_id, hour, key_mask, sent) "
     "SELECT conversion_event_id, %s, key_mask, count(*) FROM s WHERE key_mask IS NOT NULL "
@@ -106,7 +105,7 @@ class CoverageReplayAndActivity:
             cur = conn.execute(
                 "UPDATE agent_outbox SET status = 'queued', attempts = 0, reason = NULL, "
                 "last_error = COALESCE(last_error, 'queued again'), next_attempt_at = %s, "
-                f"updated_at = %s, {_CLEAR} WHERE {where} AND event_time >= {bound}",
+                f"updated_at = %s WHERE {where} AND event_time >= {bound}",
                 (now.timestamp(), now, *params, *bounds))
             return Replay(max(cur.rowcount, 0), too_old, [])
 

@@ -15,6 +15,7 @@ from reconciler.adapters.agentrows import (
     PausedTarget,
     QueueStatus,
 )
+from reconciler.adapters.agentstore_pg_claims import HELD
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn
 
@@ -73,19 +74,20 @@ class PausesHoldsAndCounts:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> QueueStatus:
-        """Counts per state, per target, per skip and dead-letter reason, and live claims."""
+        """Counts per state, per target, per skip and dead-letter reason, and live claims (rows
+        a running transaction holds: ``agentstore_pg_claims.HELD``)."""
         with self.db.transaction() as conn:
             new, processed, claimed = conn.execute(
                 "SELECT count(*) FILTER (WHERE processed_at IS NULL), count(*) FILTER (WHERE "
                 "processed_at IS NOT NULL), count(*) FILTER (WHERE processed_at IS NULL AND "
-                "lease_until > now()) FROM agent_inbox").fetchone() or (0, 0, 0)
+                f"{HELD}) FROM agent_inbox").fetchone() or (0, 0, 0)
             targets: dict[tuple[str, str], dict[str, int]] = {}
             for network, target, state, n in conn.execute(
                     "SELECT destination, target, status, count(*) FROM agent_outbox "
                     "GROUP BY destination, target, status"):
                 targets.setdefault((network, target), dict.fromkeys(OUTBOX_STATES, 0))[state] = n
             claimed += _one(conn, "SELECT count(*) FROM agent_outbox WHERE status = 'queued' "
-                                  "AND lease_until > now()")
+                                  f"AND {HELD}")
             skips = dict(conn.execute("SELECT reason, sum(count)::bigint FROM agent_skips "
                                       "GROUP BY reason ORDER BY reason").fetchall())
             dead = dict(conn.execute("SELECT reason, count(*) FROM agent_outbox WHERE status = "

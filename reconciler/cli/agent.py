@@ -139,9 +139,9 @@ _RUN_OPTIONS = [
                  "CONVCTL_HUBSPOT_TOKEN and CONVCTL_HUBSPOT_BASE_URL."),
     click.option("--lease-seconds", envvar="CONVCTL_AGENT_LEASE_SECONDS", default=60.0,
                  type=click.FloatRange(1, 3600), show_default=True,
-                 help="On a PostgreSQL store, how long an agent's claim on a chunk lasts: a "
-                 "dead agent's work goes to the others after this [env "
-                 "CONVCTL_AGENT_LEASE_SECONDS]."),
+                 help="On a PostgreSQL store, how long an agent's claim lasts at most: a "
+                 "killed agent's work goes to the others at once, a stalled one's after this "
+                 "[env CONVCTL_AGENT_LEASE_SECONDS]."),
 ]
 
 

@@ -3,8 +3,9 @@
 Used by ``convctl agent ...`` and by ``convctl serve`` (which runs the agent unless
 ``--no-agent``). The agent store (``--store`` / ``CONVCTL_AGENT_STORE``) is a SQLite file or a
 ``postgresql://`` database (``adapters.agentstore_pg``: several agents share it, claiming work
-with leases of ``lease_seconds``). Without ``--store`` it follows the state: the SQLite state
-file, the PostgreSQL state database, else ``.convctl/agent.db``.
+in transactions a stalled agent holds ``lease_seconds`` at most). Without ``--store`` it
+follows the state: the SQLite state file, the PostgreSQL state database, else
+``.convctl/agent.db``.
 
 A dry run (``dry_run``: a file) leaves the store exactly as it was: the agent works on a copy of
 it taken at start (SQLite's online backup, in a temporary folder removed on close) that pulls in
@@ -74,7 +75,7 @@ class AgentSettings:
     contacts: str = "embedded"
     hubspot_base_url: str = HUBSPOT_BASE_URL
     hubspot_token_env: str = "CONVCTL_HUBSPOT_TOKEN"
-    lease_seconds: float = 60.0  # a PostgreSQL store's claims (a dead agent's work returns)
+    lease_seconds: float = 60.0  # how long a stalled agent holds its PostgreSQL claims
     secrets_dir: str | None = None  # where {file: PATH} tokens may be read; None: the default
 
 

@@ -151,10 +151,10 @@ class Deliverer:
         page = self._store.due(now, self._batch * PAGE_BATCHES, 0, held)
         if not page:  # an idle pass costs two queries, not a read of the live state
             return report
-        live = {e.id: e for e in self._provider.list_events()}
-        self.live_networks = {e.spec.destination for e in live.values()}
-        accounts = {a.name: a for a in self._provider.list_accounts()}
         try:
+            live = {e.id: e for e in self._provider.list_events()}
+            self.live_networks = {e.spec.destination for e in live.values()}
+            accounts = {a.name: a for a in self._provider.list_accounts()}
             while True:
                 after = page[-1].seq
                 sendable = self._screen(page, live, accounts, report)
@@ -169,7 +169,9 @@ class Deliverer:
                     break
         finally:
             self._settle()  # what was sent before a failure is marked, not sent again
-        self._store.release_claims("outbox")  # rows of targets held off, for others
+            # The rest goes back to the others (rows of targets held off); on a shared store
+            # this also commits the page's settlements, whatever ended the pass.
+            self._store.release_claims("outbox")
         return report
 
     def _settle(self) -> None:

@@ -5,13 +5,17 @@ a shared PostgreSQL database, several agents at once).
 - ``Inbox``: CRM events in (durable before acknowledged, duplicates dropped by their dedup key),
   then **claimed** a chunk at a time (``pending``) and **acknowledged** with the chunk's outbox
   rows (``commit_processed``). On SQLite a claim is the cursor's prefix (one writer); on
-  PostgreSQL it is a lease (``FOR UPDATE SKIP LOCKED``, expiry on the database clock), so a
-  dead agent's rows go back to the others when its lease ends. ``release_claims`` gives back
-  what this store claimed and did not settle.
+  PostgreSQL it is a row lock held by the store's open transaction (``FOR UPDATE SKIP
+  LOCKED``), so a dead agent's rows go back to the others at once and a stalled one's when its
+  lease ends (on the database clock). ``release_claims`` gives back what this store claimed
+  and did not settle.
 - ``Outbox``: one row per (``event_id``, conversion event), unique, so processing a row
   twice never queues twice (R16), keyed for delivery by destination (network) and target;
-  ``due`` claims the rows to send like ``pending`` does. ``replay_dead`` queues chosen dead
-  letters again (``agent retry-dead``).
+  ``due`` claims the rows to send like ``pending`` does, a page at a time. ``mark_sent``,
+  ``reschedule`` and ``dead`` settle claimed rows; on a shared store they are committed with
+  the page, by the next ``due`` or by ``release_claims("outbox")`` (delivery ends every pass
+  with it), so no row of a page is free to another agent while it is being sent.
+  ``replay_dead`` queues chosen dead letters again (``agent retry-dead``).
 - ``ContactStore``, ``TargetPauses``, ``Holds``: the embedded contacts, paused targets and the
   parts of the work held off, with why.
 - ``Coverage``: match-key coverage buckets, counted as rows are marked sent (each outbox row
@@ -100,7 +104,8 @@ class Outbox(Protocol):
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
         """Settle the rows as sent and count their key masks (given when they were queued)
-        into the match-key coverage of the current hour, in one transaction."""
+        into the match-key coverage of the current hour, in one transaction (on a shared
+        store, the claimed page's: committed with it)."""
 
     def reschedule(self, seqs: Sequence[int], next_attempt_at: float, error: str) -> None: ...
 

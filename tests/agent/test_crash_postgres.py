@@ -41,7 +41,7 @@ from reconciler.services.planning import make_plan
 TOKEN = "crash-token-SECRET"
 CREATED = datetime.now(UTC) - timedelta(hours=2)
 BASE = datetime.now(UTC) - timedelta(hours=1)
-LEASE = "2"  # seconds: a killed agent's claims go to the others this soon
+LEASE = "2"  # seconds: a stalled agent's claims (a killed one's go back at once)
 
 
 @pytest.fixture
@@ -133,10 +133,17 @@ def stop(agents: list[AgentProc]) -> None:
 
 
 def stuck_claims(url: str) -> int:
+    """Rows no one can claim: open inbox rows and queued outbox rows that ``FOR UPDATE SKIP
+    LOCKED`` passes over (a transaction still holds them), and sessions left in a transaction."""
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT (SELECT count(*) FROM agent_inbox WHERE claimed_by IS NOT "
-                           "NULL) + (SELECT count(*) FROM agent_outbox WHERE claimed_by IS NOT "
-                           "NULL)").fetchone()
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM agent_inbox WHERE processed_at IS NULL) - (SELECT "
+            "count(*) FROM (SELECT 1 FROM agent_inbox WHERE processed_at IS NULL FOR UPDATE "
+            "SKIP LOCKED) i) + (SELECT count(*) FROM agent_outbox WHERE status = 'queued') - "
+            "(SELECT count(*) FROM (SELECT 1 FROM agent_outbox WHERE status = 'queued' FOR "
+            "UPDATE SKIP LOCKED) o) + (SELECT count(*) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND state LIKE 'idle in transaction%' AND pid <> "
+            "pg_backend_pid())").fetchone()
     return int(row[0]) if row else -1
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -63,6 +66,15 @@ T = TypeVar("T")
 RETRIES: Final = 3
 
 
+@dataclass
+class _Health:
+    lost: bool = False
+    lost_at: float = 0.0  # when (monotonic): connections made before are of the same outage
+
+
+_HEALTH: dict[str, _Health] = {}
+
+
 class _Lost(Exception):
     """The connection broke before the commit: the transaction is safe to run again."""
 
@@ -78,7 +90,11 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
         self._reached = False  # a direct connection worked: the pool's will too
-        self._lost = False  # a pooled connection broke (a restart): logged once, until back
+        # A connection broke (a restart): logged once, until back, by every Database of this
+        # process on the same URL (an agent has its store's and its state's).
+        self._health = _HEALTH.setdefault(url, _Health())
+        self._born: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary())
         self._mutex = threading.Lock()
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -99,7 +115,7 @@ class Database:
         except psycopg.Error as exc:
             raise self.cannot_connect(exc) from exc
         with self.translate():
-            _configure(conn)
+            self._configure(conn)
         self._reached = True
         return conn
 
@@ -178,16 +194,22 @@ class Database:
         try:
             ConnectionPool.check_connection(conn)
         except psycopg.Error as exc:
-            if not self._lost:
-                self._lost = True
+            if not self._health.lost and self._born.get(conn, 0.0) > self._health.lost_at:
+                self.note_lost()
                 log.warning("lost the connection to the state database %s (%s); reconnecting",
                             self.shown, _one_line(self.scrub(str(exc))))
             raise
 
+    def note_lost(self) -> None:
+        """A connection was lost (a restart): the connections made before stay quiet when the
+        pool finds them broken too (one outage, one line: whoever noticed first said it)."""
+        self._health.lost, self._health.lost_at = True, time.monotonic()
+
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         _configure(conn)
-        if self._lost:
-            self._lost = False
+        self._born[conn] = time.monotonic()
+        if self._health.lost:
+            self._health.lost = False
             log.info("reconnected to the state database %s", self.shown)
 
     def close(self) -> None:
@@ -201,6 +223,10 @@ class Database:
     def scrub(self, text: str) -> str:
         """``text`` without the password (libpq never echoes it; this makes sure)."""
         return text.replace(self._secret, "***") if self._secret else text
+
+    def one_line(self, exc: BaseException) -> str:
+        """The error's message on one line, without the password."""
+        return _one_line(self.scrub(str(exc)))
 
     def cannot_connect(self, exc: psycopg.Error) -> StateError:
         reason = _one_line(self.scrub(str(exc)))

@@ -70,7 +70,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             revoked_at TIMESTAMPTZ)""",
         "CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_at IS NULL",
     )),
-    # The queues' rows are updated in place (claims, marks): room on each page lets PostgreSQL
+    # The queues' rows are updated in place (marks): room on each page lets PostgreSQL
     # keep a new row version beside the old one (a "HOT" update, no index write).
     ("the agent: inbox and outbox with claims, contacts, skips, paused pixels, holds", (
         """CREATE TABLE agent_inbox (
@@ -164,6 +164,16 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         "ALTER TABLE agent_paused_targets RENAME COLUMN pixel_id TO target",
         "ALTER TABLE agent_paused_targets ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
         "ALTER INDEX agent_paused_pixels_pkey RENAME TO agent_paused_targets_pkey",
+    )),
+    # Claims are row locks held by an agent's open transaction (adapters.agentstore_pg_claims),
+    # not leases written into the rows: the lease columns go (the rows stay). Delivery takes the
+    # queued rows in seq order: an index of them in that order lets a claim stop after its page
+    # (with one on next_attempt_at, every queued row was read and sorted for each page).
+    ("agent claims held by transactions: the lease columns dropped, queued rows by seq", (
+        "ALTER TABLE agent_inbox DROP COLUMN claimed_by, DROP COLUMN lease_until",
+        "ALTER TABLE agent_outbox DROP COLUMN claimed_by, DROP COLUMN lease_until",
+        "DROP INDEX agent_outbox_due",
+        "CREATE INDEX agent_outbox_queued ON agent_outbox (seq) WHERE status = 'queued'",
     )),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -1,6 +1,8 @@
-"""Claims on a shared PostgreSQL agent store (issue 11 item 4): several agents take disjoint
-work, nothing is skipped, a dead agent's claims come back when its lease ends (on the database
-clock), and a store gives back at once what it claimed and did not settle."""
+"""Claims on a shared PostgreSQL agent store (issue 11 item 4), held by transactions: several
+agents take disjoint work, nothing is skipped, a stalled agent's claims come back when its lease
+ends (on the database clock), a page is settled in one commit, and a store gives back at once
+what it claimed and did not settle. A killed agent's, and delivery's pages through a real
+``Deliverer``: ``test_agent_claim_transactions.py``."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from conftest import open_agent_store
 from test_agent_store_contract import PIXEL, change, outbox
 
+from reconciler.errors import StoreUnavailableError
 from reconciler.services.ports import AgentStore
 
 
@@ -38,19 +41,31 @@ def test_two_agents_claim_disjoint_chunks_and_skip_nothing(
     assert a.status().as_json()["inbox"] == {"new": 0, "processed": 10}
 
 
-def test_a_dead_agents_claims_return_when_the_lease_ends(
+def test_a_stalled_agents_claims_return_when_the_lease_ends(
         two: tuple[AgentStore, AgentStore]) -> None:
-    dead, alive = two
-    dead.ingest([("k", change())])
-    dead.commit_processed([], [outbox("a")], {})
-    claimed, due = dead.pending(10), dead.due(time.time(), 10)
+    """An agent alive but not answering holds its rows for the lease at most (the server ends
+    its idle transaction); its next statement fails as a lost connection, which it retries."""
+    stalled, alive = two
+    stalled.ingest([("k", change())])
+    stalled.commit_processed([], [outbox("a")], {})
+    claimed, due = stalled.pending(10), stalled.due(time.time(), 10)
     assert alive.pending(10) == [] and alive.due(time.time(), 10) == []
-    assert alive.status().claimed == 2
+    assert alive.status().claimed == 2 and not alive.has_pending()
     next_due = alive.next_due()
     assert next_due is not None and next_due > time.time()  # not before the lease ends
-    time.sleep(1.2)  # dead's lease (1 s, the database clock) ends
+    time.sleep(1.3)  # the stalled store's lease (1 s, the database clock) ends
+    assert alive.status().claimed == 0 and alive.has_pending()
     assert [r.seq for r in alive.pending(10)] == [r.seq for r in claimed]
     assert [r.seq for r in alive.due(time.time(), 10)] == [r.seq for r in due]
+    with pytest.raises(StoreUnavailableError, match="claims went back to the others"):
+        stalled.commit_processed([r.seq for r in claimed], [], {})
+    with pytest.raises(StoreUnavailableError):
+        stalled.mark_sent([r.seq for r in due])
+    alive.commit_processed([r.seq for r in claimed], [], {})
+    assert stalled.pending(10) == [] and stalled.due(time.time(), 10) == []  # back at work
+    alive.mark_sent([r.seq for r in due])
+    alive.release_claims()
+    assert stalled.status().outbox == {"queued": 0, "sent": 1, "dead": 0}
 
 
 def test_released_claims_go_to_the_other_agent_at_once(
@@ -79,14 +94,25 @@ def test_each_half_gives_back_only_its_own_claims(two: tuple[AgentStore, AgentSt
     assert b.due(time.time(), 10) == [] and len(b.pending(10)) == 1
 
 
-def test_settled_rows_lose_their_claim(two: tuple[AgentStore, AgentStore]) -> None:
+def test_a_page_is_settled_in_one_commit(two: tuple[AgentStore, AgentStore]) -> None:
+    """Delivery settles a page batch by batch: every row of it stays claimed until the page is
+    committed (the next page, or the give-back), so no other agent takes a row of it meanwhile,
+    settled or not."""
     a, b = two
-    a.commit_processed([], [outbox("a"), outbox("b")], {})
-    sent, retried = a.due(time.time(), 10)
+    a.commit_processed([], [outbox("a"), outbox("b"), outbox("c")], {})
+    sent, retried, _ = a.due(time.time(), 10)
     a.mark_sent([sent.seq])
     a.reschedule([retried.seq], 0.0, "HTTP 500")
-    assert [r.event_id for r in b.due(time.time(), 10)] == ["b"]
-    assert b.status().outbox == {"queued": 1, "sent": 1, "dead": 0}
+    assert b.due(time.time(), 10) == [] and b.status().outbox["sent"] == 0
+    assert b.status().claimed == 3
+    a.release_claims("outbox")
+    assert [r.event_id for r in b.due(time.time(), 10)] == ["b", "c"]
+    assert b.status().outbox == {"queued": 2, "sent": 1, "dead": 0}
+    b.release_claims()
+    assert [r.event_id for r in a.due(time.time(), 1)] == ["b"]
+    a.dead([retried.seq], "rejected", "no")
+    assert [r.event_id for r in a.due(time.time(), 10, after_seq=retried.seq)] == ["c"]
+    assert b.status().outbox["dead"] == 1  # the next page committed the one before
 
 
 def test_agents_racing_over_one_inbox_process_each_row_once(postgres_url: str) -> None:

@@ -148,6 +148,7 @@ def test_retention_keeps_queued_rows_and_dead_letters(agent_store: AgentStore,
     a, b, _ = agent_store.due(clock.epoch(), 10)
     agent_store.mark_sent([a.seq])
     agent_store.dead([b.seq], "rejected", "no")
+    agent_store.release_claims("outbox")  # the page's settlements are committed with it
     clock.now += timedelta(days=31)
     assert agent_store.prune(clock.now - timedelta(days=30), batch=1) == (2, 1)
     status = agent_store.status().as_json()

@@ -40,6 +40,7 @@ def test_sent_rows_are_counted_once_per_key_mask_and_hour(agent_store: AgentStor
     agent_store.reschedule([c.seq], clock.epoch() + 30, "HTTP 500")  # not sent: not counted
     clock.advance(hours=1)
     agent_store.mark_sent([d.seq])
+    agent_store.release_claims("outbox")  # the page's settlements are committed with it
     hour = hour_of(NOW)
     found = {(x.conversion_event_id, x.hour, x.mask, x.sent)
              for x in agent_store.coverage_buckets(hour)}
@@ -111,6 +112,7 @@ def test_the_dashboards_activity_reads(agent_store: AgentStore, clock: FakeClock
     clock.advance(minutes=1)
     agent_store.mark_sent([b.seq])
     agent_store.dead([c.seq], "rejected", "Meta said no")
+    agent_store.release_claims("outbox")  # the page's settlements are committed with it
     since = NOW - timedelta(hours=1)
     assert agent_store.sent_per_minute(since) == {"2026-11-28T10:00": 1, "2026-11-28T10:01": 1}
     activity = agent_store.event_activity(since)
