@@ -96,13 +96,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         exc.show()
         sys.exit(1 if exc.exit_code == 2 else exc.exit_code)
-    except (click.exceptions.Abort, EOFError):
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        _interrupted()
+    except (click.exceptions.Abort, EOFError) as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click wraps a Ctrl-C in Abort
+            _interrupted()
+        click.echo("Aborted.", err=True)  # a prompt answered with Ctrl-C or end of input
+        sys.exit(1)
     lifetime.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted() -> NoReturn:
+    click.echo("Interrupted.", err=True)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "agent.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVCTL_", "ACME_"))}
     with log.open("wb") as out:
@@ -41,9 +42,12 @@ def test_a_stop_signal_ends_the_agent_after_its_cycle_with_exit_0(
 def test_a_second_ctrl_c_ends_it_without_a_traceback(tmp_path: Path) -> None:
     """Whether the second Ctrl-C lands before the first stop is done (130) or after (0) is a
     race; either way the agent ends at once and cleanly."""
-    proc, log = _start(tmp_path)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
-    code = proc.wait(15)
-    assert code in (0, 130), log.read_text()
-    assert "Traceback" not in log.read_text()
+    for attempt in range(3):  # each run lands the second signal somewhere else
+        proc, log = _start(tmp_path / str(attempt))
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(15)
+        text = log.read_text()
+        assert code in (0, 130), text  # not click's "Aborted." (1): a Ctrl-C is no error
+        assert "Traceback" not in text and "Aborted" not in text
+        assert ("Interrupted." in text) == (code == 130), text
