@@ -137,6 +137,12 @@ def lean_documents(text: str, file: str, positioned: Positioned) -> list[RawDocu
         return None
     finally:
         parser.dispose()
+    return lazy_documents(datas, text, file, positioned)
+
+
+def lazy_documents(datas: list[Any], text: str, file: str,
+                   positioned: Positioned) -> list[RawDocument]:
+    """The documents of ``text`` from their data, positions parsed when first asked for."""
     positions = _Positions(text, file, len(datas), positioned)
     return [RawDocument(data, SourceMap(file, locate=_locator(positions, i)))
             for i, data in enumerate(datas)]
