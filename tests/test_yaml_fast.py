@@ -124,7 +124,7 @@ def test_hand_written_differences_are_declined() -> None:
     cases = ["a: yes\n", "a: ~\n", "a: 0x1F\n", "a: 012\n", "a: 1e3\n", "a: .inf\n",
              "a: 2024-01-01\n", "a: 1\na: 2\n", "--- null\n---\na: 1\n", ": x\n", "a: ]x\n",
              "a: }x\n", "- ]\n", "a: @x\n", "a: `x\n", "[:x]\n", "[?x]\n", "[a:]\n",
-             "a:\tb\n", "a: x\u2028y\n", "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n",
+             "[1, a:?b]\n", "- [a]   - b\n", "- 'a'  --- \n", "a:\tb\n", "a: x\u2028y\n", "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n",
              "a: &x 1\nb: *x\n", "<<: {a: 1}\n", "%YAML 1.1\n---\na: 1\n", "a: 'x\\y'\n",
              "a: 1.5\n", "a: 100000000000000000000000\n", "a: +7\n", "a: " + "[" * 40 + "]" * 40]
     for text in cases:
@@ -142,6 +142,16 @@ def test_quoted_lookalikes_are_kept_as_text() -> None:
 def test_empty_documents_are_skipped_as_the_lean_pass_skips_them() -> None:
     text = "# header\n---\n---\na: 1\n---\n# nothing\n---\nb: [c]\n---\n"
     assert fast(text) == lean(text) == repr([{"a": 1}, {"b": ["c"]}])
+
+
+def test_every_word_yaml_1_1_types_is_looked_at() -> None:
+    """The tier looks closer only at strings that could be typed: every bool and null word."""
+    words = [f(w) for w in ("yes", "no", "true", "false", "on", "off", "null")
+             for f in (str.lower, str.title, str.upper)]
+    for word in words:
+        assert yamlfast._TYPED.findall(f'["{word}"]'.encode()) == [word.encode()], word
+        assert fast(f"- {word}\n") in (None, lean(f"- {word}\n"))
+        assert fast(f"- '{word}'\n") in (None, repr([[word]]))
 
 
 # --- through the real convctl -------------------------------------------------------------

@@ -54,19 +54,25 @@ _NOT_PRINTABLE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\
                             "\U00010000-\U0010ffff]")
 _NOT_FLOW = bytes(sorted(set(range(256)) - set(b"[]{}\n")))
 _BRACKETS = bytes(sorted(set(range(256)) - set(b'"[]{}')))
-_FLOATS = [re.compile(re.escape(lead) + rb"-?(?:[0-9]+[.eE]|[0-9]{19})")
-           for lead in (b'":', b",", b"[")]
+_FLOATS = [re.compile(re.escape(lead) + rb"-?[0-9]+[.eE]") for lead in (b'":', b",", b"[")]
 # A JSON string (no escapes: checked first) that is a value and could be typed written plain.
-_TYPED_FIRST = "".join(sorted(c for c in full._MAYBE_TYPED if c))
-_TYPED = re.compile(b'"([' + re.escape(_TYPED_FIRST).encode() + b'][^"]*)"(?!:)')
+# Starting with a letter, only a few words are typed (bools and nulls: at most 5 letters).
+_TYPED_FIRST = "".join(sorted(c for c in full._MAYBE_TYPED if c and not c.isalpha()))
+_TYPED_WORD = "".join(sorted(c for c in full._MAYBE_TYPED if c.isalpha()))
+_TYPED = re.compile(b'"([' + re.escape(_TYPED_FIRST).encode() + b'][^"]*|['
+                    + _TYPED_WORD.encode() + b'][a-zA-Z]{1,4})"(?!:)')
 # A string (key or value) starting with a character no plain scalar may start with, or one
 # (`:`, `?`) that libyaml and ryml read differently in flow collections: after mapping these
 # and JSON's own `[ { , :` to \x01, an opening quote is `\x01"` or ` "`.
 _INDICATORS = bytes.maketrans(b"]}@`,[{#|>'?:%!&*", b"\x01" * 17)
 _INDICATED = (b' "\x01', b'\x01"\x01')
-# Flow collections where ryml reads a key with no value and libyaml refuses: `[a:]`, `{a:,}`
-# and a document end marker (``...``), which libyaml refuses in places ryml does not.
-_DIFFERENT = (":]", ":}", ":,", "\n...")
+# In a flow collection, a `#` (a comment to the line's end) or a `:` not followed by a space
+# (`[a:]`, `[a:?b]`, `{a:1}`): where ryml and libyaml read otherwise, or only one refuses.
+_FLOW_ODDITIES = (re.compile("#"), re.compile(":[^ \n]"))
+# More on a line after a quoted scalar or a flow collection (`'a'   --- `, `[a]  - b`):
+# ryml reads on where libyaml refuses. (A quote inside plain text, as in `it's`, looks alike.)
+_AFTER_CLOSING = [re.compile(re.escape(closer) + rb" +[^ ,\]}:#\n]")
+                  for closer in (b'"', b"'", b"]", b"}")]
 
 
 def fast_data(text: str) -> list[Any] | None:
@@ -97,10 +103,10 @@ def convert(text: str) -> list[Any] | None:
         if "null" in text:
             return None
         docs = [doc for doc in docs if doc is not None]
-    if (any(type(doc) is float for doc in docs)
-            or json.count(b'":') != orjson.dumps(docs).count(b'":')):
+    compact = orjson.dumps(docs)  # what was read back: floats show as such, one key each
+    if json.count(b'":') != compact.count(b'":') or _has_float(compact):
         return None
-    if _has_float(json) or not _shallow(json, stream) or not _strings_as_written(json, text):
+    if not _shallow(json, stream) or not _strings_as_written(json, text):
         return None
     return docs
 
@@ -114,23 +120,25 @@ def _plain_text(text: str) -> bytes | None:
     rest = raw.translate(None, _PLAIN_BYTES)
     if rest and (rest.strip(b"<") or "<<" in text):
         return None
-    if text.startswith("...") or any(pair in text for pair in _DIFFERENT):
+    if raw.startswith(b"...") or b"\n..." in raw:
+        return None  # a document end marker: libyaml refuses it in places ryml does not
+    if not _flows_on_one_line(raw) or any(_on_a_flow_line(p, text) for p in _FLOW_ODDITIES):
         return None
-    if ("#" in text and _comment_in_flow(text)) or not _flows_on_one_line(raw):
+    if any(pattern.search(raw) for pattern in _AFTER_CLOSING):
         return None
     return raw if text.isascii() or _NOT_PRINTABLE.search(text) is None else None
 
 
-def _comment_in_flow(text: str) -> bool:
-    """A ``#`` on a line with a flow collection's bracket (ryml and libyaml end it otherwise)."""
-    find, at = text.find, text.find("#")
-    while at >= 0:
-        end = find("\n", at)
+def _on_a_flow_line(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether ``pattern`` occurs on a line holding a flow collection's bracket."""
+    find, at = text.find, 0
+    while match := pattern.search(text, at):
+        end = find("\n", match.start())
         end = len(text) if end < 0 else end
-        line = text[text.rfind("\n", 0, at) + 1 : end]
+        line = text[text.rfind("\n", 0, match.start()) + 1 : end]
         if "[" in line or "]" in line or "{" in line or "}" in line:
             return True
-        at = find("#", end)
+        at = end
     return False
 
 
@@ -165,12 +173,12 @@ def _small_documents(text: str) -> bool:
         start = at = marker + 1
 
 
-def _has_float(json: bytes) -> bool:
-    squeezed = json.translate(None, b" \n")
-    return any(pattern.search(squeezed) for pattern in _FLOATS)
+def _has_float(compact: bytes) -> bool:
+    """A float in orjson's JSON of a list (always with ``.`` or ``e``), or a string like one."""
+    return any(pattern.search(compact) for pattern in _FLOATS)
 
 
-def _shallow(json: bytes, stream: bool) -> bool:
+def _shallow(json: bytearray, stream: bool) -> bool:
     """No document nests deeper than the lean pass allows (strings holding brackets: unsure)."""
     nesting = json.translate(None, _BRACKETS).replace(b'""', b"")
     if b'"' in nesting:
@@ -182,26 +190,41 @@ def _shallow(json: bytes, stream: bool) -> bool:
     return not nesting
 
 
-def _strings_as_written(json: bytes, text: str) -> bool:
+def _strings_as_written(json: bytearray, text: str) -> bool:
     """No string in the JSON that libyaml would have read (or refused) otherwise."""
     marked = json.translate(_INDICATORS)
     if marked[:2] == b'"\x01' or any(pattern in marked for pattern in _INDICATED):
         return False
-    for raw in set(_TYPED.findall(json)):
-        value = raw.decode()
-        if full._plain_tag(value) not in full._TEXT_TAGS and not _bare(value) \
-                and _maybe_plain(value, text):
-            return False
-    return True
+    typed = {raw.decode() for raw in set(_TYPED.findall(json))}
+    typed = {value for value in typed if full._plain_tag(value) not in full._TEXT_TAGS}
+    unknown = [value for value in typed if value not in _BARE]
+    if unknown:
+        _learn_bare(unknown)
+    return not any(not _BARE[value] and _maybe_plain(value, text) for value in typed)
 
 
-@cache
-def _bare(value: str) -> bool:
-    """Whether ryml emits ``value``, written plain, as itself: a JSON number, bool or null."""
-    ryml = _ryml()
-    emitted = _json(ryml, f"- {value}\n- {{a: {value}}}\n".encode()) if ryml else None
-    return emitted is not None and emitted[1].translate(None, b" \n") \
-        == f'[{value},{{"a":{value}}}]'.encode()
+_BARE: dict[str, bool] = {}  # typed text -> whether ryml emits it, written plain, unquoted
+
+
+def _learn_bare(values: list[str]) -> None:
+    """Ask ryml once how it emits each of ``values`` written plain, in block and flow style:
+    as a JSON number, bool or null (then a JSON string of that text was quoted), or a string."""
+    if len(_BARE) > 100_000:
+        _BARE.clear()
+    emitted = _json(_ryml(), "".join(f"- {v}\n- {{a: {v}}}\n" for v in values).encode())
+    try:
+        items = orjson.loads(emitted[1]) if emitted is not None else []
+    except orjson.JSONDecodeError:  # e.g. `+7` is emitted as is: not JSON
+        items = []
+    if len(items) != 2 * len(values) and len(values) > 1:
+        for value in values:  # one spoiled the lot: each alone
+            _learn_bare([value])
+        return
+    if len(items) != 2 * len(values):
+        items = ["", ""]  # unsure: not bare
+    for value, block, flow in zip(values, items[::2], items[1::2], strict=True):
+        _BARE[value] = (type(block) is not str and type(flow) is dict
+                        and type(flow.get("a", "")) is not str)
 
 
 def _maybe_plain(value: str, text: str) -> bool:
@@ -210,23 +233,28 @@ def _maybe_plain(value: str, text: str) -> bool:
     return re.search(here + r"(?![^\s,\]}:])(?<![^\s\[{,:]" + here + ")", text) is not None
 
 
-def _json(ryml: Any, data: bytes) -> tuple[bool, bytes] | None:
+def _json(ryml: Any, data: bytes) -> tuple[bool, bytearray] | None:
     """ryml's JSON of ``data`` and whether it is a stream of documents; None on its error."""
+    tree = ryml.Tree()
+    tree.reserve(sum(map(data.count, (b":", b",", b"[", b"- "))) + 16)  # ~its nodes, no regrowth
+    tree.reserve_arena(len(data) + 4096)
     with _quiet_stderr() as quiet:
         if not quiet:
             return None
         try:
-            tree = ryml.parse_in_arena(data)
+            ryml.parse_in_arena(data, tree)
             root = tree.root_id()
-            stream = bool(tree.is_stream(root))
-            out = bytearray(2 * len(data) + 4096)  # ample: the JSON is ~1.5x the YAML
-            try:
-                json = bytes(ryml.emit_json_in_place(tree, out, root))
-            except IndexError:
-                json = (ryml.emit_json(tree, root) or "").encode()
+            size = len(data) * 8 // 5 + 4096  # the JSON's indentation makes it ~1.5x the YAML
+            while True:
+                out = bytearray(size)
+                failed, needed = ryml.emit_json_to_substr(tree, root, out)
+                if not failed:
+                    del out[needed:]
+                    break
+                size = needed
         except ryml.ExceptionBasic:
             return None
-    return (stream, json) if json else None
+    return (bool(tree.is_stream(root)), out) if out else None
 
 
 @contextmanager
