@@ -124,7 +124,8 @@ def test_hand_written_differences_are_declined() -> None:
     cases = ["a: yes\n", "a: ~\n", "a: 0x1F\n", "a: 012\n", "a: 1e3\n", "a: .inf\n",
              "a: 2024-01-01\n", "a: 1\na: 2\n", "--- null\n---\na: 1\n", ": x\n", "a: ]x\n",
              "a: }x\n", "- ]\n", "a: @x\n", "a: `x\n", "[:x]\n", "[?x]\n", "[a:]\n",
-             "[1, a:?b]\n", "- [a]   - b\n", "- 'a'  --- \n", "a:\tb\n", "a: x\u2028y\n", "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n",
+             "[1, a:?b]\n", "- [a]   - b\n", "- 'a'  --- \n", "a:\tb\n", "a: x\u2028y\n",
+             "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n",
              "a: &x 1\nb: *x\n", "<<: {a: 1}\n", "%YAML 1.1\n---\na: 1\n", "a: 'x\\y'\n",
              "a: 1.5\n", "a: 100000000000000000000000\n", "a: +7\n", "a: " + "[" * 40 + "]" * 40]
     for text in cases:
