@@ -69,7 +69,8 @@ LOOKALIKES = ["yes", "'yes'", '"no"', "~", "'~'", "null", "'null'", "Null", "tru
               "'1.5'", ".inf", "2024-01-01", "'2024-01-01'", "1:20", "1_000", "+7", "-0",
               "12345678901234567890", "'12345678901234567890'", "=", "'<<'", "]x", "'}x'",
               "@x", "'@x'", "`x", ":x", "?x", "'?x'", "a:b", "[a:]", "{a: }", "[a, ]", "x #c",
-              "'a''b'", '"a b"', "é", "'\u00a0x'", "-x", "--- x", "|\n  text", ">-\n  1"]
+              "'a''b'", '"a b"', "é", "'\u00a0x'", "-x", "--- x", "|\n  text", ">-\n  1", "inf",
+              "'.inf'", "nan", "-inf"]
 lookalike_trees = st.recursive(
     st.sampled_from(LOOKALIKES),
     lambda kids: st.tuples(st.just(""), st.lists(kids, max_size=3)
@@ -125,7 +126,7 @@ def test_hand_written_differences_are_declined() -> None:
              "a: 2024-01-01\n", "a: 1\na: 2\n", "--- null\n---\na: 1\n", ": x\n", "a: ]x\n",
              "a: }x\n", "- ]\n", "a: @x\n", "a: `x\n", "[:x]\n", "[?x]\n", "[a:]\n",
              "[1, a:?b]\n", "- [a]   - b\n", "- 'a'  --- \n", "a:\tb\n", "a: x\u2028y\n",
-             "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n",
+             "a: x\x85y\n", "a: \x01\n", "a: !!str 1\n", "- inf\n", "inf: 1\n", "[nan]\n",
              "a: &x 1\nb: *x\n", "<<: {a: 1}\n", "%YAML 1.1\n---\na: 1\n", "a: 'x\\y'\n",
              "a: 1.5\n", "a: 100000000000000000000000\n", "a: +7\n", "a: " + "[" * 40 + "]" * 40]
     for text in cases:

@@ -8,18 +8,24 @@ its data is used only when it provably equals what ``yamllean`` would build; any
 refusal and position stays theirs. False alarms cost speed only. Refused here:
 
 * text that could hold what libyaml reads differently or refuses: a tag, anchor, alias, merge
-  key, directive, tab, carriage return, backslash, control or non-printable character, a YAML
-  1.1 line break (U+0085, U+2028, U+2029), a byte-order mark, a document larger than the lean
-  pass's node budget could hold, or ryml's own parse error;
-* JSON that is not exactly plain data: an escape (``\\``), an empty key, a null document when
-  the text holds a ``null`` (else it was empty: skipped, as the lean pass does), a float or an
-  integer of 19+ digits (``1e3`` is text in YAML 1.1; JSON numbers lose how they were
-  written), a duplicate key (more keys in ryml's JSON than in the data read back), nesting
-  deeper than the lean pass allows;
+  key, directive, block scalar, tab, carriage return, backslash, control or non-printable
+  character, a YAML 1.1 line break (U+0085, U+2028, U+2029), a byte-order mark, a ``...``
+  document end, a flow collection spanning lines, a ``#`` or a ``:`` not followed by a space on
+  a line holding a flow collection, more on a line after a closing quote or bracket, a
+  document larger than the lean pass's node budget could hold, or ryml's own parse error;
+* JSON that is not exactly plain data: an escape (``\\``), an empty key, ``.inf`` or ``.nan``
+  (what ryml writes for a plain ``inf``, ``infinity``, ``nan``...), a null document when
+  the text holds a ``null`` (else it was empty: skipped, as the lean pass does), a float
+  (``1e3`` is text in YAML 1.1; JSON numbers lose how they were written; orjson reads integers
+  beyond 64 bits as floats), a duplicate key (more keys in ryml's JSON than in the data read
+  back), nesting deeper than the lean pass allows;
 * a string that, written plain, YAML 1.1 would type (``yes``, ``~``, ``0x1F``, ``2024-01-01``)
   or libyaml would refuse (``]x``, ``@x``), unless the text shows it cannot have been written
   plain: ryml would have emitted a plain one as a JSON number, bool or null (so ``"1"`` was
   quoted), or no occurrence of it in the text stands where a plain scalar could.
+
+The less obvious ones (flow collections, text after a closing quote) were found by fuzzing ryml
+against the lean pass, as ``tests/test_yaml_fast.py`` still does.
 
 Small files skip this tier (the lean pass is as fast there), and so does a process running
 other threads: ryml prints its parse errors on the process's stderr, which is silenced for the
@@ -34,7 +40,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from typing import Any
 
@@ -42,7 +48,7 @@ import orjson
 
 from reconciler.adapters import yamlparse as full
 
-MIN_SIZE = 16_384  # bytes; below this the lean pass costs about what ryml's set-up does
+MIN_SIZE = 16_384  # characters; below this the lean pass costs about what ryml's set-up does
 _DEPTH_ROUNDS = (full.MAX_DEPTH // 2) // 2 - 1  # each round strips up to two levels
 _DOC_CHARS = full.MAX_NODES // 2 - 1  # a document's nodes never outnumber its characters
 
@@ -54,6 +60,9 @@ _NOT_PRINTABLE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\
                             "\U00010000-\U0010ffff]")
 _NOT_FLOW = bytes(sorted(set(range(256)) - set(b"[]{}\n")))
 _BRACKETS = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+# An escape, an empty key, or what ryml writes for `inf`, `-inf`, `.Inf`, `infinity`, `nan`
+# (keys too): ".inf", "-.inf", ".nan", the text as written lost.
+_NOT_AS_WRITTEN = (b"\\", b'"":', b'.inf"', b'.nan"')
 _FLOATS = [re.compile(re.escape(lead) + rb"-?[0-9]+[.eE]") for lead in (b'":', b",", b"[")]
 # A JSON string (no escapes: checked first) that is a value and could be typed written plain.
 # Starting with a letter, only a few words are typed (bools and nulls: at most 5 letters).
@@ -91,7 +100,7 @@ def convert(text: str) -> list[Any] | None:
     if ryml is None or raw is None or not _small_documents(text):
         return None
     emitted = _json(ryml, raw)
-    if emitted is None or b"\\" in emitted[1] or b'"":' in emitted[1]:  # escape, empty key
+    if emitted is None or any(sign in emitted[1] for sign in _NOT_AS_WRITTEN):
         return None
     stream, json = emitted
     try:
@@ -260,15 +269,16 @@ def _json(ryml: Any, data: bytes) -> tuple[bool, bytearray] | None:
 @contextmanager
 def _quiet_stderr() -> Iterator[bool]:
     """File descriptor 2 on /dev/null meanwhile (ryml prints its errors there); False: can't."""
-    if sys.stderr is not None:
-        sys.stderr.flush()
+    with suppress(ValueError, OSError):  # a closed or broken sys.stderr: nothing to flush
+        if sys.stderr is not None:
+            sys.stderr.flush()
     try:
-        saved = os.dup(2)
+        null, saved = _devnull(), os.dup(2)
     except OSError:
         yield False
         return
     try:
-        os.dup2(_devnull(), 2)
+        os.dup2(null, 2)
         yield True
     finally:
         os.dup2(saved, 2)
@@ -277,7 +287,7 @@ def _quiet_stderr() -> Iterator[bool]:
 
 @cache
 def _devnull() -> int:
-    return os.open(os.devnull, os.O_WRONLY)
+    return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 
 
 @cache
