@@ -64,6 +64,22 @@ def test_the_bench_manifests_go_fast_with_the_lean_data() -> None:
     assert yamlfast.fast_data(text) is not None or yamlfast.threading.active_count() > 1
 
 
+def test_not_while_another_thread_could_be_writing_to_stderr() -> None:
+    """ryml's error printing is silenced on fd 2 for the call: never with other threads about."""
+    import threading
+
+    text = documents_text(300)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert yamlfast.fast_data(text) is None
+    finally:
+        stop.set()
+        other.join()
+    assert yamlfast.convert(text) is not None
+
+
 LOOKALIKES = ["yes", "'yes'", '"no"', "~", "'~'", "null", "'null'", "Null", "true", "'true'",
               "True", "1", "'1'", '"-12"', "012", "'012'", "0x1F", "1e3", "'1e3'", "1.5",
               "'1.5'", ".inf", "2024-01-01", "'2024-01-01'", "1:20", "1_000", "+7", "-0",
