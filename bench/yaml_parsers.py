@@ -7,9 +7,13 @@ and a mix of form and lifecycle events, 10,000 documents by default):
 * ruamel.yaml safe loader with the C parser (``typ="safe", pure=False``; C only when
   ``ruamel.yaml.clib`` is installed, otherwise it silently falls back to Python);
 * PyYAML ``CSafeLoader`` (``yaml.load_all``): plain data, no positions;
-* ours, ``reconciler.adapters.yamlparse.parse_documents``: plain data built straight from
-  libyaml's event stream, *plus* the position of every key and value, with our refusals (tags,
-  merge keys, ...);
+* rapidyaml (``ryml``, C++): parse, emit the tree as JSON, ``orjson.loads`` it: plain data, no
+  positions, no checks (its JSON loses scalar styles: ``yes`` and ``'yes'`` both come back "yes");
+* ours, ``reconciler.adapters.yamlparse.parse_documents``: what ``convctl`` uses. A large plain
+  file is read by rapidyaml when our checks prove its data is the lean pass's
+  (``adapters/yamlfast.py``); otherwise plain data built straight from libyaml's event stream,
+  with our refusals (tags, merge keys, ...). Positions are parsed when a diagnostic needs them;
+* ours without rapidyaml: the lean pass over libyaml's events (``adapters/yamllean.py``);
 * the floor: libyaml's event stream alone (``yaml.parse`` with the C loader, no data built).
 
 Each loader runs 3 times (min / median / max); the ratio to the floor is taken per run, the floor
@@ -54,6 +58,24 @@ def pyyaml_csafe(text: str) -> int:
     return sum(1 for _ in yaml.load_all(text, Loader=yaml.CSafeLoader))
 
 
+def rapidyaml_json(text: str) -> int:
+    import orjson
+    import ryml  # type: ignore[import-untyped]
+
+    tree = ryml.parse_in_arena(text.encode())
+    docs = orjson.loads(ryml.emit_json(tree, tree.root_id()))
+    return len(docs)
+
+
+def lean(text: str) -> int:
+    from reconciler.adapters.yamllean import lean_documents
+    from reconciler.adapters.yamlparse import positioned_documents
+
+    docs = lean_documents(text, "bench.yaml", positioned_documents)
+    assert docs is not None
+    return len(docs)
+
+
 def ours(text: str) -> int:
     from reconciler.adapters.yamlparse import parse_documents
     from reconciler.diagnostics import Diagnostics
@@ -83,7 +105,9 @@ PARSERS: dict[str, Callable[[str], int]] = {
     "ruamel.yaml round-trip (typ='rt')": ruamel_rt,
     "ruamel.yaml safe, C parser (pure=False)": ruamel_safe_c,
     "PyYAML CSafeLoader (load_all)": pyyaml_csafe,
-    "convctl yamlparse.parse_documents (+ positions)": ours,
+    "rapidyaml parse + emit_json + orjson.loads": rapidyaml_json,
+    "convctl yamlparse.parse_documents (rapidyaml tier)": ours,
+    "convctl lean pass alone (libyaml events)": lean,
 }
 
 

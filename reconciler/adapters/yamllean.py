@@ -3,7 +3,8 @@
 Most manifests are plain: untagged scalars and collections, no anchors or aliases, unique plain
 keys, shallow, well-formed. For those, building the data alone costs about 1.1x libyaml's event
 stream, against 1.6x with every key's and value's position (a 10,000-event plan does not need
-one of them). So ``parse_documents`` (``yamlparse``) first tries this lean builder over the file;
+one of them). So ``parse_documents`` (``yamlparse``) tries this lean builder over the file
+(after rapidyaml, ``yamlfast``, declined a large one; ``lazy_documents`` serves both);
 each document's ``SourceMap`` is lazy, and the first one asked for a position parses the whole
 file again, the positioned way, filling every document's maps at once. Anything else (a tag, an
 anchor or alias, a duplicate or non-plain key, a merge key, a refused value, deep nesting, a big
@@ -137,6 +138,12 @@ def lean_documents(text: str, file: str, positioned: Positioned) -> list[RawDocu
         return None
     finally:
         parser.dispose()
+    return lazy_documents(datas, text, file, positioned)
+
+
+def lazy_documents(datas: list[Any], text: str, file: str,
+                   positioned: Positioned) -> list[RawDocument]:
+    """The documents of ``text`` from their data, positions parsed when first asked for."""
     positions = _Positions(text, file, len(datas), positioned)
     return [RawDocument(data, SourceMap(file, locate=_locator(positions, i)))
             for i, data in enumerate(datas)]

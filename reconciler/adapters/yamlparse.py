@@ -6,8 +6,9 @@ tag-resolved (a key is the text as written), and a plain value's tag is resolved
 first character could make it something other than text, once per distinct text. On the way we
 refuse what a manifest must never contain: duplicate keys, unknown or Python tags, merge keys,
 alias bombs, deep nesting. Every problem becomes a diagnostic; nothing here raises on bad input.
-A plain file is first read without positions (``yamllean``); this builder then runs only when
-a position is first asked for, or when the file is not plain.
+A plain file is first read without positions (``yamllean``; a large one by rapidyaml,
+``yamlfast``, when its data is provably the same); this builder then runs only when a position
+is first asked for, or when the file is not plain.
 
 Anchors and aliases behave as PyYAML's composer made them: an alias is the anchored node again
 (its events are recorded once and replayed, every replayed node counting towards the budget), an
@@ -357,10 +358,15 @@ def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocumen
     """Parse every document of ``text``; problems are added to ``diags`` with positions.
 
     Documents before a syntax error are kept; a refused document is dropped whole. A plain file
-    is read by the lean builder, its positions parsed when first asked for (``yamllean``).
+    is read by rapidyaml (``yamlfast``, large files) or the lean builder (``yamllean``), its
+    positions parsed when first asked for.
     """
-    from reconciler.adapters.yamllean import lean_documents
+    from reconciler.adapters.yamlfast import fast_data
+    from reconciler.adapters.yamllean import lazy_documents, lean_documents
 
+    datas = fast_data(text)
+    if datas is not None:
+        return lazy_documents(datas, text, file, positioned_documents)
     lean = lean_documents(text, file, positioned_documents)
     return lean if lean is not None else positioned_documents(text, file, diags)
 
