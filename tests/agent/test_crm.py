@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -20,6 +20,7 @@ from reconciler.core.crm import (
     StageChange,
     parse_jsonl_line,
     stage_source_id,
+    to_epoch_ms,
 )
 from reconciler.core.crm_hubspot import contact_from_properties, parse_form_ingest, parse_webhook
 from reconciler.errors import PermanentError
@@ -199,3 +200,12 @@ def test_jsonl_parser_never_crashes(line: str) -> None:
 def test_webhook_parser_never_crashes(data: object) -> None:
     with contextlib.suppress(CrmParseError):
         parse_webhook(json.dumps(data).encode())
+
+
+@given(st.datetimes(timezones=st.one_of(st.none(), st.timezones())))
+def test_epoch_milliseconds_are_the_floor_of_the_exact_time(moment: datetime) -> None:
+    """``to_epoch_ms`` (stage change ids, LinkedIn's times) is the exact count of whole
+    milliseconds since 1970, negative times floored too; a naive time is UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    exact = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    assert to_epoch_ms(moment) == exact // timedelta(milliseconds=1)
