@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
@@ -71,7 +72,14 @@ class Contact:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# StageChange and FormSubmission are made twice per event in the agent (parsed at ingest,
+# decoded from the inbox). Their ``__init__`` is written out: it sets each slot through its
+# descriptor (``_STAGE_SLOTS``, ``_FORM_SLOTS``, set below each class), where the generated one
+# of a frozen dataclass goes through ``object.__setattr__`` per field, at twice the cost of the
+# whole construction. Everything else (frozen, eq, hash, repr, replace) is the dataclass's.
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class StageChange:
     """A contact moved into a lifecycle stage (standard value or custom stage id)."""
 
@@ -81,8 +89,25 @@ class StageChange:
     occurred_at: datetime
     source_id: str
 
+    def __init__(self, portal_id: int, contact_id: str, stage: str, occurred_at: datetime,
+                 source_id: str) -> None:
+        put = _STAGE_SLOTS
+        put[0](self, portal_id)
+        put[1](self, contact_id)
+        put[2](self, stage)
+        put[3](self, occurred_at)
+        put[4](self, source_id)
 
-@dataclass(frozen=True, slots=True)
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
+    """The ``__set__`` of each field's slot descriptor, in field order."""
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+_STAGE_SLOTS: Final = _slot_setters(StageChange)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class FormSubmission:
     """A form submission (R12-R16). ``contact_id`` is ``submission:<id>`` when none was given."""
 
@@ -97,9 +122,27 @@ class FormSubmission:
     # what the parser dropped from the input (not part of the event: not stored, not compared)
     dropped: tuple[DropReason, ...] = field(default=(), compare=False)
 
+    def __init__(self, portal_id: int, form_id: str, submission_id: str, contact_id: str,
+                 submitted_at: datetime, page_url: str | None = None,
+                 ip_address: str | None = None, user_agent: str | None = None,
+                 dropped: tuple[DropReason, ...] = ()) -> None:
+        put = _FORM_SLOTS
+        put[0](self, portal_id)
+        put[1](self, form_id)
+        put[2](self, submission_id)
+        put[3](self, contact_id)
+        put[4](self, submitted_at)
+        put[5](self, page_url)
+        put[6](self, ip_address)
+        put[7](self, user_agent)
+        put[8](self, dropped)
+
     @property
     def source_id(self) -> str:
         return f"form:{self.submission_id}"
+
+
+_FORM_SLOTS: Final = _slot_setters(FormSubmission)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import FrozenInstanceError, astuple, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -15,6 +16,7 @@ from reconciler.core.crm import (
     Contact,
     CrmParseError,
     DedupKey,
+    DropReason,
     FormSubmission,
     Ignored,
     StageChange,
@@ -209,3 +211,33 @@ def test_epoch_milliseconds_are_the_floor_of_the_exact_time(moment: datetime) ->
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     exact = aware - datetime(1970, 1, 1, tzinfo=UTC)
     assert to_epoch_ms(moment) == exact // timedelta(milliseconds=1)
+
+
+_TEXT = st.text(max_size=12)
+_MAYBE = st.none() | _TEXT
+
+
+@given(st.integers(1, 2**62), _TEXT, _TEXT, _TEXT, st.datetimes(timezones=st.just(UTC)), _MAYBE,
+       _MAYBE, _MAYBE, st.sampled_from([(), ("invalid_ip_address",)]))
+def test_events_are_frozen_dataclasses_whose_fields_are_what_was_given(
+        portal: int, a: str, b: str, c: str, at: datetime, page: str | None, ip: str | None,
+        agent: str | None, dropped: tuple[DropReason, ...]) -> None:
+    """The written-out ``__init__`` of StageChange and FormSubmission (the agent's hot path)
+    gives what the dataclass's would: every field set, by position or name, defaults,
+    equality and hash (``dropped`` not compared), frozen, ``replace``."""
+    form = FormSubmission(portal, a, b, c, at, page, ip, agent, dropped)
+    named = FormSubmission(portal_id=portal, form_id=a, submission_id=b, contact_id=c,
+                           submitted_at=at, page_url=page, ip_address=ip, user_agent=agent)
+    assert astuple(form) == (portal, a, b, c, at, page, ip, agent, dropped)
+    assert form == named and hash(form) == hash(named) and named.dropped == ()
+    assert astuple(FormSubmission(portal, a, b, c, at)) == (portal, a, b, c, at, None, None,
+                                                            None, ())
+    change = StageChange(portal, a, b, at, c)
+    assert astuple(change) == (portal, a, b, at, c)
+    assert change == StageChange(portal_id=portal, contact_id=a, stage=b, occurred_at=at,
+                                 source_id=c)
+    assert replace(change, stage="x").stage == "x" and replace(form, form_id="x").form_id == "x"
+    with pytest.raises(FrozenInstanceError):
+        form.portal_id = 1  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        change.stage = "x"  # type: ignore[misc]
