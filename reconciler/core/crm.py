@@ -48,7 +48,19 @@ class CrmParseError(PermanentError):
     field, never its value."""
 
 
-@dataclass(frozen=True, slots=True)
+# Contact, StageChange and FormSubmission are made twice per event in the agent (parsed at
+# ingest, read back from the store). Their ``__init__`` is written out: it sets each slot
+# through its descriptor (``_CONTACT_SLOTS``, ... set below each class), where the generated
+# one of a frozen dataclass goes through ``object.__setattr__`` per field, at twice the cost of
+# the whole construction. Everything else (frozen, eq, hash, repr, replace) is the dataclass's.
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
+    """The ``__set__`` of each field's slot descriptor, in field order."""
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Contact:
     """A CRM contact as the agent needs it (properties are CRM property names -> values)."""
 
@@ -59,6 +71,18 @@ class Contact:
     ad_interaction: bool = False
     fbc: str | None = None
     fbp: str | None = None
+
+    def __init__(self, portal_id: int, contact_id: str, properties: dict[str, str] | None = None,
+                 meta_lead_id: str | None = None, ad_interaction: bool = False,
+                 fbc: str | None = None, fbp: str | None = None) -> None:
+        put = _CONTACT_SLOTS
+        put[0](self, portal_id)
+        put[1](self, contact_id)
+        put[2](self, {} if properties is None else properties)  # a new dict each time
+        put[3](self, meta_lead_id)
+        put[4](self, ad_interaction)
+        put[5](self, fbc)
+        put[6](self, fbp)
 
     def merged(self, update: Contact) -> Contact:
         """This contact updated by ``update``: properties merged, set scalars win."""
@@ -72,11 +96,7 @@ class Contact:
         )
 
 
-# StageChange and FormSubmission are made twice per event in the agent (parsed at ingest,
-# decoded from the inbox). Their ``__init__`` is written out: it sets each slot through its
-# descriptor (``_STAGE_SLOTS``, ``_FORM_SLOTS``, set below each class), where the generated one
-# of a frozen dataclass goes through ``object.__setattr__`` per field, at twice the cost of the
-# whole construction. Everything else (frozen, eq, hash, repr, replace) is the dataclass's.
+_CONTACT_SLOTS: Final = _slot_setters(Contact)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -97,11 +117,6 @@ class StageChange:
         put[2](self, stage)
         put[3](self, occurred_at)
         put[4](self, source_id)
-
-
-def _slot_setters(cls: type) -> tuple[Callable[[object, Any], None], ...]:
-    """The ``__set__`` of each field's slot descriptor, in field order."""
-    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
 
 
 _STAGE_SLOTS: Final = _slot_setters(StageChange)

@@ -241,3 +241,22 @@ def test_events_are_frozen_dataclasses_whose_fields_are_what_was_given(
         form.portal_id = 1  # type: ignore[misc]
     with pytest.raises(FrozenInstanceError):
         change.stage = "x"  # type: ignore[misc]
+
+
+@given(st.integers(1, 2**62), _TEXT, st.dictionaries(_TEXT, _TEXT, max_size=3), _MAYBE,
+       st.booleans(), _MAYBE, _MAYBE)
+def test_contacts_are_frozen_dataclasses_whose_fields_are_what_was_given(
+        portal: int, cid: str, props: dict[str, str], lead: str | None, ad: bool,
+        fbc: str | None, fbp: str | None) -> None:
+    """Contact's written-out ``__init__``: fields by position or name, a new empty dict of
+    properties by default (never shared), equality, frozen."""
+    contact = Contact(portal, cid, props, lead, ad, fbc, fbp)
+    assert astuple(contact) == (portal, cid, props, lead, ad, fbc, fbp)
+    assert contact == Contact(portal_id=portal, contact_id=cid, properties=dict(props),
+                              meta_lead_id=lead, ad_interaction=ad, fbc=fbc, fbp=fbp)
+    bare, other = Contact(portal, cid), Contact(portal, cid)
+    assert astuple(bare) == (portal, cid, {}, None, False, None, None)
+    assert bare.properties is not other.properties
+    assert contact.merged(Contact(portal, cid, {"k": "v"})).properties == {**props, "k": "v"}
+    with pytest.raises(FrozenInstanceError):
+        contact.fbc = "x"  # type: ignore[misc]
