@@ -1,4 +1,4 @@
-"""The sync agent's durable stores, in the SQLite state file (schema steps 2 -> 3 -> 4 ... 9).
+"""The sync agent's durable stores, in the SQLite state file (schema steps 2 -> 3 -> 4 ... 10).
 
 - ``inbox``: CRM events as received, unique by a dedup key; ``INSERT OR IGNORE`` acknowledges and
   drops duplicates. ``ingest`` commits before it returns: durable before acknowledged. Rows are
@@ -9,7 +9,8 @@
 - ``contacts``: the embedded contact source, upserted by (portal, contact id), merged
   (``agentstore_contacts``).
 - ``outbox``: one row per (event_id, conversion event id), ``UNIQUE`` on the pair, so an
-  inbox row processed twice (a crash before it was marked) never enqueues twice; each row names
+  inbox row processed twice (a crash before it was marked) never enqueues twice (R16); queued
+  rows and dead letters are indexed by ``seq``, sent ones are not; each row names
   its ``destination`` (network) and ``target`` (the network's key: a Meta pixel, ...). States:
   ``queued`` -> ``sent`` | ``dead`` (a dead letter: ``reason`` code + ``last_error``).
 - ``prune``: retention. Processed inbox rows and sent outbox rows older than the cut-off go;

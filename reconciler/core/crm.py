@@ -1,4 +1,5 @@
-"""CRM events and contacts as frozen data, and the parsers that produce them (pure).
+"""CRM events and contacts (frozen records, in ``crm_records``, re-exported here) and the
+parsers that produce them (pure).
 
 Three inputs (hubspot-contract.md, issue 5):
 
@@ -26,18 +27,23 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from reconciler.core.crm_records import Contact as Contact
+from reconciler.core.crm_records import CrmEvent as CrmEvent
+from reconciler.core.crm_records import DropReason as DropReason
+from reconciler.core.crm_records import FormSubmission as FormSubmission
+from reconciler.core.crm_records import Ignored as Ignored
+from reconciler.core.crm_records import StageChange as StageChange
 from reconciler.errors import PermanentError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_USER_AGENT: Final = 512  # longer than any browser's; a bound on what is stored and sent
-DropReason = Literal["invalid_ip_address", "invalid_user_agent"]
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII, no leading zero
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
@@ -45,75 +51,6 @@ _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 class CrmParseError(PermanentError):
     """A CRM input (JSONL line, webhook body, ingest body) is malformed; the message names the
     field, never its value."""
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """A CRM contact as the agent needs it (properties are CRM property names -> values)."""
-
-    portal_id: int
-    contact_id: str
-    properties: dict[str, str] = field(default_factory=dict)
-    meta_lead_id: str | None = None
-    ad_interaction: bool = False
-    fbc: str | None = None
-    fbp: str | None = None
-
-    def merged(self, update: Contact) -> Contact:
-        """This contact updated by ``update``: properties merged, set scalars win."""
-        return replace(
-            self,
-            properties={**self.properties, **update.properties},
-            meta_lead_id=update.meta_lead_id or self.meta_lead_id,
-            ad_interaction=update.ad_interaction or self.ad_interaction,
-            fbc=update.fbc or self.fbc,
-            fbp=update.fbp or self.fbp,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StageChange:
-    """A contact moved into a lifecycle stage (standard value or custom stage id)."""
-
-    portal_id: int
-    contact_id: str
-    stage: str
-    occurred_at: datetime
-    source_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FormSubmission:
-    """A form submission (R12-R16). ``contact_id`` is ``submission:<id>`` when none was given."""
-
-    portal_id: int
-    form_id: str
-    submission_id: str
-    contact_id: str
-    submitted_at: datetime
-    page_url: str | None = None
-    ip_address: str | None = None
-    user_agent: str | None = None
-    # what the parser dropped from the input (not part of the event: not stored, not compared)
-    dropped: tuple[DropReason, ...] = field(default=(), compare=False)
-
-    @property
-    def source_id(self) -> str:
-        return f"form:{self.submission_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """A webhook event the agent stores but does not act on (with why)."""
-
-    portal_id: int
-    subscription_type: str
-    object_id: str
-    occurred_at: datetime
-    reason: str
-
-
-CrmEvent = StageChange | FormSubmission
 
 
 class DedupKey(NamedTuple):
@@ -187,7 +124,8 @@ def stage_source_id(portal_id: int, contact_id: str, stage: str, occurred_at: da
 def to_epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    delta = moment - _EPOCH  # its fields, not ``// timedelta(milliseconds=1)``: 4x cheaper
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 def from_epoch_ms(ms: int) -> datetime:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from dataclasses import FrozenInstanceError, astuple, replace
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -15,11 +16,13 @@ from reconciler.core.crm import (
     Contact,
     CrmParseError,
     DedupKey,
+    DropReason,
     FormSubmission,
     Ignored,
     StageChange,
     parse_jsonl_line,
     stage_source_id,
+    to_epoch_ms,
 )
 from reconciler.core.crm_hubspot import contact_from_properties, parse_form_ingest, parse_webhook
 from reconciler.errors import PermanentError
@@ -199,3 +202,61 @@ def test_jsonl_parser_never_crashes(line: str) -> None:
 def test_webhook_parser_never_crashes(data: object) -> None:
     with contextlib.suppress(CrmParseError):
         parse_webhook(json.dumps(data).encode())
+
+
+@given(st.datetimes(timezones=st.one_of(st.none(), st.timezones())))
+def test_epoch_milliseconds_are_the_floor_of_the_exact_time(moment: datetime) -> None:
+    """``to_epoch_ms`` (stage change ids, LinkedIn's times) is the exact count of whole
+    milliseconds since 1970, negative times floored too; a naive time is UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    exact = aware - datetime(1970, 1, 1, tzinfo=UTC)
+    assert to_epoch_ms(moment) == exact // timedelta(milliseconds=1)
+
+
+_TEXT = st.text(max_size=12)
+_MAYBE = st.none() | _TEXT
+
+
+@given(st.integers(1, 2**62), _TEXT, _TEXT, _TEXT, st.datetimes(timezones=st.just(UTC)), _MAYBE,
+       _MAYBE, _MAYBE, st.sampled_from([(), ("invalid_ip_address",)]))
+def test_events_are_frozen_dataclasses_whose_fields_are_what_was_given(
+        portal: int, a: str, b: str, c: str, at: datetime, page: str | None, ip: str | None,
+        agent: str | None, dropped: tuple[DropReason, ...]) -> None:
+    """The written-out ``__init__`` of StageChange and FormSubmission (the agent's hot path)
+    gives what the dataclass's would: every field set, by position or name, defaults,
+    equality and hash (``dropped`` not compared), frozen, ``replace``."""
+    form = FormSubmission(portal, a, b, c, at, page, ip, agent, dropped)
+    named = FormSubmission(portal_id=portal, form_id=a, submission_id=b, contact_id=c,
+                           submitted_at=at, page_url=page, ip_address=ip, user_agent=agent)
+    assert astuple(form) == (portal, a, b, c, at, page, ip, agent, dropped)
+    assert form == named and hash(form) == hash(named) and named.dropped == ()
+    assert astuple(FormSubmission(portal, a, b, c, at)) == (portal, a, b, c, at, None, None,
+                                                            None, ())
+    change = StageChange(portal, a, b, at, c)
+    assert astuple(change) == (portal, a, b, at, c)
+    assert change == StageChange(portal_id=portal, contact_id=a, stage=b, occurred_at=at,
+                                 source_id=c)
+    assert replace(change, stage="x").stage == "x" and replace(form, form_id="x").form_id == "x"
+    with pytest.raises(FrozenInstanceError):
+        form.portal_id = 1  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        change.stage = "x"  # type: ignore[misc]
+
+
+@given(st.integers(1, 2**62), _TEXT, st.dictionaries(_TEXT, _TEXT, max_size=3), _MAYBE,
+       st.booleans(), _MAYBE, _MAYBE)
+def test_contacts_are_frozen_dataclasses_whose_fields_are_what_was_given(
+        portal: int, cid: str, props: dict[str, str], lead: str | None, ad: bool,
+        fbc: str | None, fbp: str | None) -> None:
+    """Contact's written-out ``__init__``: fields by position or name, a new empty dict of
+    properties by default (never shared), equality, frozen."""
+    contact = Contact(portal, cid, props, lead, ad, fbc, fbp)
+    assert astuple(contact) == (portal, cid, props, lead, ad, fbc, fbp)
+    assert contact == Contact(portal_id=portal, contact_id=cid, properties=dict(props),
+                              meta_lead_id=lead, ad_interaction=ad, fbc=fbc, fbp=fbp)
+    bare, other = Contact(portal, cid), Contact(portal, cid)
+    assert astuple(bare) == (portal, cid, {}, None, False, None, None)
+    assert bare.properties is not other.properties
+    assert contact.merged(Contact(portal, cid, {"k": "v"})).properties == {**props, "k": "v"}
+    with pytest.raises(FrozenInstanceError):
+        contact.fbc = "x"  # type: ignore[misc]

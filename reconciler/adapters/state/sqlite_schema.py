@@ -179,6 +179,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE paused_targets RENAME COLUMN pixel_id TO target",
         "ALTER TABLE paused_targets ADD COLUMN destination TEXT NOT NULL DEFAULT 'meta'",
     ),
+    (  # 9 -> 10: cheaper outbox writes (issue 17): the queue index holds only queued rows
+       # and dead letters, so sending a row drops its entry instead of moving it to a 'sent'
+       # part that no hot query reads (the sent rows are read in seq order or counted whole)
+        "DROP INDEX outbox_queue",
+        "CREATE INDEX outbox_queued ON outbox (seq) WHERE status = 'queued'",
+        "CREATE INDEX outbox_dead ON outbox (seq) WHERE status = 'dead'",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlite_sequence",
