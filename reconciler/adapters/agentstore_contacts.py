@@ -12,7 +12,7 @@ from datetime import datetime
 
 from reconciler.adapters import agentcodec as codec
 from reconciler.adapters.agentstore_controls import iso
-from reconciler.core.crm import Contact
+from reconciler.core.crm import Contact, merge_contacts
 
 # Contact upserts: one statement for the batch; the merge with the stored body is done first.
 _UPSERT_CONTACT = ("INSERT INTO contacts (portal_id, contact_id, body, updated_at) "
@@ -48,11 +48,7 @@ class EmbeddedContactStore:
         them all with one statement."""
         if not contacts:
             return
-        merged: dict[tuple[int, str], Contact] = {}
-        for contact in contacts:
-            key = (contact.portal_id, contact.contact_id)
-            earlier = merged.get(key)
-            merged[key] = contact if earlier is None else earlier.merged(contact)
+        merged = merge_contacts(contacts)
         portals: dict[int, list[str]] = {}
         for portal, cid in merged:
             portals.setdefault(portal, []).append(cid)

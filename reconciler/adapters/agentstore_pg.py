@@ -46,7 +46,7 @@ from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
 from reconciler.adapters.state.postgres_db import Database
 from reconciler.adapters.state.postgres_schema import Conn, migrate
-from reconciler.core.crm import Contact
+from reconciler.core.crm import Contact, merge_contacts
 from reconciler.errors import ConvctlError
 
 Clock = Callable[[], datetime]
@@ -136,11 +136,7 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
         transaction-scoped lock, so concurrent ingests never lose each other's fields."""
         if not contacts:
             return
-        merged: dict[tuple[int, str], Contact] = {}
-        for contact in contacts:
-            key = (contact.portal_id, contact.contact_id)
-            earlier = merged.get(key)
-            merged[key] = contact if earlier is None else earlier.merged(contact)
+        merged = merge_contacts(contacts)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CONTACTS_LOCK,))
         keys = sorted(merged)
         stored = conn.execute(

@@ -40,6 +40,7 @@ from reconciler.core.crm_records import DropReason as DropReason
 from reconciler.core.crm_records import FormSubmission as FormSubmission
 from reconciler.core.crm_records import Ignored as Ignored
 from reconciler.core.crm_records import StageChange as StageChange
+from reconciler.core.crm_records import merge_contacts as merge_contacts
 from reconciler.errors import PermanentError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ dataclass's; ``tests/agent/test_crm.py`` holds them to that.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -62,6 +62,16 @@ class Contact:
 
 
 _CONTACT_SLOTS: Final = _slot_setters(Contact)
+
+
+def merge_contacts(contacts: Iterable[Contact]) -> dict[tuple[int, str], Contact]:
+    """One contact per (portal, contact id): each later update merged into the earlier ones."""
+    merged: dict[tuple[int, str], Contact] = {}
+    for contact in contacts:
+        key = (contact.portal_id, contact.contact_id)
+        earlier = merged.get(key)
+        merged[key] = contact if earlier is None else earlier.merged(contact)
+    return merged
 
 
 @dataclass(frozen=True, slots=True, init=False)
