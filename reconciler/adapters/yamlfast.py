@@ -46,11 +46,11 @@ from typing import Any
 
 import orjson
 
-from reconciler.adapters import yamlparse as full
+from reconciler.adapters import yamlevents as ev
 
 MIN_SIZE = 16_384  # characters; below this the lean pass costs about what ryml's set-up does
-_DEPTH_ROUNDS = (full.MAX_DEPTH // 2) // 2 - 1  # each round strips up to two levels
-_DOC_CHARS = full.MAX_NODES // 2 - 1  # a document's nodes never outnumber its characters
+_DEPTH_ROUNDS = (ev.MAX_DEPTH // 2) // 2 - 1  # each round strips up to two levels
+_DOC_CHARS = ev.MAX_NODES // 2 - 1  # a document's nodes never outnumber its characters
 
 # Bytes that leave a text plain: printable ASCII but ``! & * % \\ ` < | >`` (tags, anchors,
 # aliases, directives, escapes, merge keys, block scalars), newline, all non-ASCII (checked
@@ -66,8 +66,8 @@ _NOT_AS_WRITTEN = (b"\\", b'"":', b'.inf"', b'.nan"')
 _FLOATS = [re.compile(re.escape(lead) + rb"-?[0-9]+[.eE]") for lead in (b'":', b",", b"[")]
 # A JSON string (no escapes: checked first) that is a value and could be typed written plain.
 # Starting with a letter, only a few words are typed (bools and nulls: at most 5 letters).
-_TYPED_FIRST = "".join(sorted(c for c in full._MAYBE_TYPED if c and not c.isalpha()))
-_TYPED_WORD = "".join(sorted(c for c in full._MAYBE_TYPED if c.isalpha()))
+_TYPED_FIRST = "".join(sorted(c for c in ev.MAYBE_TYPED if c and not c.isalpha()))
+_TYPED_WORD = "".join(sorted(c for c in ev.MAYBE_TYPED if c.isalpha()))
 _TYPED = re.compile(b'"([' + re.escape(_TYPED_FIRST).encode() + b'][^"]*|['
                     + _TYPED_WORD.encode() + b'][a-zA-Z]{1,4})"(?!:)')
 # A string (key or value) starting with a character no plain scalar may start with, or one
@@ -154,7 +154,7 @@ def _on_a_flow_line(pattern: re.Pattern[str], text: str) -> bool:
 def _flows_on_one_line(raw: bytes) -> bool:
     """Every flow collection opens and closes on one line (ryml is laxer across lines)."""
     brackets = raw.translate(None, _NOT_FLOW)
-    for _ in range(full.MAX_DEPTH):
+    for _ in range(ev.MAX_DEPTH):
         if not brackets.strip(b"\n"):
             return True
         shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
@@ -205,7 +205,7 @@ def _strings_as_written(json: bytearray, text: str) -> bool:
     if marked[:2] == b'"\x01' or any(pattern in marked for pattern in _INDICATED):
         return False
     typed = {raw.decode() for raw in set(_TYPED.findall(json))}
-    typed = {value for value in typed if full._plain_tag(value) not in full._TEXT_TAGS}
+    typed = {value for value in typed if ev.plain_tag(value) not in ev.TEXT_TAGS}
     unknown = [value for value in typed if value not in _BARE]
     if unknown:
         _learn_bare(unknown)

@@ -19,17 +19,18 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters import yamlparse as full
+from reconciler.adapters import yamlevents as ev
 from reconciler.core.source import Path, Position, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics
 
 # Far inside the positioned builder's limits, so it never refuses what the lean pass accepted.
-_DEPTH = full.MAX_DEPTH // 2
-_NODES = full.MAX_NODES // 2
+_DEPTH = ev.MAX_DEPTH // 2
+_NODES = ev.MAX_NODES // 2
 
-_Scalar, _MapStart, _MapEnd = full._Scalar, full._MapStart, full._MapEnd
-_SeqStart, _SeqEnd = full._SeqStart, full._SeqEnd
-_MAYBE_TYPED = full._MAYBE_TYPED
+_Scalar, _MapStart, _MapEnd = ev.Scalar, ev.MapStart, ev.MapEnd
+_SeqStart, _SeqEnd = ev.SeqStart, ev.SeqEnd
+_MAYBE_TYPED = ev.MAYBE_TYPED
+_scalar = ev.scalar
 Maps = tuple[dict[Path, Position], dict[Path, Position]]
 Positioned = Callable[[str, str, Diagnostics], list[RawDocument]]
 
@@ -51,7 +52,7 @@ class _Lean:
         if kind is _Scalar and event.tag is None and event.anchor is None:
             text = event.value
             if event.implicit[0] and text[:1] in _MAYBE_TYPED:
-                return full._scalar(event)  # a number, bool, null or date; may be refused
+                return _scalar(event)  # a number, bool, null or date; may be refused
             return self.share(text, text) if len(text) < 32 else text
         if (kind is not _MapStart and kind is not _SeqStart) or depth >= _DEPTH:
             raise _Unusual
@@ -80,7 +81,7 @@ class _Lean:
             if type(event) is _Scalar and event.tag is None and event.anchor is None:
                 text = event.value  # the common case inline: a plain value
                 if event.implicit[0] and text[:1] in _MAYBE_TYPED:
-                    out[share(key, key)] = full._scalar(event)
+                    out[share(key, key)] = _scalar(event)
                 else:
                     out[share(key, key)] = share(text, text) if len(text) < 32 else text
             else:
@@ -117,7 +118,7 @@ class _Positions:
 def lean_documents(text: str, file: str, positioned: Positioned) -> list[RawDocument] | None:
     """Every document of ``text`` with lazy positions, or None: parse it the positioned way."""
     try:
-        parser = full._Parser(text)
+        parser = ev.Parser(text)
     except UnicodeEncodeError:
         return None
     datas: list[Any] = []
@@ -128,13 +129,13 @@ def lean_documents(text: str, file: str, positioned: Positioned) -> list[RawDocu
         while not check(yaml.StreamEndEvent):
             get()  # the document start
             root = get()
-            if full._is_empty(root):
+            if ev.is_empty(root):
                 get()
                 continue
             lean.nodes = 1
             datas.append(lean.value(root, 0))
             get()  # the document end
-    except (_Unusual, full._Refused, yaml.YAMLError):
+    except (_Unusual, ev.Refused, yaml.YAMLError):
         return None
     finally:
         parser.dispose()

@@ -2,111 +2,63 @@
 
 We read libyaml's event stream (PyYAML's C parser) and build plain data straight from it, with
 the 1-based position of every key and value: no node tree is composed, mapping keys are never
-tag-resolved (a key is the text as written), and a plain value's tag is resolved only when its
-first character could make it something other than text, once per distinct text. On the way we
-refuse what a manifest must never contain: duplicate keys, unknown or Python tags, merge keys,
-alias bombs, deep nesting. Every problem becomes a diagnostic; nothing here raises on bad input.
-A plain file is first read without positions (``yamllean``; a large one by rapidyaml,
-``yamlfast``, when its data is provably the same); this builder then runs only when a position
-is first asked for, or when the file is not plain.
+tag-resolved (a key is the text as written), and a value is typed by ``yamlevents`` (plain
+decimal numbers only, E011). On the way we refuse what a manifest must never contain: duplicate
+keys, unknown or Python tags, merge keys, alias bombs, deep nesting. Every problem becomes a
+diagnostic; nothing here raises on bad input. A plain file is first read without positions
+(``yamllean``; a large one by rapidyaml, ``yamlfast``, when its data is provably the same); this
+builder then runs only when a position is first asked for, or when the file is not plain.
 
 Anchors and aliases behave as PyYAML's composer made them: an alias is the anchored node again
 (its events are recorded once and replayed, every replayed node counting towards the budget), an
 undefined alias or a duplicate anchor is a YAML error for the rest of the file, and an alias
 inside its own anchor nests until the depth limit.
 
-YAML 1.1 (what libyaml resolves) and YAML 1.2 read some plain numbers differently: ``04412345``
-is octal (1184997) in 1.1 and decimal in 1.2, ``1:20`` is base 60 (80) in 1.1 and text in 1.2.
-A manifest must mean one thing in every tool, so numbers are plain decimal only: octal, base 60,
-binary, hexadecimal and ``_`` separators are refused (E011) with what YAML 1.1 would have read.
 Mapping keys are always the text as written (``no:`` is the key ``no``, not ``False``). Empty
 documents (a ``---`` with nothing after it, common in generated YAML) are skipped, as kubectl does.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from reconciler.adapters.yamlevents import (
+    MAP,
+    MAX_DEPTH,
+    MAX_NODES,
+    MAYBE_TYPED,
+    MERGE,
+    SCALAR_TAGS,
+    SEQ,
+    VALUE,
+    Alias,
+    DocEnd,
+    MapEnd,
+    Parser,
+    Refused,
+    Scalar,
+    SeqEnd,
+    SeqStart,
+    is_empty,
+    scalar,
+    scalar_tag,
+    short_tag,
+)
 from reconciler.adapters.yamlidentity import identity
 from reconciler.core.credentials import shown
 from reconciler.core.source import Path, Position, RawDocument, SourceMap
 from reconciler.diagnostics import Diagnostics, SourceLocation
 
-# The event parser: libyaml's when PyYAML has it (CBaseLoader is CParser + no-op resolvers).
-_Parser: Any = getattr(yaml, "CBaseLoader", yaml.SafeLoader)
-
-MAX_NODES = 200_000  # per document, counting every alias expansion
-MAX_DEPTH = 64
-
-_STR = "tag:yaml.org,2002:str"
-_SEQ = "tag:yaml.org,2002:seq"
-_MAP = "tag:yaml.org,2002:map"
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-_NULL = "tag:yaml.org,2002:null"
-# YAML 1.1 types of the plain scalars `=` and `<<`; as values (and `=` as a key) they are text.
-_VALUE = "tag:yaml.org,2002:value"
-_MERGE = "tag:yaml.org,2002:merge"
-_SCALAR_TAGS = {_STR, _INT, _FLOAT, "tag:yaml.org,2002:bool", _NULL,
-                "tag:yaml.org,2002:timestamp"}
-_TEXT_TAGS = {_STR, _VALUE, _MERGE}
-_DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
-
-_Scalar = yaml.ScalarEvent
-_MapStart = yaml.MappingStartEvent
-_MapEnd = yaml.MappingEndEvent
-_SeqStart = yaml.SequenceStartEvent
-_SeqEnd = yaml.SequenceEndEvent
-_Alias = yaml.AliasEvent
-_DocEnd = yaml.DocumentEndEvent
-
-_resolver: Any = yaml.resolver.Resolver()
-_constructor = yaml.constructor.SafeConstructor()
-# A plain scalar starting with any other character is text, whatever follows.
-_MAYBE_TYPED = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
-_PLAIN_TAGS: dict[str, str] = {}  # plain scalar text -> resolved tag, shared by a run's files
-_VALUES: dict[tuple[str, str], Any] = {}  # (tag, text) -> constructed int/float/bool/null/date
-_CACHE_MAX = 100_000
-_MISSING = object()
-
 Events = Callable[[], Any]  # the next event: the parser's, or a replay of an anchor's events
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str, mark: Any) -> None:  # a yaml Mark or Position
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.mark = mark
 
 
 def _pos(mark: Any) -> Position:
     if isinstance(mark, tuple):
         return mark
     return (mark.line + 1, mark.column + 1)
-
-
-def _plain_tag(text: str) -> str:
-    tag = _PLAIN_TAGS.get(text)
-    if tag is None:
-        if len(_PLAIN_TAGS) >= _CACHE_MAX:
-            _PLAIN_TAGS.clear()
-        tag = _PLAIN_TAGS[text] = _resolver.resolve(yaml.ScalarNode, text, (True, False))
-    return tag
-
-
-def _scalar_tag(event: Any) -> str:
-    """The tag PyYAML's composer gives a scalar event (``!`` and no tag mean: resolve)."""
-    tag: str | None = event.tag
-    if tag is not None and tag != "!":
-        return tag
-    if event.implicit[0] and event.value[:1] in _MAYBE_TYPED:
-        return _plain_tag(event.value)
-    return _STR
 
 
 class _Builder:
@@ -132,23 +84,23 @@ class _Builder:
 
     def node(self, event: Any, get: Events, rec: Any, path: Path, depth: int) -> Any:
         kind = type(event)
-        if kind is _Alias:
+        if kind is Alias:
             return self._alias(event, path, depth)
         opened = event.anchor is not None and rec is self.recording
         if opened:
             self._anchor(event)
         if len(self.values) >= MAX_NODES:
-            raise _Refused("E005", f"document expands to more than {MAX_NODES} nodes "
+            raise Refused("E005", f"document expands to more than {MAX_NODES} nodes "
                            "(alias bomb?)", self._enclosing_key(path) or event.start_mark)
         if depth > MAX_DEPTH:
-            raise _Refused("E005", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+            raise Refused("E005", f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
         mark = event.start_mark
         self.values[path] = (mark.line + 1, mark.column + 1)
-        if kind is _Scalar:
-            return _scalar(event)
-        expected = _SEQ if kind is _SeqStart else _MAP
+        if kind is Scalar:
+            return scalar(event)
+        expected = SEQ if kind is SeqStart else MAP
         if event.tag is not None and event.tag not in ("!", expected):
-            raise _Refused("E004", f"tag '{_short_tag(event.tag)}' is not allowed in manifests",
+            raise Refused("E004", f"tag '{short_tag(event.tag)}' is not allowed in manifests",
                            mark)
         if opened:  # record this collection's events for its aliases
             rec.append(self.anchors[event.anchor])
@@ -159,7 +111,7 @@ class _Builder:
         return self._collection(kind, get, rec, path, depth + 1)
 
     def _collection(self, kind: Any, get: Events, rec: Any, path: Path, child: int) -> Any:
-        if kind is _SeqStart:
+        if kind is SeqStart:
             return self._sequence(get, rec, path, child)
         return self._mapping(get, rec, path, child)
 
@@ -175,14 +127,14 @@ class _Builder:
                 for events in rec:
                     events.append(event)
             kind = type(event)
-            if kind is _SeqEnd:
+            if kind is SeqEnd:
                 return out
             item_path = kids.get(index)
             if item_path is None:
                 item_path = kids[index] = share((*path, index), (*path, index))
             index += 1
-            if (kind is _Scalar and event.tag is None and event.anchor is None
-                    and (not event.implicit[0] or event.value[:1] not in _MAYBE_TYPED)
+            if (kind is Scalar and event.tag is None and event.anchor is None
+                    and (not event.implicit[0] or event.value[:1] not in MAYBE_TYPED)
                     and len(values) < MAX_NODES and child <= MAX_DEPTH):  # plain text, inline
                 mark = event.start_mark
                 values[item_path] = (mark.line + 1, mark.column + 1)
@@ -202,17 +154,17 @@ class _Builder:
                 for events in rec:
                     events.append(event)
             kind = type(event)
-            if kind is _Scalar and event.tag is None and event.anchor is None:
+            if kind is Scalar and event.tag is None and event.anchor is None:
                 key, mark = event.value, event.start_mark
                 if key == "<<" and event.implicit[0]:
-                    raise _Refused("E004", "merge keys (<<) are not supported in manifests", mark)
-            elif kind is _MapEnd:
+                    raise Refused("E004", "merge keys (<<) are not supported in manifests", mark)
+            elif kind is MapEnd:
                 return out
             else:
                 key, mark = self._key(event, rec)
             if key in out:
                 first = keys.get((*path, key), (0, 0))[0]
-                raise _Refused("E003", f"duplicate key {shown(key)} (first defined on line "
+                raise Refused("E003", f"duplicate key {shown(key)} (first defined on line "
                                f"{first})", mark)
             key_path = kids.get(key)
             if key_path is None:
@@ -225,8 +177,8 @@ class _Builder:
             if rec:
                 for events in rec:
                     events.append(event)
-            if (type(event) is _Scalar and event.tag is None and event.anchor is None
-                    and (not event.implicit[0] or event.value[:1] not in _MAYBE_TYPED)
+            if (type(event) is Scalar and event.tag is None and event.anchor is None
+                    and (not event.implicit[0] or event.value[:1] not in MAYBE_TYPED)
                     and len(values) < MAX_NODES and child <= MAX_DEPTH):  # plain text, inline
                 mark = event.start_mark
                 values[key_path] = (mark.line + 1, mark.column + 1)
@@ -243,18 +195,18 @@ class _Builder:
 
     def _key(self, event: Any, rec: Any) -> tuple[str, Any]:
         """A key that is not plain untagged text: an alias, anchored, tagged, or not a scalar."""
-        if type(event) is _Alias:
+        if type(event) is Alias:
             event = self._anchored(event)[0]  # the anchored node is the key
         elif event.anchor is not None and rec is self.recording:
             self._anchor(event)
         mark = event.start_mark
-        if type(event) is not _Scalar:
-            raise _Refused("E103", "mapping keys must be plain strings", mark)
-        tag = _scalar_tag(event)
-        if tag == _MERGE:
-            raise _Refused("E004", "merge keys (<<) are not supported in manifests", mark)
-        if tag not in _SCALAR_TAGS and tag != _VALUE:
-            raise _Refused("E004", f"tag '{_short_tag(tag)}' is not allowed in manifests", mark)
+        if type(event) is not Scalar:
+            raise Refused("E103", "mapping keys must be plain strings", mark)
+        tag = scalar_tag(event)
+        if tag == MERGE:
+            raise Refused("E004", "merge keys (<<) are not supported in manifests", mark)
+        if tag not in SCALAR_TAGS and tag != VALUE:
+            raise Refused("E004", f"tag '{short_tag(tag)}' is not allowed in manifests", mark)
         return event.value, mark  # the text as written: `no:` is "no", `01:` is "01"
 
     def _anchor(self, event: Any) -> None:
@@ -288,70 +240,12 @@ class _Builder:
         while True:
             event = get()
             kind = type(event)
-            if kind is _DocEnd:
+            if kind is DocEnd:
                 return event
-            if kind is _Alias:
+            if kind is Alias:
                 self._anchored(event)
             elif getattr(event, "anchor", None) is not None:
                 self._anchor(event)
-
-
-def _scalar(event: Any) -> Any:
-    tag = _scalar_tag(event)
-    if tag in _TEXT_TAGS:
-        return event.value
-    if tag not in _SCALAR_TAGS:
-        raise _Refused("E004", f"tag '{_short_tag(tag)}' is not allowed in manifests",
-                       event.start_mark)
-    text = event.value
-    value = _VALUES.get((tag, text), _MISSING)
-    if value is _MISSING:
-        try:
-            value = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, text))
-        except (ValueError, TypeError, yaml.YAMLError) as exc:
-            raise _Refused("E002", f"invalid {_short_tag(tag)} value",
-                           event.start_mark) from exc
-        if tag in (_INT, _FLOAT):
-            _check_decimal(tag, text, value, event.start_mark)
-        if len(_VALUES) >= _CACHE_MAX:
-            _VALUES.clear()
-        _VALUES[(tag, text)] = value
-    return value
-
-
-def _check_decimal(tag: str, raw: str, value: float, mark: Any) -> None:
-    """Refuse a number not written in plain decimal (YAML 1.1 and 1.2 may disagree on it)."""
-    text = raw.strip()
-    if tag == _INT and _DECIMAL_INT.fullmatch(text):
-        return
-    if tag == _FLOAT and ":" not in text and "_" not in text:
-        return
-    read = repr(value)[:40]
-    digits = text.lstrip("+-").lower()
-    if ":" in text:
-        why = f"a base-60 number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
-    elif "_" in text:
-        why = f"a number with '_' separators: YAML 1.1 reads it as {read}, YAML 1.2 as text"
-    elif digits.startswith("0b"):
-        why = f"a binary number: YAML 1.1 reads it as {read}, YAML 1.2 as text"
-    elif digits.startswith("0x"):
-        why = f"a hexadecimal number ({read})"
-    else:
-        why = (f"an octal number: YAML 1.1 reads it as {read}, YAML 1.2 as "
-               f"{int(text, 10) if text.lstrip('+-').isdigit() else 'text'}")
-    written = text if len(text) <= 40 else text[:40] + "..."
-    raise _Refused("E011", f"'{written}' is {why}; write numbers in plain decimal, or quote the "
-                   "value if it is text", mark)
-
-
-def _is_empty(event: Any) -> bool:
-    """A document with nothing in it: a ``---`` followed by comments or blank lines only."""
-    return (type(event) is _Scalar and event.value == "" and not event.style
-            and _scalar_tag(event) == _NULL)
-
-
-def _short_tag(tag: str) -> str:
-    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def parse_documents(text: str, file: str, diags: Diagnostics) -> list[RawDocument]:
@@ -375,7 +269,7 @@ def positioned_documents(text: str, file: str, diags: Diagnostics) -> list[RawDo
     """``parse_documents`` with every position built on the way (the lean pass's fallback)."""
     docs: list[RawDocument] = []
     try:
-        parser = _Parser(text)
+        parser = Parser(text)
     except UnicodeEncodeError as exc:  # lone surrogates: not text a file can hold
         diags.error("E001", "text is not valid Unicode (lone surrogate)",
                     _offset_location(file, text, exc.start))
@@ -410,14 +304,14 @@ def _read_documents(parser: Any, text: str, file: str, diags: Diagnostics,
     get()  # the stream start
     while not check(yaml.StreamEndEvent):
         start, root = get(), get()
-        if _is_empty(root):
+        if is_empty(root):
             get()
             continue
         source = SourceMap(file)
         builder = _Builder(source, shared, children)
         try:
             data = builder.node(root, get, builder.recording, shared[()], 0)
-        except _Refused as exc:
+        except Refused as exc:
             end = builder.skip_document(get)  # a YAML error further on wins, as it did
             line, col = _pos(exc.mark)
             diags.error(exc.code, exc.message, SourceLocation(file, line, col))
