@@ -69,7 +69,7 @@ def ingest(file: str, state: str | None, store: str | None, quiet: bool) -> None
     Bad lines are reported with their line number and skipped; the rest is ingested (exit 1
     when any line was bad).
     """
-    from reconciler.services.agent import ingest_jsonl
+    from reconciler.services.agent_ingest import ingest_jsonl
     from reconciler.services.agent_setup import AgentSettings, open_store
 
     app = App()

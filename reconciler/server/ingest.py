@@ -46,7 +46,7 @@ from reconciler.server.auth import INGEST
 from reconciler.server.deps import errors
 from reconciler.server.errors import ApiError
 from reconciler.server.limits import check_json
-from reconciler.services.agent import ingest_forms, ingest_webhook
+from reconciler.services.agent_ingest import ingest_forms, ingest_webhook
 from reconciler.services.ports import AgentStore
 
 log = logging.getLogger("convctl.server")

@@ -3,8 +3,8 @@
     ingest (JSONL / webhook / form) -> inbox -> process_inbox -> outbox -> deliver_once
         -> a Destination per network (Meta, LinkedIn, Google Ads: ``services.ports``)
 
-- ``ingest_*``: durable before acknowledged (``AgentStore.ingest`` commits before returning);
-  duplicates are acknowledged and dropped.
+- ``ingest_*``: durable before acknowledged, duplicates acknowledged and dropped: see
+  ``services.agent_ingest`` (importable from here too).
 - ``process_inbox``: per chunk of inbox rows (1,000: a full Meta batch), one transaction (the
   live events and accounts are read once per chunk, a ``Matcher`` per account and a builder
   per live event made once: ``services.agent_chunk``): match each event against the live
@@ -36,7 +36,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,22 +44,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from reconciler.adapters.agentcodec import dedup_key as inbox_key
 from reconciler.adapters.agentrows import AgentStatus, InboxRow, IngestResult
 from reconciler.adapters.contacts import ContactSource
 from reconciler.adapters.secrets import resolve_secret
 from reconciler.core.backoff import BackoffPolicy
 from reconciler.core.capi import MAX_BATCH
-from reconciler.core.crm import (
-    Contact,
-    CrmParseError,
-    FormIngest,
-    FormSubmission,
-    Ignored,
-    StageChange,
-    WebhookRecord,
-    parse_jsonl_line,
-)
+from reconciler.core.crm import Contact, FormIngest, Ignored, WebhookRecord
 from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.models import SecretRef
 from reconciler.core.networks import rules_for
@@ -67,6 +57,10 @@ from reconciler.core.provider import StateReader
 from reconciler.errors import ConvctlError, TransientError, UsageError
 from reconciler.services.agent_chunk import Chunk, needed_properties
 from reconciler.services.agent_holds import ContactSourceFailed, InboxHold, Outage
+from reconciler.services.agent_ingest import IngestReport as IngestReport  # re-exported
+from reconciler.services.agent_ingest import ingest_forms as ingest_forms
+from reconciler.services.agent_ingest import ingest_jsonl as ingest_jsonl
+from reconciler.services.agent_ingest import ingest_webhook as ingest_webhook
 from reconciler.services.coverage import event_coverage, live_events_or_none
 from reconciler.services.delivery import Deliverer, DeliveryReport
 from reconciler.services.ports import AgentStore, Destination
@@ -97,22 +91,6 @@ class AgentConfig:
             raise UsageError(f"retention must be 0 (keep everything) or at least "
                              f"{MIN_RETENTION_DAYS} days: sent events are remembered while Meta "
                              "still takes them, so none is sent twice (R16)")
-
-
-@dataclass
-class IngestReport:
-    lines: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    contacts: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
-    dropped: Counter[str] = field(default_factory=Counter)  # invalid fields, by reason
-
-    def add(self, result: IngestResult, drops: Counter[str] | None = None) -> None:
-        self.stored += result.stored
-        self.duplicates += result.duplicates
-        self.contacts += result.contacts
-        self.dropped.update(drops or ())
 
 
 @dataclass
@@ -334,53 +312,6 @@ class Agent:
         return self._store.retry_dead(reason)
 
 
-def ingest_webhook(store: AgentStore, records: Iterable[WebhookRecord]) -> IngestResult:
-    """Store webhook records in one committed transaction (duplicates dropped): the server
-    acknowledges only after this returns."""
-    return store.ingest([(r.key.digest(), r.event) for r in records])
-
-
-def ingest_forms(store: AgentStore, forms: Iterable[FormIngest]) -> IngestResult:
-    """Store form submissions and the contact fields they carried in one transaction."""
-    items: list[tuple[str, StageChange | FormSubmission]] = []
-    contacts: list[Contact] = []
-    drops: Counter[str] = Counter()
-    for form in forms:
-        items.append((inbox_key(form.submission), form.submission))
-        drops.update(form.submission.dropped)
-        if form.contact.properties or form.contact.fbc:
-            contacts.append(form.contact)
-    return store.ingest(items, contacts, drops)
-
-
-def ingest_jsonl(store: AgentStore, path: str | Path, chunk: int = 5000) -> IngestReport:
-    """Ingest a JSONL file; bad lines are reported (line number, reason) and skipped; invalid
-    client fields are dropped and counted (``FormSubmission.dropped``). Each chunk of lines is
-    committed before the next is read."""
-    report = IngestReport()
-    items: list[tuple[str, StageChange | FormSubmission]] = []
-    contacts: list[Contact] = []
-    drops: Counter[str] = Counter()
-    for number, line in _lines(path):
-        report.lines += 1
-        try:
-            parsed = parse_jsonl_line(line)
-        except CrmParseError as exc:
-            report.errors.append((number, str(exc)))
-            continue
-        if isinstance(parsed, Contact):
-            contacts.append(parsed)
-        else:
-            items.append((inbox_key(parsed), parsed))
-            if isinstance(parsed, FormSubmission) and parsed.dropped:
-                drops.update(parsed.dropped)
-        if len(items) + len(contacts) >= chunk:
-            report.add(store.ingest(items, contacts, drops), drops)
-            items, contacts, drops = [], [], Counter()
-    report.add(store.ingest(items, contacts, drops), drops)
-    return report
-
-
 def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
                  events: list[LiveEvent] | None = None, now: datetime | None = None,
                  networks: Mapping[str, str] | None = None) -> AgentStatus:
@@ -392,14 +323,3 @@ def agent_status(store: AgentStore, holdoff: dict[str, float] | None = None,
     return AgentStatus(store.status(), store.paused_targets(), store.holds(), held_off,
                        {t: (networks or {}).get(t, "meta") for t in held_off},
                        event_coverage(store, events, now))
-
-
-def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    try:
-        with Path(path).open(encoding="utf-8", errors="replace") as source:
-            for number, line in enumerate(source, 1):
-                if line.strip():
-                    yield number, line
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
