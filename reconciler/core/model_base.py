@@ -5,6 +5,8 @@ JSON Schema and checked by ``rules.py``), bounds, the networks, the strict base 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +32,11 @@ LINKEDIN_VERSION_PATTERN = r"^20[0-9]{2}(0[1-9]|1[0-2])$"
 DEFAULT_LINKEDIN_VERSION = "202611"
 GOOGLE_CUSTOMER_ID_PATTERN = r"^[0-9]{10}$"
 GOOGLE_CONVERSION_ACTION_PATTERN = r"^[0-9]{1,20}$"
+
+
+def whole_match(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """A whole-string, ASCII-only matcher for one of these published patterns."""
+    return re.compile(pattern, re.ASCII).fullmatch
 # Bounds. A HubSpot portal id is a positive integer well inside 2**53 - 1, the largest integer a
 # JSON client (JavaScript) holds exactly; SQLite's INTEGER (signed 64-bit) holds it too.
 MAX_PORTAL_ID = 2**53 - 1

@@ -36,6 +36,7 @@ from reconciler.core.model_base import (
     SecretRef,
     StrictModel,
     pattern,
+    whole_match,
 )
 
 __all__ = [  # the vocabulary the models are built from (model_base), re-exported
@@ -44,7 +45,7 @@ __all__ = [  # the vocabulary the models are built from (model_base), re-exporte
     "GOOGLE_CONVERSION_ACTION_PATTERN", "GOOGLE_CUSTOMER_ID_PATTERN",
     "LINKEDIN_AD_ACCOUNT_PATTERN", "LINKEDIN_CONVERSION_RULE_PATTERN",
     "LINKEDIN_VERSION_PATTERN", "MAX_AMOUNT", "MAX_PORTAL_ID", "NAME_PATTERN", "NETWORKS",
-    "PIXEL_ID_PATTERN", "STAGE_ID_PATTERN", "ResourceKey", "SecretRef",
+    "PIXEL_ID_PATTERN", "STAGE_ID_PATTERN", "ResourceKey", "SecretRef", "whole_match",
 ]
 
 

@@ -9,8 +9,7 @@ Meta-only options on other networks, E317 one conversion used twice (R16), W303-
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -47,15 +46,11 @@ LINKEDIN_VERSION_MONTHS = 12
 LINKEDIN_VERSION_WARN_MONTHS = 10
 
 
-def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    return re.compile(pattern, re.ASCII).fullmatch
-
-
-_LI_ACCOUNT = _full(models.LINKEDIN_AD_ACCOUNT_PATTERN)
-_LI_RULE = _full(models.LINKEDIN_CONVERSION_RULE_PATTERN)
-_LI_VERSION = _full(models.LINKEDIN_VERSION_PATTERN)
-_CUSTOMER_ID = _full(models.GOOGLE_CUSTOMER_ID_PATTERN)
-_ACTION = _full(models.GOOGLE_CONVERSION_ACTION_PATTERN)
+_LI_ACCOUNT = models.whole_match(models.LINKEDIN_AD_ACCOUNT_PATTERN)
+_LI_RULE = models.whole_match(models.LINKEDIN_CONVERSION_RULE_PATTERN)
+_LI_VERSION = models.whole_match(models.LINKEDIN_VERSION_PATTERN)
+_CUSTOMER_ID = models.whole_match(models.GOOGLE_CUSTOMER_ID_PATTERN)
+_ACTION = models.whole_match(models.GOOGLE_CONVERSION_ACTION_PATTERN)
 
 
 def check_linkedin(doc: AccountDoc, li: LinkedIn, diags: Diagnostics, today: date) -> None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-import re
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from reconciler.core import models, network_rules
@@ -34,20 +32,14 @@ from reconciler.core.vocabulary import (
 )
 from reconciler.diagnostics import Diagnostics
 
-
-def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    """A whole-string, ASCII-only matcher for one of the models' published patterns."""
-    return re.compile(pattern, re.ASCII).fullmatch
-
-
-is_name = _full(models.NAME_PATTERN)
-_STAGE_ID = _full(models.STAGE_ID_PATTERN)
-_AD_ACCOUNT = _full(models.AD_ACCOUNT_PATTERN)
-_ENV_NAME = _full(models.ENV_NAME_PATTERN)
-_BUSINESS_ID = _full(models.BUSINESS_ID_PATTERN)
-_PIXEL_ID = _full(models.PIXEL_ID_PATTERN)
-_COUNTRY_CODE = _full(models.COUNTRY_CODE_PATTERN)
-_CUSTOM_EVENT = _full(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}")
+is_name = models.whole_match(models.NAME_PATTERN)
+_STAGE_ID = models.whole_match(models.STAGE_ID_PATTERN)
+_AD_ACCOUNT = models.whole_match(models.AD_ACCOUNT_PATTERN)
+_ENV_NAME = models.whole_match(models.ENV_NAME_PATTERN)
+_BUSINESS_ID = models.whole_match(models.BUSINESS_ID_PATTERN)
+_PIXEL_ID = models.whole_match(models.PIXEL_ID_PATTERN)
+_COUNTRY_CODE = models.whole_match(models.COUNTRY_CODE_PATTERN)
+_CUSTOM_EVENT = models.whole_match(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}")
 
 AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
