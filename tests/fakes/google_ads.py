@@ -116,9 +116,6 @@ class FakeGoogleAds(Loopback):
         with self._mutex:
             return self.faults.pop(0) if self.faults else None
 
-    def _log(self, entry: RequestLog) -> None:
-        with self._mutex:
-            self.requests.append(entry)
 
     def handle(self, path: str, headers: Any, body: bytes
                ) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -329,10 +329,6 @@ class FakeGraph(Loopback):
                 self.receipts[key] += 1
                 self.payloads[key] = event
 
-    def _log(self, entry: RequestLog) -> None:
-        with self._mutex:
-            self.requests.append(entry)
-
 
 def fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
     if fault.kind == "500":

@@ -309,10 +309,6 @@ class FakeLinkedIn(Loopback):
             self.receipts[key] += 1
             self.payloads[key] = element
 
-    def _log(self, entry: RequestLog) -> None:
-        with self._mutex:
-            self.requests.append(entry)
-
 
 def fault_answer(fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
     if fault.kind == "500":

@@ -29,10 +29,15 @@ class Loopback:
     """Start, stop and address a fake's server; ``_mutex`` guards the fake's records."""
 
     _server: QuietServer | None
+    requests: list[Any]  # each fake's log of the requests it answered
 
     def __post_init__(self) -> None:
         self._mutex = threading.Lock()
         self._server = None
+
+    def _log(self, entry: Any) -> None:
+        with self._mutex:
+            self.requests.append(entry)
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
