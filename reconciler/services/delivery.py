@@ -265,13 +265,13 @@ class Deliverer:
     def _pause(self, group: _Group, outcome: Outcome) -> None:
         reason = outcome.pause_reason or "token"
         ref = group.rules.token_ref(group.account.spec)
-        if reason == "version":  # the network no longer serves the API version: not the token
-            message = (f"{group.rules.label} refused the request ({describe_outcome(outcome)}); "
-                       f"then `convctl agent resume {group.target}`")
-        else:
+        if reason in ("token", "permission"):  # a new token (or its grant) is the fix
             message = (f"{group.rules.label} refused the token from {describe(ref)} "
                        f"({describe_outcome(outcome)}); fix it: sending resumes when it "
                        f"changes, or `convctl agent resume {group.target}`")
+        else:  # the outcome's message says the fix (e.g. an API version no longer served)
+            message = (f"{group.rules.label} refused the request ({describe_outcome(outcome)}); "
+                       f"then `convctl agent resume {group.target}`")
         self._store.pause_target(group.rules.name, group.target, reason, message,
                                  fingerprint(group.token))
         self._recheck[group.target] = self._clock().timestamp() + RECHECK_SECONDS
