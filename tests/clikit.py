@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,17 @@ def shipped_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *folders: str)
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def wait_running(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until a ``convctl agent run`` started with ``stderr=PIPE`` logs that it is running (its
+    imports and set-up done)."""
+    assert proc.stderr is not None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if b"agent running" in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"the agent did not start: {proc.poll()}")

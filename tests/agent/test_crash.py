@@ -29,6 +29,7 @@ from agentio import (
     stage_line,
     write_jsonl,
 )
+from clikit import wait_running
 from fakes.graph import FakeGraph
 
 from reconciler.adapters.agentstore import AgentStore
@@ -71,18 +72,6 @@ def _agent(state: Path, graph: FakeGraph, *extra: str) -> subprocess.Popen[bytes
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_running(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Until the agent logs that it is running (its imports and set-up done)."""
-    assert proc.stderr is not None
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        if b"agent running" in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"the agent did not start: {proc.poll()}")
-
 
 def _expected(state: Path, sources: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
     provider = SqliteProvider(state)
@@ -111,7 +100,7 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
             ingest_jsonl(store, path)  # events flow in while the agent runs and dies
             procs = [_agent(state, graph, "--role", role) for role in roles]
             for proc in procs:  # killed at random moments of their work, not of their start
-                _wait_running(proc)
+                wait_running(proc)
             time.sleep(rng.uniform(0.1, 1.0))
             for proc in rng.sample(procs, len(procs)):
                 proc.send_signal(signal.SIGKILL)

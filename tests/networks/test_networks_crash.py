@@ -32,6 +32,7 @@ from agentnetkit import (
     three_fakes,
     write_jsonl,
 )
+from clikit import wait_running
 
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.services.agent import ingest_jsonl
@@ -56,17 +57,6 @@ def _agent(state: Path, fakes: Fakes, *extra: str) -> subprocess.Popen[bytes]:
            "--batch-size", "10", "--poll-interval", "0.05", "--timeout", "5", *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-
-def _wait_running(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    assert proc.stderr is not None
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        if b"agent running" in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"the agent did not start: {proc.poll()}")
 
 
 def _drain(state: Path, fakes: Fakes, store: AgentStore) -> dict[str, object]:
@@ -102,7 +92,7 @@ def test_kill_9_while_three_networks_receive_loses_nothing(tmp_path: Path,
                         expected[network].add(ids)
             ingest_jsonl(store, write_jsonl(tmp_path / f"chunk-{n}.jsonl", lines))
             proc = _agent(state, fakes)
-            _wait_running(proc)
+            wait_running(proc)
             time.sleep(rng.uniform(0.1, 0.8))  # killed at a random moment of its work
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=10) == -signal.SIGKILL
