@@ -107,20 +107,11 @@ def test_a_full_cache_starts_over_and_stays_right() -> None:
 def test_no_locale_data_is_read_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
     """Country names, month names and the date order come from tables built once: building
     payloads for contacts with countries and birth dates never seen before reads no locale."""
-    import babel
-
     spec = account_spec(defaultCountryCode="44")
     shared = ["email", "country", "date_of_birth", "zip"]
     warm = PayloadBuilder(form_event(properties=shared), spec)
     warm.user_data(contact(properties={"country": "France", "date_of_birth": "3 mars 1990"}))
-    parsed: list[object] = []
-    real_parse = babel.Locale.parse
-
-    def counting_parse(*args: Any, **kwargs: Any) -> Any:
-        parsed.append(args)
-        return real_parse(*args, **kwargs)
-
-    monkeypatch.setattr(babel.Locale, "parse", counting_parse)
+    parsed = _count_locale_parses(monkeypatch)
     names = ["España", "México", "Brasil", "Holland", "Россия", "Deutschland", "Côte d'Ivoire",
              "The Netherlands", "Türkiye", "日本"]
     sent = 0
@@ -137,16 +128,7 @@ def test_no_locale_data_is_read_per_event(monkeypatch: pytest.MonkeyPatch) -> No
 def test_codes_and_english_names_load_no_locale(monkeypatch: pytest.MonkeyPatch) -> None:
     """A process whose contacts carry ISO codes or English names never loads CLDR's names (about
     0.15 s of every ``agent run --once``); a name only CLDR knows still resolves."""
-    import babel
-
-    parsed: list[object] = []
-    real_parse = babel.Locale.parse
-
-    def counting_parse(*args: Any, **kwargs: Any) -> Any:
-        parsed.append(args)
-        return real_parse(*args, **kwargs)
-
-    monkeypatch.setattr(babel.Locale, "parse", counting_parse)
+    parsed = _count_locale_parses(monkeypatch)
     for cached in (places.country_code, places._countries, places._standard_countries):
         cached.cache_clear()
     try:
@@ -169,3 +151,18 @@ def test_the_standard_table_agrees_with_the_full_one() -> None:
     standard = places._standard_countries()
     assert standard and all(full[key] == code for key, code in standard.items())
     assert len(full) > len(standard)
+
+
+def _count_locale_parses(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The arguments of every ``babel.Locale.parse`` call from now on (each loads a locale)."""
+    import babel
+
+    parsed: list[object] = []
+    real_parse = babel.Locale.parse
+
+    def counting_parse(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(args)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(babel.Locale, "parse", counting_parse)
+    return parsed
