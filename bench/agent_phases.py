@@ -8,11 +8,12 @@ includes ``store.commit_processed``). A first round of 1,000 events warms the pr
 caches) and is not counted. With PostgreSQL the server's own CPU (the bench server's processes
 only, from /proc: its postmaster, the children it reaped and those alive, so other servers on a
 shared machine are not counted) is shown beside the agent's, in all and during each call of the
-store. Figures are printed, never asserted.
+store. Each run starts from a new state (``--runs``, at least 3); the table shows the median
+wall time and the min / median / max of the CPU times. Figures are printed, never asserted.
 
-    python bench/agent_phases.py                  # SQLite, 20,000 events
+    python bench/agent_phases.py                  # SQLite, 20,000 events, 3 runs
     python bench/agent_phases.py --postgres       # a throwaway PostgreSQL server (durable)
-    python bench/agent_phases.py --profile        # also cProfile (top 30 by cumulative time)
+    python bench/agent_phases.py --profile        # also cProfile the first run (top 30)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -39,11 +41,13 @@ import agent_throughput as at
 import pg_agents
 
 Timers = defaultdict[str, list[float]]
+Server = list[Callable[[], float]]  # the current run's server CPU clock, in a list of one
 
 
-def timed(timers: Timers, server: Callable[[], float] | None = None) -> None:
-    """Wrap the agent's phases with wall / CPU timers (class attributes, this process only);
-    with ``server``, the store's calls also count the database server's CPU."""
+def timed(timers: Timers, server: Server | None = None) -> None:
+    """Wrap the agent's phases with wall / CPU timers (class attributes, this process only,
+    once for every run); with ``server``, the store's calls also count the database server's
+    CPU (``server[0]``, set by each run)."""
     from reconciler.adapters.agentstore import AgentStore
     from reconciler.adapters.agentstore_pg import PostgresAgentStore
     from reconciler.adapters.meta import GraphSender
@@ -68,9 +72,9 @@ def timed(timers: Timers, server: Callable[[], float] | None = None) -> None:
 
 
 def _timer(inner: Callable[..., Any], slot: list[float],
-           server: Callable[[], float] | None) -> Callable[..., Any]:
+           server: Server | None) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        before = server() if server is not None else 0.0
+        before = server[0]() if server is not None else 0.0
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             return inner(*args, **kwargs)
@@ -80,7 +84,7 @@ def _timer(inner: Callable[..., Any], slot: list[float],
             slot[0] += time.perf_counter() - wall
             slot[1] += time.process_time() - cpu
             if server is not None:
-                slot[2] += server() - before
+                slot[2] += server[0]() - before
     return wrapped
 
 
@@ -126,7 +130,15 @@ def state_url(postgres: bool, folder: Path) -> Iterator[str]:
         yield fresh()
 
 
-def run(n: int, postgres: bool, profile: bool) -> None:
+class Run(NamedTuple):
+    events: int
+    phases: dict[str, tuple[float, ...]]  # label -> (wall, CPU, server CPU) in seconds
+    totals: tuple[float, float, float]
+    sent: dict[str, int]
+
+
+def run(n: int, postgres: bool, timers: Timers, server: Server,
+        prof: cProfile.Profile | None) -> Run:
     from reconciler.adapters.contacts import EmbeddedContacts
     from reconciler.adapters.meta import GraphSender
     from reconciler.adapters.networks.meta import MetaDestination
@@ -134,7 +146,6 @@ def run(n: int, postgres: bool, profile: bool) -> None:
     from reconciler.services.agent import Agent, AgentConfig
     from reconciler.services.agent_setup import AgentSettings, open_store
 
-    timers: Timers = defaultdict(list)
     now = datetime.now(UTC)
     receiver = at.Receiver(at.RECEIVER_DEADLINE)
     try:
@@ -142,8 +153,7 @@ def run(n: int, postgres: bool, profile: bool) -> None:
                 state_url(postgres, Path(tmp)) as url:
             files = pg_agents.chunk_files(n + 2000, now, Path(tmp))
             pg_agents.applied(url, now - timedelta(days=2))
-            server_cpu = server_cpu_of(url) if postgres else (lambda: 0.0)
-            timed(timers, server_cpu if postgres else None)
+            server_cpu = server[0] = server_cpu_of(url) if postgres else (lambda: 0.0)
             store, provider = open_store(AgentSettings(state=url)), open_provider(url)
             graph = GraphSender(receiver.base_url, "v25.0", timeout=30.0)
             agent = Agent(provider, store, EmbeddedContacts(store),
@@ -155,8 +165,7 @@ def run(n: int, postgres: bool, profile: bool) -> None:
                     agent.run(once=True)
                 for slot in timers.values():  # the wrappers hold these lists
                     slot.clear()
-                prof = cProfile.Profile(time.process_time) if profile else None
-                server, wall, cpu = server_cpu(), time.perf_counter(), time.process_time()
+                start, wall, cpu = server_cpu(), time.perf_counter(), time.process_time()
                 if prof is not None:
                     prof.enable()
                 for path, _ in files[2:]:
@@ -165,7 +174,7 @@ def run(n: int, postgres: bool, profile: bool) -> None:
                 if prof is not None:
                     prof.disable()
                 totals = (time.perf_counter() - wall, time.process_time() - cpu,
-                          server_cpu() - server)
+                          server_cpu() - start)
                 sent = agent.status().as_json()["outbox"]
             finally:
                 graph.close()
@@ -173,25 +182,30 @@ def run(n: int, postgres: bool, profile: bool) -> None:
                 provider.close()
     finally:
         receiver.stop()
-    report(sum(k for _, k in files[2:]), postgres, timers, totals, sent, prof)
+    return Run(sum(k for _, k in files[2:]),
+               {label: tuple(slot) for label, slot in timers.items() if slot}, totals, sent)
 
 
-def report(events: int, postgres: bool, timers: Timers, totals: tuple[float, float, float],
-           sent: dict[str, int], prof: cProfile.Profile | None) -> None:
-    per = 1e6 / events
-    print(f"### One agent process on {'PostgreSQL' if postgres else 'SQLite'}, {events:,} "
-          f"events, per 1,000: ingest, then run --once\n")
-    print(f"{_stats.machine()}\n")
-    server = " server CPU us/event |" if postgres else ""
-    print(f"| phase | wall us/event | CPU us/event |{server}")
+def report(runs: list[Run], postgres: bool, prof: cProfile.Profile | None) -> None:
+    """Per phase: the median wall, the CPU's min / median / max, the server's median (µs an
+    event over the runs)."""
+    print(f"### One agent process on {'PostgreSQL' if postgres else 'SQLite'}, "
+          f"{runs[0].events:,} events, per 1,000: ingest, then run --once; {len(runs)} runs\n")
+    server = " server CPU us/event (median) |" if postgres else ""
+    print(f"| phase | wall us/event (median) | CPU us/event (min / median / max) |{server}")
     print("|---|---:|---:|" + ("---:|" if postgres else ""))
-    print(f"| all (this process) | {totals[0] * per:.1f} | {totals[1] * per:.1f} |"
-          + (f" {totals[2] * per:.1f} |" if postgres else ""))
-    for label, (wall, cpu, on_server) in ((k, v) for k, v in timers.items() if v):
-        shown = (f" {on_server * per:.1f} |" if label.strip().startswith("store.") else " - |"
+    rows = [("all (this process)", [r.totals for r in runs], True)]
+    rows += [(label, [r.phases.get(label, (0.0, 0.0, 0.0)) for r in runs],
+              label.strip().startswith("store.")) for label in runs[0].phases]
+    for label, values, on_server in rows:
+        per = [[v * 1e6 / r.events for v in times] for r, times in zip(runs, values, strict=True)]
+        cpu = _stats.spread([p[1] for p in per], "{:.1f}")
+        shown = (f" {statistics.median(p[2] for p in per):.1f} |" if on_server else " - |"
                  ) if postgres else ""
-        print(f"| {label.replace(' ', '&nbsp;')} | {wall * per:.1f} | {cpu * per:.1f} |{shown}")
-    print(f"\noutbox: {sent}; load average after: {_stats.load()}")
+        wall = statistics.median(p[0] for p in per)
+        print(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {wall:.1f} | {cpu} |{shown}")
+    print(f"\noutbox of each run: {'; '.join(str(r.sent) for r in runs)}; load average after: "
+          f"{_stats.load()}")
     if prof is not None:
         print("\n```")
         pstats.Stats(prof, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
@@ -202,9 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="CRM events counted")
     parser.add_argument("--postgres", action="store_true", help="on a PostgreSQL server")
-    parser.add_argument("--profile", action="store_true", help="also cProfile (CPU time)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also cProfile the first run (CPU time)")
+    parser.add_argument("--runs", type=int, default=_stats.MIN_RUNS)
     args = parser.parse_args(argv)
-    run(args.n, args.postgres, args.profile)
+    print(f"{_stats.machine()}\n")
+    timers: Timers = defaultdict(list)
+    server: Server = [lambda: 0.0]
+    timed(timers, server if args.postgres else None)
+    prof = cProfile.Profile(time.process_time) if args.profile else None
+    runs = [run(args.n, args.postgres, timers, server, prof if i == 0 else None)
+            for i in range(_stats.runs(args.runs))]
+    report(runs, args.postgres, prof)
     return 0
 
 
