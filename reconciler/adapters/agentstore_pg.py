@@ -44,8 +44,7 @@ from reconciler.adapters.agentrows import InboxRow, IngestResult, NewOutbox, Out
 from reconciler.adapters.agentstore_pg_claims import HELD, ClaimTransaction
 from reconciler.adapters.agentstore_pg_reads import CoverageReplayAndActivity
 from reconciler.adapters.agentstore_pg_views import PausesHoldsAndCounts
-from reconciler.adapters.state.postgres_db import Database
-from reconciler.adapters.state.postgres_schema import Conn, migrate
+from reconciler.adapters.state.postgres_schema import Conn, migrated
 from reconciler.core.crm import Contact, merge_contacts
 from reconciler.errors import ConvctlError
 
@@ -76,18 +75,12 @@ class PostgresAgentStore(PausesHoldsAndCounts, CoverageReplayAndActivity):
 
     def __init__(self, url: str, clock: Clock | None = None, *,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
-        self.db = Database(url)
+        self.db = migrated(url)
         self.url = self.db.shown
         self._clock = clock or (lambda: datetime.now(UTC))
         self.lease_seconds = lease_seconds
         self._claims: dict[Queue, ClaimTransaction] = {
             queue: ClaimTransaction(self.db, lease_seconds) for queue in ("inbox", "outbox")}
-        conn = self.db.connect()
-        try:
-            with self.db.translate():
-                migrate(conn, self.db.shown)
-        finally:
-            conn.close()
 
     def close(self) -> None:
         """Give back the claims (what was settled is committed: a lost connection has given

@@ -30,8 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state._bulk import BULK_ROWS, bulk_gc
-from reconciler.adapters.state.postgres_db import Database
-from reconciler.adapters.state.postgres_schema import LOCKS_ADVISORY_KEY, Conn, migrate
+from reconciler.adapters.state.postgres_schema import LOCKS_ADVISORY_KEY, Conn, migrated
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec
 from reconciler.core.provider import AuditRecord, LockInfo
@@ -71,14 +70,8 @@ class PostgresProvider:
     """A ``Provider`` over a PostgreSQL database (migrated on open); thread-safe."""
 
     def __init__(self, url: str, clock: rules.Clock | None = None) -> None:
-        self.db = Database(url)
+        self.db = migrated(url)
         self._clock = clock
-        conn = self.db.connect()
-        try:
-            with self.db.translate():
-                migrate(conn, self.db.shown)
-        finally:
-            conn.close()
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import psycopg
 
+from reconciler.adapters.state.postgres_db import POOL_SIZE, Database
 from reconciler.errors import StateError
 
 ADVISORY_LOCK_KEY: Final = 0x636F6E76  # "conv": one key for every convctl migration
@@ -204,6 +205,19 @@ def check_version(version: int, shown: str) -> int:
                          f"knows up to {SCHEMA_VERSION}; upgrade convctl (never downgrade a "
                          "shared state)")
     return version
+
+
+def migrated(url: str, *, pool_size: int = POOL_SIZE) -> Database:
+    """The ``Database`` at ``url``, its schema brought up to date first over one direct
+    connection (so a wrong URL or password is reported at once); what every store opens with."""
+    db = Database(url, pool_size=pool_size)
+    conn = db.connect()
+    try:
+        with db.translate():
+            migrate(conn, db.shown)
+    finally:
+        conn.close()
+    return db
 
 
 def migrate(conn: Conn, shown: str) -> list[int]:

@@ -13,8 +13,7 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
-from reconciler.adapters.state.postgres_db import Database
-from reconciler.adapters.state.postgres_schema import Conn, migrate
+from reconciler.adapters.state.postgres_schema import Conn, migrated
 from reconciler.adapters.state.tokens import TokenInfo, check_scopes, hash_token, new_token
 from reconciler.errors import ConflictError, NotFoundError, UsageError
 
@@ -36,13 +35,7 @@ class PostgresTokenStore:
     """Tokens in the state database at ``url``; safe to share between threads."""
 
     def __init__(self, url: str) -> None:
-        self.db = Database(url, pool_size=2)
-        conn = self.db.connect()
-        try:
-            with self.db.translate():
-                migrate(conn, self.db.shown)
-        finally:
-            conn.close()
+        self.db = migrated(url, pool_size=2)
 
     def create(self, scopes: list[str] | tuple[str, ...], name: str | None = None
                ) -> tuple[TokenInfo, str]:
