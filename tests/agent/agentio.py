@@ -15,7 +15,9 @@ from reconciler.adapters.contacts import EmbeddedContacts
 from reconciler.adapters.meta import GraphSender
 from reconciler.adapters.networks.meta import MetaDestination
 from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.core.capi import event_id
 from reconciler.core.models import SecretRef
+from reconciler.core.provider import Provider
 from reconciler.services.agent import Agent, AgentConfig
 from reconciler.services.apply import apply_plan
 from reconciler.services.planning import make_plan
@@ -63,6 +65,19 @@ def applied_state(path: Path, created: datetime) -> None:
         assert report.ok
     finally:
         provider.close()
+
+
+def expected_sent(provider: Provider, sources: list[tuple[str, str]]
+                  ) -> set[tuple[str, str, str]]:
+    """The (pixel, event name, event id) Meta must receive once each for CRM events ``sources``
+    (("stage" | "form", source id)) of the shipped events; reads and closes ``provider``."""
+    try:
+        live = {e.name: e.id for e in provider.list_events("acme")}
+    finally:
+        provider.close()
+    names = {"stage": ("Customer", live["funnel"]), "form": ("Lead", live["demo-request"])}
+    return {(ACME_PIXEL, names[kind][0], event_id(names[kind][1], source))
+            for kind, source in sources}
 
 
 def resolve(ref: SecretRef) -> str:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from agentio import (
-    ACME_PIXEL,
     applied_state,
     contact_line,
+    expected_sent,
     form_line,
     stage_line,
     write_jsonl,
@@ -34,7 +34,6 @@ from fakes.graph import FakeGraph
 
 from reconciler.adapters.agentstore import AgentStore
 from reconciler.adapters.state.sqlite import SqliteProvider
-from reconciler.core.capi import event_id
 from reconciler.core.crm import stage_source_id
 from reconciler.services.agent import ingest_jsonl
 
@@ -73,17 +72,6 @@ def _agent(state: Path, graph: FakeGraph, *extra: str) -> subprocess.Popen[bytes
 
 
 
-def _expected(state: Path, sources: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
-    provider = SqliteProvider(state)
-    try:
-        live = {e.name: e.id for e in provider.list_events("acme")}
-    finally:
-        provider.close()
-    names = {"stage": ("Customer", live["funnel"]), "form": ("Lead", live["demo-request"])}
-    return {(ACME_PIXEL, names[kind][0], event_id(names[kind][1], source))
-            for kind, source in sources}
-
-
 def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
           roles: tuple[str, ...] = ("all",)) -> None:
     """``roles``: the agent processes run side by side (``--role``), each killed at its own
@@ -118,7 +106,7 @@ def _soak(tmp: Path, graph: FakeGraph, kills: int, chunk: int, seed: int,
             time.sleep(min(5.0, max(0.0, (due or 0) - time.time())))
     finally:
         store.close()
-    expected = _expected(state, sources)
+    expected = expected_sent(SqliteProvider(state), sources)
     assert status["outbox"] == {"queued": 0, "sent": len(expected), "dead": 0}
     assert graph.unique == expected, "lost or unexpected events"
     print(f"\ncrash soak: {kills} kills, {len(expected)} events, each received once after "

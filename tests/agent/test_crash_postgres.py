@@ -26,13 +26,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from agentio import ACME_PIXEL, MANIFESTS, contact_line, form_line, stage_line, write_jsonl
+from agentio import (
+    MANIFESTS,
+    contact_line,
+    expected_sent,
+    form_line,
+    stage_line,
+    write_jsonl,
+)
 from fakes.graph import FakeGraph
 from pgkit import PgServer
 
 from reconciler.adapters.agentstore_pg import PostgresAgentStore
 from reconciler.adapters.state.postgres import PostgresProvider
-from reconciler.core.capi import event_id
 from reconciler.core.crm import stage_source_id
 from reconciler.services.agent import ingest_jsonl
 from reconciler.services.apply import apply_plan
@@ -103,17 +109,6 @@ def start_agent(url: str, graph: FakeGraph, batch: int = 100) -> AgentProc:
                                       stderr=subprocess.PIPE))
 
 
-def expected(url: str, sources: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
-    provider = PostgresProvider(url)
-    try:
-        live = {e.name: e.id for e in provider.list_events("acme")}
-    finally:
-        provider.close()
-    names = {"stage": ("Customer", live["funnel"]), "form": ("Lead", live["demo-request"])}
-    return {(ACME_PIXEL, names[kind][0], event_id(names[kind][1], source))
-            for kind, source in sources}
-
-
 def drain(store: PostgresAgentStore, timeout: float) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -175,7 +170,7 @@ def soak(tmp: Path, url: str, graph: FakeGraph, kills: int, events: int, seed: i
             if agent.proc.poll() is None:
                 agent.proc.kill()
         store.close()
-    want = expected(url, sources)
+    want = expected_sent(PostgresProvider(url), sources)
     assert len(want) == events
     assert status.outbox == {"queued": 0, "sent": len(want), "dead": 0}
     assert (status.inbox_new, status.inbox_processed) == (0, events)
@@ -241,4 +236,4 @@ def _restart_during_delivery(server: PgServer, url: str, graph: FakeGraph,
     assert "lost the connection to the state database postgresql://" in warned[0], log
     assert all(line[:4].isdigit() for line in agent.lines), "a log record spans lines"
     assert "Traceback" not in log and server.password not in log
-    assert graph.unique == expected(url, sources)
+    assert graph.unique == expected_sent(PostgresProvider(url), sources)
