@@ -63,6 +63,23 @@ def _run_threads(make: Any) -> list[dict[str, Any]]:
     return outcomes
 
 
+def _run_processes(target: Any, where: str, workers: int = WORKERS) -> list[Any]:
+    """Start ``workers`` processes of ``target(where, i, barrier, results)``, released together
+    by the barrier; each puts one result. The results (in the order they came), once every
+    process has ended cleanly."""
+    ctx = _context()
+    barrier, results = ctx.Barrier(workers), ctx.Queue()
+    processes = [ctx.Process(target=target, args=(where, i, barrier, results))
+                 for i in range(workers)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    return outcomes
+
+
 def test_threads_sharing_one_provider(provider: Provider) -> None:
     provider.put_account("acme", account_spec(), {}, None)
     _check(provider, _run_threads(lambda: provider))
@@ -104,17 +121,7 @@ def test_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     main = SqliteProvider(path)
     main.put_account("acme", account_spec(), {}, None)
-    ctx = _context()
-    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-    processes = [ctx.Process(target=_process_worker, args=(str(path), i, barrier, results))
-                 for i in range(WORKERS)]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
-    _check(main, outcomes)
+    _check(main, _run_processes(_process_worker, str(path)))
     main.close()
 
 
@@ -132,15 +139,7 @@ def _first_open_worker(path: str, worker: int, barrier: Any, results: Any) -> No
 @pytest.mark.parametrize("workers", [4])
 def test_processes_creating_the_file_at_once(tmp_path: Path, workers: int) -> None:
     path = tmp_path / "fresh" / "state.db"
-    ctx = _context()
-    barrier, results = ctx.Barrier(workers), ctx.Queue()
-    processes = [ctx.Process(target=_first_open_worker, args=(str(path), i, barrier, results))
-                 for i in range(workers)]
-    for process in processes:
-        process.start()
-    assert [results.get(timeout=120) for _ in processes] == ["ok"] * workers
-    for process in processes:
-        process.join(timeout=30)
+    assert _run_processes(_first_open_worker, str(path), workers) == ["ok"] * workers
     provider = SqliteProvider(path)
     assert len(provider.list_accounts()) == workers
     provider.close()
@@ -179,17 +178,7 @@ def test_processes_on_one_postgres_database(postgres_url: str) -> None:
 
     main = PostgresProvider(postgres_url)
     main.put_account("acme", account_spec(), {}, None)
-    ctx = _context()
-    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-    processes = [ctx.Process(target=_postgres_worker, args=(postgres_url, i, barrier, results))
-                 for i in range(WORKERS)]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
-    _check(main, outcomes)
+    _check(main, _run_processes(_postgres_worker, postgres_url))
     main.close()
 
 
@@ -210,15 +199,7 @@ def test_processes_racing_for_the_postgres_lock_one_wins(postgres_url: str) -> N
     from reconciler.adapters.state.postgres import PostgresProvider
 
     main = PostgresProvider(postgres_url)  # migrates first: the race is on the lock only
-    ctx = _context()
-    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
-    processes = [ctx.Process(target=_lock_worker, args=(postgres_url, i, barrier, results))
-                 for i in range(WORKERS)]
-    for process in processes:
-        process.start()
-    won = [lock_id for lock_id in (results.get(timeout=120) for _ in processes) if lock_id]
-    for process in processes:
-        process.join(timeout=30)
+    won = [lock_id for lock_id in _run_processes(_lock_worker, postgres_url) if lock_id]
     current = main.current_lock()
     assert len(won) == 1 and current is not None and current.id == won[0]
     main.close()
