@@ -153,9 +153,12 @@ def _pair(desired: Sequence[ConversionEvent], live: list[LiveEvent], draft: _Dra
 
 
 def _unchanged(ev: ConversionEvent, current: LiveEvent) -> bool:
-    """The cheap no-op test (model equality, no serialization): most events of a plan."""
+    """The cheap no-op test (model equality, no serialization): most events of a plan. A
+    plan's listing may hand an unchanged live event the desired spec itself
+    (``provider.SharesSpecs``)."""
     return (current.managed and current.api != "legacy" and current.name == ev.name
-            and current.spec == ev.spec and current.labels == ev.metadata.labels)
+            and (current.spec is ev.spec or current.spec == ev.spec)
+            and current.labels == ev.metadata.labels)
 
 
 def _pair_step(ev: ConversionEvent, current: LiveEvent | None) -> Step | None:

@@ -24,7 +24,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -37,10 +37,10 @@ from pydantic import TypeAdapter, ValidationError
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
 from reconciler.adapters.state._bulk import BULK_ROWS as _BULK_ROWS
-from reconciler.adapters.state._bulk import bulk_gc
+from reconciler.adapters.state._bulk import SHARING_COLUMNS, bulk_gc, events_sharing
 from reconciler.adapters.state.sqlite_schema import connect, immediate
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
-from reconciler.core.models import AccountSpec
+from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.core.write_rules import NetworkUse
 from reconciler.errors import ConflictError, StateError
@@ -56,9 +56,13 @@ _UPDATE_EVENT = ("UPDATE events SET "
 _SELECT_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
 # One JSON object per row, assembled by SQLite (spec and labels are stored as JSON already):
 # the rows of a listing are validated in one call, and each row's text is its fingerprint.
-_EVENT_JSON = "SELECT json_object({}) FROM events".format(", ".join(
+_ROW_JSON = "json_object({})".format(", ".join(
     f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
     for c in _EVENT_COLUMNS if c != "stage_count"))
+_EVENT_JSON = f"SELECT {_ROW_JSON} FROM events"
+# A plan's listing (``list_events_sharing``): the stored spec, the other fields, the row's JSON.
+_EVENTS_SHARING = (f"SELECT spec, {', '.join(SHARING_COLUMNS)}, {_ROW_JSON} FROM events "
+                   "ORDER BY account, name")
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 
 
@@ -132,6 +136,17 @@ class SqliteProvider:
                                     (account,)).fetchall()
         with bulk_gc(len(rows)):
             return _events_from_json([row[0] for row in rows], self.path)
+
+    def list_events_sharing(self, specs: Mapping[tuple[str, str], EventSpec],
+                            ) -> list[LiveEvent]:
+        """``list_events()`` sharing the given specs where they are stored as is
+        (``provider.SharesSpecs``; ``_bulk.events_sharing``)."""
+        with self._read() as conn:
+            cursor = conn.cursor()
+            cursor.row_factory = None  # plain tuples
+            rows = cursor.execute(_EVENTS_SHARING).fetchall()
+        with bulk_gc(len(rows)):
+            return events_sharing(rows, specs, lambda texts: _events_from_json(texts, self.path))
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self._read() as conn:
