@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 from reconciler.core.diff import (
     account_document,
@@ -129,10 +128,10 @@ def _pair(desired: Sequence[ConversionEvent], live: list[LiveEvent], draft: _Dra
     by_key: dict[tuple[str, str], LiveEvent] = {}
     for event in live:
         by_key.setdefault((event.account, event.name), event)
-    wanted: dict[tuple[str, str], ConversionEvent] = {}
-    for key, ev in sorted((((ev.spec.account, ev.metadata.name), ev) for ev in desired),
-                          key=itemgetter(0)):
-        wanted.setdefault(key, ev)
+    first: dict[tuple[str, str], ConversionEvent] = {}
+    for ev in desired:  # the first of a key wins (rules report the others: E205)
+        first.setdefault((ev.spec.account, ev.metadata.name), ev)
+    wanted = {key: first[key] for key in sorted(first)}
     claimed = {id(by_key[k]) for k in wanted if k in by_key}
     pairs: list[tuple[ConversionEvent, LiveEvent | None]] = []
     for (account, name), ev in wanted.items():
@@ -286,7 +285,9 @@ def _protect_errors(changes: Iterable[Change]) -> list[PlanMessage]:
     return errors
 
 
-def _mass_delete_errors(changes: Iterable[Change], live: list[LiveEvent]) -> list[PlanMessage]:
+def _mass_delete_errors(changes: Sequence[Change], live: list[LiveEvent]) -> list[PlanMessage]:
+    if not any(c.action is Action.DELETE for c in changes):
+        return []  # the usual plan: no need to index every live event
     managed: dict[str, set[str]] = defaultdict(set)
     for current in live:
         if current.managed:
