@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from statekit import account_spec, form_event, lifecycle_event
 
-from reconciler.adapters.state.sqlite import SqliteProvider
+from reconciler.adapters.state import sqlite_listing
+from reconciler.adapters.state.sqlite import _EVENTS_SHARING, _ROW_JSON, SqliteProvider
 from reconciler.core.live import EventWrite, LiveEvent
 from reconciler.core.models import EventSpec
 from reconciler.core.provider import SharesSpecs
@@ -118,6 +119,55 @@ def test_an_edited_row_reads_as_list_events_reads_it(tmp_path: Path, edit: str) 
     assert _outcome(lambda: provider.list_events_sharing(specs)) == listed
     if edit.startswith(("api", "version = 'two'", "labels = '[", "labels = '{\"n")):
         assert isinstance(listed, str) and "cannot read" in listed
+    provider.close()
+
+
+_FIELDS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+
+
+@given(st.lists(st.tuples(_FIELDS, _FIELDS, st.integers(-2**63, 2**63 - 1) | _FIELDS,
+                          st.none() | _FIELDS | st.integers(0, 9),
+                          st.sampled_from(['{}', '{"a":"b"}', '{"a": "b"}', '{"é":"\\n"}'])),
+                min_size=1, max_size=4))
+@example([('a"b', "x\\y", 1, None, "{}"), ("t\tab", "enhanced", True, 7, "{}"),
+          ("é", "enhanced", -3, "convctl", '{"a":"b"}'), ("n", "e", "1", "", "{}")])
+def test_the_row_json_rebuilt_is_sqlites_own_or_declined(
+        edits: list[tuple[str, str, object, object, str]]) -> None:
+    """``sqlite_listing.row_json`` writes exactly what ``json_object`` writes for a row, or
+    declines (escaped texts, a non-integer version, labels not minified...)."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE events (id, account, name, spec, labels, api, created_at, "
+                 "updated_at, version, managed_by, last_applied_hash)")
+    for i, (name, api, version, manager, labels) in enumerate(edits):
+        conn.execute("INSERT INTO events VALUES (?, 'acme', ?, ?, ?, ?, 'c', 'u', ?, ?, ?)",
+                     (f"ev_{i}", name, '{"a":[1,2.5,"é\\n"],"b":null}', labels, api, version,
+                      manager, None if i % 2 else "h"))
+    rows = conn.execute(_EVENTS_SHARING).fetchall()
+    texts = [t for (t,) in conn.execute(f"SELECT {_ROW_JSON} FROM events ORDER BY account, name")]
+    for row, text in zip(rows, texts, strict=True):
+        rebuilt = sqlite_listing.row_json(row)
+        assert rebuilt is None or rebuilt == text, (row, text)
+        if row[4] == "{}" and type(row[8]) is int and all(map(_simple, (row[3], row[5], row[9]))):
+            assert rebuilt is not None  # the usual row is rebuilt
+
+
+def _simple(value: object) -> bool:
+    return value is None or value == "" or (
+        isinstance(value, str) and value.isascii() and value.isalnum())
+
+
+def test_a_listing_whose_rebuilt_json_differs_from_sqlites_is_list_events(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if another SQLite wrote its JSON otherwise: the one row checked differs, and the
+    listing is list_events' own, fingerprints included."""
+    provider = SqliteProvider(tmp_path / "state.db")
+    made = _fill(provider)
+    monkeypatch.setattr(sqlite_listing, "row_json",
+                        lambda row: '{"id":"' + str(row[1]) + '"}')
+    given = {e.key: _copy(e.spec) for e in made.values()}
+    shared = provider.list_events_sharing(given)
+    assert [_view(e) for e in shared] == [_view(e) for e in provider.list_events()]
+    assert not any(given.get(e.key) is e.spec for e in shared)
     provider.close()
 
 

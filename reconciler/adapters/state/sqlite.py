@@ -37,8 +37,9 @@ from pydantic import TypeAdapter, ValidationError
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
 from reconciler.adapters.state._bulk import BULK_ROWS as _BULK_ROWS
-from reconciler.adapters.state._bulk import SHARING_COLUMNS, bulk_gc, events_sharing
-from reconciler.adapters.state.sqlite_schema import connect, immediate
+from reconciler.adapters.state._bulk import bulk_gc
+from reconciler.adapters.state.sqlite_listing import SHARING_COLUMNS, events_sharing
+from reconciler.adapters.state.sqlite_schema import connect, immediate, rollback
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.provider import AuditRecord, LockInfo
@@ -60,9 +61,10 @@ _ROW_JSON = "json_object({})".format(", ".join(
     f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
     for c in _EVENT_COLUMNS if c != "stage_count"))
 _EVENT_JSON = f"SELECT {_ROW_JSON} FROM events"
-# A plan's listing (``list_events_sharing``): the stored spec, the other fields, the row's JSON.
-_EVENTS_SHARING = (f"SELECT spec, {', '.join(SHARING_COLUMNS)}, {_ROW_JSON} FROM events "
-                   "ORDER BY account, name")
+# A plan's listing (``sqlite_listing``): the stored spec and the other fields; then the JSON
+# of the rows it reads as ``list_events`` does, by id.
+_EVENTS_SHARING = f"SELECT spec, {', '.join(SHARING_COLUMNS)} FROM events ORDER BY account, name"
+_EVENTS_BY_ID = f"SELECT id, {_ROW_JSON} FROM events WHERE id IN "
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 
 
@@ -93,8 +95,23 @@ def _events_from_json(texts: list[str], path: Path) -> list[LiveEvent]:
                          f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})"
                          ) from exc
     for event, text in zip(events, texts, strict=True):
-        event.remember_fingerprint(hashlib.sha256(text.encode()).hexdigest())
+        event.remember_fingerprint(_fingerprint(text))
     return events
+
+
+def _fingerprint(text: str) -> str:
+    """An event's fingerprint: the SHA-256 of its row's JSON text (every stored field)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: its queries see the same state (WAL: a snapshot)."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        rollback(conn)
 
 
 def _account_from_row(row: sqlite3.Row) -> LiveAccount:
@@ -140,13 +157,22 @@ class SqliteProvider:
     def list_events_sharing(self, specs: Mapping[tuple[str, str], EventSpec],
                             ) -> list[LiveEvent]:
         """``list_events()`` sharing the given specs where they are stored as is
-        (``provider.SharesSpecs``; ``_bulk.events_sharing``)."""
-        with self._read() as conn:
+        (``provider.SharesSpecs``, ``sqlite_listing``)."""
+        with self._read() as conn, _snapshot(conn):
             cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples
             rows = cursor.execute(_EVENTS_SHARING).fetchall()
-        with bulk_gc(len(rows)):
-            return events_sharing(rows, specs, lambda texts: _events_from_json(texts, self.path))
+
+            def by_id(ids: list[str]) -> list[LiveEvent]:
+                texts: dict[str, str] = {}
+                for at in range(0, len(ids), 500):  # within SQLite's limit of parameters
+                    part = ids[at:at + 500]
+                    texts.update(cursor.execute(
+                        f"{_EVENTS_BY_ID}({', '.join('?' * len(part))})", part).fetchall())
+                return _events_from_json([texts[i] for i in ids], self.path)
+
+            with bulk_gc(len(rows)):
+                return events_sharing(rows, specs, by_id, _fingerprint, self.list_events)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self._read() as conn:
