@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from reconciler.core.diff import (
     account_document,
@@ -50,7 +51,7 @@ def build_plan(desired: ManifestSet, live_accounts: list[LiveAccount],
     """Plan the changes that make ``live_*`` match ``desired``; see the module docstring."""
     accounts = _first_by_name(a.model for a in desired.accounts)
     live_acc = {a.name: a for a in sorted(live_accounts, key=lambda a: a.name)}
-    live_sorted = sorted(live_events, key=lambda e: (e.account, e.name, e.id))
+    live_sorted = sorted(live_events, key=attrgetter("account", "name", "id"))
     draft = _Draft()
     _plan_accounts(accounts, live_acc, draft)
     _plan_events([e.model for e in desired.events], live_sorted, prune_unmanaged, draft)

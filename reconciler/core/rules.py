@@ -250,10 +250,13 @@ def _check_event(ev: EventDoc, account: _Facts | None, diags: Diagnostics) -> No
             diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of "
                         f"account {_shown(spec.account)} ad accounts ({known})",
                         ev.at("spec", "adAccount"), "R1")
-    network_rules.check_target_format(ev, diags)
-    network_rules.check_meta_only(ev, diags)
+    if spec.conversion_rule is not None or spec.conversion_action is not None:
+        network_rules.check_target_format(ev, diags)
+    if spec.network not in (None, "meta"):  # options only Meta has
+        network_rules.check_meta_only(ev, diags)
     _check_trigger(ev, account, diags)
-    _check_data_processing(ev, diags)
+    if spec.data_processing_options is not None:
+        _check_data_processing(ev, diags)
 
 
 def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
@@ -393,7 +396,9 @@ def _check_data_sharing(ev: EventDoc, diags: Diagnostics) -> None:
                         f"{', '.join(META_USER_KEYS)})", ev.at(*base, "properties", i, "as"), "R15")
         else:
             keys.append(prop.as_)
-    if not network_rules.check_sharing(ev, keys, diags) and "em" not in keys:
+    if ev.model.spec.destination != "meta":
+        network_rules.check_sharing(ev, keys, diags)
+    elif "em" not in keys:
         diags.warning("W301", "email is not shared: Meta matches far fewer events without it",
                       ev.at(*base, "properties"), "R15")
 
