@@ -283,9 +283,9 @@ def _chunks(data: bytes) -> list[bytes]:
 def _json_of_chunks(ryml: Any, chunks: list[bytes]) -> bytearray | None:
     """The JSON of the stream ``chunks`` make, one tree and one output buffer reused; None
     unless every chunk parses and is a stream (stderr already quiet)."""
-    tree = ryml.Tree()
-    tree.reserve(max(map(_nodes, chunks)))
-    tree.reserve_arena(max(map(len, chunks)) + 4096)
+    tree, largest = ryml.Tree(), max(chunks, key=len)
+    tree.reserve(_nodes(largest))  # about what a chunk needs (a denser one grows the tree)
+    tree.reserve_arena(len(largest) + 4096)
     joined, out = bytearray(_STREAM_START), bytearray()
     try:
         for chunk in chunks:
