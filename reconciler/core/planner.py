@@ -135,18 +135,18 @@ def _pair(desired: Sequence[ConversionEvent], live: list[LiveEvent], draft: _Dra
     wanted = {key: first[key] for key in sorted(first)}
     claimed = {id(by_key[k]) for k in wanted if k in by_key}
     pairs: list[tuple[ConversionEvent, LiveEvent | None]] = []
-    for (account, name), ev in wanted.items():
-        found = by_key.get((account, name))
+    for key, ev in wanted.items():
+        found = by_key.get(key)
         old = ev.metadata.renamed_from
-        source = by_key.get((account, old)) if old else None
-        if source is None or (account, old) in wanted:
+        source = by_key.get((key[0], old)) if old else None
+        if source is None or (key[0], old) in wanted:
             pass
         elif found is None and id(source) not in claimed:
             found = source
             claimed.add(id(source))
         elif found is not None:
             draft.warnings.append(PlanMessage(
-                "W403", f"event '{ResourceKey(account, name)}': renamedFrom '{old}' ignored "
+                "W403", f"event '{ResourceKey(*key)}': renamedFrom '{old}' ignored "
                 f"because '{ev.name}' already exists; '{old}' is planned on its own"))
         pairs.append((ev, found))
     return pairs, [e for e in live if id(e) not in claimed]

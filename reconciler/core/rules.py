@@ -408,14 +408,16 @@ def _check_quota(events: list[EventDoc], accounts: dict[str, AccountDoc],
     used: dict[str, int] = defaultdict(int)
     reported: set[str] = set()
     for ev in events:
-        if ev.model.spec.trigger.lifecycle_stage_change is None:
+        spec = ev.model.spec
+        if spec.trigger.lifecycle_stage_change is None:
             continue  # a form event uses no slot (R7)
-        name = ev.model.spec.account
+        name = spec.account
         account = accounts.get(name)
-        if account is None or ev.model.stage_count == 0:
+        count = ev.model.stage_count
+        if account is None or count == 0:
             continue
         before = used[name]
-        used[name] += ev.model.stage_count
+        used[name] += count
         limit = limit_for(account.model.spec.tier)
         if used[name] > limit and name not in reported:
             reported.add(name)
