@@ -11,7 +11,7 @@ never drive them (architecture rule 2).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -59,11 +59,37 @@ def build_plan(desired: ManifestSet, live_accounts: list[LiveAccount],
     errors = [*draft.errors, *_protect_errors(changes)]
     if not allow_mass_delete:
         errors.extend(_mass_delete_errors(changes, live_sorted))
-    fingerprints = {f"account:{a.name}": a.fingerprint() for a in live_acc.values()}
-    fingerprints.update({f"event:{e.id}": e.fingerprint() for e in live_sorted})
     return Plan(changes=changes, quotas=quotas, unmanaged=tuple(draft.unmanaged),
                 errors=tuple(errors), warnings=tuple(draft.warnings + _replace_warnings(changes)),
-                fingerprints=fingerprints, manifests_hash=manifests_hash)
+                fingerprints=_Fingerprints(list(live_acc.values()), live_sorted),
+                manifests_hash=manifests_hash)
+
+
+class _Fingerprints(Mapping[str, str]):
+    """``Plan.fingerprints`` of the live objects a plan read (``account:<name>``,
+    ``event:<id>``), computed when first used: by a saved or JSON plan and by apply, never by
+    a plan printed as text."""
+
+    def __init__(self, accounts: list[LiveAccount], events: list[LiveEvent]) -> None:
+        self._live: tuple[list[LiveAccount], list[LiveEvent]] | None = (accounts, events)
+        self._prints: dict[str, str] = {}
+
+    def _all(self) -> dict[str, str]:
+        if self._live is not None:
+            accounts, events = self._live
+            self._prints = {f"account:{a.name}": a.fingerprint() for a in accounts}
+            self._prints.update({f"event:{e.id}": e.fingerprint() for e in events})
+            self._live = None
+        return self._prints
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def _first_by_name(accounts: Iterable[Account]) -> dict[str, Account]:

@@ -68,7 +68,7 @@ def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str]
     if shared_at and rest.pop().fingerprint() != fingerprint(shared_at[0][1]):
         return listing()  # SQLite writes its JSON otherwise (another version): not rebuilt
     for (i, text), event in zip(shared_at, events, strict=True):
-        event.remember_fingerprint(fingerprint(text))
+        event.remember_source(text)  # fingerprint(text), when asked for
         out[i] = event
     for i, event in zip(rest_at, rest, strict=True):
         out[i] = event
