@@ -84,6 +84,16 @@ def test_drift_versions_and_fingerprints_read_the_same(tmp_path: Path) -> None:
     provider.close()
 
 
+def test_the_listing_inside_an_open_transaction_reads_in_it(tmp_path: Path) -> None:
+    provider = SqliteProvider(tmp_path / "state.db")
+    made = _fill(provider)
+    given = {e.key: _copy(e.spec) for e in made.values()}
+    with provider._write():  # e.g. a caller's write transaction on the same connection
+        inside = provider.list_events_sharing(given)
+    assert [_view(e) for e in inside] == [_view(e) for e in provider.list_events()]
+    provider.close()
+
+
 def test_the_listing_of_an_empty_state(tmp_path: Path) -> None:
     provider = SqliteProvider(tmp_path / "state.db")
     assert provider.list_events_sharing({("acme", "a"): form_event("a").spec}) == []

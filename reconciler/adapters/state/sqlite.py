@@ -106,7 +106,11 @@ def _fingerprint(text: str) -> str:
 
 @contextmanager
 def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """One read transaction: its queries see the same state (WAL: a snapshot)."""
+    """One read transaction: its queries see the same state (WAL: a snapshot); inside one
+    already open (a caller's write), that one."""
+    if conn.in_transaction:
+        yield
+        return
     conn.execute("BEGIN")
     try:
         yield
