@@ -78,17 +78,17 @@ def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str]
 def _shared_fields(row: Sequence[Any], spec: EventSpec | None) -> dict[str, Any] | None:
     """The fields of ``row`` with ``spec`` in place of its stored text, when that text is
     exactly ``spec`` serialized and the labels are plain JSON text; else None."""
-    stored, labels = row[0], row[4]
+    stored, id_, account, name, labels, api, created, updated, version, manager, applied = row
     if (spec is None or type(stored) is not str or type(labels) is not str
             or _SERIALIZE(spec, by_alias=True, warnings=False) != stored.encode()):
         return None
-    fields = dict(zip(SHARING_COLUMNS, row[1:]))  # noqa: B905 (the query's own columns)
     try:
-        fields["labels"] = orjson.loads(labels)
+        parsed = orjson.loads(labels)
     except orjson.JSONDecodeError:  # e.g. JSON5, which SQLite's json() reads: its own reading
         return None
-    fields["spec"] = spec
-    return fields
+    return {"id": id_, "account": account, "name": name, "spec": spec, "labels": parsed,
+            "api": api, "created_at": created, "updated_at": updated, "version": version,
+            "managed_by": manager, "last_applied_hash": applied}
 
 
 def row_json(row: Sequence[Any]) -> str | None:
