@@ -160,6 +160,26 @@ def test_real_process_exits_fast_with_all_its_output_and_exit_code(repo: Path,
     assert "E009" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_the_collector_is_paused_by_plan_and_validate_in_the_real_process_only(
+        repo: Path) -> None:
+    """plan and validate switch the cyclic collector off (cli/lifetime.py: the process ends
+    without freeing anything); under CliRunner, in this test process, it stays on."""
+    import gc
+
+    from reconciler.cli import lifetime
+
+    assert run("plan").exit_code == 0 and run("validate").exit_code == 0
+    assert gc.isenabled()
+    saved = lifetime._kept
+    lifetime.enable()  # as the real ``convctl`` does
+    try:
+        lifetime.pause_collector()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        lifetime._kept = saved
+
+
 def test_corrupt_state_file_is_one_clear_error(repo: Path) -> None:
     (repo / ".convctl").mkdir()
     (repo / ".convctl" / "state.db").write_bytes(b"this is not a database" * 100)

@@ -8,6 +8,7 @@ Each case holds ``desired.yaml`` (manifests), ``live.json`` (``{"accounts": [...
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -57,6 +58,20 @@ def test_golden(case: str) -> None:
     assert set(plan.fingerprints) == ({f"account:{a.name}" for a in accounts}
                                       | {f"event:{e.id}" for e in events})
     assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_fingerprints_are_each_live_objects_own_when_asked_for() -> None:
+    """``Plan.fingerprints`` is computed only when used (a text plan never asks), and is then
+    every live object's fingerprint; a backend's stored text is hashed only then too."""
+    desired, accounts, events, options = load_case("update-fields")
+    text = events[0].model_dump_json()
+    events[0].remember_source(text)
+    plan = build_plan(desired, accounts, events, **options)
+    assert dict(plan.fingerprints) == (
+        {f"account:{a.name}": a.fingerprint() for a in accounts}
+        | {f"event:{e.id}": e.fingerprint() for e in events})
+    assert plan.fingerprints[f"event:{events[0].id}"] == hashlib.sha256(text.encode()).hexdigest()
+    assert plan.fingerprints == Plan.from_json(plan.to_json()).fingerprints
 
 
 def test_at_least_the_required_cases() -> None:

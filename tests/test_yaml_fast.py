@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,56 @@ def test_generated_texts_read_as_the_lean_pass(text: str) -> None:
 @given(mutated())
 def test_mutated_texts_read_as_the_lean_pass_or_declined(text: str) -> None:
     same_or_declined(text)
+
+
+@contextmanager
+def slices_of(size: int) -> Iterator[None]:
+    """Read large streams ``size`` bytes of YAML at a time (``yamlfast.CHUNK_BYTES``)."""
+    saved, yamlfast.CHUNK_BYTES = yamlfast.CHUNK_BYTES, size
+    try:
+        yield
+    finally:
+        yamlfast.CHUNK_BYTES = saved
+
+
+def sliced_or_declined(text: str) -> None:
+    """Read a slice of documents at a time, ryml's JSON is its JSON of the whole, or None."""
+    raw = text.encode("utf-8", "surrogatepass")
+    with slices_of(1):
+        chunks = yamlfast._chunks(raw)
+        assert b"".join(chunks) == raw
+        with yamlfast._quiet_stderr():
+            joined = yamlfast._json_of_chunks(yamlfast._ryml(), chunks)
+            whole = yamlfast._json_of(yamlfast._ryml(), raw)
+    if joined is not None:
+        assert whole == (True, joined), text
+
+
+@settings(max_examples=400)
+@given(texts | mutated())
+@example("a: 1\n---\nb: 2\n--- 3\n---\n--- \n----\n---x\n--- [1, 2]\n")
+@example("a: 'x\n--- y'\n---\nb: 1\n")
+@example("a: x\n--- y\n---\nb: 1\n")
+@example("---\n---\n--- null\n---\na: ~\n")
+def test_a_stream_read_a_slice_at_a_time_is_the_stream_read_at_once(text: str) -> None:
+    sliced_or_declined(text)
+
+
+@settings(max_examples=300)
+@given(mutated())
+def test_mutated_texts_read_in_slices_as_the_lean_pass_or_declined(text: str) -> None:
+    with slices_of(1):
+        same_or_declined(text)
+
+
+def test_a_large_stream_is_read_in_slices_with_the_lean_data() -> None:
+    text = documents_text(3000)
+    raw = text.encode()
+    assert len(yamlfast._chunks(raw)) > 3
+    sliced_or_declined(text)
+    with yamlfast._quiet_stderr():
+        assert yamlfast._json_of_chunks(yamlfast._ryml(), yamlfast._chunks(raw)) is not None
+    assert same_or_declined(text)
 
 
 def test_hand_written_differences_are_declined() -> None:

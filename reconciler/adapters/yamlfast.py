@@ -243,27 +243,100 @@ def _maybe_plain(value: str, text: str) -> bool:
 
 
 def _json(ryml: Any, data: bytes) -> tuple[bool, bytearray] | None:
-    """ryml's JSON of ``data`` and whether it is a stream of documents; None on its error."""
-    tree = ryml.Tree()
-    tree.reserve(sum(map(data.count, (b":", b",", b"[", b"- "))) + 16)  # ~its nodes, no regrowth
-    tree.reserve_arena(len(data) + 4096)
+    """ryml's JSON of ``data`` and whether it is a stream of documents; None on its error.
+
+    A large stream is parsed a slice of documents at a time (``_chunks``) into one small tree,
+    reused, instead of all at once into a tree of every node (some 30 MB for 10,000 events,
+    touched page by page, then freed); the slices' JSON joined is byte for byte the whole
+    stream's, which is what is read instead when any slice does not parse as a stream."""
+    chunks = _chunks(data)
     with _quiet_stderr() as quiet:
         if not quiet:
             return None
-        try:
-            ryml.parse_in_arena(data, tree)
+        joined = _json_of_chunks(ryml, chunks) if len(chunks) > 1 else None
+        return (True, joined) if joined is not None else _json_of(ryml, data)
+
+
+CHUNK_BYTES = 262_144  # YAML per ryml parse of a large stream (tests set it lower)
+_STREAM_START, _STREAM_END = b"[\n", b"\n]\n"  # how ryml's JSON of a stream opens and ends
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    """``data`` cut before document markers (``---`` opening a line, then a space, a line
+    break or the end: where libyaml starts a document) about every ``CHUNK_BYTES``."""
+    out, start, find = [], 0, data.find
+    at = CHUNK_BYTES
+    while at < len(data):
+        marker = find(b"\n---", at)
+        if marker < 0:
+            break
+        if data[marker + 4 : marker + 5] not in (b"", b" ", b"\n"):
+            at = marker + 1
+            continue
+        out.append(data[start : marker + 1])
+        start = marker + 1
+        at = start + CHUNK_BYTES
+    out.append(data[start:])
+    return out
+
+
+def _json_of_chunks(ryml: Any, chunks: list[bytes]) -> bytearray | None:
+    """The JSON of the stream ``chunks`` make, one tree and one output buffer reused; None
+    unless every chunk parses and is a stream (stderr already quiet)."""
+    tree, largest = ryml.Tree(), max(chunks, key=len)
+    tree.reserve(_nodes(largest))  # about what a chunk needs (a denser one grows the tree)
+    tree.reserve_arena(len(largest) + 4096)
+    joined, out = bytearray(_STREAM_START), bytearray()
+    try:
+        for chunk in chunks:
+            tree.clear()
+            tree.clear_arena()
+            ryml.parse_in_arena(chunk, tree)
             root = tree.root_id()
-            size = len(data) * 8 // 5 + 4096  # the JSON's indentation makes it ~1.5x the YAML
-            while True:
-                out = bytearray(size)
-                failed, needed = ryml.emit_json_to_substr(tree, root, out)
-                if not failed:
-                    del out[needed:]
-                    break
-                size = needed
-        except ryml.ExceptionBasic:
-            return None
+            size = _emit_into(ryml, tree, root, out, len(chunk))
+            json = memoryview(out)[:size]
+            if not tree.is_stream(root) or not (json[:2] == _STREAM_START
+                                                and json[-3:] == _STREAM_END):
+                return None
+            joined += json[len(_STREAM_START) : -len(_STREAM_END)]
+            joined += b",\n"
+            json.release()
+    except ryml.ExceptionBasic:
+        return None
+    joined[-2:] = _STREAM_END  # the last separator
+    return joined
+
+
+def _json_of(ryml: Any, data: bytes) -> tuple[bool, bytearray] | None:
+    """``_json`` of ``data`` parsed at once (stderr already quiet)."""
+    tree = ryml.Tree()
+    tree.reserve(_nodes(data))  # no regrowth
+    tree.reserve_arena(len(data) + 4096)
+    out = bytearray()
+    try:
+        ryml.parse_in_arena(data, tree)
+        root = tree.root_id()
+        del out[_emit_into(ryml, tree, root, out, len(data)):]
+    except ryml.ExceptionBasic:
+        return None
     return (bool(tree.is_stream(root)), out) if out else None
+
+
+def _nodes(data: bytes) -> int:
+    """About how many nodes ryml's tree of ``data`` has."""
+    return sum(map(data.count, (b":", b",", b"[", b"- "))) + 16
+
+
+def _emit_into(ryml: Any, tree: Any, root: int, out: bytearray, size: int) -> int:
+    """Emit the JSON of ``tree`` at the start of ``out`` (grown as needed); its length."""
+    want = size * 8 // 5 + 4096  # the JSON's indentation makes it ~1.5x the YAML
+    if len(out) < want:
+        out.extend(bytes(want - len(out)))
+    while True:
+        failed, needed = ryml.emit_json_to_substr(tree, root, out)
+        if not failed:
+            return int(needed)
+        out.extend(bytes(needed - len(out)))
 
 
 @contextmanager

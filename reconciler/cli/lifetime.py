@@ -11,6 +11,7 @@ rely on ``atexit`` handlers (plan and validate do not: they close their state th
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import NoReturn
@@ -28,6 +29,15 @@ def keep(*objects: object) -> None:
     """Never free ``objects``: ``exit`` ends the process with them still alive."""
     if _kept is not None:
         _kept.extend(objects)
+
+
+def pause_collector() -> None:
+    """Turn the cyclic garbage collector off for the rest of the process (the real ``convctl``
+    only, like ``keep``): plan and validate build data that holds no cycles, end with ``exit``
+    and free nothing, so the collector's runs over the objects the imports, the load and the
+    planner allocate (about 2% of a 10,000-event plan) find nothing to collect."""
+    if _kept is not None:
+        gc.disable()
 
 
 def exit(code: int) -> NoReturn:

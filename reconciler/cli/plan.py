@@ -68,6 +68,9 @@ def command(paths: tuple[str, ...], accounts: tuple[str, ...], state: str | None
       convctl plan --policies examples/policies
       convctl plan --validate-remote   # Google Ads checks each changed Google event
     """
+    from reconciler.cli import lifetime
+
+    lifetime.pause_collector()  # before the imports: a short command that frees nothing
     from reconciler.cli.planning import load_policies_or_exit, plan_or_exit, save_plan
     from reconciler.core.policy import blocking
     from reconciler.core.scope import make_scope

@@ -44,10 +44,12 @@ def command(paths: tuple[str, ...], fmt: str, policies_opt: str | None, secrets_
     --account NAME checks only that account's Account and events; naming an account no
     manifest mentions is an error (exit 1).
     """
+    from reconciler.cli import lifetime
+
+    lifetime.pause_collector()  # before the imports: a short command that frees nothing
     import orjson
 
     from reconciler.adapters.manifests import load
-    from reconciler.cli import lifetime
     from reconciler.core.scope import check_known, make_scope
     from reconciler.core.summary import summarize
 

@@ -60,6 +60,19 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    def __eq__(self, other: object) -> bool:
+        """pydantic's equality, its common case first: same class and equal field values.
+
+        pydantic's ``BaseModel.__eq__`` also compares private attributes and extra fields, and
+        ignores non-field entries of the instance dict; a strict model has none of them (extra
+        fields are forbidden, no private attributes: tests/test_model_equality.py holds every
+        subclass to that and this to pydantic's result), so equal dicts of the same class are
+        equal models. Anything else is pydantic's own answer. A plan compares thousands of
+        nested specs: this is about twice as fast."""
+        if type(other) is type(self) and self.__dict__ == other.__dict__:
+            return True
+        return super().__eq__(other)
+
 
 def pattern(regex: str) -> dict[str, Any]:
     """A field's ``json_schema_extra``: the format, published in the JSON Schema."""

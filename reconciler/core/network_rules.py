@@ -29,6 +29,7 @@ BLOCKS = {"meta": "facebook", "linkedin": "linkedin", "google": "google"}
 TARGETS = {"meta": "adAccount", "linkedin": "conversionRule", "google": "conversionAction"}
 TARGET_FIELDS = {"adAccount": "ad_account", "conversionRule": "conversion_rule",
            "conversionAction": "conversion_action"}
+_TARGET_ATTRS = tuple((network, key, TARGET_FIELDS[key]) for network, key in TARGETS.items())
 # The shared dataSharing keys (vocabulary.META_USER_KEYS) each network is sent, which of them
 # leave hashed, and the network's own keys (in clear). A shared key a network does not take is
 # dropped for it (W303). LinkedIn: the email as SHA256_EMAIL, names and country as plain
@@ -124,8 +125,8 @@ def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
     no block for the network. True when the event's own target is there to check further."""
     spec, network = ev.model.spec, ev.model.spec.destination
     own = TARGETS[network]
-    for other_network, key in TARGETS.items():
-        if key != own and getattr(spec, TARGET_FIELDS[key]) is not None:
+    for other_network, key, field in _TARGET_ATTRS:
+        if key != own and getattr(spec, field) is not None:
             diags.error("E121", f"{key} is the target of {LABELS[other_network]} events; a "
                         f"{LABELS[network]} event names its {own} only",
                         ev.at("spec", key, key=True), "R1")
@@ -133,7 +134,7 @@ def check_target(ev: EventDoc, account: AccountDoc, diags: Diagnostics) -> bool:
         diags.error("E128", no_block(spec.account, network),
                     ev.at("spec", "network") if spec.network else ev.at("spec", "account"), "R1")
         return False
-    if spec.target is None:
+    if getattr(spec, TARGET_FIELDS[own]) is None:
         diags.error("E102", f"missing required field 'spec.{own}'", ev.at("spec", key=True))
         return False
     return network == "meta"  # Meta's ad account is checked against the account (E202)

@@ -8,6 +8,7 @@ The JSON form (``to_json``/``from_json``) is what ``plan --format json`` and ``-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -158,7 +159,7 @@ class Plan:
     unmanaged: tuple[Unmanaged, ...] = ()
     errors: tuple[PlanMessage, ...] = ()
     warnings: tuple[PlanMessage, ...] = ()
-    fingerprints: dict[str, str] = field(default_factory=dict)  # "event:<id>"/"account:<name>"
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # "event:<id>", "account:<name>"
     manifests_hash: str = ""
 
     @property

@@ -11,8 +11,9 @@ never drive them (architecture rule 2).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from reconciler.core.diff import (
     account_document,
@@ -50,7 +51,7 @@ def build_plan(desired: ManifestSet, live_accounts: list[LiveAccount],
     """Plan the changes that make ``live_*`` match ``desired``; see the module docstring."""
     accounts = _first_by_name(a.model for a in desired.accounts)
     live_acc = {a.name: a for a in sorted(live_accounts, key=lambda a: a.name)}
-    live_sorted = sorted(live_events, key=lambda e: (e.account, e.name, e.id))
+    live_sorted = sorted(live_events, key=attrgetter("account", "name", "id"))
     draft = _Draft()
     _plan_accounts(accounts, live_acc, draft)
     _plan_events([e.model for e in desired.events], live_sorted, prune_unmanaged, draft)
@@ -58,11 +59,37 @@ def build_plan(desired: ManifestSet, live_accounts: list[LiveAccount],
     errors = [*draft.errors, *_protect_errors(changes)]
     if not allow_mass_delete:
         errors.extend(_mass_delete_errors(changes, live_sorted))
-    fingerprints = {f"account:{a.name}": a.fingerprint() for a in live_acc.values()}
-    fingerprints.update({f"event:{e.id}": e.fingerprint() for e in live_sorted})
     return Plan(changes=changes, quotas=quotas, unmanaged=tuple(draft.unmanaged),
                 errors=tuple(errors), warnings=tuple(draft.warnings + _replace_warnings(changes)),
-                fingerprints=fingerprints, manifests_hash=manifests_hash)
+                fingerprints=_Fingerprints(list(live_acc.values()), live_sorted),
+                manifests_hash=manifests_hash)
+
+
+class _Fingerprints(Mapping[str, str]):
+    """``Plan.fingerprints`` of the live objects a plan read (``account:<name>``,
+    ``event:<id>``), computed when first used: by a saved or JSON plan and by apply, never by
+    a plan printed as text."""
+
+    def __init__(self, accounts: list[LiveAccount], events: list[LiveEvent]) -> None:
+        self._live: tuple[list[LiveAccount], list[LiveEvent]] | None = (accounts, events)
+        self._prints: dict[str, str] = {}
+
+    def _all(self) -> dict[str, str]:
+        if self._live is not None:
+            accounts, events = self._live
+            self._prints = {f"account:{a.name}": a.fingerprint() for a in accounts}
+            self._prints.update({f"event:{e.id}": e.fingerprint() for e in events})
+            self._live = None
+        return self._prints
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def _first_by_name(accounts: Iterable[Account]) -> dict[str, Account]:
@@ -122,36 +149,42 @@ def _plan_events(desired: Sequence[ConversionEvent], live: list[LiveEvent], prun
 
 def _pair(desired: Sequence[ConversionEvent], live: list[LiveEvent], draft: _Draft,
           ) -> tuple[list[tuple[ConversionEvent, LiveEvent | None]], list[LiveEvent]]:
-    """Pair by key, then by ``renamedFrom``; return the pairs and the unpaired live events."""
-    by_key: dict[ResourceKey, LiveEvent] = {}
+    """Pair by key, then by ``renamedFrom``; return the pairs and the unpaired live events.
+    Keys are plain ``(account, name)`` tuples here (equal to ``ResourceKey``s, built once
+    each: a large plan pairs thousands)."""
+    by_key: dict[tuple[str, str], LiveEvent] = {}
     for event in live:
-        by_key.setdefault(event.key, event)
-    wanted: dict[ResourceKey, ConversionEvent] = {}
-    for ev in sorted(desired, key=lambda e: e.key):
-        wanted.setdefault(ev.key, ev)
+        by_key.setdefault((event.account, event.name), event)
+    first: dict[tuple[str, str], ConversionEvent] = {}
+    for ev in desired:  # the first of a key wins (rules report the others: E205)
+        first.setdefault((ev.spec.account, ev.metadata.name), ev)
+    wanted = {key: first[key] for key in sorted(first)}
     claimed = {id(by_key[k]) for k in wanted if k in by_key}
     pairs: list[tuple[ConversionEvent, LiveEvent | None]] = []
     for key, ev in wanted.items():
         found = by_key.get(key)
         old = ev.metadata.renamed_from
-        source = by_key.get(ResourceKey(key.account, old)) if old else None
-        if source is None or ResourceKey(key.account, old or "") in wanted:
+        source = by_key.get((key[0], old)) if old else None
+        if source is None or (key[0], old) in wanted:
             pass
         elif found is None and id(source) not in claimed:
             found = source
             claimed.add(id(source))
         elif found is not None:
             draft.warnings.append(PlanMessage(
-                "W403", f"event '{key}': renamedFrom '{old}' ignored because '{ev.name}' "
-                f"already exists; '{old}' is planned on its own"))
+                "W403", f"event '{ResourceKey(*key)}': renamedFrom '{old}' ignored "
+                f"because '{ev.name}' already exists; '{old}' is planned on its own"))
         pairs.append((ev, found))
     return pairs, [e for e in live if id(e) not in claimed]
 
 
 def _unchanged(ev: ConversionEvent, current: LiveEvent) -> bool:
-    """The cheap no-op test (model equality, no serialization): most events of a plan."""
+    """The cheap no-op test (model equality, no serialization): most events of a plan. A
+    plan's listing may hand an unchanged live event the desired spec itself
+    (``provider.SharesSpecs``)."""
     return (current.managed and current.api != "legacy" and current.name == ev.name
-            and current.spec == ev.spec and current.labels == ev.metadata.labels)
+            and (current.spec is ev.spec or current.spec == ev.spec)
+            and current.labels == ev.metadata.labels)
 
 
 def _pair_step(ev: ConversionEvent, current: LiveEvent | None) -> Step | None:
@@ -279,7 +312,9 @@ def _protect_errors(changes: Iterable[Change]) -> list[PlanMessage]:
     return errors
 
 
-def _mass_delete_errors(changes: Iterable[Change], live: list[LiveEvent]) -> list[PlanMessage]:
+def _mass_delete_errors(changes: Sequence[Change], live: list[LiveEvent]) -> list[PlanMessage]:
+    if not any(c.action is Action.DELETE for c in changes):
+        return []  # the usual plan: no need to index every live event
     managed: dict[str, set[str]] = defaultdict(set)
     for current in live:
         if current.managed:

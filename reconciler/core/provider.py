@@ -19,14 +19,14 @@ have it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
-from reconciler.core.models import AccountSpec
+from reconciler.core.models import AccountSpec, EventSpec
 
 
 class LockInfo(BaseModel):
@@ -88,6 +88,20 @@ class StateReader(Protocol):
     def list_events(self, account: str | None = None) -> list[LiveEvent]: ...
 
     def get_event(self, event_id: str) -> LiveEvent: ...
+
+
+@runtime_checkable
+class SharesSpecs(Protocol):
+    """Optional: a plan's listing that reuses the manifests' spec objects (SQLite has it).
+
+    ``list_events_sharing(specs)`` is ``list_events()`` (same events, fields, order,
+    fingerprints and errors), except that an event whose stored spec is exactly what the spec
+    given for its ``(account, name)`` serializes to holds that very object instead of an equal
+    one validated again from the store: most events of a large plan are unchanged, and the
+    planner then compares them by identity."""
+
+    def list_events_sharing(self, specs: Mapping[tuple[str, str], EventSpec],
+                            ) -> list[LiveEvent]: ...
 
 
 class StateWriter(Protocol):

@@ -13,12 +13,21 @@ import difflib
 import functools
 import math
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from reconciler.core import models, network_rules
 from reconciler.core.credentials import DEFAULT_SECRETS_DIR, file_ref_problem, looks_like_secret
 from reconciler.core.credentials import shown as _shown
-from reconciler.core.models import Account, ConversionEvent, Facebook, SecretRef
+from reconciler.core.models import (
+    Account,
+    ConversionEvent,
+    Facebook,
+    FormSubmission,
+    LifecycleStageChange,
+    SecretRef,
+)
 from reconciler.core.privacy import check_options
 from reconciler.core.quota import limit_for
 from reconciler.core.source import Located
@@ -41,8 +50,26 @@ _PIXEL_ID = models.whole_match(models.PIXEL_ID_PATTERN)
 _COUNTRY_CODE = models.whole_match(models.COUNTRY_CODE_PATTERN)
 _CUSTOM_EVENT = models.whole_match(r"[A-Za-z0-9_][A-Za-z0-9_ -]{0,49}")
 
+_STANDARD_EVENTS = frozenset(STANDARD_META_EVENTS)
+_USER_KEYS = frozenset(META_USER_KEYS)
+
 AccountDoc = Located[Account]
 EventDoc = Located[ConversionEvent]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the checks of an account's events read of it, computed once per account: a large
+    set has thousands of events per account."""
+
+    doc: AccountDoc
+    form_ids: frozenset[str]
+    stage_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, doc: AccountDoc) -> _Facts:
+        spec = doc.model.spec
+        return cls(doc, frozenset(f.id for f in spec.forms), frozenset(doc.model.stage_ids()))
 
 
 def check(ms: ManifestSet, diags: Diagnostics, *,
@@ -52,18 +79,20 @@ def check(ms: ManifestSet, diags: Diagnostics, *,
     Linkedin-Version (E123)."""
     day = today or datetime.now(UTC).date()
     accounts = _check_accounts(ms.accounts, diags, secrets_dir, day)
+    facts = {name: _Facts.of(doc) for name, doc in accounts.items()}
     seen: dict[tuple[str, str], EventDoc] = {}
     for ev in ms.events:
         _check_metadata(ev, diags)
-        key = (ev.model.spec.account, ev.model.name)
+        account = ev.model.spec.account
+        key = (account, ev.model.metadata.name)
         if key in seen:
             first = seen[key].at("metadata", "name")
             diags.error("E205", f"event {_shown(ev.model.name)} is declared twice for account "
                         f"{_shown(key[0])} (first at {first})", ev.at("metadata", "name"))
             continue
         seen[key] = ev
-        if ev.model.spec.account in accounts or ev.model.spec.account not in ms.invalid_accounts:
-            _check_event(ev, accounts.get(ev.model.spec.account), diags)
+        if account in accounts or account not in ms.invalid_accounts:
+            _check_event(ev, facts.get(account), diags)
         else:  # the account document itself is broken and already reported: no E201 noise
             _check_trigger(ev, None, diags)
     _check_quota(list(seen.values()), accounts, diags)
@@ -73,16 +102,23 @@ def check(ms: ManifestSet, diags: Diagnostics, *,
 def _check_metadata(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
     """Names match whole; labels hold no secrets (issue 10: they are printed everywhere)."""
     meta = doc.model.metadata
-    for field, name in (("name", meta.name), ("renamedFrom", meta.renamed_from)):
-        if name is not None and not is_name(name):
-            diags.error("E106", f"invalid {field} {_shown(name)}: use lowercase letters, digits "
-                        "and '-', starting and ending with a letter or digit, at most 63 "
-                        "characters", doc.at("metadata", field))
+    if not is_name(meta.name) or (meta.renamed_from is not None
+                                  and not is_name(meta.renamed_from)):
+        _name_errors(doc, diags)
     for key, value in meta.labels.items():
         if looks_like_secret(key) or looks_like_secret(value):
             diags.error("E104", f"label {_shown(key)} holds a value that looks like a token (not "
                         "shown): labels are printed in plans, the API and logs, so they must not "
                         "hold secrets", doc.at("metadata", "labels", key))
+
+
+def _name_errors(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
+    meta = doc.model.metadata
+    for field, name in (("name", meta.name), ("renamedFrom", meta.renamed_from)):
+        if name is not None and not is_name(name):
+            diags.error("E106", f"invalid {field} {_shown(name)}: use lowercase letters, digits "
+                        "and '-', starting and ending with a letter or digit, at most 63 "
+                        "characters", doc.at("metadata", field))
 
 
 def _check_accounts(docs: list[AccountDoc], diags: Diagnostics,
@@ -202,22 +238,25 @@ def _check_unique_ids(doc: AccountDoc, diags: Diagnostics) -> None:
         stages.add(stage.id)
 
 
-def _check_event(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
+def _check_event(ev: EventDoc, account: _Facts | None, diags: Diagnostics) -> None:
     spec = ev.model.spec
     if account is None:
         diags.error("E201", f"account {_shown(spec.account)} is not declared in any manifest",
                     ev.at("spec", "account"), "R1")
-    elif network_rules.check_target(ev, account, diags):
-        fb = account.model.spec.meta
+    elif network_rules.check_target(ev, account.doc, diags):
+        fb = account.doc.model.spec.meta
         if spec.ad_account not in fb.ad_accounts:
             known = ", ".join(fb.ad_accounts) or "none"
             diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of "
                         f"account {_shown(spec.account)} ad accounts ({known})",
                         ev.at("spec", "adAccount"), "R1")
-    network_rules.check_target_format(ev, diags)
-    network_rules.check_meta_only(ev, diags)
+    if spec.conversion_rule is not None or spec.conversion_action is not None:
+        network_rules.check_target_format(ev, diags)
+    if spec.network not in (None, "meta"):  # options only Meta has
+        network_rules.check_meta_only(ev, diags)
     _check_trigger(ev, account, diags)
-    _check_data_processing(ev, diags)
+    if spec.data_processing_options is not None:
+        _check_data_processing(ev, diags)
 
 
 def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
@@ -229,29 +268,29 @@ def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> No
             doc.at("spec", "dataProcessingOptions", *path)))
 
 
-def _check_trigger(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
+def _check_trigger(ev: EventDoc, account: _Facts | None, diags: Diagnostics) -> None:
     trig = ev.model.spec.trigger
-    if (trig.form_submission is None) == (trig.lifecycle_stage_change is None):
+    fs, lc = trig.form_submission, trig.lifecycle_stage_change
+    if (fs is None) == (lc is None):
         diags.error("E301", "the trigger must have exactly one of formSubmission or "
                     "lifecycleStageChange", ev.at("spec", "trigger", key=True), "R1")
-        return
-    if trig.lifecycle_stage_change is not None:
-        _check_lifecycle(ev, account, diags)
-    else:
-        _check_form(ev, account, diags)
+    elif lc is not None:
+        _check_lifecycle(ev, lc, account, diags)
+    elif fs is not None:
+        _check_form(ev, fs, account, diags)
 
 
-def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
-    lc = ev.model.spec.trigger.lifecycle_stage_change
-    assert lc is not None
+def _check_lifecycle(ev: EventDoc, lc: LifecycleStageChange, account: _Facts | None,
+                     diags: Diagnostics) -> None:
     base = ("spec", "trigger", "lifecycleStageChange")
-    if (account is not None and not account.model.spec.lead_sync
-            and ev.model.spec.destination == "meta"):
+    destination = ev.model.spec.destination
+    if (account is not None and not account.doc.model.spec.lead_sync
+            and destination == "meta"):
         diags.error("E302", f"lifecycle-stage events need leadSync: true on account "
-                    f"{_shown(account.model.name)}", ev.at(*base, key=True), "R5")
+                    f"{_shown(account.doc.model.name)}", ev.at(*base, key=True), "R5")
     if not lc.stages:
         diags.error("E303", "select at least one lifecycle stage", ev.at(*base, "stages"), "R6")
-    known = account.model.stage_ids() if account is not None else None
+    known = account.stage_ids if account is not None else None
     seen: set[str] = set()
     for i, stage in enumerate(lc.stages):
         if stage == REFUSED_STAGE:
@@ -265,44 +304,45 @@ def _check_lifecycle(ev: EventDoc, account: AccountDoc | None, diags: Diagnostic
                         "custom stages must be declared in the account's customLifecycleStages",
                         ev.at(*base, "stages", i), "R6")
         seen.add(stage)
-    if ev.model.spec.destination != "meta":  # matched by identifiers, not Meta's lead id (R5)
+    if destination != "meta":  # matched by identifiers, not Meta's lead id (R5)
         _check_data_sharing(ev, diags)
 
 
-def _check_form(ev: EventDoc, account: AccountDoc | None, diags: Diagnostics) -> None:
-    fs = ev.model.spec.trigger.form_submission
-    assert fs is not None
+def _check_form(ev: EventDoc, fs: FormSubmission, account: _Facts | None,
+                diags: Diagnostics) -> None:
     base = ("spec", "trigger", "formSubmission")
-    if account is not None and fs.form_id not in {f.id for f in account.model.spec.forms}:
+    if account is not None and fs.form_id not in account.form_ids:
         diags.error("E203", f"form {_shown(fs.form_id)} is not one of account "
-                    f"{_shown(account.model.name)} forms; external forms are refused",
+                    f"{_shown(account.doc.model.name)} forms; external forms are refused",
                     ev.at(*base, "formId"), "R12")
-    if fs.consent is None:
+    consent = fs.consent
+    if consent is None:
         diags.error("E307", "form events need consent: {property: NAME, value: VALUE}",
                     ev.at(*base, key=True), "R14")
-    else:
+    elif not (consent.property.strip() and consent.value.strip()):
         for field in ("property", "value"):
-            if not getattr(fs.consent, field).strip():
+            if not getattr(consent, field).strip():
                 diags.error("E307", f"consent {field} must not be empty",
                             ev.at(*base, "consent", field), "R14")
     if ev.model.spec.destination == "meta":
         if fs.facebook_event is None:
             diags.error("E102", "missing required field 'spec.trigger.formSubmission."
                         "facebookEvent'", ev.at(*base, key=True))
-        else:
+        elif fs.facebook_event not in _STANDARD_EVENTS:
             _check_facebook_event(fs.facebook_event, ev, diags)
-    if fs.value is not None:
-        if not (math.isfinite(fs.value.amount) and 0 < fs.value.amount <= models.MAX_AMOUNT):
+    value = fs.value
+    if value is not None:
+        if not (math.isfinite(value.amount) and 0 < value.amount <= models.MAX_AMOUNT):
             diags.error("E309", "value amount must be a finite number greater than 0 and at most "
                         f"{models.MAX_AMOUNT:,}",
                         ev.at(*base, "value", "amount"), "R13")
-        _check_currency(fs.value.currency, ev, diags)
+        if not (_is_currency(value.currency) and value.currency.isupper()):
+            _currency_error(value.currency, ev, diags)
     _check_data_sharing(ev, diags)
 
 
 def _check_facebook_event(name: str, ev: EventDoc, diags: Diagnostics) -> None:
-    if name in STANDARD_META_EVENTS:
-        return
+    """E308: ``name`` is not a standard Meta event; a custom one must be well formed."""
     where = ev.at("spec", "trigger", "formSubmission", "facebookEvent")
     if name.startswith(CUSTOM_EVENT_PREFIX):
         custom = name[len(CUSTOM_EVENT_PREFIX):]
@@ -324,9 +364,8 @@ def _is_currency(code: str) -> bool:
     return pycountry.currencies.get(alpha_3=code) is not None
 
 
-def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
-    if _is_currency(code) and code.isupper():
-        return
+def _currency_error(code: str, ev: EventDoc, diags: Diagnostics) -> None:
+    """E310: ``code`` is not an upper-case ISO 4217 code."""
     hint = ""
     if _is_currency(code.upper()):
         hint = f"; did you mean '{code.upper()}'?"
@@ -337,25 +376,29 @@ def _check_currency(code: str, ev: EventDoc, diags: Diagnostics) -> None:
 def _check_data_sharing(ev: EventDoc, diags: Diagnostics) -> None:
     ds = ev.model.spec.data_sharing
     base = ("spec", "dataSharing")
-    for field, label in (("user_agent", "userAgent"), ("action_source", "actionSource"),
-                         ("event_source_url", "eventSourceUrl")):
-        if not getattr(ds, field):
-            diags.error("E311", f"{label} is always sent and cannot be switched off",
-                        ev.at(*base, label), "R15")
+    if not (ds.user_agent and ds.action_source and ds.event_source_url):
+        for field, label in (("user_agent", "userAgent"), ("action_source", "actionSource"),
+                             ("event_source_url", "eventSourceUrl")):
+            if not getattr(ds, field):
+                diags.error("E311", f"{label} is always sent and cannot be switched off",
+                            ev.at(*base, label), "R15")
     keys: list[str] = []
     for i, prop in enumerate(ds.properties):
         if isinstance(prop, str):
-            if prop not in PROPERTY_KEYS:
-                diags.error("E312", f"property {_shown(prop)} has no Meta key; map it explicitly: "
-                            f"{{property: {_shown(prop)}, as: external_id}}",
+            key = PROPERTY_KEYS.get(prop)
+            if key is None:
+                diags.error("E312", f"property {_shown(prop)} has no Meta key; map it "
+                            f"explicitly: {{property: {_shown(prop)}, as: external_id}}",
                             ev.at(*base, "properties", i), "R15")
-            keys.append(PROPERTY_KEYS.get(prop, ""))
-        elif prop.as_ not in META_USER_KEYS:
+            keys.append(key or "")
+        elif prop.as_ not in _USER_KEYS:
             diags.error("E312", f"{_shown(prop.as_)} is not a Meta user_data key (one of "
                         f"{', '.join(META_USER_KEYS)})", ev.at(*base, "properties", i, "as"), "R15")
         else:
             keys.append(prop.as_)
-    if not network_rules.check_sharing(ev, keys, diags) and "em" not in keys:
+    if ev.model.spec.destination != "meta":
+        network_rules.check_sharing(ev, keys, diags)
+    elif "em" not in keys:
         diags.warning("W301", "email is not shared: Meta matches far fewer events without it",
                       ev.at(*base, "properties"), "R15")
 
@@ -365,12 +408,16 @@ def _check_quota(events: list[EventDoc], accounts: dict[str, AccountDoc],
     used: dict[str, int] = defaultdict(int)
     reported: set[str] = set()
     for ev in events:
-        name = ev.model.spec.account
+        spec = ev.model.spec
+        if spec.trigger.lifecycle_stage_change is None:
+            continue  # a form event uses no slot (R7)
+        name = spec.account
         account = accounts.get(name)
-        if account is None or ev.model.stage_count == 0:
+        count = ev.model.stage_count
+        if account is None or count == 0:
             continue
         before = used[name]
-        used[name] += ev.model.stage_count
+        used[name] += count
         limit = limit_for(account.model.spec.tier)
         if used[name] > limit and name not in reported:
             reported.add(name)
@@ -382,6 +429,6 @@ def _check_quota(events: list[EventDoc], accounts: dict[str, AccountDoc],
                         "R9")
 
 
-def _hint(name: str, options: set[str]) -> str:
+def _hint(name: str, options: AbstractSet[str]) -> str:
     close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.7)
     return f"; did you mean '{close[0]}'?" if close else ""

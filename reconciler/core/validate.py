@@ -29,6 +29,10 @@ class ManifestSet:
     invalid_accounts: set[str] = field(default_factory=set)
     """Names of Account documents that failed validation (already reported): references to
     them are not reported again as undeclared."""
+    documents: list[RawDocument] = field(default_factory=list, repr=False, compare=False)
+    """The parsed documents the set was built from, alive as long as it is: a command that
+    keeps the set to the end (``cli/lifetime``) then never frees them one by one either,
+    which cost a 10,000-event plan about 0.03 s."""
 
     def account(self, name: str) -> Located[Account] | None:
         for acc in self.accounts:
@@ -38,7 +42,7 @@ class ManifestSet:
 
 
 def build(docs: list[RawDocument], diags: Diagnostics) -> ManifestSet:
-    result = ManifestSet()
+    result = ManifestSet(documents=docs)
     for doc in docs:
         model = None if doc.refused else _validate(doc, diags)
         if model is None and _is_account(doc.data):
@@ -75,8 +79,9 @@ def _validate(doc: RawDocument, diags: Diagnostics) -> BaseModel | None:
         where = src.at(("kind",)) if "kind" in data else src.at(())
         diags.error("E009", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", where)
         return None
-    try:
-        return model_cls.model_validate(data, strict=True)
+    try:  # model_validate's own validator, without its Python frame (10,000 calls a plan)
+        model: BaseModel = model_cls.__pydantic_validator__.validate_python(data, strict=True)
+        return model
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
     for err in errors:

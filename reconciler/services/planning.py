@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.core.live import LiveAccount
+from reconciler.core.live import LiveAccount, LiveEvent
 from reconciler.core.plan import Plan
-from reconciler.core.provider import StateReader
+from reconciler.core.provider import SharesSpecs, StateReader
 from reconciler.core.scope import Scope, check_known, in_scope
 from reconciler.core.validate import ManifestSet
 from reconciler.diagnostics import Diagnostics
@@ -73,7 +73,7 @@ def plan_loaded(loaded: Loaded, reader: StateReader, *, prune_unmanaged: bool = 
     # One listing for the whole state (every live event belongs to a live account), not one
     # round trip per account; the backend validates it in bulk.
     names = set(_account_names(manifests, accounts))
-    events = [ev for ev in reader.list_events() if ev.account in names]
+    events = [ev for ev in _live_events(reader, manifests) if ev.account in names]
     plan = build_plan(manifests, accounts, events, prune_unmanaged=prune_unmanaged,
                       allow_mass_delete=allow_mass_delete, manifests_hash=loaded.manifests_hash)
     return PlanResult(plan, manifests, diags)
@@ -84,6 +84,16 @@ def make_plan(paths: Sequence[str | Path], reader: StateReader, *,
               scope: Scope = None) -> PlanResult:
     return plan_loaded(load_manifests(paths, scope), reader, prune_unmanaged=prune_unmanaged,
                        allow_mass_delete=allow_mass_delete)
+
+
+def _live_events(reader: StateReader, manifests: ManifestSet) -> list[LiveEvent]:
+    """The whole live listing; a backend that can (``SharesSpecs``) hands unchanged events the
+    manifests' own spec objects, which the planner then compares by identity."""
+    if isinstance(reader, SharesSpecs):
+        return reader.list_events_sharing(
+            {(ev.model.spec.account, ev.model.metadata.name): ev.model.spec
+             for ev in manifests.events})
+    return reader.list_events()
 
 
 def _account_names(manifests: ManifestSet, live: list[LiveAccount]) -> list[str]:

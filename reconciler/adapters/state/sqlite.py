@@ -24,7 +24,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -38,9 +38,10 @@ from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
 from reconciler.adapters.state._bulk import BULK_ROWS as _BULK_ROWS
 from reconciler.adapters.state._bulk import bulk_gc
-from reconciler.adapters.state.sqlite_schema import connect, immediate
+from reconciler.adapters.state.sqlite_listing import SHARING_COLUMNS, events_sharing
+from reconciler.adapters.state.sqlite_schema import connect, immediate, rollback
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
-from reconciler.core.models import AccountSpec
+from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.core.write_rules import NetworkUse
 from reconciler.errors import ConflictError, StateError
@@ -56,9 +57,14 @@ _UPDATE_EVENT = ("UPDATE events SET "
 _SELECT_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
 # One JSON object per row, assembled by SQLite (spec and labels are stored as JSON already):
 # the rows of a listing are validated in one call, and each row's text is its fingerprint.
-_EVENT_JSON = "SELECT json_object({}) FROM events".format(", ".join(
+_ROW_JSON = "json_object({})".format(", ".join(
     f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
     for c in _EVENT_COLUMNS if c != "stage_count"))
+_EVENT_JSON = f"SELECT {_ROW_JSON} FROM events"
+# A plan's listing (``sqlite_listing``): the stored spec and the other fields; then the JSON
+# of the rows it reads as ``list_events`` does, by id.
+_EVENTS_SHARING = f"SELECT spec, {', '.join(SHARING_COLUMNS)} FROM events ORDER BY account, name"
+_EVENTS_BY_ID = f"SELECT id, {_ROW_JSON} FROM events WHERE id IN "
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 
 
@@ -89,8 +95,27 @@ def _events_from_json(texts: list[str], path: Path) -> list[LiveEvent]:
                          f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})"
                          ) from exc
     for event, text in zip(events, texts, strict=True):
-        event.remember_fingerprint(hashlib.sha256(text.encode()).hexdigest())
+        event.remember_fingerprint(_fingerprint(text))
     return events
+
+
+def _fingerprint(text: str) -> str:
+    """An event's fingerprint: the SHA-256 of its row's JSON text (every stored field)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: its queries see the same state (WAL: a snapshot); inside one
+    already open (a caller's write), that one."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        rollback(conn)
 
 
 def _account_from_row(row: sqlite3.Row) -> LiveAccount:
@@ -132,6 +157,26 @@ class SqliteProvider:
                                     (account,)).fetchall()
         with bulk_gc(len(rows)):
             return _events_from_json([row[0] for row in rows], self.path)
+
+    def list_events_sharing(self, specs: Mapping[tuple[str, str], EventSpec],
+                            ) -> list[LiveEvent]:
+        """``list_events()`` sharing the given specs where they are stored as is
+        (``provider.SharesSpecs``, ``sqlite_listing``)."""
+        with self._read() as conn, _snapshot(conn):
+            cursor = conn.cursor()
+            cursor.row_factory = None  # plain tuples
+            rows = cursor.execute(_EVENTS_SHARING).fetchall()
+
+            def by_id(ids: list[str]) -> list[LiveEvent]:
+                texts: dict[str, str] = {}
+                for at in range(0, len(ids), 500):  # within SQLite's limit of parameters
+                    part = ids[at:at + 500]
+                    texts.update(cursor.execute(
+                        f"{_EVENTS_BY_ID}({', '.join('?' * len(part))})", part).fetchall())
+                return _events_from_json([texts[i] for i in ids], self.path)
+
+            with bulk_gc(len(rows)):
+                return events_sharing(rows, specs, by_id, _fingerprint, self.list_events)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self._read() as conn:
