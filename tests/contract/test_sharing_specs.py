@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from statekit import account_spec, form_event, lifecycle_event
 
 from reconciler.adapters.state import sqlite_listing
-from reconciler.adapters.state.sqlite import _EVENTS_SHARING, _ROW_JSON, SqliteProvider
+from reconciler.adapters.state.sqlite import SqliteProvider
 from reconciler.core.live import EventWrite, LiveEvent
 from reconciler.core.models import EventSpec
 from reconciler.core.provider import SharesSpecs
@@ -152,8 +152,9 @@ def test_the_row_json_rebuilt_is_sqlites_own_or_declined(
         conn.execute("INSERT INTO events VALUES (?, 'acme', ?, ?, ?, ?, 'c', 'u', ?, ?, ?)",
                      (f"ev_{i}", name, '{"a":[1,2.5,"é\\n"],"b":null}', labels, api, version,
                       manager, None if i % 2 else "h"))
-    rows = conn.execute(_EVENTS_SHARING).fetchall()
-    texts = [t for (t,) in conn.execute(f"SELECT {_ROW_JSON} FROM events ORDER BY account, name")]
+    rows = conn.execute(sqlite_listing.EVENTS_SHARING).fetchall()
+    texts = [t for (t,) in conn.execute(
+        f"SELECT {sqlite_listing._ROW_JSON} FROM events ORDER BY account, name")]
     for row, text in zip(rows, texts, strict=True):
         rebuilt = sqlite_listing.row_json(row)
         assert rebuilt is None or rebuilt == text, (row, text)

@@ -19,7 +19,6 @@ nothing: every write the server acknowledges is on disk.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import sqlite3
@@ -27,44 +26,37 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import cache
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 
 from reconciler.adapters.state import _rules as rules
 from reconciler.adapters.state import sqlite_schema
-from reconciler.adapters.state._bulk import BULK_ROWS as _BULK_ROWS
 from reconciler.adapters.state._bulk import bulk_gc
-from reconciler.adapters.state.sqlite_listing import SHARING_COLUMNS, events_sharing
-from reconciler.adapters.state.sqlite_schema import connect, immediate, rollback
+from reconciler.adapters.state.sqlite_listing import (
+    EVENT_JSON,
+    EVENTS_SHARING,
+    events_by_id,
+    events_from_json,
+    events_sharing,
+    fingerprint,
+)
+from reconciler.adapters.state.sqlite_schema import EVENT_COLUMNS, connect, immediate, snapshot
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
 from reconciler.core.models import AccountSpec, EventSpec
 from reconciler.core.provider import AuditRecord, LockInfo
 from reconciler.core.write_rules import NetworkUse
 from reconciler.errors import ConflictError, StateError
 
-_EVENT_COLUMNS = ("id", "account", "name", "spec", "labels", "api", "created_at", "updated_at",
-                  "version", "managed_by", "last_applied_hash", "stage_count")
-_INSERT_EVENT = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-                 f"VALUES ({', '.join(':' + c for c in _EVENT_COLUMNS)})")
+_INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                 f"VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)})")
 _UPDATE_EVENT = ("UPDATE events SET "
-                 + ", ".join(f"{c} = :{c}" for c in _EVENT_COLUMNS
+                 + ", ".join(f"{c} = :{c}" for c in EVENT_COLUMNS
                              if c not in ("id", "account", "created_at"))
                  + " WHERE id = :id")
-_SELECT_EVENTS = f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
-# One JSON object per row, assembled by SQLite (spec and labels are stored as JSON already):
-# the rows of a listing are validated in one call, and each row's text is its fingerprint.
-_ROW_JSON = "json_object({})".format(", ".join(
-    f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
-    for c in _EVENT_COLUMNS if c != "stage_count"))
-_EVENT_JSON = f"SELECT {_ROW_JSON} FROM events"
-# A plan's listing (``sqlite_listing``): the stored spec and the other fields; then the JSON
-# of the rows it reads as ``list_events`` does, by id.
-_EVENTS_SHARING = f"SELECT spec, {', '.join(SHARING_COLUMNS)} FROM events ORDER BY account, name"
-_EVENTS_BY_ID = f"SELECT id, {_ROW_JSON} FROM events WHERE id IN "
+_SELECT_EVENTS = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
 _LOCK_COLUMNS = "id, holder, pid, host, operation, created_at, expires_at"
 
 
@@ -73,49 +65,10 @@ def _json(data: Any) -> str:
 
 
 def _event_from_row(row: sqlite3.Row) -> LiveEvent:
-    data = {key: row[key] for key in _EVENT_COLUMNS if key != "stage_count"}
+    data = {key: row[key] for key in EVENT_COLUMNS if key != "stage_count"}
     data["spec"] = orjson.loads(row["spec"])
     data["labels"] = orjson.loads(row["labels"])
     return LiveEvent.model_validate(data)
-
-
-@cache
-def _event_list_adapter() -> TypeAdapter[list[LiveEvent]]:
-    return TypeAdapter(list[LiveEvent])
-
-
-def _events_from_json(texts: list[str], path: Path) -> list[LiveEvent]:
-    """Validate the JSON texts of event rows in one call; fingerprint each by its text."""
-    adapter, events = _event_list_adapter(), []
-    try:
-        for start in range(0, len(texts), _BULK_ROWS):  # bounded text: memory stays linear
-            events.extend(adapter.validate_json(f"[{','.join(texts[start:start + _BULK_ROWS])}]"))
-    except ValidationError as exc:
-        raise StateError(f"state file {path} holds an event this version cannot read "
-                         f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})"
-                         ) from exc
-    for event, text in zip(events, texts, strict=True):
-        event.remember_fingerprint(_fingerprint(text))
-    return events
-
-
-def _fingerprint(text: str) -> str:
-    """An event's fingerprint: the SHA-256 of its row's JSON text (every stored field)."""
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """One read transaction: its queries see the same state (WAL: a snapshot); inside one
-    already open (a caller's write), that one."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        rollback(conn)
 
 
 def _account_from_row(row: sqlite3.Row) -> LiveAccount:
@@ -151,39 +104,31 @@ class SqliteProvider:
     def list_events(self, account: str | None = None) -> list[LiveEvent]:
         with self._read() as conn:
             if account is None:
-                rows = conn.execute(f"{_EVENT_JSON} ORDER BY account, name").fetchall()
+                rows = conn.execute(f"{EVENT_JSON} ORDER BY account, name").fetchall()
             else:
-                rows = conn.execute(f"{_EVENT_JSON} WHERE account = ? ORDER BY name",
+                rows = conn.execute(f"{EVENT_JSON} WHERE account = ? ORDER BY name",
                                     (account,)).fetchall()
         with bulk_gc(len(rows)):
-            return _events_from_json([row[0] for row in rows], self.path)
+            return events_from_json([row[0] for row in rows], self.path)
 
     def list_events_sharing(self, specs: Mapping[tuple[str, str], EventSpec],
                             ) -> list[LiveEvent]:
         """``list_events()`` sharing the given specs where they are stored as is
         (``provider.SharesSpecs``, ``sqlite_listing``)."""
-        with self._read() as conn, _snapshot(conn):
+        with self._read() as conn, snapshot(conn):
             cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples
-            rows = cursor.execute(_EVENTS_SHARING).fetchall()
-
-            def by_id(ids: list[str]) -> list[LiveEvent]:
-                texts: dict[str, str] = {}
-                for at in range(0, len(ids), 500):  # within SQLite's limit of parameters
-                    part = ids[at:at + 500]
-                    texts.update(cursor.execute(
-                        f"{_EVENTS_BY_ID}({', '.join('?' * len(part))})", part).fetchall())
-                return _events_from_json([texts[i] for i in ids], self.path)
-
+            rows = cursor.execute(EVENTS_SHARING).fetchall()
             with bulk_gc(len(rows)):
-                return events_sharing(rows, specs, by_id, _fingerprint, self.list_events)
+                return events_sharing(rows, specs, partial(events_by_id, cursor, self.path),
+                                      fingerprint, self.list_events)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self._read() as conn:
-            row = conn.execute(f"{_EVENT_JSON} WHERE id = ?", (event_id,)).fetchone()
+            row = conn.execute(f"{EVENT_JSON} WHERE id = ?", (event_id,)).fetchone()
         if row is None:
             raise rules.unknown_event(event_id)
-        return _events_from_json([row[0]], self.path)[0]
+        return events_from_json([row[0]], self.path)[0]
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-"""A plan's listing of the SQLite state (``provider.SharesSpecs``): ``list_events`` in which an
-unchanged event holds the manifest's own spec object.
+"""How the SQLite state lists events: each row as one JSON text SQLite assembles, validated in
+bulk and fingerprinted by that text (``events_from_json``); and a plan's listing
+(``provider.SharesSpecs``, ``events_sharing``): ``list_events`` in which an unchanged event holds
+the manifest's own spec object.
 
 Most events of a large plan are unchanged: a row whose stored spec is byte for byte what the
 desired spec of its key serializes to is validated with that spec object in place of its text
@@ -16,13 +18,18 @@ fails, a check that differs) and the listing is ``list_events()``.
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from reconciler.adapters.state._bulk import BULK_ROWS
+from reconciler.adapters.state.sqlite_schema import EVENT_COLUMNS
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import EventSpec
 from reconciler.errors import StateError
@@ -36,9 +43,51 @@ _SERIALIZE = EventSpec.__pydantic_serializer__.to_json  # warnings=False: a vali
 Read = Callable[[list[str]], list[LiveEvent]]  # events by id, read as list_events reads them
 
 
+# One JSON object per row, assembled by SQLite (spec and labels are stored as JSON already):
+# the rows of a listing are validated in one call, and each row's text is its fingerprint.
+_ROW_JSON = "json_object({})".format(", ".join(
+    f"'{c}', json({c})" if c in ("spec", "labels") else f"'{c}', {c}"
+    for c in EVENT_COLUMNS if c != "stage_count"))
+EVENT_JSON = f"SELECT {_ROW_JSON} FROM events"
+# A plan's listing: the stored spec and the other fields; then the JSON of the rows it reads
+# as ``list_events`` does, by id.
+EVENTS_SHARING = f"SELECT spec, {', '.join(SHARING_COLUMNS)} FROM events ORDER BY account, name"
+_EVENTS_BY_ID = f"SELECT id, {_ROW_JSON} FROM events WHERE id IN "
+
+
 @cache
-def _listing_adapter() -> TypeAdapter[list[LiveEvent]]:
+def _event_list_adapter() -> TypeAdapter[list[LiveEvent]]:
     return TypeAdapter(list[LiveEvent])
+
+
+def events_from_json(texts: list[str], path: Path) -> list[LiveEvent]:
+    """Validate the JSON texts of event rows in one call; fingerprint each by its text."""
+    adapter, events = _event_list_adapter(), []
+    try:
+        for start in range(0, len(texts), BULK_ROWS):  # bounded text: memory stays linear
+            events.extend(adapter.validate_json(f"[{','.join(texts[start:start + BULK_ROWS])}]"))
+    except ValidationError as exc:
+        raise StateError(f"state file {path} holds an event this version cannot read "
+                         f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})"
+                         ) from exc
+    for event, text in zip(events, texts, strict=True):
+        event.remember_fingerprint(fingerprint(text))
+    return events
+
+
+def fingerprint(text: str) -> str:
+    """An event's fingerprint: the SHA-256 of its row's JSON text (every stored field)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def events_by_id(cursor: sqlite3.Cursor, path: Path, ids: list[str]) -> list[LiveEvent]:
+    """The events ``ids`` (each stored), in that order, read as ``list_events`` reads them."""
+    texts: dict[str, str] = {}
+    for at in range(0, len(ids), 500):  # within SQLite's limit of parameters
+        part = ids[at:at + 500]
+        texts.update(cursor.execute(
+            f"{_EVENTS_BY_ID}({', '.join('?' * len(part))})", part).fetchall())
+    return events_from_json([texts[i] for i in ids], path)
 
 
 def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str], EventSpec],
@@ -60,7 +109,7 @@ def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str]
             shared.append(fields)
             shared_at.append((i, text))
     try:
-        events = _listing_adapter().validate_python(shared)
+        events = _event_list_adapter().validate_python(shared)
         ids = [rows[i][1] for i in rest_at] + [rows[i][1] for i, _ in shared_at[:1]]
         rest = by_id(ids)
     except (ValidationError, StateError):  # a row this version cannot read: in its words

@@ -192,6 +192,10 @@ _OWN_TABLES: Final = {"accounts", "events", "locks", "journal", "tokens", "sqlit
                       "account_locks", "audit"}
 
 
+EVENT_COLUMNS: Final = ("id", "account", "name", "spec", "labels", "api", "created_at",
+                        "updated_at", "version", "managed_by", "last_applied_hash", "stage_count")
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating file and parent directory if needed) and migrate the state file."""
     _make_parent(path)
@@ -280,6 +284,20 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         rollback(conn)
         raise
+
+
+@contextlib.contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: its queries see the same state (WAL: a snapshot); inside one
+    already open (a caller's write), that one."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        rollback(conn)
 
 
 def rollback(conn: sqlite3.Connection) -> None:
