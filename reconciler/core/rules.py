@@ -250,13 +250,10 @@ def _check_event(ev: EventDoc, account: _Facts | None, diags: Diagnostics) -> No
             diags.error("E202", f"ad account {_shown(spec.ad_account or '')} is not one of "
                         f"account {_shown(spec.account)} ad accounts ({known})",
                         ev.at("spec", "adAccount"), "R1")
-    if spec.conversion_rule is not None or spec.conversion_action is not None:
-        network_rules.check_target_format(ev, diags)
-    if spec.network not in (None, "meta"):  # options only Meta has
-        network_rules.check_meta_only(ev, diags)
+    network_rules.check_target_format(ev, diags)
+    network_rules.check_meta_only(ev, diags)
     _check_trigger(ev, account, diags)
-    if spec.data_processing_options is not None:
-        _check_data_processing(ev, diags)
+    _check_data_processing(ev, diags)
 
 
 def _check_data_processing(doc: AccountDoc | EventDoc, diags: Diagnostics) -> None:
