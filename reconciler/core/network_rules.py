@@ -16,8 +16,8 @@ from typing import Any
 from reconciler.core import models, privacy
 from reconciler.core.credentials import shown as _shown
 from reconciler.core.models import Google, LinkedIn
-from reconciler.core.normalize import UNHASHED_KEYS
 from reconciler.core.source import Located
+from reconciler.core.vocabulary import UNHASHED_KEYS
 from reconciler.diagnostics import Diagnostics, SourceLocation
 
 AccountDoc = Located[models.Account]

@@ -65,6 +65,7 @@ from reconciler.core.normalize_rules import (
     normalize,
     sha256_hex,
 )
+from reconciler.core.vocabulary import UNHASHED_KEYS
 
 __all__ = [  # the rules (normalize_rules) are re-exported with the hot path defined here
     "CACHE_SIZE", "HASHED_KEYS", "LEAD_ID", "UNHASHED_KEYS", "Digest", "clean", "clear_caches",
@@ -75,8 +76,6 @@ __all__ = [  # the rules (normalize_rules) are re-exported with the hot path def
 
 HASHED_KEYS = frozenset(
     {"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"})
-UNHASHED_KEYS = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id",
-                           "subscription_id", "fb_login_id"})
 LEAD_ID = re.compile(r"[0-9]{15,17}")  # a Meta lead id; ASCII digits only: \d matches any script's
 
 # What is sent for one key: (raw value, the contact's normalized country) -> lowercase hex

@@ -70,3 +70,8 @@ PROPERTY_KEYS: Final = {
 META_USER_KEYS: Final = (
     "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge", "external_id",
 )
+
+# Meta's user_data keys sent in clear, never hashed (Meta's customer information parameters);
+# here so the manifest rules need not import the normalizers.
+UNHASHED_KEYS: Final = frozenset({"client_ip_address", "client_user_agent", "fbc", "fbp",
+                                  "lead_id", "subscription_id", "fb_login_id"})
