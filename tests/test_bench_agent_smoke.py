@@ -112,3 +112,15 @@ def test_agent_phases_quick_on_postgres() -> None:
         assert re.search(rf"^\| (&nbsp;)*{re.escape(phase)} \| [0-9.]+ \| {_SPREAD} \| [0-9.]+ \|$",
                          out, re.MULTILINE), phase
     _every_run_sent(out)
+
+
+def test_agent_unique_keys_quick() -> None:
+    """The unique-key bench prints, for each slice of the files' growth, min / median / max
+    CPU per row of the inbox and the outbox with text and with hashed keys."""
+    script = SCRIPT.parent / "agent_unique_keys.py"
+    done = subprocess.run([sys.executable, str(script), "--rows", "2000", "--step", "1000"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for rows in ("1,000", "2,000"):
+        assert re.search(rf"^\| {rows} \| {_SPREAD} \| {_SPREAD} \| {_SPREAD} \| {_SPREAD} \|$",
+                         done.stdout, re.MULTILINE), done.stdout
