@@ -160,10 +160,10 @@ def test_real_process_exits_fast_with_all_its_output_and_exit_code(repo: Path,
     assert "E009" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_the_collector_is_paused_by_plan_and_validate_in_the_real_process_only(
-        repo: Path) -> None:
-    """plan and validate switch the cyclic collector off (cli/lifetime.py: the process ends
-    without freeing anything); under CliRunner, in this test process, it stays on."""
+def test_the_collector_is_paused_only_where_nothing_is_freed(repo: Path) -> None:
+    """``pause_collector`` (called by plan and validate) switches the cyclic collector off once
+    ``lifetime`` is enabled, as in the real process that ends without freeing anything; under
+    CliRunner, in this test process, plan and validate leave it on."""
     import gc
 
     from reconciler.cli import lifetime

@@ -61,8 +61,8 @@ def test_golden(case: str) -> None:
 
 
 def test_fingerprints_are_each_live_objects_own_when_asked_for() -> None:
-    """``Plan.fingerprints`` is computed only when used (a text plan never asks), and is then
-    every live object's fingerprint; a backend's stored text is hashed only then too."""
+    """``Plan.fingerprints`` (filled when first used, so a text plan never hashes) is every live
+    object's fingerprint, a remembered stored text's SHA-256 included, and survives a save."""
     desired, accounts, events, options = load_case("update-fields")
     text = events[0].model_dump_json()
     events[0].remember_source(text)

@@ -1,6 +1,7 @@
 """Rule checks of account documents, and the metadata and Limited Data Use checks every document
-shares (domain-rules.md R1-R6, R17; the codes are in README "Diagnostic codes"). ``rules.check``
-runs them over a whole desired state, before the event checks that read each account."""
+shares (domain-rules.md R1-R3, R6, R12, R17; the codes are in README "Diagnostic codes").
+``rules.check`` runs them over a whole desired state, before the event checks that read each
+account."""
 
 from __future__ import annotations
 

@@ -103,12 +103,13 @@ class LiveEvent(_Live):
         (``remember_fingerprint``): every field is in it, and it costs a hash instead of a dump.
         """
         stored = self.__dict__.get(_STORED_FINGERPRINT)
-        if stored is not None and stored[0] == id(self):
-            if len(stored) == 3:  # the backend's text of the event: hashed when first asked
-                stored = (id(self), hashlib.sha256(stored[2].encode()).hexdigest())
-                self.__dict__[_STORED_FINGERPRINT] = stored
-            return str(stored[1])
-        return content_hash(self.model_dump(mode="json", by_alias=True))
+        if stored is None or stored[0] != id(self):
+            return content_hash(self.model_dump(mode="json", by_alias=True))
+        owner, fingerprint, text = stored
+        if fingerprint is None:  # the backend's text of the event: hashed when first asked
+            fingerprint = hashlib.sha256(text.encode()).hexdigest()
+            self.__dict__[_STORED_FINGERPRINT] = (owner, fingerprint, None)
+        return str(fingerprint)
 
     def remember_fingerprint(self, fingerprint: str) -> None:
         """Record the fingerprint a backend computed from its stored form of this event.
@@ -117,7 +118,7 @@ class LiveEvent(_Live):
         object's id, so a ``model_copy`` (which copies the dict, possibly with changed fields)
         computes its own fingerprint instead of inheriting this one.
         """
-        self.__dict__[_STORED_FINGERPRINT] = (id(self), fingerprint)
+        self.__dict__[_STORED_FINGERPRINT] = (id(self), fingerprint, None)
 
     def remember_source(self, text: str) -> None:
         """``remember_fingerprint`` of the SHA-256 of ``text``, the backend's stored form of
