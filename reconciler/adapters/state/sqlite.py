@@ -26,7 +26,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,8 @@ from reconciler.adapters.state import sqlite_schema
 from reconciler.adapters.state._bulk import bulk_gc
 from reconciler.adapters.state.sqlite_listing import (
     EVENT_JSON,
-    EVENTS_SHARING,
-    events_by_id,
     events_from_json,
     events_sharing,
-    fingerprint,
 )
 from reconciler.adapters.state.sqlite_schema import EVENT_COLUMNS, connect, immediate, snapshot
 from reconciler.core.live import EventWrite, LiveAccount, LiveEvent
@@ -116,12 +112,7 @@ class SqliteProvider:
         """``list_events()`` sharing the given specs where they are stored as is
         (``provider.SharesSpecs``, ``sqlite_listing``)."""
         with self._read() as conn, snapshot(conn):
-            cursor = conn.cursor()
-            cursor.row_factory = None  # plain tuples
-            rows = cursor.execute(EVENTS_SHARING).fetchall()
-            with bulk_gc(len(rows)):
-                return events_sharing(rows, specs, partial(events_by_id, cursor, self.path),
-                                      fingerprint, self.list_events)
+            return events_sharing(conn, self.path, specs, self.list_events)
 
     def get_event(self, event_id: str) -> LiveEvent:
         with self._read() as conn:

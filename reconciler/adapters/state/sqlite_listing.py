@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from reconciler.adapters.state._bulk import BULK_ROWS
+from reconciler.adapters.state._bulk import BULK_ROWS, bulk_gc
 from reconciler.adapters.state.sqlite_schema import EVENT_COLUMNS
 from reconciler.core.live import LiveEvent
 from reconciler.core.models import EventSpec
@@ -40,7 +40,6 @@ SHARING_COLUMNS = ("id", "account", "name", "labels", "api", "created_at", "upda
                    "version", "managed_by", "last_applied_hash")
 _SERIALIZE = EventSpec.__pydantic_serializer__.to_json  # warnings=False: a validated spec has
 # none to give, and looking for them is a sixth of the call
-Read = Callable[[list[str]], list[LiveEvent]]  # events by id, read as list_events reads them
 
 
 # One JSON object per row, assembled by SQLite (spec and labels are stored as JSON already):
@@ -90,12 +89,23 @@ def events_by_id(cursor: sqlite3.Cursor, path: Path, ids: list[str]) -> list[Liv
     return events_from_json([texts[i] for i in ids], path)
 
 
-def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str], EventSpec],
-                   by_id: Read, fingerprint: Callable[[str], str],
+def events_sharing(conn: sqlite3.Connection, path: Path,
+                   specs: Mapping[tuple[str, str], EventSpec],
                    listing: Callable[[], list[LiveEvent]]) -> list[LiveEvent]:
-    """The events of ``rows`` (each: the stored spec, then ``SHARING_COLUMNS``), in order;
-    ``fingerprint`` makes an event's from its row's JSON text, ``listing`` is
-    ``list_events``. See the module docstring."""
+    """Every event of the state at ``path`` (read on ``conn``, inside one read transaction),
+    sharing ``specs`` where they are stored as is; ``listing`` is ``list_events``, what any
+    doubt falls back to. See the module docstring."""
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples
+    rows = cursor.execute(EVENTS_SHARING).fetchall()
+    with bulk_gc(len(rows)):
+        return _sharing(rows, specs, cursor, path, listing)
+
+
+def _sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str], EventSpec],
+             cursor: sqlite3.Cursor, path: Path,
+             listing: Callable[[], list[LiveEvent]]) -> list[LiveEvent]:
+    """The events of ``rows`` (each: the stored spec, then ``SHARING_COLUMNS``), in order."""
     out: list[LiveEvent | None] = [None] * len(rows)
     shared: list[dict[str, Any]] = []
     shared_at: list[tuple[int, str]] = []  # (row, its JSON text)
@@ -111,7 +121,7 @@ def events_sharing(rows: Sequence[Sequence[Any]], specs: Mapping[tuple[str, str]
     try:
         events = _event_list_adapter().validate_python(shared)
         ids = [rows[i][1] for i in rest_at] + [rows[i][1] for i, _ in shared_at[:1]]
-        rest = by_id(ids)
+        rest = events_by_id(cursor, path, ids)
     except (ValidationError, StateError):  # a row this version cannot read: in its words
         return listing()
     if shared_at and rest.pop().fingerprint() != fingerprint(shared_at[0][1]):
